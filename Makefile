@@ -1,0 +1,44 @@
+# helm-runbook: thin verbs. README names the two that matter: `make runbook` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+export NO_MKDOCS_2_WARNING := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help setup check fmt test runbook docs helm-chart-smoke bench clean
+
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create .venv with the project installed (editable, all extras); idempotent
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[all]'
+	@touch $@
+
+check: setup ## read-only checks: ruff format --check, ruff, mypy
+	$(BIN)/ruff format --check helm_runbook tests benchmarks
+	$(BIN)/ruff check helm_runbook tests benchmarks
+	$(BIN)/mypy helm_runbook
+
+fmt: setup ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix helm_runbook tests benchmarks
+	$(BIN)/ruff format helm_runbook tests benchmarks
+
+test: setup ## run the test suite (what CI runs)
+	$(BIN)/pytest
+
+runbook: setup ## the main job: execute every runbook against the bundled runtime, build the docs
+	$(BIN)/python -m helm_runbook.runbook
+
+helm-chart-smoke: setup ## lint, render and validate the chart; every guard must refuse with its message
+	$(BIN)/python -m helm_runbook.chart.smoke
+
+bench: setup ## print hot-path and HTTP benchmark figures
+	$(BIN)/python benchmarks/hot_path.py
+
+clean: ## remove build artefacts (keeps .venv)
+	rm -rf build site .cache .pytest_cache .mypy_cache .ruff_cache
