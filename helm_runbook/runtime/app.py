@@ -1,0 +1,148 @@
+"""ASGI applications for the API port and the health port, built from the route table.
+
+Domain errors become HTTP errors here, in one place: ``ProblemError`` → its status,
+``StoreUnavailable`` → 503 fail-closed, anything else → 500 with upstream's generic detail
+(the cause goes to the log, never to the client).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from helm_runbook.runtime.auth import Identity, authorize
+from helm_runbook.runtime.kernel import Kernel
+from helm_runbook.runtime.keys import Signer
+from helm_runbook.runtime.log import log
+from helm_runbook.runtime.policy.reconciler import Reconciler
+from helm_runbook.runtime.policy.snapshot import PolicyScope
+from helm_runbook.runtime.problems import INTERNAL_DETAIL, ProblemError, problem
+from helm_runbook.runtime.routes import API_ROUTES, HEALTH_ROUTES, RouteSpec
+from helm_runbook.runtime.settings import Settings
+from helm_runbook.runtime.store.base import ReceiptStore, StoreUnavailable
+
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
+    (b"content-security-policy", b"default-src 'self'"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+
+@dataclass
+class Runtime:
+    """Everything the handlers need, assembled once at start-up."""
+
+    settings: Settings
+    scope: PolicyScope
+    kernel: Kernel
+    store: ReceiptStore
+    signer: Signer
+    evidence_signer: Signer
+    reconciler: Reconciler
+
+
+class SecurityHeaders:
+    """Security headers and ``X-Request-ID`` on every API response (contract 3.1)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value[:128]
+                break
+        if not request_id:
+            request_id = uuid.uuid4().hex.encode()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *_SECURITY_HEADERS,
+                    (b"x-request-id", request_id),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _endpoint(spec: RouteSpec, runtime: Runtime | None) -> Any:
+    allowed = set(spec.methods)
+
+    async def endpoint(request: Request) -> Response:
+        if "*" not in allowed and request.method not in allowed:
+            return problem(
+                405,
+                f"{request.method} is not allowed on {spec.path}; use {', '.join(spec.methods)}",
+                instance=request.url.path,
+                headers={"Allow": ", ".join(spec.methods)},
+            )
+        try:
+            if runtime is None:
+                return await spec.handler(request, Identity())
+            settings = runtime.settings
+            identity = authorize(
+                request,
+                spec.auth,
+                admin_key=settings.admin_api_key,
+                service_key=settings.service_api_key,
+                tenant_id=settings.tenant_id,
+                principal_id=settings.principal_id,
+            )
+            return await spec.handler(request, identity)
+        except ProblemError as exc:
+            return problem(exc.status, exc.detail, instance=request.url.path, headers=exc.headers)
+        except StoreUnavailable as exc:
+            log("receipt store unavailable", level="ERROR", path=request.url.path, error=str(exc))
+            return problem(
+                503,
+                f"Receipt store unavailable: {exc}. No receipt was written; retry when storage recovers.",
+                instance=request.url.path,
+                headers={"Retry-After": "1"},
+            )
+
+    endpoint.__name__ = spec.operation_id
+    return endpoint
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse("404 page not found\n", status_code=404)
+
+
+async def _internal(request: Request, exc: Exception) -> Response:
+    log("unhandled error", level="ERROR", path=request.url.path, error=repr(exc))
+    return problem(500, INTERNAL_DETAIL, instance=request.url.path)
+
+
+def create_app(runtime: Runtime) -> ASGIApp:
+    """The API-port application (8080): routes of ``API_ROUTES`` behind the security headers."""
+    app = Starlette(
+        routes=[Route(s.path, _endpoint(s, runtime), methods=_ALL_METHODS) for s in API_ROUTES],
+        exception_handlers={404: _not_found, 500: _internal},
+    )
+    app.state.runtime = runtime
+    return SecurityHeaders(app)
+
+
+def create_health_app() -> ASGIApp:
+    """The health-port application (8081): ``/health`` and ``/healthz`` answer ``OK``; no middleware."""
+    return Starlette(
+        routes=[Route(s.path, _endpoint(s, None), methods=_ALL_METHODS) for s in HEALTH_ROUTES],
+        exception_handlers={404: _not_found},
+    )

@@ -1,0 +1,51 @@
+"""Canonical JSON (RFC 8785 / JCS) and the hashes built on it.
+
+Upstream signs JCS bytes (``core/pkg/canonicalize/jcs.go``). For objects holding only ASCII
+keys, strings, booleans, null and integers within 2^53, ``json.dumps(sort_keys=True,
+separators=(",", ":"), ensure_ascii=False)`` produces exactly the JCS bytes (same escapes, same
+key order); that is the fast path used on the hot path. Anything else (floats, non-ASCII keys,
+big integers) goes through the ``rfc8785`` reference implementation. A property test pins the
+two together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import rfc8785
+
+_MAX_SAFE_INT = 2**53 - 1
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _fast_path_ok(value: Any) -> bool:
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+    if isinstance(value, dict):
+        return all(
+            isinstance(k, str) and k.isascii() and _fast_path_ok(v) for k, v in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return all(_fast_path_ok(v) for v in value)
+    return False
+
+
+def canonical_json(value: Any) -> bytes:
+    """JCS bytes of ``value``: what upstream hashes and signs."""
+    if _fast_path_ok(value):
+        return _dumps(value).encode("utf-8")
+    return rfc8785.dumps(value)
+
+
+def sha256_hex(data: bytes) -> str:
+    """Bare lowercase hex SHA-256 (upstream's chain hashes carry no prefix)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_ref(data: bytes) -> str:
+    """``sha256:<hex>``: the prefixed form used for policy, args and decision hashes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()

@@ -1,0 +1,120 @@
+"""The decision pipeline relevant to the chart (contract 5.4): snapshot → PDP gate → rule → CEL.
+
+Every path that is not a clean ALLOW is a DENY with the upstream reason code; an expression that
+errors or returns a non-boolean fails closed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from helm_runbook.runtime.policy.snapshot import EffectivePolicySnapshot, PolicyScope
+
+ALLOW, DENY = "ALLOW", "DENY"
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    principal: str
+    action: str
+    resource: str
+    context: dict[str, Any]
+    scope: PolicyScope
+
+
+@dataclass(frozen=True)
+class Decision:
+    id: str
+    verdict: str
+    reason_code: str
+    reason: str
+    action: str
+    resource: str
+    policy_hash: str
+    requirement_set_hash: str = ""
+
+    @property
+    def allow(self) -> bool:
+        return self.verdict == ALLOW
+
+
+def rfc3339_nano(ns: int) -> str:
+    """UTC RFC3339Nano as Go formats it: trailing zeros of the fraction trimmed."""
+    seconds, frac = divmod(ns, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    if frac:
+        base += "." + f"{frac:09d}".rstrip("0")
+    return base + "Z"
+
+
+def decide(
+    snapshot: EffectivePolicySnapshot | None, request: DecisionRequest, now_ns: int
+) -> Decision:
+    """Run the pipeline for one request against one snapshot."""
+    decision_id = "dec-" + uuid.uuid4().hex
+
+    def deny(code: str, reason: str, policy_hash: str = "") -> Decision:
+        return Decision(
+            decision_id, DENY, code, reason, request.action, request.resource, policy_hash
+        )
+
+    if snapshot is None:
+        return deny("POLICY_NOT_READY", f"no active policy snapshot for {request.scope.key}")
+    if not snapshot.active or snapshot.policy is None:
+        reason = snapshot.reason or "policy snapshot is not active"
+        return deny("POLICY_NOT_READY", reason, snapshot.policy_hash)
+    policy = snapshot.policy
+    if request.resource not in policy.allow and request.action not in policy.allow:
+        return deny("PDP_DENY", f"PDP_DENY (ref=helm:{policy.name})", snapshot.policy_hash)
+    key = request.resource if request.action == "EXECUTE_TOOL" else request.action
+    rule = policy.rules.get(key)
+    if rule is None:
+        return deny(
+            "NO_POLICY_DEFINED",
+            f"NO_POLICY_DEFINED: no policy defined for action {key}",
+            snapshot.policy_hash,
+        )
+    if rule.program is not None:
+        cel_input = {
+            "input": {
+                "action": request.action,
+                "effect": {"effect_type": request.action, "params": request.context},
+                "artifacts": [],
+                "timestamp": rfc3339_nano(now_ns),
+                "taint": [],
+            }
+        }
+        try:
+            result = rule.program.execute(cel_input)
+        except Exception as exc:  # any CEL runtime error fails closed
+            return deny(
+                "PRG_EVALUATION_ERROR",
+                f"requirement {rule.requirement_set_id}:expression failed to evaluate: {exc}",
+                snapshot.policy_hash,
+            )
+        if result is not True:
+            if not isinstance(result, bool):
+                return deny(
+                    "PRG_EVALUATION_ERROR",
+                    f"requirement {rule.requirement_set_id}:expression returned "
+                    f"{type(result).__name__}, not bool",
+                    snapshot.policy_hash,
+                )
+            return deny(
+                "MISSING_REQUIREMENT",
+                f"MISSING_REQUIREMENT: {rule.requirement_set_id}:expression is false",
+                snapshot.policy_hash,
+            )
+    return Decision(
+        decision_id,
+        ALLOW,
+        "",
+        "",
+        request.action,
+        request.resource,
+        snapshot.policy_hash,
+        rule.requirement_set_hash,
+    )

@@ -1,0 +1,351 @@
+"""HTTP handlers: parse → service call → response. No SQL, no env reads (those live elsewhere).
+
+Each handler receives the request and the authorised ``Identity``; it raises ``ProblemError``
+for client mistakes. Shapes follow ``upstream-openapi-subset.yaml``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import platform
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from helm_runbook.runtime import KERNEL_VERSION
+from helm_runbook.runtime.auth import Identity
+from helm_runbook.runtime.guardian import rfc3339_nano
+from helm_runbook.runtime.problems import ProblemError
+from helm_runbook.runtime.store.base import ReceiptQuery
+
+if TYPE_CHECKING:
+    from helm_runbook.runtime.app import Runtime
+
+MAX_EVALUATE_BODY = 1 << 20
+_AUTHORITY_KEYS = ("principal", "principal_id", "tenant", "tenant_id", "workspace", "workspace_id")
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+class CompactJSON(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# -- health and version -------------------------------------------------------------------
+
+
+async def plain_ok(request: Request, identity: Identity) -> Response:
+    """``/health`` on the API port (decision D1) and both health-port routes: plain ``OK``."""
+    return PlainTextResponse("OK")
+
+
+async def healthz(request: Request, identity: Identity) -> Response:
+    return CompactJSON({"status": "ok", "version": KERNEL_VERSION})
+
+
+async def api_health(request: Request, identity: Identity) -> Response:
+    runtime = _runtime(request)
+    return CompactJSON(
+        {
+            "version": KERNEL_VERSION,
+            "commit": "reference-runtime",
+            "helm_ai_kernel_version": KERNEL_VERSION,
+            "status": "ok",
+            "build_time": "",
+            "git_sha": "reference-runtime",
+            "deployment_id": runtime.settings.deployment_id,
+        }
+    )
+
+
+async def version(request: Request, identity: Identity) -> Response:
+    return CompactJSON(
+        {
+            "version": KERNEL_VERSION,
+            "commit": "reference-runtime",
+            "build_time": "",
+            "go_version": f"python{platform.python_version()} (helm-runbook reference runtime)",
+        }
+    )
+
+
+# -- evaluate -----------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object, or a 400/413 problem naming what is wrong."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ProblemError(413, f"Request body exceeds {limit} bytes")
+    body = await request.body()
+    if len(body) > limit:
+        raise ProblemError(413, f"Request body exceeds {limit} bytes")
+    try:
+        value = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProblemError(400, f"Invalid JSON body: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ProblemError(400, "Invalid JSON body: expected an object")
+    return value
+
+
+def _one_of(*spellings: tuple[str, Any]) -> str:
+    """One value from several spellings; they may all be present only when they match after trimming."""
+    values = []
+    for name, value in spellings:
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ProblemError(400, f"Evaluate route {name} must be a string")
+        if value.strip():
+            values.append((name, value.strip()))
+    if len({v for _, v in values}) > 1:
+        names = " and ".join(n for n, _ in values)
+        raise ProblemError(400, f"Evaluate route {names} conflict")
+    return values[0][1] if values else ""
+
+
+def valid_session_id(session_id: str) -> bool:
+    return bool(session_id.strip()) and not any(c in session_id for c in "/\\\x00")
+
+
+async def evaluate(request: Request, identity: Identity) -> Response:
+    """``POST /api/v1/evaluate``: decide, persist the signed receipt, then answer (contract 3.4)."""
+    runtime = _runtime(request)
+    body = await read_json_object(request, MAX_EVALUATE_BODY)
+    context = body.get("context", {})
+    if context is None:
+        context = {}
+    if not isinstance(context, dict):
+        raise ProblemError(400, "Evaluate route context must be an object")
+    tool = _one_of(("tool", body.get("tool")), ("action", body.get("action")))
+    effect_level = _one_of(
+        ("effect_level", body.get("effect_level")), ("resource", body.get("resource"))
+    )
+    if not tool or not effect_level:
+        raise ProblemError(400, "Evaluate route tool and effect_level are required")
+    session_id = _one_of(
+        ("session_id", body.get("session_id")), ("context.session_id", context.get("session_id"))
+    )
+    if not session_id:
+        raise ProblemError(
+            400, "Evaluate route session_id is required (top level or context.session_id)"
+        )
+    if not valid_session_id(session_id):
+        raise ProblemError(400, "Evaluate route session_id must not contain '/', '\\' or NUL")
+    args = body.get("args")
+    if args is not None and not isinstance(args, dict):
+        raise ProblemError(400, "Evaluate route args must be an object")
+    decision_context = {k: v for k, v in context.items() if k not in _AUTHORITY_KEYS}
+    decision_context.update(
+        principal_id=identity.principal_id,
+        tenant_id=identity.tenant_id,
+        session_id=session_id,
+        args=args if args is not None else {},
+    )
+    workspace = request.headers.get("x-helm-workspace-id")
+    if workspace:
+        decision_context["workspace_id"] = workspace
+    try:
+        result = runtime.kernel.evaluate(
+            tenant_id=identity.tenant_id,
+            principal=identity.principal_id,
+            session_id=session_id,
+            action=tool,
+            resource=effect_level,
+            args=args,
+            context=decision_context,
+        )
+    except (TypeError, ValueError) as exc:  # canonicalisation: e.g. integers beyond 2^53
+        raise ProblemError(400, f"Evaluate route args cannot be canonicalised: {exc}") from exc
+    decision, receipt = result.decision, result.receipt
+    return CompactJSON(
+        {
+            "allow": decision.allow,
+            "verdict": decision.verdict,
+            "receipt_id": receipt["receipt_id"],
+            "decision_id": decision.id,
+            "decision_hash": result.decision_hash,
+            "reason_code": decision.reason_code,
+            "policy_ref": decision.policy_hash,
+            "lamport_clock": receipt["lamport_clock"],
+            "id": decision.id,
+            "action": decision.action,
+            "resource": decision.resource,
+            "reason": decision.reason,
+            "policy_version": decision.policy_hash,
+            "signature": result.decision_signature,
+        }
+    )
+
+
+# -- receipts -----------------------------------------------------------------------------
+
+
+def _int_param(request: Request, name: str, default: int, *, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise ProblemError(400, f"{name} must be a non-negative integer")
+    value = int(raw)
+    return min(value, maximum) if maximum is not None else value
+
+
+def parse_time_ns(name: str, raw: str) -> int:
+    """RFC3339Nano with at most nine fraction digits (comma separators rejected) → epoch ns."""
+    m = _RFC3339.match(raw)
+    if not m:
+        raise ProblemError(
+            400, f"{name} must be an RFC3339 timestamp such as 2026-01-02T03:04:05.123Z"
+        )
+    base, frac, zone = m.groups()
+    try:
+        dt = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
+    except ValueError as exc:
+        raise ProblemError(400, f"{name}: {exc}") from exc
+    return int(dt.timestamp()) * 1_000_000_000 + int((frac or "").ljust(9, "0") or 0)
+
+
+def encode_cursor(receipt: dict[str, Any]) -> str:
+    raw = json.dumps(
+        {"l": receipt["lamport_clock"], "t": receipt["timestamp"], "r": receipt["receipt_id"]},
+        separators=(",", ":"),
+    ).encode()
+    return "v1." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The receipt id an opaque ``v1.`` cursor points at."""
+    try:
+        payload = cursor[3:]
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        receipt_id = data["r"]
+        if not isinstance(receipt_id, str):
+            raise TypeError
+        return receipt_id
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise ProblemError(
+            400, "since is not a valid cursor (use next_cursor from a previous page)"
+        ) from exc
+
+
+async def list_receipts(request: Request, identity: Identity) -> Response:
+    """``GET /api/v1/receipts``: oldest first, ``limit``, ``session_id``, ``since`` cursor, filters."""
+    runtime = _runtime(request)
+    q = request.query_params
+    limit = _int_param(request, "limit", 100, maximum=1000) or 100
+    session_id = q.get("session_id") or q.get("agent") or None
+    if session_id is not None and not valid_session_id(session_id):
+        raise ProblemError(400, "session_id must not be blank or contain '/', '\\' or NUL")
+    since = q.get("since", "")
+    after_sequence = after_lamport = 0
+    if since.startswith("lamport:"):
+        if session_id is None:
+            raise ProblemError(
+                400, "since=lamport:<n> needs session_id; use next_cursor for tenant-wide listing"
+            )
+        tail = since[len("lamport:") :]
+        if not tail.isdigit():
+            raise ProblemError(400, "since=lamport:<n> needs a non-negative integer")
+        after_lamport = int(tail)
+    elif since.startswith("v1."):
+        seq = runtime.store.sequence_of(identity.tenant_id, decode_cursor(since))
+        if seq is None:
+            raise ProblemError(400, "since cursor points at a receipt this tenant does not have")
+        after_sequence = seq
+    elif since:
+        raise ProblemError(400, "since must be lamport:<n> or a v1. cursor from next_cursor")
+    query = ReceiptQuery(
+        tenant_id=identity.tenant_id,
+        limit=limit,
+        session_id=session_id,
+        after_sequence=after_sequence,
+        after_lamport=after_lamport,
+        verdict=q.get("verdict") or None,
+        reason_code=q.get("reason_code") or None,
+        executor_id=q.get("principal") or q.get("executor") or None,
+        effect_id=q.get("effect") or q.get("resource") or None,
+        time_from_ns=parse_time_ns("from", q["from"]) if q.get("from") else None,
+        time_to_ns=parse_time_ns("to", q["to"]) if q.get("to") else None,
+    )
+    page = runtime.store.list(query)
+    receipts = [item.receipt for item in page.items]
+    next_cursor = ""
+    if receipts:
+        last = receipts[-1]
+        next_cursor = f"lamport:{last['lamport_clock']}" if session_id else encode_cursor(last)
+    return CompactJSON(
+        {
+            "receipts": receipts,
+            "count": len(receipts),
+            "next_cursor": next_cursor,
+            "has_more": page.has_more,
+        }
+    )
+
+
+async def get_receipt(request: Request, identity: Identity) -> Response:
+    receipt = _runtime(request).store.get(identity.tenant_id, request.path_params["receipt_id"])
+    if receipt is None:
+        raise ProblemError(404, "Receipt not found")
+    return CompactJSON(receipt)
+
+
+async def proofgraph_sessions(request: Request, identity: Identity) -> Response:
+    limit = _int_param(request, "limit", 50, maximum=1000) or 50
+    offset = _int_param(request, "offset", 0)
+    rows = _runtime(request).store.sessions(identity.tenant_id, limit, offset)
+    return CompactJSON(
+        [
+            {
+                "session_id": row["session_id"],
+                "created_at": rfc3339_nano(row["created_at_ns"]),
+                "receipt_count": row["receipt_count"],
+                "last_lamport_clock": row["last_lamport_clock"],
+            }
+            for row in rows
+        ]
+    )
+
+
+async def proofgraph_session_receipts(request: Request, identity: Identity) -> Response:
+    session_id = request.path_params["session_id"]
+    if not valid_session_id(session_id):
+        raise ProblemError(400, "session_id must not be blank or contain '/', '\\' or NUL")
+    store = _runtime(request).store
+    receipts: list[dict[str, Any]] = []
+    after = 0
+    while True:  # bounded: each page advances the lamport cursor
+        page = store.list(
+            ReceiptQuery(identity.tenant_id, limit=1000, session_id=session_id, after_lamport=after)
+        )
+        receipts.extend(item.receipt for item in page.items)
+        if not page.has_more:
+            break
+        after = receipts[-1]["lamport_clock"]
+    if not receipts:
+        raise ProblemError(404, "Session not found")
+    return CompactJSON(receipts)
+
+
+async def proofgraph_receipt(request: Request, identity: Identity) -> Response:
+    receipt_hash = request.path_params["receipt_hash"].removeprefix("sha256:").lower()
+    receipt = _runtime(request).store.get_by_chain_hash(identity.tenant_id, receipt_hash)
+    if receipt is None:
+        raise ProblemError(404, "Receipt not found")
+    return CompactJSON(receipt)

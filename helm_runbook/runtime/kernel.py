@@ -1,0 +1,117 @@
+"""The governed-request service: decide, sign the decision, issue and persist the receipt.
+
+HTTP handlers and the in-process benchmark both call ``Kernel.evaluate``; it returns only after
+the receipt is durable (contract 3.4: persisted before the response).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from helm_runbook.runtime import receipts
+from helm_runbook.runtime.canonical import canonical_json, sha256_hex, sha256_ref
+from helm_runbook.runtime.guardian import Decision, DecisionRequest, decide, rfc3339_nano
+from helm_runbook.runtime.keys import Signer
+from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
+from helm_runbook.runtime.store.base import AppendedReceipt, ChainHead, ReceiptStore
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    decision: Decision
+    receipt: dict[str, Any]
+    decision_hash: str
+    decision_signature: str
+
+
+def decision_record(decision: Decision, principal: str, args_hash: str) -> dict[str, Any]:
+    """The ``decision_record.v4`` envelope whose JCS bytes the decision signature covers."""
+    return {
+        "action": decision.action,
+        "effect_digest": args_hash,
+        "id": decision.id,
+        "phenotype_hash": "",
+        "policy_content_hash": decision.policy_hash,
+        "reason_code": decision.reason_code,
+        "reason_hash": sha256_hex(decision.reason.encode()),
+        "resource": decision.resource,
+        "signature_type": "ed25519:root",
+        "signature_version": "decision_record.v4",
+        "subject_id": principal,
+        "threat_scan_hash": "",
+        "verdict": decision.verdict,
+    }
+
+
+class Kernel:
+    """One runtime scope: its policy snapshots, receipt store and root signer."""
+
+    def __init__(
+        self, *, scope: PolicyScope, snapshots: SnapshotStore, store: ReceiptStore, signer: Signer
+    ) -> None:
+        self.scope = scope
+        self.snapshots = snapshots
+        self.store = store
+        self.signer = signer
+
+    def evaluate(
+        self,
+        *,
+        tenant_id: str,
+        principal: str,
+        session_id: str,
+        action: str,
+        resource: str,
+        args: Any,
+        context: dict[str, Any],
+        source: str = "api.evaluate",
+    ) -> Evaluation:
+        """Decide one governed request and return after its signed receipt is durable."""
+        now_ns = time.time_ns()
+        decision = decide(
+            self.snapshots.get(self.scope),
+            DecisionRequest(principal, action, resource, context, self.scope),
+            now_ns,
+        )
+        args_hash = sha256_ref(canonical_json(args))
+        record = canonical_json(decision_record(decision, principal, args_hash))
+        decision_hash = sha256_ref(record)
+        decision_signature = self.signer.sign_hex(record)
+        signer = self.signer
+        timestamp = rfc3339_nano(now_ns)
+        receipt_id = receipts.receipt_id_for(tenant_id, decision.id)
+
+        def build(head: ChainHead) -> AppendedReceipt:
+            receipt: dict[str, Any] = {
+                "receipt_id": receipt_id,
+                "decision_id": decision.id,
+                "effect_id": action,
+                "external_reference_id": "",
+                "status": decision.verdict,
+                "verdict": decision.verdict,
+                "reason_code": decision.reason_code,
+                "decision_hash": decision_hash,
+                "output_hash": decision_hash,
+                "blob_hash": args_hash,
+                "args_hash": args_hash,
+                "prev_hash": head.chain_hash,
+                "lamport_clock": head.lamport + 1,
+                "timestamp": timestamp,
+                "executor_id": principal,
+                "policy_hash": decision.policy_hash,
+                "session_id": session_id,
+                "metadata": {
+                    "source": source,
+                    "action": action,
+                    "resource": resource,
+                    "reason": decision.reason,
+                    "args_hash": args_hash,
+                },
+            }
+            receipts.sign(receipt, signer)
+            return AppendedReceipt(receipt, receipts.chain_hash(receipt), now_ns)
+
+        appended = self.store.append(tenant_id, session_id, build)
+        return Evaluation(decision, appended.receipt, decision_hash, decision_signature)

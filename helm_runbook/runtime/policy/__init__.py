@@ -1,0 +1,1 @@
+"""Policy authority: bundle loading, compilation, immutable snapshots and reconciliation."""

@@ -1,0 +1,119 @@
+"""The mounted serve-policy bundle: ``serve-policy.toml`` plus its reference pack (contract 2.4, 5.2).
+
+The TOML names the reference pack by a path relative to itself; the pack's bytes are bound into
+the policy hash through a ``reference_pack:<abs path>@sha256:<hex>`` source ref, so changing
+either file changes the policy hash.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from helm_runbook.runtime.canonical import sha256_ref
+
+
+class PolicyFileError(Exception):
+    """The policy file or its reference pack is missing or malformed; ``status`` says which stage."""
+
+    def __init__(self, message: str, *, status: str = "compile_error") -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ServePolicy:
+    """The validated keys of ``serve-policy.toml``."""
+
+    name: str
+    profile: str
+    reference_pack: str
+    bind: str
+    port: int
+    receipts_store: str
+    receipts_path: str
+
+
+def parse_serve_policy(data: bytes, *, source: str) -> ServePolicy:
+    """Validate the TOML keys upstream requires; raise PolicyFileError naming the key."""
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PolicyFileError(f"{source}: not valid TOML: {exc}") from exc
+
+    def text(table: dict[str, Any], key: str, where: str) -> str:
+        value = table.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise PolicyFileError(
+                f"{source}: {where}{key} is required and must be a non-blank string"
+            )
+        return value
+
+    server = doc.get("server")
+    receipts = doc.get("receipts")
+    if not isinstance(server, dict):
+        raise PolicyFileError(f"{source}: [server] table is required (bind, port)")
+    if not isinstance(receipts, dict):
+        raise PolicyFileError(f"{source}: [receipts] table is required (store, path)")
+    port = server.get("port", 0)
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise PolicyFileError(f"{source}: server.port must be an integer in 1..65535, got {port!r}")
+    store = text(receipts, "store", "receipts.")
+    if store not in ("sqlite", "sqlite3", "postgres", "postgresql"):
+        raise PolicyFileError(f"{source}: receipts.store must be sqlite or postgres, got {store!r}")
+    return ServePolicy(
+        name=text(doc, "name", ""),
+        profile=text(doc, "profile", ""),
+        reference_pack=text(doc, "reference_pack", ""),
+        bind=text(server, "bind", "server."),
+        port=port,
+        receipts_store=store,
+        receipts_path=text(receipts, "path", "receipts."),
+    )
+
+
+def reference_pack_path(policy_path: Path, reference: str) -> Path:
+    """Resolve the pack relative to the policy file; it may not escape that directory."""
+    if Path(reference).is_absolute():
+        raise PolicyFileError(
+            f"reference_pack {reference!r} must be relative to the policy file, not absolute"
+        )
+    base = policy_path.parent.resolve()
+    resolved = (base / reference).resolve()
+    if not resolved.is_relative_to(base):
+        raise PolicyFileError(f"reference_pack {reference!r} escapes the policy directory {base}")
+    return resolved
+
+
+def go_json(value: Any) -> bytes:
+    """Compact JSON as Go's ``json.Marshal`` writes it (HTML characters escaped)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    for raw, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(raw, escaped)
+    return text.encode("utf-8")
+
+
+def composite_material(bundle: bytes, source_refs: list[str]) -> bytes:
+    """What the composite policy hash (and a composite signature) covers (contract 5.2)."""
+    refs = sorted(ref for ref in source_refs if "@sha256:" in ref)
+    return go_json({"bundle_hash": sha256_ref(bundle), "source_refs": refs})
+
+
+def policy_hash(bundle: bytes, source_refs: list[str]) -> str:
+    """``sha256:`` of the composite material when a ref is content-addressed, else of the bundle."""
+    if any("@sha256:" in ref for ref in source_refs):
+        return sha256_ref(composite_material(bundle, source_refs))
+    return sha256_ref(bundle)
+
+
+def pack_ref(pack_path: Path, pack_bytes: bytes) -> str:
+    return f"reference_pack:{pack_path}{'@'}{sha256_ref(pack_bytes)}"

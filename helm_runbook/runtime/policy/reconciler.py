@@ -1,0 +1,295 @@
+"""Level-based policy reconciliation: head → load → verify → compile → validate → swap (contract 5.3).
+
+``reconcile(scope)`` is idempotent: the same head twice reports ``no_change`` and swaps nothing.
+A refused update never widens what is allowed: the last good snapshot keeps serving within the
+last-known-good window, after which (or at once with ``deny``) the scope is invalidated and every
+decision is DENY ``POLICY_NOT_READY``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from helm_runbook.runtime.canonical import sha256_ref
+from helm_runbook.runtime.keys import verify_hex
+from helm_runbook.runtime.policy.bundle import (
+    PolicyFileError,
+    composite_material,
+    pack_ref,
+    parse_serve_policy,
+    policy_hash,
+    reference_pack_path,
+)
+from helm_runbook.runtime.policy.compiler import CompiledPolicy, compile_pack, parse_pack
+from helm_runbook.runtime.policy.snapshot import EffectivePolicySnapshot, PolicyScope, SnapshotStore
+
+
+@dataclass(frozen=True)
+class PolicyHead:
+    """The cheap pointer read before any bytes (contract 5.1)."""
+
+    scope: PolicyScope
+    policy_epoch: int
+    policy_hash: str
+    bundle_ref: str
+    source_refs: tuple[str, ...]
+    signature: str = ""
+
+
+class PolicySource(Protocol):
+    kind: str
+
+    def head(self, scope: PolicyScope) -> PolicyHead: ...
+
+    def load(self, scope: PolicyScope, head: PolicyHead) -> bytes: ...
+
+
+class MountedFileSource:
+    """The chart's default: ``serve-policy.toml`` and its pack mounted from a ConfigMap or Secret."""
+
+    kind = "mountedFile"
+
+    def __init__(self, policy_path: Path) -> None:
+        self.policy_path = policy_path.absolute()
+
+    def head(self, scope: PolicyScope) -> PolicyHead:
+        path = self.policy_path
+        try:
+            data = path.read_bytes()
+            epoch = path.stat().st_mtime_ns
+        except OSError as exc:
+            raise PolicyFileError(
+                f"cannot read policy file {path}: {exc.strerror}", status="source_error"
+            ) from exc
+        serve = parse_serve_policy(data, source=str(path))
+        pack_path = reference_pack_path(path, serve.reference_pack)
+        try:
+            pack_bytes = pack_path.read_bytes()
+        except OSError as exc:
+            raise PolicyFileError(
+                f"cannot read reference pack {pack_path}: {exc.strerror}", status="source_error"
+            ) from exc
+        refs = [str(path), pack_ref(pack_path, pack_bytes)]
+        sig_path = path.with_name(path.name + ".sig")
+        signature = ""
+        if sig_path.exists():
+            signature = sig_path.read_text().strip()
+            refs.append(str(sig_path))
+        return PolicyHead(
+            scope=scope,
+            policy_epoch=epoch,
+            policy_hash=policy_hash(data, refs),
+            bundle_ref=str(path),
+            source_refs=tuple(refs),
+            signature=signature,
+        )
+
+    def load(self, scope: PolicyScope, head: PolicyHead) -> bytes:
+        try:
+            return Path(head.bundle_ref).read_bytes()
+        except OSError as exc:
+            raise PolicyFileError(
+                f"cannot read policy bundle {head.bundle_ref}: {exc.strerror}",
+                status="source_error",
+            ) from exc
+
+
+@dataclass(frozen=True)
+class ReconcileSettings:
+    signature_required: bool = False
+    trust_public_key: str = ""
+    on_invalid_update: str = "keepLastKnownGood"  # or "deny"
+    last_known_good_max_age_s: float = 600.0
+
+
+def compile_bundle(bundle: bytes, head: PolicyHead) -> tuple[str, CompiledPolicy]:
+    """Compile a serve-policy bundle whose reference pack must match a hash bound in the head."""
+    source = head.bundle_ref
+    serve = parse_serve_policy(bundle, source=source)
+    pack_path = reference_pack_path(Path(source), serve.reference_pack)
+    try:
+        pack_bytes = pack_path.read_bytes()
+    except OSError as exc:
+        raise PolicyFileError(f"cannot read reference pack {pack_path}: {exc.strerror}") from exc
+    if pack_ref(pack_path, pack_bytes) not in head.source_refs:
+        raise PolicyFileError(
+            f"reference pack {pack_path} changed after the head was read "
+            f"(its {sha256_ref(pack_bytes)} is not bound in source_refs)"
+        )
+    pack = parse_pack(pack_bytes, source=str(pack_path))
+    return serve.name, compile_pack(serve.name, pack, source=str(pack_path))
+
+
+class Reconciler:
+    """Serialised reconciles of one source into a SnapshotStore."""
+
+    def __init__(
+        self,
+        source: PolicySource,
+        snapshots: SnapshotStore,
+        settings: ReconcileSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.snapshots = snapshots
+        self.settings = settings
+        self.clock = clock
+        self.on_status = on_status
+        self._lock = threading.Lock()
+        self.last_status: dict[str, Any] | None = None
+
+    def reconcile(self, scope: PolicyScope) -> dict[str, Any]:
+        """Run one reconcile for ``scope`` and return the ReconcileStatus JSON (contract 3.8)."""
+        with self._lock:
+            status = self._reconcile(scope)
+            self.last_status = status
+        if self.on_status:
+            self.on_status(status)
+        return status
+
+    def _reconcile(self, scope: PolicyScope) -> dict[str, Any]:
+        installed = self.snapshots.get(scope)
+        now = self.clock()
+        try:
+            head = self.source.head(scope)
+        except PolicyFileError as exc:
+            return self._refused(
+                scope,
+                installed,
+                None,
+                exc.status if exc.status == "source_error" else "source_error",
+                str(exc),
+            )
+        if not head.policy_hash:
+            return self._refused(
+                scope, installed, head, "no_policy", "policy head has no hash (not ready)"
+            )
+        if (
+            installed is not None
+            and installed.active
+            and installed.policy_hash == head.policy_hash
+            and installed.policy_epoch == head.policy_epoch
+        ):
+            self.snapshots.swap(installed.verified_at(now))
+            return self._status(scope, installed, head, "no_change", "", updated=False)
+        try:
+            bundle = self.source.load(scope, head)
+            self._verify(bundle, head)
+            name, compiled = compile_bundle(bundle, head)
+        except PolicyFileError as exc:
+            return self._refused(scope, installed, head, exc.status, str(exc))
+        if not scope.tenant_id or not head.policy_hash:
+            return self._refused(
+                scope, installed, head, "validate_error", "scope and policy hash must be set"
+            )
+        snapshot = EffectivePolicySnapshot(
+            scope=scope,
+            policy_epoch=head.policy_epoch,
+            policy_hash=head.policy_hash,
+            bundle_ref=head.bundle_ref,
+            source_refs=head.source_refs,
+            last_verified_at=now,
+            policy=compiled,
+            policy_name=name,
+        )
+        self.snapshots.swap(snapshot)
+        return self._status(scope, snapshot, head, "ok", "", updated=True)
+
+    def _verify(self, bundle: bytes, head: PolicyHead) -> None:
+        """Hash, then signature: the signed bytes are the composite material when one is used."""
+        plain = sha256_ref(bundle)
+        refs = list(head.source_refs)
+        composite = policy_hash(bundle, refs)
+        if head.policy_hash not in (plain, composite):
+            raise PolicyFileError(
+                f"policy hash mismatch: head says {head.policy_hash}, bundle hashes to {composite}",
+                status="validate_error",
+            )
+        if not head.signature:
+            if self.settings.signature_required:
+                raise PolicyFileError(
+                    "signature required (HELM_POLICY_SIGNATURE_REQUIRED=true) but the policy head "
+                    f"has none: write {head.bundle_ref}.sig with `helm-runbook policy sign`",
+                    status="validate_error",
+                )
+            return
+        if not self.settings.trust_public_key:
+            raise PolicyFileError(
+                "policy is signed but no trust key is configured: set HELM_POLICY_TRUST_PUBLIC_KEY "
+                "(helm.policy.signature.publicKey or existingSecret)",
+                status="validate_error",
+            )
+        signed = (
+            composite_material(bundle, refs) if head.policy_hash == composite != plain else bundle
+        )
+        if not verify_hex(self.settings.trust_public_key, signed, head.signature):
+            raise PolicyFileError(
+                "policy signature does not verify against HELM_POLICY_TRUST_PUBLIC_KEY "
+                "(wrong key, tampered bundle or pack, or a malformed .sig)",
+                status="validate_error",
+            )
+
+    def _refused(
+        self,
+        scope: PolicyScope,
+        installed: EffectivePolicySnapshot | None,
+        head: PolicyHead | None,
+        status: str,
+        reason: str,
+    ) -> dict[str, Any]:
+        """Keep the last good snapshot while it is fresh; otherwise invalidate (fail closed)."""
+        if installed is not None and installed.active:
+            keep = (
+                self.settings.on_invalid_update == "keepLastKnownGood"
+                and self.clock()
+                < installed.last_verified_at + self.settings.last_known_good_max_age_s
+            )
+            if not keep:
+                why = (
+                    "last-known-good retention disabled"
+                    if self.settings.on_invalid_update == "deny"
+                    else f"last-known-good snapshot expired after {self.settings.last_known_good_max_age_s:g}s"
+                )
+                installed = installed.invalidated(f"{why}: {reason}")
+                self.snapshots.swap(installed)
+        return self._status(scope, installed, head, status, reason, updated=False)
+
+    @staticmethod
+    def _status(
+        scope: PolicyScope,
+        installed: EffectivePolicySnapshot | None,
+        head: PolicyHead | None,
+        reconcile_status: str,
+        reason: str,
+        *,
+        updated: bool,
+    ) -> dict[str, Any]:
+        snapshot_status = (
+            "no_policy" if installed is None else ("active" if installed.active else "invalid")
+        )
+        return {
+            "tenant_id": scope.tenant_id,
+            "workspace_id": scope.workspace_id,
+            "policy_hash": installed.policy_hash if installed else "",
+            "policy_epoch": installed.policy_epoch if installed else 0,
+            "installed_policy_hash": installed.policy_hash if installed else "",
+            "installed_policy_epoch": installed.policy_epoch if installed else 0,
+            "desired_policy_hash": head.policy_hash if head else "",
+            "desired_policy_epoch": head.policy_epoch if head else 0,
+            "reconcile_status": reconcile_status,
+            "snapshot_status": snapshot_status,
+            "bundle_ref": head.bundle_ref if head else (installed.bundle_ref if installed else ""),
+            "source_refs": list(
+                head.source_refs if head else (installed.source_refs if installed else ())
+            ),
+            "audit_event": "policy_reconcile",
+            "reason": reason or (installed.reason if installed and not installed.active else ""),
+            "updated": updated,
+        }

@@ -1,0 +1,87 @@
+"""receipt.v5: fields, the 13-key signed preimage, the chain hash, and their verification.
+
+One module for both sides: the runtime issues receipts with these functions and the offline
+verifier (``helm_runbook.verify``) checks them with the same ones, so a change here is a change
+to both (contract section 4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from helm_runbook.runtime.canonical import canonical_json, sha256_hex
+from helm_runbook.runtime.keys import Signer, verify_hex
+
+SIGNATURE_VERSION = "receipt.v5"
+
+# contract 4.2: exactly these keys, in any order (JCS sorts them); empty values stay present.
+PREIMAGE_KEYS = (
+    "signature_version",
+    "receipt_id",
+    "decision_id",
+    "effect_id",
+    "status",
+    "output_hash",
+    "prev_hash",
+    "lamport_clock",
+    "args_hash",
+    "verdict",
+    "reason_code",
+    "policy_hash",
+    "session_id",
+)
+
+# Fields dropped from the chain-hash view besides empty ones (contract 4.3).
+_CHAIN_EXCLUDED = frozenset({"transparency", "log_id", "leaf_index"})
+GENESIS_PREV_HASHES = frozenset({"", "GENESIS", "0" * 64})
+
+
+def receipt_id_for(tenant_id: str, decision_id: str) -> str:
+    """``rcpt-`` + hex SHA-256 of ``<len>:<tenant><len>:<decision_id>`` (tenant-scoped form)."""
+    material = f"{len(tenant_id)}:{tenant_id}{len(decision_id)}:{decision_id}"
+    return "rcpt-" + hashlib.sha256(material.encode()).hexdigest()
+
+
+def causal_session_key(tenant_id: str, session_id: str) -> str:
+    """Durable chain key: one chain per (tenant, session)."""
+    return f"tenant:{len(tenant_id)}:{tenant_id}:session:{len(session_id)}:{session_id}"
+
+
+def preimage(receipt: Mapping[str, Any]) -> bytes:
+    """The JCS bytes that a receipt.v5 signature covers."""
+    material = {key: receipt.get(key, "") for key in PREIMAGE_KEYS}
+    material["signature_version"] = SIGNATURE_VERSION
+    material["lamport_clock"] = int(receipt.get("lamport_clock") or 0)
+    return canonical_json(material)
+
+
+def chain_hash(receipt: Mapping[str, Any]) -> str:
+    """Hex SHA-256 of JCS(legacy view): empty fields and transparency fields dropped."""
+    view = {
+        key: value
+        for key, value in receipt.items()
+        if key not in _CHAIN_EXCLUDED and value not in ("", None, 0, False) and value != {}
+    }
+    return sha256_hex(canonical_json(view))
+
+
+def sign(receipt: dict[str, Any], signer: Signer) -> None:
+    """Fill ``signature`` and the signer fields of ``receipt`` in place."""
+    receipt["signature_version"] = SIGNATURE_VERSION
+    receipt["signature_profile"] = "classical"
+    receipt["signature_algorithm"] = "ed25519"
+    receipt["key_id"] = signer.key_id
+    receipt["public_key_set"] = {"ed25519": signer.public_key_hex}
+    receipt["signature"] = signer.sign_hex(preimage(receipt))
+
+
+def signature_valid(receipt: Mapping[str, Any], public_key_hex: str) -> bool:
+    """Verify against a caller-supplied key; the embedded ``public_key_set`` is no trust root."""
+    if receipt.get("signature_version") != SIGNATURE_VERSION:
+        return False
+    signature = receipt.get("signature")
+    if not isinstance(signature, str) or len(signature) != 128:
+        return False
+    return verify_hex(public_key_hex, preimage(receipt), signature)

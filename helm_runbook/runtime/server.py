@@ -1,0 +1,257 @@
+"""Start-up in upstream's fail-closed order (contract 2.2), then serve the API and health ports.
+
+1. bind the API listener; 2. open storage; 3. load (or, in dev, create) the root signer;
+4. evidence signer; 5. initial policy reconcile within its timeout; 6. serve, with the poll loop.
+Any failure raises ``StartupError`` before the health port opens, so a broken pod crash-loops
+instead of sitting not-ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from helm_runbook.runtime import KERNEL_VERSION
+from helm_runbook.runtime.app import Runtime, create_app, create_health_app
+from helm_runbook.runtime.kernel import Kernel
+from helm_runbook.runtime.keys import KeyMaterialError, evidence_signer, load_root_signer
+from helm_runbook.runtime.log import configure, log
+from helm_runbook.runtime.policy.reconciler import MountedFileSource, Reconciler, ReconcileSettings
+from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
+from helm_runbook.runtime.settings import Settings
+from helm_runbook.runtime.store.base import ReceiptStore, StoreUnavailable
+from helm_runbook.runtime.store.sqlite import SQLiteReceiptStore
+
+
+class StartupError(Exception):
+    """Start-up refused; the message is what the operator sees before the process exits 1."""
+
+
+@dataclass
+class Listeners:
+    api: socket.socket
+    health: socket.socket
+
+
+def _bind(addr: str, port: int, what: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((addr, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"listen tcp {addr}:{port} ({what}): {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def open_store(settings: Settings) -> ReceiptStore:
+    if settings.database_url is not None:
+        raise StartupError(
+            "DATABASE_URL is set but this build of the reference runtime serves SQLite only; "
+            "unset DATABASE_URL (helm.storage.type=sqlite)"
+        )
+    try:
+        return SQLiteReceiptStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
+    except StoreUnavailable as exc:
+        raise StartupError(str(exc)) from exc
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Steps 2-5 of the start-up order; raises StartupError with the operator-facing reason."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    store = open_store(settings)
+    try:
+        signer, created = load_root_signer(settings.data_dir, production=settings.production)
+        ev_signer = evidence_signer(
+            str(settings.evidence_signing_key) if settings.evidence_signing_key else None,
+            production=settings.production,
+            fallback=signer,
+        )
+    except KeyMaterialError as exc:
+        store.close()
+        raise StartupError(str(exc)) from exc
+    log(
+        "trust root ready",
+        public_key=signer.public_key_hex,
+        key_id=signer.key_id,
+        generated=created,
+    )
+
+    scope = PolicyScope.of(settings.tenant_id, settings.workspace_id)
+    if settings.policy.source_kind != "mountedFile":
+        store.close()
+        raise StartupError(
+            f"HELM_POLICY_SOURCE_KIND={settings.policy.source_kind} is not served by this build "
+            "of the reference runtime; use mountedFile"
+        )
+    snapshots = SnapshotStore()
+    reconciler = Reconciler(
+        MountedFileSource(settings.policy_path),
+        snapshots,
+        ReconcileSettings(
+            signature_required=settings.policy.signature_required,
+            trust_public_key=settings.policy.trust_public_key,
+            on_invalid_update=settings.policy.on_invalid_update,
+            last_known_good_max_age_s=settings.policy.last_known_good_max_age_s,
+        ),
+    )
+    status = _initial_reconcile(reconciler, scope, settings.policy.initial_reconcile_timeout_s)
+    if status["reconcile_status"] not in ("ok", "no_change"):
+        store.close()
+        raise StartupError(
+            f"reconcile initial policy snapshot: {status['reconcile_status']}: {status['reason']}"
+        )
+    snapshot = snapshots.get(scope)
+    actions = len(snapshot.policy.rules) if snapshot and snapshot.policy else 0
+    log(
+        f"[helm] policy: source={settings.policy.source_kind} reconciled snapshot "
+        f"hash={status['policy_hash']} epoch={status['policy_epoch']} actions={actions}"
+    )
+    kernel = Kernel(scope=scope, snapshots=snapshots, store=store, signer=signer)
+    return Runtime(settings, scope, kernel, store, signer, ev_signer, reconciler)
+
+
+def _initial_reconcile(
+    reconciler: Reconciler, scope: PolicyScope, timeout_s: float
+) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        result.update(reconciler.reconcile(scope))
+
+    worker = threading.Thread(target=run, name="initial-reconcile", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise StartupError(
+            f"reconcile initial policy snapshot: timed out after {timeout_s:g}s "
+            "(HELM_POLICY_INITIAL_RECONCILE_TIMEOUT)"
+        )
+    return result
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to ``serve`` (several servers share a loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _uvicorn(app: Any) -> _Server:
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="off", server_header=False
+    )
+    return _Server(config)
+
+
+async def _poll(runtime: Runtime, interval_s: float) -> None:
+    """Level-based polling: lost wake hints are recovered within one interval."""
+    while True:
+        await asyncio.sleep(interval_s)
+        status = await asyncio.to_thread(runtime.reconciler.reconcile, runtime.scope)
+        if status["reconcile_status"] not in ("no_change",):
+            log(
+                "[helm] policy reconcile",
+                reconcile_status=status["reconcile_status"],
+                snapshot_status=status["snapshot_status"],
+                policy_hash=status["policy_hash"],
+                reason=status["reason"],
+            )
+
+
+async def serve_forever(
+    runtime: Runtime, listeners: Listeners, *, on_ready: Callable[[], None] | None = None
+) -> None:
+    """Serve both ports until SIGTERM/SIGINT, then drain and close the store."""
+    servers = [_uvicorn(create_app(runtime)), _uvicorn(create_health_app())]
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop)
+    tasks = [
+        asyncio.create_task(servers[0].serve(sockets=[listeners.api])),
+        asyncio.create_task(servers[1].serve(sockets=[listeners.health])),
+    ]
+    poller = asyncio.create_task(_poll(runtime, runtime.settings.policy.poll_interval_s))
+    while not all(s.started for s in servers):
+        if any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.01)
+    if all(s.started for s in servers):
+        log(
+            "server ready",
+            addr=runtime.settings.addr,
+            port=listeners.api.getsockname()[1],
+            health_port=listeners.health.getsockname()[1],
+        )
+        if on_ready:
+            on_ready()
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        poller.cancel()
+        runtime.store.close()
+
+
+def run(settings: Settings, *, json_ready: bool = False) -> int:
+    """Start the runtime; returns the process exit code."""
+    configure(settings.log_format)
+    log(
+        "HELM AI Kernel starting",
+        version=KERNEL_VERSION,
+        production=settings.production,
+        data_dir=str(settings.data_dir),
+        policy=str(settings.policy_path),
+    )
+    try:
+        api = _bind(settings.addr, settings.port, "api")
+        health = _bind(settings.addr, settings.health_port, "health")
+        runtime = build_runtime(settings)
+    except StartupError as exc:
+        log("start server failed", level="ERROR", error=str(exc))
+        print(f"start server: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+    def ready() -> None:
+        if json_ready:
+            record = {
+                "name": "helm-edge-local",
+                "addr": settings.addr,
+                "port": api.getsockname()[1],
+                "health_port": health.getsockname()[1],
+                "ready": True,
+                "policy": str(settings.policy_path),
+            }
+            print(json.dumps(record), flush=True)
+
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve_forever(runtime, Listeners(api, health), on_ready=ready))
+    return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (uvicorn[standard] brings it), else asyncio's default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

@@ -1,0 +1,214 @@
+"""Every environment variable the runtime reads, in one place (contract 2.3).
+
+Secrets are held as ``starlette.datastructures.Secret`` so a repr or log line never shows them.
+Variables the chart sets that upstream's serve path ignores (D7: ``HELM_REGION``,
+``HELM_SIGNING_ALGORITHM``, ``HELM_DEMO_MODE``, ``HELM_POLICY_RELOAD_ENDPOINT``, the
+``HELM_AGENT_SAFETY_*`` flags, …) are accepted and ignored here too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.datastructures import Secret
+
+_TRUE = frozenset({"1", "true", "TRUE", "True", "yes", "YES"})
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class SettingsError(Exception):
+    """An environment variable has a value the runtime refuses; the message names it."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from a Go duration string such as ``10s``, ``1m30s`` or ``500ms``."""
+    text = text.strip()
+    if text in ("0", ""):
+        return 0.0
+    pos, total = 0, 0.0
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    while pos < len(body):
+        m = _DURATION_PART.match(body, pos)
+        if not m:
+            raise ValueError(f"invalid duration {text!r} (expected Go syntax like 10s, 1m30s)")
+        total += float(m.group(1)) * _UNIT_S[m.group(2)]
+        pos = m.end()
+    return sign * total
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    value = env.get(name)
+    return default if value is None or value == "" else value in _TRUE
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise SettingsError(f"{name}={raw!r} must be a port number in 1..65535")
+    return int(raw)
+
+
+def _secret(env: Mapping[str, str], name: str) -> Secret | None:
+    value = env.get(name, "")
+    return Secret(value) if value else None
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    source_kind: str = "mountedFile"
+    poll_interval_s: float = 10.0
+    initial_reconcile_timeout_s: float = 30.0
+    on_invalid_update: str = "keepLastKnownGood"
+    last_known_good_max_age_s: float = 600.0
+    signature_required: bool = False
+    trust_public_key: str = ""
+    controlplane_url: str = ""
+    bearer_token: Secret | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What ``helm-ai-kernel serve`` runs with: CLI flags plus environment."""
+
+    policy_path: Path
+    addr: str = "127.0.0.1"
+    port: int = 7714
+    data_dir: Path = Path("data")
+    health_port: int = 8081
+    metrics_enabled: bool = False
+    metrics_port: int = 8081
+    production: bool = False
+    admin_api_key: Secret | None = None
+    service_api_key: Secret | None = None
+    tenant_id: str = "default"
+    principal_id: str = "system-admin"
+    workspace_id: str = ""
+    evidence_signing_key: Secret | None = None
+    database_url: Secret | None = None
+    sqlite_synchronous: str = "NORMAL"
+    upstream_url: str = ""
+    openai_proxy_enabled: bool = False
+    log_format: str = "json"
+    deployment_id: str = ""
+    policy: PolicySettings = field(default_factory=PolicySettings)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "helm.db"
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        policy_path: Path,
+        addr: str,
+        port: int,
+        data_dir: Path,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Read the environment; raise SettingsError naming the first bad variable."""
+        env = os.environ if environ is None else environ
+        log_format = env.get("HELM_LOG_FORMAT", "") or "json"
+        if log_format not in ("json", "text"):
+            raise SettingsError(f"HELM_LOG_FORMAT={log_format!r} must be json or text")
+        synchronous = (env.get("HELM_SQLITE_SYNCHRONOUS", "") or "NORMAL").upper()
+        if synchronous not in ("NORMAL", "FULL", "EXTRA"):
+            raise SettingsError(
+                f"HELM_SQLITE_SYNCHRONOUS={synchronous!r} must be NORMAL, FULL or EXTRA"
+            )
+        health_port = _port(env, "HELM_HEALTH_PORT", 8081)
+        return cls(
+            policy_path=policy_path,
+            addr=addr,
+            port=port,
+            data_dir=data_dir,
+            health_port=health_port,
+            metrics_enabled=_flag(env, "HELM_METRICS_ENABLED"),
+            metrics_port=_port(env, "HELM_METRICS_PORT", health_port),
+            production=_flag(env, "HELM_PRODUCTION"),
+            admin_api_key=_secret(env, "HELM_ADMIN_API_KEY"),
+            service_api_key=_secret(env, "HELM_SERVICE_API_KEY"),
+            tenant_id=env.get("HELM_RUNTIME_TENANT_ID", "") or "default",
+            principal_id=env.get("HELM_RUNTIME_PRINCIPAL_ID", "") or "system-admin",
+            workspace_id=env.get("HELM_RUNTIME_WORKSPACE_ID", ""),
+            evidence_signing_key=_secret(env, "EVIDENCE_SIGNING_KEY"),
+            database_url=_secret(env, "DATABASE_URL"),
+            sqlite_synchronous=synchronous,
+            upstream_url=env.get("HELM_UPSTREAM_URL", ""),
+            openai_proxy_enabled=_flag(env, "HELM_ENABLE_OPENAI_PROXY"),
+            log_format=log_format,
+            deployment_id=env.get("HELM_DEPLOYMENT_ID", ""),
+            policy=_policy_settings(env),
+        )
+
+
+def _policy_settings(env: Mapping[str, str]) -> PolicySettings:
+    kind_raw = env.get("HELM_POLICY_SOURCE_KIND", "") or "mountedFile"
+    kinds = {
+        "mountedfile": "mountedFile",
+        "mounted-file": "mountedFile",
+        "mounted_file": "mountedFile",
+        "controlplane": "controlplane",
+        "crd": "crd",
+    }
+    kind = kinds.get(kind_raw.lower())
+    if kind is None:
+        raise SettingsError(
+            f"HELM_POLICY_SOURCE_KIND={kind_raw!r} must be mountedFile, controlplane or crd"
+        )
+
+    def duration(name: str, default: float, *, strict: bool) -> float:
+        raw = env.get(name, "")
+        if not raw:
+            return default
+        try:
+            value = parse_duration(raw)
+        except ValueError as exc:
+            if strict:
+                raise SettingsError(f"{name}: {exc}") from exc
+            return default  # upstream: an invalid poll interval falls back to the default
+        if value <= 0:
+            if strict:
+                raise SettingsError(f"{name}={raw!r} must be a positive duration")
+            return default
+        return value
+
+    on_invalid = env.get("HELM_POLICY_ON_INVALID_UPDATE", "") or "keepLastKnownGood"
+    if on_invalid not in ("keepLastKnownGood", "deny"):
+        raise SettingsError(
+            f"HELM_POLICY_ON_INVALID_UPDATE={on_invalid!r} must be keepLastKnownGood or deny"
+        )
+    trust = env.get("HELM_POLICY_TRUST_PUBLIC_KEY", "").strip()
+    if trust and not re.fullmatch(r"[0-9a-fA-F]{64}", trust):
+        raise SettingsError(
+            "HELM_POLICY_TRUST_PUBLIC_KEY must be a 64-character hex Ed25519 public key"
+        )
+    required = _flag(env, "HELM_POLICY_SIGNATURE_REQUIRED")
+    if required and not trust:
+        raise SettingsError(
+            "HELM_POLICY_SIGNATURE_REQUIRED=true requires HELM_POLICY_TRUST_PUBLIC_KEY "
+            "(set helm.policy.signature.publicKey or helm.policy.signature.existingSecret)"
+        )
+    return PolicySettings(
+        source_kind=kind,
+        poll_interval_s=duration("HELM_POLICY_POLL_INTERVAL", 10.0, strict=False),
+        initial_reconcile_timeout_s=duration(
+            "HELM_POLICY_INITIAL_RECONCILE_TIMEOUT", 30.0, strict=True
+        ),
+        on_invalid_update=on_invalid,
+        last_known_good_max_age_s=duration(
+            "HELM_POLICY_LAST_KNOWN_GOOD_MAX_AGE", 600.0, strict=True
+        ),
+        signature_required=required,
+        trust_public_key=trust.lower(),
+        controlplane_url=env.get("HELM_POLICY_CONTROLPLANE_URL", ""),
+        bearer_token=_secret(env, "HELM_POLICY_BEARER_TOKEN"),
+    )

@@ -1,0 +1,82 @@
+"""The store contract every backend passes (SQLite now, PostgreSQL later).
+
+Appends are chain-safe: the backend reads the chain head, lets the caller build and sign the
+receipt for the next lamport, and inserts it inside one write transaction guarded by a unique
+(chain, lamport) index. A receipt is durable when ``append`` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class StoreUnavailable(Exception):
+    """The store cannot take the write now (disk full, read-only, database down)."""
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """Where a chain ends: the next receipt gets ``lamport + 1`` and ``prev_hash = chain_hash``."""
+
+    lamport: int
+    chain_hash: str
+
+
+@dataclass(frozen=True)
+class AppendedReceipt:
+    receipt: dict[str, Any]
+    chain_hash: str
+    timestamp_ns: int
+
+
+# Given the chain head (lamport 0 and "" for a new chain), return the signed receipt and its
+# chain hash. Called inside the write transaction.
+ReceiptBuilder = Callable[[ChainHead], AppendedReceipt]
+
+
+@dataclass(frozen=True)
+class ReceiptQuery:
+    """Filters of ``GET /api/v1/receipts`` (contract 3.6); ``after_sequence`` is the cursor."""
+
+    tenant_id: str
+    limit: int = 100
+    session_id: str | None = None
+    after_sequence: int = 0
+    after_lamport: int = 0
+    verdict: str | None = None
+    reason_code: str | None = None
+    executor_id: str | None = None
+    effect_id: str | None = None
+    time_from_ns: int | None = None
+    time_to_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredReceipt:
+    sequence: int
+    receipt: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReceiptPage:
+    items: list[StoredReceipt]
+    has_more: bool
+
+
+class ReceiptStore(Protocol):
+    def append(self, tenant_id: str, session_id: str, build: ReceiptBuilder) -> AppendedReceipt:
+        """Append the next receipt of the (tenant, session) chain; durable on return."""
+
+    def get(self, tenant_id: str, receipt_id: str) -> dict[str, Any] | None: ...
+
+    def get_by_chain_hash(self, tenant_id: str, chain_hash: str) -> dict[str, Any] | None: ...
+
+    def sequence_of(self, tenant_id: str, receipt_id: str) -> int | None: ...
+
+    def list(self, query: ReceiptQuery) -> ReceiptPage: ...
+
+    def sessions(self, tenant_id: str, limit: int, offset: int) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,208 @@
+"""SQLite receipt store: ``<data-dir>/helm.db`` in WAL mode (contract 4.5).
+
+Durability: WAL with ``synchronous=NORMAL`` makes a committed receipt survive the process being
+killed (SIGKILL, OOM); ``HELM_SQLITE_SYNCHRONOUS=FULL`` also survives power loss at the cost of
+an fsync per receipt. Chains are serialised by ``BEGIN IMMEDIATE`` (one writer across processes)
+and the unique (causal_session_id, lamport_clock) index.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from helm_runbook.runtime.receipts import causal_session_key
+from helm_runbook.runtime.store.base import (
+    AppendedReceipt,
+    ChainHead,
+    ReceiptBuilder,
+    ReceiptPage,
+    ReceiptQuery,
+    StoredReceipt,
+    StoreUnavailable,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS receipts (
+    append_sequence   INTEGER PRIMARY KEY AUTOINCREMENT,
+    receipt_id        TEXT NOT NULL UNIQUE,
+    tenant_id         TEXT NOT NULL,
+    causal_session_id TEXT NOT NULL,
+    session_id        TEXT NOT NULL,
+    lamport_clock     INTEGER NOT NULL,
+    prev_hash         TEXT NOT NULL,
+    chain_hash        TEXT NOT NULL,
+    decision_id       TEXT NOT NULL,
+    verdict           TEXT NOT NULL,
+    reason_code       TEXT NOT NULL,
+    executor_id       TEXT NOT NULL,
+    effect_id         TEXT NOT NULL,
+    policy_hash       TEXT NOT NULL,
+    timestamp         TEXT NOT NULL,
+    timestamp_ns      INTEGER NOT NULL,
+    key_id            TEXT NOT NULL,
+    receipt_envelope  TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS receipts_chain ON receipts (causal_session_id, lamport_clock);
+CREATE INDEX IF NOT EXISTS receipts_tenant_seq ON receipts (tenant_id, append_sequence);
+CREATE INDEX IF NOT EXISTS receipts_chain_hash ON receipts (tenant_id, chain_hash);
+"""
+
+_INSERT = """
+INSERT INTO receipts (receipt_id, tenant_id, causal_session_id, session_id, lamport_clock,
+    prev_hash, chain_hash, decision_id, verdict, reason_code, executor_id, effect_id,
+    policy_hash, timestamp, timestamp_ns, key_id, receipt_envelope)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_HEAD = (
+    "SELECT lamport_clock, chain_hash FROM receipts WHERE causal_session_id = ? "
+    "ORDER BY lamport_clock DESC LIMIT 1"
+)
+
+
+class SQLiteReceiptStore:
+    """One connection, one writer lock per process; other processes wait on SQLite's lock."""
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute(f"PRAGMA synchronous = {synchronous}")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open receipt database {path}: {exc}") from exc
+
+    def append(self, tenant_id: str, session_id: str, build: ReceiptBuilder) -> AppendedReceipt:
+        causal = causal_session_key(tenant_id, session_id)
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"receipt database is not writable: {exc}") from exc
+            try:
+                row = db.execute(_HEAD, (causal,)).fetchone()
+                head = ChainHead(row[0], row[1]) if row else ChainHead(0, "")
+                appended = build(head)
+                r = appended.receipt
+                db.execute(
+                    _INSERT,
+                    (
+                        r["receipt_id"],
+                        tenant_id,
+                        causal,
+                        session_id,
+                        r["lamport_clock"],
+                        r["prev_hash"],
+                        appended.chain_hash,
+                        r["decision_id"],
+                        r["verdict"],
+                        r["reason_code"],
+                        r["executor_id"],
+                        r["effect_id"],
+                        r["policy_hash"],
+                        r["timestamp"],
+                        appended.timestamp_ns,
+                        r["key_id"],
+                        json.dumps(r),
+                    ),
+                )
+                db.execute("COMMIT")
+            except BaseException as exc:
+                db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise StoreUnavailable(f"receipt write failed: {exc}") from exc
+                raise
+            return appended
+
+    def _one(self, sql: str, args: tuple[Any, ...]) -> Any:
+        with self._lock:
+            return self._db.execute(sql, args).fetchone()
+
+    def get(self, tenant_id: str, receipt_id: str) -> dict[str, Any] | None:
+        row = self._one(
+            "SELECT receipt_envelope FROM receipts WHERE tenant_id = ? AND receipt_id = ?",
+            (tenant_id, receipt_id),
+        )
+        return json.loads(row[0]) if row else None
+
+    def get_by_chain_hash(self, tenant_id: str, chain_hash: str) -> dict[str, Any] | None:
+        row = self._one(
+            "SELECT receipt_envelope FROM receipts WHERE tenant_id = ? AND chain_hash = ?",
+            (tenant_id, chain_hash),
+        )
+        return json.loads(row[0]) if row else None
+
+    def sequence_of(self, tenant_id: str, receipt_id: str) -> int | None:
+        row = self._one(
+            "SELECT append_sequence FROM receipts WHERE tenant_id = ? AND receipt_id = ?",
+            (tenant_id, receipt_id),
+        )
+        return int(row[0]) if row else None
+
+    def list(self, query: ReceiptQuery) -> ReceiptPage:
+        where = ["tenant_id = ?", "append_sequence > ?"]
+        args: list[Any] = [query.tenant_id, query.after_sequence]
+        if query.session_id is not None:
+            where.append("causal_session_id = ?")
+            args.append(causal_session_key(query.tenant_id, query.session_id))
+            if query.after_lamport:
+                where.append("lamport_clock > ?")
+                args.append(query.after_lamport)
+        for column, value in (
+            ("verdict", query.verdict),
+            ("reason_code", query.reason_code),
+            ("executor_id", query.executor_id),
+            ("effect_id", query.effect_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.time_from_ns is not None:
+            where.append("timestamp_ns >= ?")
+            args.append(query.time_from_ns)
+        if query.time_to_ns is not None:
+            where.append("timestamp_ns < ?")
+            args.append(query.time_to_ns)
+        sql = (
+            "SELECT append_sequence, receipt_envelope FROM receipts WHERE "
+            + " AND ".join(where)
+            + " ORDER BY append_sequence LIMIT ?"
+        )
+        args.append(query.limit + 1)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        items = [StoredReceipt(seq, json.loads(env)) for seq, env in rows[: query.limit]]
+        return ReceiptPage(items=items, has_more=len(rows) > query.limit)
+
+    def sessions(self, tenant_id: str, limit: int, offset: int) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT session_id, MIN(timestamp_ns), MIN(append_sequence), COUNT(*), "
+            "MAX(lamport_clock) FROM receipts WHERE tenant_id = ? GROUP BY causal_session_id "
+            "ORDER BY MIN(append_sequence) LIMIT ? OFFSET ?"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, (tenant_id, limit, offset)).fetchall()
+        out = []
+        for session_id, first_ns, _seq, count, last in rows:
+            out.append(
+                {
+                    "session_id": session_id,
+                    "created_at_ns": first_ns,
+                    "receipt_count": count,
+                    "last_lamport_clock": last,
+                }
+            )
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
