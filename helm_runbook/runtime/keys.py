@@ -39,7 +39,11 @@ class Signer:
     @property
     def fingerprint(self) -> str:
         """``ed25519:sha256:<12 hex>`` of the public key: safe to show in logs and notebooks."""
-        return "ed25519:sha256:" + hashlib.sha256(bytes(self.key.verify_key)).hexdigest()[:12]
+        return self.fingerprint_of(self.key.verify_key)
+
+    @staticmethod
+    def fingerprint_of(verify_key: VerifyKey) -> str:
+        return "ed25519:sha256:" + hashlib.sha256(bytes(verify_key)).hexdigest()[:12]
 
     def sign_hex(self, message: bytes) -> str:
         return self.key.sign(message).signature.hex()

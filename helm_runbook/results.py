@@ -1,0 +1,48 @@
+"""Result objects that render as a table in Jupyter (``_repr_html_``) and as text in a terminal."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table with a PASS/FAIL headline; the common rendering of every step's result."""
+
+    title: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[object]] = field(default_factory=list)
+    ok: bool = True
+    summary: str = ""
+
+    @property
+    def status(self) -> str:
+        return "PASS" if self.ok else "FAIL"
+
+    def __str__(self) -> str:
+        cells = [[str(c) for c in self.columns], *[[str(c) for c in row] for row in self.rows]]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
+        lines = [f"{self.title}: {self.status}" + (f" ({self.summary})" if self.summary else "")]
+        for n, row in enumerate(cells):
+            lines.append(
+                "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            )
+            if n == 0:
+                lines.append("  " + "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        colour = "#1a7f37" if self.ok else "#cf222e"
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+            for row in self.rows
+        )
+        summary = f" — {html.escape(self.summary)}" if self.summary else ""
+        return (
+            f"<div><strong>{html.escape(self.title)}</strong>: "
+            f'<span style="color:{colour};font-weight:bold">{self.status}</span>{summary}'
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+        )

@@ -1,0 +1,275 @@
+"""Offline receipt verification: signatures against a caller-supplied key, and hash chains.
+
+What a verifier does (contract 4.4): require ``receipt.v5``; rebuild the 13-key JCS preimage and
+verify its Ed25519 signature with the trusted key (never the embedded ``public_key_set``); per
+session, order by lamport, require the first ``prev_hash`` to be genesis and each next one to be
+the chain hash of its predecessor. Every failure names the receipt and the check.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from nacl.signing import VerifyKey
+
+from helm_runbook.errors import ReceiptInvalid
+from helm_runbook.results import Table
+from helm_runbook.runtime import receipts as rc
+from helm_runbook.runtime.keys import Signer
+
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+@dataclass(frozen=True)
+class ReceiptFailure:
+    receipt_id: str
+    session_id: str
+    lamport_clock: int
+    check: str  # signature | signature_version | causal_chain | format
+    detail: str
+
+
+@dataclass(frozen=True)
+class ReceiptVerification:
+    """Outcome of verifying a set of receipts; ``ok`` only when every check passed."""
+
+    receipts: int
+    sessions: int
+    failures: list[ReceiptFailure] = field(default_factory=list)
+    public_key_fingerprint: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.receipts > 0 and not self.failures
+
+    def table(self) -> Table:
+        rows: list[list[object]] = [
+            [f.receipt_id, f.session_id, f.lamport_clock, f.check, f.detail] for f in self.failures
+        ]
+        summary = (
+            f"{self.receipts} receipts in {self.sessions} sessions, "
+            f"{len(self.failures)} failures, key {self.public_key_fingerprint}"
+        )
+        if self.receipts == 0:
+            summary = "no receipts to verify"
+        return Table(
+            "receipt verification",
+            ["receipt", "session", "lamport", "check", "detail"],
+            rows,
+            ok=self.ok,
+            summary=summary,
+        )
+
+    def raise_for_failures(self) -> None:
+        if not self.ok:
+            first = self.failures[0] if self.failures else None
+            seen = (
+                f"{first.check} failed for {first.receipt_id}: {first.detail}"
+                if first
+                else "no receipts"
+            )
+            raise ReceiptInvalid(
+                f"receipt verification failed: {seen} ({len(self.failures)} failures)",
+                fix="check that --public-key is the runtime's root.pub (trust root), and that the "
+                "receipts come unmodified from GET /api/v1/receipts",
+            )
+
+    def __str__(self) -> str:
+        return str(self.table())
+
+    def _repr_html_(self) -> str:
+        return self.table()._repr_html_()
+
+
+def normalise_public_key(public_key: str) -> str:
+    key = public_key.strip().lower()
+    if not _HEX64.fullmatch(key):
+        raise ReceiptInvalid(
+            "public key must be 64 hex characters (an Ed25519 public key)",
+            fix="pass the runtime's trust root: the hex in <data-dir>/root.pub or the "
+            "'trust root ready' log line",
+        )
+    return key
+
+
+def verify_receipts(items: Iterable[Mapping[str, Any]], public_key: str) -> ReceiptVerification:
+    """Verify signatures and chains of ``items`` against ``public_key`` (64 hex)."""
+    key = normalise_public_key(public_key)
+    failures: list[ReceiptFailure] = []
+    chains: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    count = 0
+    for item in items:
+        count += 1
+        rid = str(item.get("receipt_id", "?"))
+        session = item.get("session_id")
+        lamport = item.get("lamport_clock")
+        if (
+            not isinstance(session, str)
+            or not isinstance(lamport, int)
+            or isinstance(lamport, bool)
+        ):
+            failures.append(
+                ReceiptFailure(
+                    rid,
+                    str(session),
+                    -1,
+                    "format",
+                    "session_id (string) and lamport_clock (integer) are required",
+                )
+            )
+            continue
+        if item.get("signature_version") != rc.SIGNATURE_VERSION:
+            failures.append(
+                ReceiptFailure(
+                    rid,
+                    session,
+                    lamport,
+                    "signature_version",
+                    f"expected {rc.SIGNATURE_VERSION}, found {item.get('signature_version')!r}",
+                )
+            )
+        elif not rc.signature_valid(item, key):
+            failures.append(
+                ReceiptFailure(
+                    rid,
+                    session,
+                    lamport,
+                    "signature",
+                    "Ed25519 signature does not verify over the receipt.v5 preimage "
+                    "with the trusted key (a signed field changed, or another key signed it)",
+                )
+            )
+        chains[session].append(item)
+    for session, chain in chains.items():
+        failures.extend(_check_chain(session, sorted(chain, key=lambda r: r["lamport_clock"])))
+    fingerprint = Signer.fingerprint_of(VerifyKey(bytes.fromhex(key)))
+    return ReceiptVerification(count, len(chains), failures, fingerprint)
+
+
+def _check_chain(session: str, chain: list[Mapping[str, Any]]) -> list[ReceiptFailure]:
+    failures = []
+    previous: Mapping[str, Any] | None = None
+    for receipt in chain:
+        rid, lamport = str(receipt.get("receipt_id", "?")), receipt["lamport_clock"]
+        prev_hash = receipt.get("prev_hash", "")
+        if previous is None:
+            if lamport != 1:
+                failures.append(
+                    ReceiptFailure(
+                        rid,
+                        session,
+                        lamport,
+                        "causal_chain",
+                        f"chain starts at lamport {lamport}, not 1: earlier receipts are missing",
+                    )
+                )
+            elif prev_hash not in rc.GENESIS_PREV_HASHES:
+                failures.append(
+                    ReceiptFailure(
+                        rid,
+                        session,
+                        lamport,
+                        "causal_chain",
+                        "first receipt's prev_hash is not genesis",
+                    )
+                )
+        else:
+            expected_lamport = previous["lamport_clock"] + 1
+            if lamport != expected_lamport:
+                what = "duplicate lamport" if lamport < expected_lamport else "lamport gap"
+                failures.append(
+                    ReceiptFailure(
+                        rid,
+                        session,
+                        lamport,
+                        "causal_chain",
+                        f"{what}: expected {expected_lamport} after {previous.get('receipt_id')}",
+                    )
+                )
+            elif prev_hash != rc.chain_hash(previous):
+                failures.append(
+                    ReceiptFailure(
+                        rid,
+                        session,
+                        lamport,
+                        "causal_chain",
+                        f"prev_hash does not match the chain hash of "
+                        f"{previous.get('receipt_id')} (lamport {previous['lamport_clock']})",
+                    )
+                )
+        previous = receipt
+    return failures
+
+
+def load_receipts(
+    source: str, *, headers: Mapping[str, str] | None = None, timeout: float = 10.0
+) -> list[dict[str, Any]]:
+    """Receipts from a file (JSON list, ``{"receipts": [...]}``, one receipt, or JSON lines) or a URL.
+
+    A URL of ``GET /api/v1/receipts`` is followed page by page through ``next_cursor``.
+    """
+    if source.startswith(("http://", "https://")):
+        return _fetch_all(source, dict(headers or {}), timeout)
+    path = Path(source)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ReceiptInvalid(
+            f"cannot read {path}: {exc.strerror}", fix="pass a receipts JSON file or a URL"
+        ) from exc
+    try:
+        return _receipts_of(json.loads(text), str(path))
+    except json.JSONDecodeError:
+        pass
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise ReceiptInvalid(
+            f"{path} is neither JSON nor JSON lines: {exc}",
+            fix="save the body of GET /api/v1/receipts as-is",
+        ) from exc
+
+
+def _receipts_of(doc: Any, where: str) -> list[dict[str, Any]]:
+    if isinstance(doc, dict) and isinstance(doc.get("receipts"), list):
+        return list(doc["receipts"])
+    if isinstance(doc, list):
+        return list(doc)
+    if isinstance(doc, dict) and "receipt_id" in doc:
+        return [doc]
+    raise ReceiptInvalid(
+        f"{where} holds no receipts", fix="save the body of GET /api/v1/receipts as-is"
+    )
+
+
+def _fetch_all(
+    url: str, headers: dict[str, str], timeout: float, max_pages: int = 1000
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    params: dict[str, str] = {}
+    with httpx.Client(timeout=timeout, headers=headers) as client:
+        for _ in range(max_pages):
+            try:
+                response = client.get(url, params=params)
+            except httpx.HTTPError as exc:
+                raise ReceiptInvalid(
+                    f"cannot fetch {url}: {exc}", fix="check the port-forward and the URL"
+                ) from exc
+            if response.status_code != 200:
+                raise ReceiptInvalid(
+                    f"GET {url} answered {response.status_code}: {response.text[:200]}",
+                    fix="send the admin key and the X-Helm-Tenant-ID / X-Helm-Principal-ID headers",
+                )
+            doc = response.json()
+            out.extend(_receipts_of(doc, url))
+            if not (isinstance(doc, dict) and doc.get("has_more") and doc.get("next_cursor")):
+                break
+            params = {"since": doc["next_cursor"]}
+    return out

@@ -1,0 +1,124 @@
+"""Shared fixtures: policy bundles on disk, in-process runtimes, ASGI clients, free ports."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from helm_runbook.runtime.app import Runtime, create_app
+from helm_runbook.runtime.server import build_runtime
+from helm_runbook.runtime.settings import Settings
+
+ADMIN_KEY = "test-admin-key-0123456789"
+SERVICE_KEY = "test-service-key-0123456789"
+TENANT = "default"
+PRINCIPAL = "system-admin"
+TENANT_HEADERS = {
+    "Authorization": f"Bearer {ADMIN_KEY}",
+    "X-Helm-Tenant-ID": TENANT,
+    "X-Helm-Principal-ID": PRINCIPAL,
+}
+
+SERVE_POLICY = """\
+name = "helm-chart"
+profile = "kubernetes"
+reference_pack = "./reference-pack.json"
+
+[server]
+bind = "0.0.0.0"
+port = 8080
+
+[receipts]
+store = "sqlite"
+path = "/data/helm.db"
+
+[receipts.signing]
+algorithm = "ed25519"
+key_path = "/data/root.key"
+"""
+
+
+def write_policy(directory: Path, actions: list[dict[str, Any]] | None = None) -> Path:
+    """Write serve-policy.toml + reference-pack.json as the chart's ConfigMap mounts them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "serve-policy.toml").write_text(SERVE_POLICY)
+    pack = {
+        "pack_id": "helm-chart-reference-pack",
+        "label": "test pack",
+        "version": 1,
+        "runtime_actions": actions or [],
+    }
+    (directory / "reference-pack.json").write_text(json.dumps(pack))
+    return directory / "serve-policy.toml"
+
+
+def default_env() -> dict[str, str]:
+    return {"HELM_ADMIN_API_KEY": ADMIN_KEY, "HELM_SERVICE_API_KEY": SERVICE_KEY}
+
+
+RuntimeFactory = Callable[..., Runtime]
+
+
+@pytest.fixture
+def make_runtime(tmp_path: Path) -> Iterator[RuntimeFactory]:
+    """Build in-process runtimes (start-up steps 2-5) over tmp dirs; closes their stores."""
+    built: list[Runtime] = []
+
+    def factory(
+        actions: list[dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+    ) -> Runtime:
+        policy = write_policy(tmp_path / "policy", actions)
+        settings = Settings.from_env(
+            policy_path=policy,
+            addr="127.0.0.1",
+            port=0,
+            data_dir=data_dir or tmp_path / "data",
+            environ={**default_env(), **(env or {})},
+        )
+        runtime = build_runtime(settings)
+        built.append(runtime)
+        return runtime
+
+    yield factory
+    for runtime in built:
+        runtime.store.close()
+
+
+@pytest.fixture
+def client_for() -> Callable[[Runtime], TestClient]:
+    """An in-process ASGI client for a runtime's API app."""
+
+    def factory(runtime: Runtime) -> TestClient:
+        return TestClient(create_app(runtime), raise_server_exceptions=False)
+
+    return factory
+
+
+ALLOW_FILE_READ = [
+    {"action": "file_read", "expression": 'input.effect.params.args.path == "/etc/hostname"'},
+    {"action": "LLM_INFERENCE"},
+]
+
+
+@pytest.fixture
+def runtime(make_runtime: RuntimeFactory) -> Runtime:
+    return make_runtime(ALLOW_FILE_READ)
+
+
+@pytest.fixture
+def client(runtime: Runtime, client_for: Callable[[Runtime], TestClient]) -> TestClient:
+    return client_for(runtime)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
