@@ -38,41 +38,43 @@ class ServePolicy:
 
 
 def parse_serve_policy(data: bytes, *, source: str) -> ServePolicy:
-    """Validate the TOML keys upstream requires; raise PolicyFileError naming the key."""
+    """Validate the TOML keys upstream requires; one PolicyFileError lists every problem."""
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise PolicyFileError(f"{source}: not valid TOML: {exc}") from exc
+    problems: list[str] = []
 
-    def text(table: dict[str, Any], key: str, where: str) -> str:
-        value = table.get(key)
+    def text(table: Any, key: str, where: str) -> str:
+        value = table.get(key) if isinstance(table, dict) else None
         if not isinstance(value, str) or not value.strip():
-            raise PolicyFileError(
-                f"{source}: {where}{key} is required and must be a non-blank string"
-            )
+            problems.append(f"{where}{key} is required and must be a non-blank string")
+            return ""
         return value
 
-    server = doc.get("server")
-    receipts = doc.get("receipts")
+    server, receipts = doc.get("server"), doc.get("receipts")
     if not isinstance(server, dict):
-        raise PolicyFileError(f"{source}: [server] table is required (bind, port)")
+        problems.append("[server] table is required (bind, port)")
     if not isinstance(receipts, dict):
-        raise PolicyFileError(f"{source}: [receipts] table is required (store, path)")
-    port = server.get("port", 0)
-    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-        raise PolicyFileError(f"{source}: server.port must be an integer in 1..65535, got {port!r}")
-    store = text(receipts, "store", "receipts.")
-    if store not in ("sqlite", "sqlite3", "postgres", "postgresql"):
-        raise PolicyFileError(f"{source}: receipts.store must be sqlite or postgres, got {store!r}")
-    return ServePolicy(
-        name=text(doc, "name", ""),
-        profile=text(doc, "profile", ""),
-        reference_pack=text(doc, "reference_pack", ""),
-        bind=text(server, "bind", "server."),
-        port=port,
-        receipts_store=store,
-        receipts_path=text(receipts, "path", "receipts."),
-    )
+        problems.append("[receipts] table is required (store, path)")
+    name = text(doc, "name", "")
+    profile = text(doc, "profile", "")
+    reference_pack = text(doc, "reference_pack", "")
+    bind = text(server, "bind", "server.") if isinstance(server, dict) else ""
+    port = server.get("port", 0) if isinstance(server, dict) else 0
+    if isinstance(server, dict) and (
+        not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535
+    ):
+        problems.append(f"server.port must be an integer in 1..65535, got {port!r}")
+    store = path = ""
+    if isinstance(receipts, dict):
+        store = text(receipts, "store", "receipts.")
+        path = text(receipts, "path", "receipts.")
+        if store and store not in ("sqlite", "sqlite3", "postgres", "postgresql"):
+            problems.append(f"receipts.store must be sqlite or postgres, got {store!r}")
+    if problems:
+        raise PolicyFileError(f"{source}: " + "; ".join(problems))
+    return ServePolicy(name, profile, reference_pack, bind, port, store, path)
 
 
 def reference_pack_path(policy_path: Path, reference: str) -> Path:
