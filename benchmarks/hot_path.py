@@ -1,0 +1,234 @@
+"""Hot-path figures for the reference runtime (issue 2). Prints figures; asserts nothing.
+
+    .venv/bin/python benchmarks/hot_path.py                 # both parts
+    .venv/bin/python benchmarks/hot_path.py --skip-http     # in-process only
+
+In-process: ``Kernel.evaluate`` (decide + CEL + sign decision + sign receipt + chain + SQLite
+commit), sequential, N iterations, with the cost of each stage measured separately.
+HTTP: ``helm-ai-kernel serve`` as a child process; a load generator in another process keeps C
+keep-alive connections busy with governed ``POST /api/v1/evaluate`` requests for D seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from helm_runbook.runtime import receipts
+from helm_runbook.runtime.canonical import canonical_json
+from helm_runbook.runtime.process import RuntimeProcess
+from helm_runbook.runtime.server import build_runtime
+from helm_runbook.runtime.settings import Settings
+from helm_runbook.runtime.store.base import ReceiptQuery
+
+ADMIN = "bench-admin-key"
+POLICY_TOML = """name = "helm-chart"
+profile = "kubernetes"
+reference_pack = "./reference-pack.json"
+[server]
+bind = "127.0.0.1"
+port = 8080
+[receipts]
+store = "sqlite"
+path = "/data/helm.db"
+"""
+PACK = {
+    "pack_id": "bench",
+    "version": 1,
+    "runtime_actions": [
+        {"action": "file_read", "expression": 'input.effect.params.args.path == "/etc/hostname"'}
+    ],
+}
+BODY = {
+    "tool": "file_read",
+    "effect_level": "E1",
+    "session_id": "bench",
+    "args": {"path": "/etc/hostname"},
+}
+
+
+def write_policy(root: Path) -> Path:
+    (root / "policy").mkdir(parents=True, exist_ok=True)
+    (root / "policy" / "serve-policy.toml").write_text(POLICY_TOML)
+    (root / "policy" / "reference-pack.json").write_text(json.dumps(PACK))
+    return root / "policy" / "serve-policy.toml"
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def in_process(iterations: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        settings = Settings.from_env(
+            policy_path=write_policy(root), addr="127.0.0.1", port=0,
+            data_dir=root / "data", environ={"HELM_ADMIN_API_KEY": ADMIN},
+        )  # fmt: skip
+        runtime = build_runtime(settings)
+        kernel = runtime.kernel
+        ctx = {"args": BODY["args"], "session_id": "bench", "tenant_id": "default"}
+
+        def one(session: str) -> None:
+            kernel.evaluate(
+                tenant_id="default", principal="system-admin", session_id=session,
+                action="file_read", resource="E1", args=BODY["args"], context=ctx,
+            )  # fmt: skip
+
+        for i in range(200):  # warm-up (page cache, CEL program, sqlite statement cache)
+            one(f"warm{i % 4}")
+        samples = []
+        for _ in range(iterations):
+            start = time.perf_counter_ns()
+            one("bench")
+            samples.append((time.perf_counter_ns() - start) / 1000)
+        last = runtime.store.list(
+            ReceiptQuery("default", limit=1, session_id="bench", after_lamport=iterations - 1)
+        ).items
+        assert last and last[0].receipt["lamport_clock"] == iterations, "chain is not contiguous"
+        receipt = last[0].receipt
+        stage = _stages(runtime, receipt)
+        runtime.store.close()
+    print(f"in-process evaluate+sign+persist, sequential, n={iterations}")
+    print(
+        f"  p50 {pct(samples, 0.50):7.1f} us   p95 {pct(samples, 0.95):7.1f} us   "
+        f"p99 {pct(samples, 0.99):7.1f} us   mean {statistics.fmean(samples):7.1f} us"
+    )
+    print("  stage medians (us): " + "  ".join(f"{k} {v:.1f}" for k, v in stage.items()))
+
+
+def _stages(runtime: object, receipt: dict[str, object]) -> dict[str, float]:
+    """Median cost of the pieces, to say what bounds the hot path."""
+    signer = runtime.signer  # type: ignore[attr-defined]
+    snapshot = runtime.kernel.snapshots.get(runtime.scope)  # type: ignore[attr-defined]
+    rule = snapshot.policy.rules["file_read"]
+    cel_input = {"input": {"action": "file_read", "effect": {"effect_type": "file_read",
+                 "params": {"args": BODY["args"]}}, "artifacts": [], "timestamp": "", "taint": []}}  # fmt: skip
+    pre = receipts.preimage(receipt)
+
+    def median_us(fn: object, n: int = 2000) -> float:
+        out = []
+        for _ in range(n):
+            t = time.perf_counter_ns()
+            fn()  # type: ignore[operator]
+            out.append((time.perf_counter_ns() - t) / 1000)
+        return statistics.median(out)
+
+    return {
+        "cel": median_us(lambda: rule.program.execute(cel_input)),
+        "jcs(receipt)": median_us(lambda: canonical_json(receipt)),
+        "ed25519-sign": median_us(lambda: signer.sign_hex(pre)),
+        "chain-hash": median_us(lambda: receipts.chain_hash(receipt)),
+    }
+
+
+def _request_bytes(port: int) -> bytes:
+    body = json.dumps(BODY).encode()
+    head = (
+        f"POST /api/v1/evaluate HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {ADMIN}\r\nX-Helm-Tenant-ID: default\r\n"
+        f"X-Helm-Principal-ID: system-admin\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _client(
+    port: int, deadline: float, latencies: list[float], errors: list[int], session: int
+) -> None:
+    payload = _request_bytes(port).replace(b'"bench"', f'"bench{session % 4}"'.encode())
+    payload = payload.replace(
+        b"Content-Length: " + str(len(json.dumps(BODY))).encode(),
+        b"Content-Length: " + str(len(json.dumps(BODY)) + 1).encode(),
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            writer.write(payload)
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            latencies.append((time.perf_counter() - start) * 1000)
+            if b" 200 " not in status_line:
+                errors.append(int(status_line.split()[1]))
+    finally:
+        writer.close()
+
+
+def _load(port: int, concurrency: int, duration: float, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    latencies: list[float] = []
+    errors: list[int] = []
+
+    async def main() -> None:
+        deadline = time.perf_counter() + duration
+        await asyncio.gather(
+            *(_client(port, deadline, latencies, errors, n) for n in range(concurrency))
+        )
+
+    asyncio.run(main())
+    out.put((latencies, errors))
+
+
+def http(concurrency: int, duration: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with RuntimeProcess(
+            write_policy(root), root / "data", env={"HELM_ADMIN_API_KEY": ADMIN}
+        ) as rt:
+            queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+            warm = multiprocessing.Process(target=_load, args=(rt.port, concurrency, 2.0, queue))
+            warm.start()
+            queue.get()
+            warm.join()
+            loader = multiprocessing.Process(
+                target=_load, args=(rt.port, concurrency, duration, queue)
+            )
+            loader.start()
+            latencies, errors = queue.get()
+            loader.join()
+    print(
+        f"HTTP POST /api/v1/evaluate, {concurrency} keep-alive clients, {duration:g} s, "
+        f"1 server process ({os.cpu_count()} cores shared with the load generator)"
+    )
+    print(
+        f"  {len(latencies) / duration:8.0f} requests/s   p50 {pct(latencies, 0.5):.2f} ms   "
+        f"p99 {pct(latencies, 0.99):.2f} ms   non-200: {len(errors)}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--iterations", type=int, default=10_000)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-inprocess", action="store_true")
+    opts = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    if not opts.skip_inprocess:
+        in_process(opts.iterations)
+    if not opts.skip_http:
+        http(opts.concurrency, opts.duration)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
