@@ -48,10 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
         "For a URL, the admin key comes from HELM_RUNBOOK_ADMIN_API_KEY.",
     )
     vr.add_argument("source", help="receipts JSON file, JSON lines, or URL of /api/v1/receipts")
-    vr.add_argument("--public-key", default="", help="trusted Ed25519 public key, 64 hex (root.pub)")
+    vr.add_argument(
+        "--public-key", default="", help="trusted Ed25519 public key, 64 hex (root.pub)"
+    )
     vr.add_argument("--public-key-file", default="", help="file holding the public key hex")
     vr.add_argument("--tenant", default="default", help="X-Helm-Tenant-ID for a URL source")
-    vr.add_argument("--principal", default="system-admin", help="X-Helm-Principal-ID for a URL source")
+    vr.add_argument(
+        "--principal", default="system-admin", help="X-Helm-Principal-ID for a URL source"
+    )
     vr.set_defaults(func=_cmd_verify_receipts)
     return parser
 

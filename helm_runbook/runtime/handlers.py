@@ -161,7 +161,7 @@ async def evaluate(request: Request, identity: Identity) -> Response:
     if workspace:
         decision_context["workspace_id"] = workspace
     try:
-        result = runtime.kernel.evaluate(
+        result = await runtime.kernel.evaluate_async(
             tenant_id=identity.tenant_id,
             principal=identity.principal_id,
             session_id=session_id,

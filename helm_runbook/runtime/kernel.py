@@ -15,7 +15,13 @@ from helm_runbook.runtime.canonical import canonical_json, sha256_hex, sha256_re
 from helm_runbook.runtime.guardian import Decision, DecisionRequest, decide, rfc3339_nano
 from helm_runbook.runtime.keys import Signer
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
-from helm_runbook.runtime.store.base import AppendedReceipt, ChainHead, ReceiptStore
+from helm_runbook.runtime.store.base import (
+    AppendedReceipt,
+    ChainHead,
+    ReceiptBuilder,
+    ReceiptStore,
+)
+from helm_runbook.runtime.store.group_commit import GroupCommitter
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,21 @@ def decision_record(decision: Decision, principal: str, args_hash: str) -> dict[
     }
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    decision: Decision
+    decision_hash: str
+    decision_signature: str
+    tenant_id: str
+    session_id: str
+    build: ReceiptBuilder
+
+    def result(self, appended: AppendedReceipt) -> Evaluation:
+        return Evaluation(
+            self.decision, appended.receipt, self.decision_hash, self.decision_signature
+        )
+
+
 class Kernel:
     """One runtime scope: its policy snapshots, receipt store and root signer."""
 
@@ -55,8 +76,22 @@ class Kernel:
         self.snapshots = snapshots
         self.store = store
         self.signer = signer
+        self.committer = GroupCommitter(store)
 
-    def evaluate(
+    def evaluate(self, **request: Any) -> Evaluation:
+        """Decide one governed request and return after its signed receipt is durable."""
+        prepared = self._prepare(**request)
+        return prepared.result(
+            self.store.append(prepared.tenant_id, prepared.session_id, prepared.build)
+        )
+
+    async def evaluate_async(self, **request: Any) -> Evaluation:
+        """As ``evaluate``, sharing the commit with requests ready in the same loop turn."""
+        prepared = self._prepare(**request)
+        job = (prepared.tenant_id, prepared.session_id, prepared.build)
+        return prepared.result(await self.committer.append(job))
+
+    def _prepare(
         self,
         *,
         tenant_id: str,
@@ -67,8 +102,8 @@ class Kernel:
         args: Any,
         context: dict[str, Any],
         source: str = "api.evaluate",
-    ) -> Evaluation:
-        """Decide one governed request and return after its signed receipt is durable."""
+    ) -> _Prepared:
+        """Decide and sign the decision; the receipt is built when its chain head is known."""
         now_ns = time.time_ns()
         decision = decide(
             self.snapshots.get(self.scope),
@@ -113,5 +148,4 @@ class Kernel:
             receipts.sign(receipt, signer)
             return AppendedReceipt(receipt, receipts.chain_hash(receipt), now_ns)
 
-        appended = self.store.append(tenant_id, session_id, build)
-        return Evaluation(decision, appended.receipt, decision_hash, decision_signature)
+        return _Prepared(decision, decision_hash, decision_signature, tenant_id, session_id, build)

@@ -7,7 +7,7 @@ receipt for the next lamport, and inserts it inside one write transaction guarde
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +34,8 @@ class AppendedReceipt:
 # Given the chain head (lamport 0 and "" for a new chain), return the signed receipt and its
 # chain hash. Called inside the write transaction.
 ReceiptBuilder = Callable[[ChainHead], AppendedReceipt]
+# (tenant_id, session_id, builder): one receipt to append.
+AppendJob = tuple[str, str, ReceiptBuilder]
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class ReceiptPage:
 class ReceiptStore(Protocol):
     def append(self, tenant_id: str, session_id: str, build: ReceiptBuilder) -> AppendedReceipt:
         """Append the next receipt of the (tenant, session) chain; durable on return."""
+
+    def append_batch(self, jobs: Sequence[AppendJob]) -> list[AppendedReceipt | Exception]:
+        """Append several receipts in one durable transaction; per-job failures are returned."""
 
     def get(self, tenant_id: str, receipt_id: str) -> dict[str, Any] | None: ...
 

@@ -14,12 +14,14 @@ import contextlib
 import json
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from helm_runbook.runtime.receipts import causal_session_key
 from helm_runbook.runtime.store.base import (
     AppendedReceipt,
+    AppendJob,
     ChainHead,
     ReceiptBuilder,
     ReceiptPage,
@@ -110,7 +112,15 @@ class SQLiteReceiptStore:
             db.close()
 
     def append(self, tenant_id: str, session_id: str, build: ReceiptBuilder) -> AppendedReceipt:
-        causal = causal_session_key(tenant_id, session_id)
+        result = self.append_batch([(tenant_id, session_id, build)])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def append_batch(self, jobs: Sequence[AppendJob]) -> list[AppendedReceipt | Exception]:
+        """Append several receipts in ONE transaction (group commit); each job is isolated by a
+        savepoint, so one failing builder rolls back only its own receipt."""
+        results: list[AppendedReceipt | Exception] = []
         with self._lock:
             db = self._db
             try:
@@ -118,39 +128,43 @@ class SQLiteReceiptStore:
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"receipt database is not writable: {exc}") from exc
             try:
-                row = db.execute(_HEAD, (causal,)).fetchone()
-                head = ChainHead(row[0], row[1]) if row else ChainHead(0, "")
-                appended = build(head)
-                r = appended.receipt
-                db.execute(
-                    _INSERT,
-                    (
-                        r["receipt_id"],
-                        tenant_id,
-                        causal,
-                        session_id,
-                        r["lamport_clock"],
-                        r["prev_hash"],
-                        appended.chain_hash,
-                        r["decision_id"],
-                        r["verdict"],
-                        r["reason_code"],
-                        r["executor_id"],
-                        r["effect_id"],
-                        r["policy_hash"],
-                        r["timestamp"],
-                        appended.timestamp_ns,
-                        r["key_id"],
-                        json.dumps(r),
-                    ),
-                )
+                for tenant_id, session_id, build in jobs:
+                    db.execute("SAVEPOINT job")
+                    try:
+                        results.append(self._append_one(tenant_id, session_id, build))
+                        db.execute("RELEASE job")
+                    except Exception as exc:
+                        db.execute("ROLLBACK TO job")
+                        db.execute("RELEASE job")
+                        if isinstance(exc, sqlite3.OperationalError):
+                            exc = StoreUnavailable(f"receipt write failed: {exc}")
+                        results.append(exc)
                 db.execute("COMMIT")
             except BaseException as exc:
-                db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.OperationalError):
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
                     raise StoreUnavailable(f"receipt write failed: {exc}") from exc
                 raise
-            return appended
+        return results
+
+    def _append_one(
+        self, tenant_id: str, session_id: str, build: ReceiptBuilder
+    ) -> AppendedReceipt:
+        causal = causal_session_key(tenant_id, session_id)
+        row = self._db.execute(_HEAD, (causal,)).fetchone()
+        appended = build(ChainHead(row[0], row[1]) if row else ChainHead(0, ""))
+        r = appended.receipt
+        self._db.execute(
+            _INSERT,
+            (
+                r["receipt_id"], tenant_id, causal, session_id, r["lamport_clock"], r["prev_hash"],
+                appended.chain_hash, r["decision_id"], r["verdict"], r["reason_code"],
+                r["executor_id"], r["effect_id"], r["policy_hash"], r["timestamp"],
+                appended.timestamp_ns, r["key_id"], json.dumps(r),
+            ),
+        )  # fmt: skip
+        return appended
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> Any:
         with self._lock:
