@@ -7,6 +7,7 @@ receipt for the next lamport, and inserts it inside one write transaction guarde
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -82,6 +83,8 @@ class ReceiptStore(Protocol):
 
     def list(self, query: ReceiptQuery) -> ReceiptPage: ...
 
-    def sessions(self, tenant_id: str, limit: int, offset: int) -> list[dict[str, Any]]: ...
+    def sessions(
+        self, tenant_id: str, limit: int, offset: int
+    ) -> builtins.list[dict[str, Any]]: ...
 
     def close(self) -> None: ...

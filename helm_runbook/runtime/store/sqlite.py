@@ -10,6 +10,7 @@ and the unique (causal_session_id, lamport_clock) index.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import sqlite3
@@ -227,7 +228,7 @@ class SQLiteReceiptStore:
         items = [StoredReceipt(seq, json.loads(env)) for seq, env in rows[: query.limit]]
         return ReceiptPage(items=items, has_more=len(rows) > query.limit)
 
-    def sessions(self, tenant_id: str, limit: int, offset: int) -> list[dict[str, Any]]:
+    def sessions(self, tenant_id: str, limit: int, offset: int) -> builtins.list[dict[str, Any]]:
         sql = (
             "SELECT session_id, MIN(timestamp_ns), MIN(append_sequence), COUNT(*), "
             "MAX(lamport_clock) FROM receipts WHERE tenant_id = ? GROUP BY causal_session_id "
