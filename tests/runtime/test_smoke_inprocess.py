@@ -13,14 +13,23 @@ def test_allow_then_deny_chain_verifies(client: TestClient, runtime: Runtime) ->
     allow = client.post(
         "/api/v1/evaluate",
         headers=TENANT_HEADERS,
-        json={"tool": "file_read", "effect_level": "E1", "session_id": "s1", "args": {"path": "/etc/hostname"}},
+        json={
+            "tool": "file_read",
+            "effect_level": "E1",
+            "session_id": "s1",
+            "args": {"path": "/etc/hostname"},
+        },
     )
     assert allow.status_code == 200, allow.text
     assert allow.json()["verdict"] == "ALLOW"
     deny = client.post(
         "/api/v1/evaluate",
         headers=TENANT_HEADERS,
-        json={"action": "EXECUTE_TOOL", "resource": "unknown.tool.kind", "context": {"session_id": "s1"}},
+        json={
+            "action": "EXECUTE_TOOL",
+            "resource": "unknown.tool.kind",
+            "context": {"session_id": "s1"},
+        },
     )
     assert deny.json()["reason_code"] == "PDP_DENY"
     assert deny.json()["lamport_clock"] == 2
