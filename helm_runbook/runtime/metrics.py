@@ -1,0 +1,83 @@
+"""Prometheus metrics with upstream's names (contract 3.2), really counting.
+
+Each runtime owns a ``CollectorRegistry`` (no process-global state, so tests and several
+runtimes in one process do not bleed into each other), with process metrics on it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+
+def _percentile(samples: deque[float], q: float) -> float:
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Metrics:
+    def __init__(self, window: int = 2048) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        r = self.registry
+        self.decisions = Counter("helm_decisions", "Governed decisions made", registry=r)
+        self.allows = Counter("helm_allows", "Decisions with verdict ALLOW", registry=r)
+        self.denials = Counter("helm_denials", "Decisions with verdict DENY", registry=r)
+        self.verifications = Counter(
+            "helm_verifications", "Evidence and replay verifications run", registry=r
+        )
+        self.latency = Histogram(
+            "helm_decision_latency_seconds",
+            "Decision latency, decide + sign + durable receipt",
+            buckets=(0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self._window: deque[float] = deque(maxlen=window)
+        Gauge(
+            "helm_decision_latency_ms", "Mean decision latency over the recent window", registry=r
+        ).set_function(lambda: sum(self._window) / len(self._window) if self._window else 0.0)
+        Gauge(
+            "helm_decision_latency_p95_ms",
+            "p95 decision latency over the recent window",
+            registry=r,
+        ).set_function(lambda: _percentile(self._window, 0.95))
+        Gauge(
+            "helm_decision_latency_p99_ms",
+            "p99 decision latency over the recent window",
+            registry=r,
+        ).set_function(lambda: _percentile(self._window, 0.99))
+        self.chain_length = Gauge("helm_chain_length", "Receipts in the store", registry=r)
+        self.active_agents = Gauge(
+            "helm_active_agents", "Distinct sessions seen since start", registry=r
+        )
+        Gauge(
+            "helm_budget_used_pct", "Budget used (no budgets in the reference runtime)", registry=r
+        ).set(0)
+        self.tool_decisions = Gauge(
+            "helm_tool_decisions", "Decisions per tool", ["tool"], registry=r
+        )
+        self.denial_reasons = Gauge(
+            "helm_denial_reasons", "Denials per reason code", ["reason"], registry=r
+        )
+        self._sessions: set[str] = set()
+
+    def observe_decision(
+        self, *, tool: str, verdict: str, reason_code: str, session: str, seconds: float
+    ) -> None:
+        self.decisions.inc()
+        (self.allows if verdict == "ALLOW" else self.denials).inc()
+        if verdict != "ALLOW":
+            self.denial_reasons.labels(reason=reason_code or verdict).inc()
+        self.tool_decisions.labels(tool=tool).inc()
+        self.latency.observe(seconds)
+        self._window.append(seconds * 1000)
+        self.chain_length.inc()
+        if session not in self._sessions and len(self._sessions) < 100_000:
+            self._sessions.add(session)
+            self.active_agents.set(len(self._sessions))
