@@ -38,6 +38,42 @@ def _cmd_verify_receipts(opts: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify_evidence(opts: argparse.Namespace) -> int:
+    from helm_runbook.runtime.evidence import verify_pack
+    from helm_runbook.verify import normalise_public_key
+
+    key = normalise_public_key(opts.public_key)
+    evidence_key = (
+        normalise_public_key(opts.evidence_public_key) if opts.evidence_public_key else key
+    )
+    try:
+        pack = Path(opts.pack).read_bytes()
+    except OSError as exc:
+        raise RunbookError(
+            f"cannot read {opts.pack}: {exc.strerror}",
+            fix="pass the tar.gz from /api/v1/evidence/export",
+        ) from exc
+    result = verify_pack(pack, receipt_public_key=key, evidence_public_key=evidence_key).as_json()
+    print(f"evidence verification: {result['verdict']} ({result['roots']['entry_count']} receipts)")
+    for check, status in result["checks"].items():
+        print(f"  {check:<18} {status}")
+    for error in result["errors"]:
+        print(f"  - {error}")
+    if result["verdict"] != "PASS":
+        raise RunbookError(
+            "evidence pack failed verification",
+            fix="verify with the runtime's trust root (root.pub) and the pack exactly as exported",
+        )
+    return 0
+
+
+def _cmd_mock_upstream(opts: argparse.Namespace) -> int:
+    from helm_runbook.mock_upstream import serve
+
+    serve(opts.port, opts.host, latency_ms=opts.latency_ms, fail_every=opts.fail_every)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="helm-runbook", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--principal", default="system-admin", help="X-Helm-Principal-ID for a URL source"
     )
     vr.set_defaults(func=_cmd_verify_receipts)
+
+    ve = sub.add_parser("verify-evidence", help="verify an exported evidence pack offline")
+    ve.add_argument("pack", help="tar.gz from POST /api/v1/evidence/export")
+    ve.add_argument("--public-key", required=True, help="receipt trust root, 64 hex (root.pub)")
+    ve.add_argument("--evidence-public-key", default="", help="seal key if it differs (64 hex)")
+    ve.set_defaults(func=_cmd_verify_evidence)
+
+    mu = sub.add_parser("mock-upstream", help="serve the OpenAI-compatible stand-in upstream")
+    mu.add_argument("--port", type=int, default=9999)
+    mu.add_argument("--host", default="127.0.0.1")
+    mu.add_argument("--latency-ms", type=float, default=0.0, help="added to every reply")
+    mu.add_argument("--fail-every", type=int, default=0, help="answer every Nth request with 500")
+    mu.set_defaults(func=_cmd_mock_upstream)
     return parser
 
 

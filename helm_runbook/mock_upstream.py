@@ -4,7 +4,8 @@
 ``stream: true`` SSE) and ``GET /v1/models``. Replies are deterministic (they echo the last user
 message), so runbooks and tests can assert on them. Latency and failures can be injected:
 ``--latency-ms`` for every reply, ``--fail-every N`` to answer every Nth request with a 500, and
-per request the header ``X-Mock-Status: 503`` forces that status.
+per request the model name ``mock-status-503`` (or the header ``X-Mock-Status: 503``, which a
+governed proxy does not forward) forces that status.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +60,8 @@ def create_mock_upstream(config: MockUpstreamConfig | None = None) -> Starlette:
         cfg.requests.append({"body": body, "headers": dict(request.headers)})
         if cfg.latency_ms:
             await asyncio.sleep(cfg.latency_ms / 1000)
-        forced = request.headers.get("x-mock-status")
+        model_status = re.fullmatch(r"mock-status-(\d{3})", str(body.get("model", "")))
+        forced = model_status.group(1) if model_status else request.headers.get("x-mock-status")
         if forced and forced.isdigit() and int(forced) != 200:
             return _error(int(forced), f"forced status {forced}")
         if cfg.fail_every and len(cfg.requests) % cfg.fail_every == 0:
@@ -134,3 +137,49 @@ def serve(
 
     app = create_mock_upstream(MockUpstreamConfig(latency_ms=latency_ms, fail_every=fail_every))
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+class MockUpstreamServer:
+    """The stand-in upstream on 127.0.0.1 in a background thread (tests, runbooks).
+
+    ``with MockUpstreamServer() as upstream: upstream.url`` → ``http://127.0.0.1:<port>/v1``.
+    """
+
+    def __init__(self, config: MockUpstreamConfig | None = None, *, port: int = 0) -> None:
+        import socket
+
+        self.config = config or MockUpstreamConfig()
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
+        self.port = int(self._sock.getsockname()[1])
+        self._server: Any = None
+        self._thread: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> MockUpstreamServer:
+        import threading
+        import time
+
+        import uvicorn
+
+        config = uvicorn.Config(
+            create_mock_upstream(self.config), log_config=None, access_log=False, lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()

@@ -11,6 +11,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -20,7 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from helm_runbook.runtime.auth import Identity, authorize
 from helm_runbook.runtime.kernel import Kernel
 from helm_runbook.runtime.keys import Signer
+from helm_runbook.runtime.limits import CONCURRENCY_LIMIT_EXCEEDED, ConcurrencyGate, RateLimiter
 from helm_runbook.runtime.log import log
+from helm_runbook.runtime.metrics import Metrics
 from helm_runbook.runtime.policy.reconciler import Reconciler
 from helm_runbook.runtime.policy.snapshot import PolicyScope
 from helm_runbook.runtime.problems import INTERNAL_DETAIL, ProblemError, problem
@@ -50,6 +54,21 @@ class Runtime:
     signer: Signer
     evidence_signer: Signer
     reconciler: Reconciler
+    metrics: Metrics | None = None
+    limiter: RateLimiter | None = None
+    gate: ConcurrencyGate | None = None
+    _upstream: httpx.AsyncClient | None = None
+
+    def upstream_client(self) -> httpx.AsyncClient:
+        """One pooled client for the proxy's upstream calls, created on first use."""
+        if self._upstream is None:
+            self._upstream = httpx.AsyncClient(timeout=self.settings.upstream_timeout_s)
+        return self._upstream
+
+    async def aclose(self) -> None:
+        if self._upstream is not None:
+            await self._upstream.aclose()
+            self._upstream = None
 
 
 class SecurityHeaders:
@@ -93,9 +112,27 @@ def _endpoint(spec: RouteSpec, runtime: Runtime | None) -> Any:
                 instance=request.url.path,
                 headers={"Allow": ", ".join(spec.methods)},
             )
+        if runtime is None:
+            return await spec.handler(request, Identity())
+        if spec.limited and runtime.limiter is not None:
+            actor = request.headers.get("x-helm-principal-id") or request.headers.get(
+                "x-helm-principal"
+            )
+            if not actor:
+                actor = request.client.host if request.client else "unknown"
+            reason = runtime.limiter.check(actor)
+            if reason is not None:
+                return problem(
+                    429, reason, instance=request.url.path,
+                    headers={"Retry-After": "5", "X-Helm-Limiter-Reason": reason},
+                )  # fmt: skip
+        gate = runtime.gate if spec.limited else None
+        if gate is not None and not gate.enter():
+            return problem(
+                503, CONCURRENCY_LIMIT_EXCEEDED, instance=request.url.path,
+                headers={"Retry-After": "1", "X-Helm-Limiter-Reason": CONCURRENCY_LIMIT_EXCEEDED},
+            )  # fmt: skip
         try:
-            if runtime is None:
-                return await spec.handler(request, Identity())
             settings = runtime.settings
             identity = authorize(
                 request,
@@ -116,6 +153,9 @@ def _endpoint(spec: RouteSpec, runtime: Runtime | None) -> Any:
                 instance=request.url.path,
                 headers={"Retry-After": "1"},
             )
+        finally:
+            if gate is not None:
+                gate.exit()
 
     endpoint.__name__ = spec.operation_id
     return endpoint
@@ -140,9 +180,24 @@ def create_app(runtime: Runtime) -> ASGIApp:
     return SecurityHeaders(app)
 
 
-def create_health_app() -> ASGIApp:
-    """The health-port application (8081): ``/health`` and ``/healthz`` answer ``OK``; no middleware."""
-    return Starlette(
-        routes=[Route(s.path, _endpoint(s, None), methods=_ALL_METHODS) for s in HEALTH_ROUTES],
-        exception_handlers={404: _not_found},
-    )
+def _metrics_route(metrics: Metrics) -> Route:
+    registry = metrics.registry
+
+    async def scrape(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Route("/metrics", scrape, methods=["GET", "HEAD"])
+
+
+def create_health_app(metrics: Metrics | None = None) -> ASGIApp:
+    """The health-port application (8081): ``/health`` and ``/healthz`` answer ``OK``; no
+    middleware. ``/metrics`` is added here when the metrics port equals the health port."""
+    routes = [Route(s.path, _endpoint(s, None), methods=_ALL_METHODS) for s in HEALTH_ROUTES]
+    if metrics is not None:
+        routes.append(_metrics_route(metrics))
+    return Starlette(routes=routes, exception_handlers={404: _not_found})
+
+
+def create_metrics_app(metrics: Metrics) -> ASGIApp:
+    """The metrics-port application (9090): ``GET /metrics`` in Prometheus text format."""
+    return Starlette(routes=[_metrics_route(metrics)], exception_handlers={404: _not_found})

@@ -265,3 +265,23 @@ def verify_pack(
     if index.get("merkle_root") != result.merkle:
         result.fail("causal_chain", INDEX, "merkle_root differs from the receipts in the pack")
     return result
+
+
+def replay_check(pack: bytes, result: PackVerification) -> None:
+    """The ``replay`` check: each receipt's bindings agree (output_hash = decision_hash, the
+    metadata's args_hash = args_hash, status = verdict), so the decision can be replayed from it."""
+    result.checks["replay"] = "PASS"
+    files = _read_members(pack, PackVerification()) or {}
+    for name in sorted(n for n in files if n.startswith("receipts/")):
+        try:
+            receipt = json.loads(files[name])
+        except ValueError:
+            result.fail("replay", name, "not valid JSON")
+            continue
+        metadata = receipt.get("metadata") or {}
+        if receipt.get("decision_hash") and receipt.get("output_hash") != receipt.get(
+            "decision_hash"
+        ):
+            result.fail("replay", name, "output_hash is not the decision_hash")
+        if metadata.get("args_hash") not in (None, receipt.get("args_hash")):
+            result.fail("replay", name, "metadata.args_hash differs from args_hash")

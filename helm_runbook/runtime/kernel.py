@@ -14,6 +14,7 @@ from helm_runbook.runtime import receipts
 from helm_runbook.runtime.canonical import canonical_json, sha256_hex, sha256_ref
 from helm_runbook.runtime.guardian import Decision, DecisionRequest, decide, rfc3339_nano
 from helm_runbook.runtime.keys import Signer
+from helm_runbook.runtime.metrics import Metrics
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.store.base import (
     AppendedReceipt,
@@ -59,37 +60,53 @@ class _Prepared:
     tenant_id: str
     session_id: str
     build: ReceiptBuilder
-
-    def result(self, appended: AppendedReceipt) -> Evaluation:
-        return Evaluation(
-            self.decision, appended.receipt, self.decision_hash, self.decision_signature
-        )
+    started: float
 
 
 class Kernel:
     """One runtime scope: its policy snapshots, receipt store and root signer."""
 
     def __init__(
-        self, *, scope: PolicyScope, snapshots: SnapshotStore, store: ReceiptStore, signer: Signer
+        self,
+        *,
+        scope: PolicyScope,
+        snapshots: SnapshotStore,
+        store: ReceiptStore,
+        signer: Signer,
+        metrics: Metrics | None = None,
     ) -> None:
         self.scope = scope
         self.snapshots = snapshots
         self.store = store
         self.signer = signer
+        self.metrics = metrics
         self.committer = GroupCommitter(store)
+
+    def _result(self, prepared: _Prepared, appended: AppendedReceipt) -> Evaluation:
+        decision = prepared.decision
+        if self.metrics is not None:
+            self.metrics.observe_decision(
+                tool=decision.action,
+                verdict=decision.verdict,
+                reason_code=decision.reason_code,
+                session=prepared.session_id,
+                seconds=time.perf_counter() - prepared.started,
+            )
+        return Evaluation(
+            decision, appended.receipt, prepared.decision_hash, prepared.decision_signature
+        )
 
     def evaluate(self, **request: Any) -> Evaluation:
         """Decide one governed request and return after its signed receipt is durable."""
         prepared = self._prepare(**request)
-        return prepared.result(
-            self.store.append(prepared.tenant_id, prepared.session_id, prepared.build)
-        )
+        appended = self.store.append(prepared.tenant_id, prepared.session_id, prepared.build)
+        return self._result(prepared, appended)
 
     async def evaluate_async(self, **request: Any) -> Evaluation:
         """As ``evaluate``, sharing the commit with requests ready in the same loop turn."""
         prepared = self._prepare(**request)
         job = (prepared.tenant_id, prepared.session_id, prepared.build)
-        return prepared.result(await self.committer.append(job))
+        return self._result(prepared, await self.committer.append(job))
 
     def _prepare(
         self,
@@ -104,6 +121,7 @@ class Kernel:
         source: str = "api.evaluate",
     ) -> _Prepared:
         """Decide and sign the decision; the receipt is built when its chain head is known."""
+        started = time.perf_counter()
         now_ns = time.time_ns()
         decision = decide(
             self.snapshots.get(self.scope),
@@ -148,4 +166,6 @@ class Kernel:
             receipts.sign(receipt, signer)
             return AppendedReceipt(receipt, receipts.chain_hash(receipt), now_ns)
 
-        return _Prepared(decision, decision_hash, decision_signature, tenant_id, session_id, build)
+        return _Prepared(
+            decision, decision_hash, decision_signature, tenant_id, session_id, build, started
+        )

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from helm_runbook.runtime import handlers
+from helm_runbook.runtime import handlers, proxy
 from helm_runbook.runtime.auth import PUBLIC, TENANT_SCOPED, Identity
 
 Handler = Callable[[Request, Identity], Awaitable[Response]]
+GET = ("GET", "HEAD")
+POST = ("POST",)
 
 
 @dataclass(frozen=True)
@@ -25,93 +27,49 @@ class RouteSpec:
     operation_id: str
     handler: Handler
     summary: str
+    limited: bool = True  # rate limits and the concurrency cap apply (not to health/version)
 
 
+def _route(path: str, methods: tuple[str, ...], auth: str, op: str, handler: Handler, summary: str, *,
+           limited: bool = True) -> RouteSpec:  # fmt: skip
+    return RouteSpec(path, methods, auth, op, handler, summary, limited)
+
+
+# fmt: off
 API_ROUTES: tuple[RouteSpec, ...] = (
-    RouteSpec(
-        "/health",
-        ("GET", "HEAD"),
-        PUBLIC,
-        "health",
-        handlers.plain_ok,
-        "Plain OK; also on the API port (decision D1)",
-    ),
-    RouteSpec(
-        "/healthz", ("GET", "HEAD"), PUBLIC, "healthCheck", handlers.healthz, "Health check (JSON)"
-    ),
-    RouteSpec(
-        "/api/health",
-        ("GET", "HEAD"),
-        PUBLIC,
-        "getPublicDemoHealth",
-        handlers.api_health,
-        "Health with build and version metadata",
-    ),
-    RouteSpec(
-        "/version", ("GET", "HEAD"), PUBLIC, "getVersion", handlers.version, "Version information"
-    ),
-    RouteSpec(
-        "/api/v1/version",
-        ("GET", "HEAD"),
-        PUBLIC,
-        "getVersionV1",
-        handlers.version,
-        "Version information",
-    ),
-    RouteSpec(
-        "/api/v1/evaluate",
-        ("POST",),
-        TENANT_SCOPED,
-        "evaluateDecision",
-        handlers.evaluate,
-        "Evaluate a governed intent and emit a receipt",
-    ),
-    RouteSpec(
-        "/api/v1/receipts",
-        ("GET", "HEAD"),
-        TENANT_SCOPED,
-        "listReceipts",
-        handlers.list_receipts,
-        "List durable receipts, oldest first",
-    ),
-    RouteSpec(
-        "/api/v1/receipts/{receipt_id}",
-        ("GET", "HEAD"),
-        TENANT_SCOPED,
-        "getConsoleReceipt",
-        handlers.get_receipt,
-        "Get a receipt by ID",
-    ),
-    RouteSpec(
-        "/api/v1/proofgraph/sessions",
-        ("GET", "HEAD"),
-        TENANT_SCOPED,
-        "listSessions",
-        handlers.proofgraph_sessions,
-        "List ProofGraph sessions",
-    ),
-    RouteSpec(
-        "/api/v1/proofgraph/sessions/{session_id}/receipts",
-        ("GET", "HEAD"),
-        TENANT_SCOPED,
-        "getSessionReceipts",
-        handlers.proofgraph_session_receipts,
-        "Receipts of one session in chain order",
-    ),
-    RouteSpec(
-        "/api/v1/proofgraph/receipts/{receipt_hash}",
-        ("GET", "HEAD"),
-        TENANT_SCOPED,
-        "getReceipt",
-        handlers.proofgraph_receipt,
-        "Get a single receipt by chain hash",
-    ),
+    _route("/health", GET, PUBLIC, "health", handlers.plain_ok,
+           "Plain OK; also on the API port (decision D1)", limited=False),
+    _route("/healthz", GET, PUBLIC, "healthCheck", handlers.healthz, "Health check (JSON)", limited=False),
+    _route("/api/health", GET, PUBLIC, "getPublicDemoHealth", handlers.api_health,
+           "Health with build and version metadata", limited=False),
+    _route("/version", GET, PUBLIC, "getVersion", handlers.version, "Version information", limited=False),
+    _route("/api/v1/version", GET, PUBLIC, "getVersionV1", handlers.version, "Version information",
+           limited=False),
+    _route("/api/v1/evaluate", POST, TENANT_SCOPED, "evaluateDecision", handlers.evaluate,
+           "Evaluate a governed intent and emit a receipt"),
+    _route("/api/v1/receipts", GET, TENANT_SCOPED, "listReceipts", handlers.list_receipts,
+           "List durable receipts, oldest first"),
+    _route("/api/v1/receipts/{receipt_id}", GET, TENANT_SCOPED, "getConsoleReceipt", handlers.get_receipt,
+           "Get a receipt by ID"),
+    _route("/api/v1/proofgraph/sessions", GET, TENANT_SCOPED, "listSessions", handlers.proofgraph_sessions,
+           "List ProofGraph sessions"),
+    _route("/api/v1/proofgraph/sessions/{session_id}/receipts", GET, TENANT_SCOPED, "getSessionReceipts",
+           handlers.proofgraph_session_receipts, "Receipts of one session in chain order"),
+    _route("/api/v1/proofgraph/receipts/{receipt_hash}", GET, TENANT_SCOPED, "getReceipt",
+           handlers.proofgraph_receipt, "Get a single receipt by chain hash"),
+    _route("/v1/chat/completions", POST, PUBLIC, "chatCompletions", proxy.chat_completions,
+           "Governed OpenAI-compatible chat completions"),
+    _route("/api/v1/evidence/export", POST, TENANT_SCOPED, "exportEvidence", handlers.evidence_export,
+           "Export a sealed evidence pack (tar.gz)"),
+    _route("/api/v1/evidence/verify", POST, PUBLIC, "verifyEvidence", handlers.evidence_verify,
+           "Verify an evidence pack against the runtime's keys"),
+    _route("/api/v1/replay/verify", POST, PUBLIC, "replayVerify", handlers.replay_verify,
+           "Verify an evidence pack and its replay bindings"),
 )
 
 # Health port (8081): no middleware, any method (contract 3.2).
 HEALTH_ROUTES: tuple[RouteSpec, ...] = (
-    RouteSpec("/health", ("*",), PUBLIC, "healthPort", handlers.plain_ok, "Liveness/readiness: OK"),
-    RouteSpec(
-        "/healthz", ("*",), PUBLIC, "healthPortZ", handlers.plain_ok, "Liveness/readiness: OK"
-    ),
+    _route("/health", ("*",), PUBLIC, "healthPort", handlers.plain_ok, "Liveness/readiness: OK", limited=False),
+    _route("/healthz", ("*",), PUBLIC, "healthPortZ", handlers.plain_ok, "Liveness/readiness: OK", limited=False),
 )
+# fmt: on

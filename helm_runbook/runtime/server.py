@@ -22,10 +22,12 @@ from typing import Any
 import uvicorn
 
 from helm_runbook.runtime import KERNEL_VERSION
-from helm_runbook.runtime.app import Runtime, create_app, create_health_app
+from helm_runbook.runtime.app import Runtime, create_app, create_health_app, create_metrics_app
 from helm_runbook.runtime.kernel import Kernel
 from helm_runbook.runtime.keys import KeyMaterialError, evidence_signer, load_root_signer
+from helm_runbook.runtime.limits import ConcurrencyGate, RateLimiter
 from helm_runbook.runtime.log import configure, log
+from helm_runbook.runtime.metrics import Metrics
 from helm_runbook.runtime.policy.reconciler import MountedFileSource, Reconciler, ReconcileSettings
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.settings import Settings
@@ -41,6 +43,7 @@ class StartupError(Exception):
 class Listeners:
     api: socket.socket
     health: socket.socket
+    metrics: socket.socket | None = None
 
 
 def _bind(addr: str, port: int, what: str) -> socket.socket:
@@ -120,8 +123,15 @@ def build_runtime(settings: Settings) -> Runtime:
         f"[helm] policy: source={settings.policy.source_kind} reconciled snapshot "
         f"hash={status['policy_hash']} epoch={status['policy_epoch']} actions={actions}"
     )
-    kernel = Kernel(scope=scope, snapshots=snapshots, store=store, signer=signer)
-    return Runtime(settings, scope, kernel, store, signer, ev_signer, reconciler)
+    metrics = Metrics()
+    metrics.chain_length.set(store.count())
+    kernel = Kernel(scope=scope, snapshots=snapshots, store=store, signer=signer, metrics=metrics)
+    limits = settings.limits
+    limiter = RateLimiter(limits) if limits.global_rps > 0 or limits.actor_rps > 0 else None
+    gate = ConcurrencyGate(limits.concurrency_max) if limits.concurrency_max > 0 else None
+    return Runtime(
+        settings, scope, kernel, store, signer, ev_signer, reconciler, metrics, limiter, gate
+    )
 
 
 def _initial_reconcile(
@@ -177,7 +187,14 @@ async def serve_forever(
     runtime: Runtime, listeners: Listeners, *, on_ready: Callable[[], None] | None = None
 ) -> None:
     """Serve both ports until SIGTERM/SIGINT, then drain and close the store."""
-    servers = [_uvicorn(create_app(runtime)), _uvicorn(create_health_app())]
+    on_health_port = (
+        runtime.metrics if runtime.settings.metrics_enabled and listeners.metrics is None else None
+    )
+    servers = [_uvicorn(create_app(runtime)), _uvicorn(create_health_app(on_health_port))]
+    sockets = [listeners.api, listeners.health]
+    if listeners.metrics is not None and runtime.metrics is not None:
+        servers.append(_uvicorn(create_metrics_app(runtime.metrics)))
+        sockets.append(listeners.metrics)
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -188,8 +205,8 @@ async def serve_forever(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop)
     tasks = [
-        asyncio.create_task(servers[0].serve(sockets=[listeners.api])),
-        asyncio.create_task(servers[1].serve(sockets=[listeners.health])),
+        asyncio.create_task(server.serve(sockets=[sock]))
+        for server, sock in zip(servers, sockets, strict=True)
     ]
     poller = asyncio.create_task(_poll(runtime, runtime.settings.policy.poll_interval_s))
     while not all(s.started for s in servers):
@@ -209,6 +226,7 @@ async def serve_forever(
         await asyncio.gather(*tasks)
     finally:
         poller.cancel()
+        await runtime.aclose()
         runtime.store.close()
 
 
@@ -225,6 +243,9 @@ def run(settings: Settings, *, json_ready: bool = False) -> int:
     try:
         api = _bind(settings.addr, settings.port, "api")
         health = _bind(settings.addr, settings.health_port, "health")
+        metrics = None
+        if settings.metrics_enabled and settings.metrics_port != settings.health_port:
+            metrics = _bind(settings.addr, settings.metrics_port, "metrics")
         runtime = build_runtime(settings)
     except StartupError as exc:
         log("start server failed", level="ERROR", error=str(exc))
@@ -244,7 +265,7 @@ def run(settings: Settings, *, json_ready: bool = False) -> int:
             print(json.dumps(record), flush=True)
 
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve_forever(runtime, Listeners(api, health), on_ready=ready))
+        runner.run(serve_forever(runtime, Listeners(api, health, metrics), on_ready=ready))
     return 0
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from starlette.datastructures import Secret
 
+from helm_runbook.runtime.limits import LimitSettings
+
 _TRUE = frozenset({"1", "true", "TRUE", "True", "yes", "YES"})
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -98,6 +100,8 @@ class Settings:
     openai_proxy_enabled: bool = False
     log_format: str = "json"
     deployment_id: str = ""
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    upstream_timeout_s: float = 120.0
     policy: PolicySettings = field(default_factory=PolicySettings)
 
     @property
@@ -146,8 +150,33 @@ class Settings:
             openai_proxy_enabled=_flag(env, "HELM_ENABLE_OPENAI_PROXY"),
             log_format=log_format,
             deployment_id=env.get("HELM_DEPLOYMENT_ID", ""),
+            limits=_limit_settings(env),
             policy=_policy_settings(env),
         )
+
+
+def _limit_settings(env: Mapping[str, str]) -> LimitSettings:
+    """``HELM_LIMIT_*`` and ``HELM_CONCURRENCY_MAX``; unset or 0 disables a limit."""
+
+    def number(name: str) -> float:
+        raw = env.get(name, "")
+        if not raw:
+            return 0.0
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} must be a non-negative number") from None
+        if value < 0:
+            raise SettingsError(f"{name}={raw!r} must be a non-negative number")
+        return value
+
+    return LimitSettings(
+        global_rps=number("HELM_LIMIT_GLOBAL_RPS"),
+        global_burst=int(number("HELM_LIMIT_GLOBAL_BURST")),
+        actor_rps=number("HELM_LIMIT_ACTOR_RPS"),
+        actor_burst=int(number("HELM_LIMIT_ACTOR_BURST")),
+        concurrency_max=int(number("HELM_CONCURRENCY_MAX")),
+    )
 
 
 def _policy_settings(env: Mapping[str, str]) -> PolicySettings:

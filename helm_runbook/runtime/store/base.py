@@ -87,4 +87,7 @@ class ReceiptStore(Protocol):
         self, tenant_id: str, limit: int, offset: int
     ) -> builtins.list[dict[str, Any]]: ...
 
+    def count(self) -> int:
+        """Receipts stored, all tenants (the ``helm_chain_length`` gauge starts here)."""
+
     def close(self) -> None: ...

@@ -248,6 +248,9 @@ class SQLiteReceiptStore:
             )
         return out
 
+    def count(self) -> int:
+        return int(self._one("SELECT COUNT(*) FROM receipts", ())[0])
+
     def close(self) -> None:
         if self._closed.is_set():
             return

@@ -1,0 +1,161 @@
+"""The governed OpenAI-compatible proxy: ``POST /v1/chat/completions`` (contract 3.5, D2-D4).
+
+Every request is decided as ``LLM_INFERENCE`` on resource = model, and its receipt is durable in
+the runtime's tenant scope **before** the upstream is called. Only an ALLOW is forwarded; the
+upstream's status and body (or SSE stream, chunk by chunk) are relayed with the HELM headers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import httpx
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from helm_runbook.runtime.auth import Identity
+from helm_runbook.runtime.handlers import read_json_object, valid_session_id
+from helm_runbook.runtime.problems import ProblemError, problem
+
+if TYPE_CHECKING:
+    from helm_runbook.runtime.app import Runtime
+
+MAX_PROXY_BODY = 10 << 20
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "content-encoding",
+        "server",
+        "date",
+    }
+)
+
+
+def upstream_endpoint(base: str) -> str:
+    """D3: ``https://x/v1`` and ``https://x`` both reach ``https://x/v1/chat/completions``."""
+    base = base.rstrip("/")
+    return base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+
+
+def openai_error(
+    status: int, message: str, error_type: str, code: str, headers: dict[str, str]
+) -> Response:
+    return JSONResponse(
+        {"error": {"message": message, "type": error_type, "code": code}},
+        status_code=status,
+        headers=headers,
+    )
+
+
+async def chat_completions(request: Request, identity: Identity) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    settings = runtime.settings
+    if not settings.openai_proxy_enabled:  # D2: the flag is honoured
+        raise ProblemError(
+            404,
+            "OpenAI-compatible proxy is disabled: set HELM_ENABLE_OPENAI_PROXY=1 (helm.proxy.enabled)",
+        )
+    body = await read_json_object(request, MAX_PROXY_BODY)
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise ProblemError(400, "Chat completion request requires a non-empty model")
+    principal = request.headers.get("x-helm-principal") or "anonymous"
+    session = body.get("session_id")
+    if not isinstance(session, str) or not valid_session_id(session):
+        session = (
+            request.headers.get("x-helm-agent") or request.headers.get("x-agent-id") or principal
+        )
+    if not valid_session_id(session):
+        raise ProblemError(
+            400,
+            "session (session_id, X-Helm-Agent or X-Helm-Principal) must not contain '/', '\\' or NUL",
+        )
+    result = await runtime.kernel.evaluate_async(
+        tenant_id=settings.tenant_id,  # D4: proxy receipts live in the runtime's tenant scope
+        principal=principal,
+        session_id=session,
+        action="LLM_INFERENCE",
+        resource=model,
+        args=body,
+        context=body,
+        source="api.openai_proxy",
+    )
+    decision = result.decision
+    headers = {
+        "X-Helm-Decision-ID": decision.id,
+        "X-Helm-Verdict": decision.verdict,
+        "X-Helm-Policy-Version": decision.policy_hash,
+        "X-Helm-Receipt-ID": result.receipt["receipt_id"],
+    }
+    if not decision.allow:
+        return problem(
+            403,
+            decision.reason,
+            title="Governance Blocked",
+            instance=request.url.path,
+            headers=headers,
+        )
+    if not settings.upstream_url:
+        return openai_error(
+            503,
+            "No upstream configured: set HELM_UPSTREAM_URL (helm.proxy.upstream)",
+            "helm_configuration_error",
+            "upstream_not_configured",
+            headers,
+        )
+    headers["X-HELM-Governed"] = "true"
+    headers["X-HELM-Model"] = model
+    forward = {"Content-Type": "application/json"}
+    if "authorization" in request.headers:
+        forward["Authorization"] = request.headers["authorization"]
+    client = runtime.upstream_client()
+    upstream = client.build_request(
+        "POST",
+        upstream_endpoint(settings.upstream_url),
+        content=json.dumps(body).encode(),
+        headers=forward,
+    )
+    try:
+        response = await client.send(upstream, stream=True)
+    except httpx.HTTPError as exc:
+        return openai_error(
+            502,
+            f"Upstream request failed: {type(exc).__name__}: {exc}",
+            "helm_upstream_error",
+            "upstream_unreachable",
+            headers,
+        )
+    relayed = {k: v for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP}
+    relayed.update(headers)
+    if body.get("stream") and response.status_code == 200:
+        return StreamingResponse(
+            _relay(response),
+            status_code=response.status_code,
+            headers=relayed,
+            background=BackgroundTask(response.aclose),
+        )
+    try:
+        content = await response.aread()
+    except httpx.HTTPError as exc:
+        return openai_error(
+            502,
+            f"Upstream response failed: {exc}",
+            "helm_upstream_error",
+            "upstream_read_failed",
+            headers,
+        )
+    finally:
+        await response.aclose()
+    return Response(content, status_code=response.status_code, headers=relayed)
+
+
+async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+    """Chunk by chunk, as the upstream sends them (SSE must not be buffered)."""
+    async for chunk in response.aiter_raw():
+        yield chunk
