@@ -415,11 +415,11 @@ async def _pack_from(request: Request) -> bytes:
     if declared and declared.isdigit() and int(declared) > evidence.MAX_PACK_BYTES + (1 << 20):
         raise ProblemError(413, f"Evidence pack exceeds {evidence.MAX_PACK_BYTES} bytes")
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form(max_part_size=evidence.MAX_PACK_BYTES)
-        part = form.get("bundle")
-        if part is None or isinstance(part, str):
-            raise ProblemError(400, "multipart body needs a file field named 'bundle'")
-        data = await part.read()
+        async with request.form(max_part_size=evidence.MAX_PACK_BYTES) as form:
+            part = form.get("bundle")
+            if part is None or isinstance(part, str):
+                raise ProblemError(400, "multipart body needs a file field named 'bundle'")
+            data = await part.read()
     else:
         data = await request.body()
     if not data:
