@@ -37,8 +37,9 @@ runbook: setup ## the main job: execute every runbook against the bundled runtim
 helm-chart-smoke: setup ## lint, render and validate the chart; every guard must refuse with its message
 	$(BIN)/python -m helm_runbook.chart.smoke
 
-bench: setup ## print hot-path and HTTP benchmark figures
+bench: setup ## print benchmark figures (hot path, HTTP, proxy latency, evidence packs)
 	$(BIN)/python benchmarks/hot_path.py
+	$(BIN)/python benchmarks/proxy_evidence.py
 
 clean: ## remove build artefacts (keeps .venv)
 	rm -rf build site .cache .pytest_cache .mypy_cache .ruff_cache
