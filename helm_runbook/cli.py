@@ -74,6 +74,49 @@ def _cmd_mock_upstream(opts: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_policy(opts: argparse.Namespace) -> int:
+    from helm_runbook import policy
+
+    mount = Path(opts.mount_path) if getattr(opts, "mount_path", None) else policy.DEFAULT_MOUNT
+    if opts.policy_command == "keygen":
+        print(policy.keygen(Path(opts.out)))
+    elif opts.policy_command == "sign":
+        signer = policy.load_policy_signer(Path(opts.key_file) if opts.key_file else None)
+        print(policy.sign_policy(Path(opts.policy), signer, mount_dir=mount))
+    elif opts.policy_command == "verify":
+        if not policy.verify_policy(Path(opts.policy), opts.public_key, mount_dir=mount):
+            raise RunbookError(
+                f"{opts.policy}.sig does not verify with the given public key",
+                fix="re-sign with `helm-runbook policy sign` using the key whose public half is "
+                "HELM_POLICY_TRUST_PUBLIC_KEY, with --mount-path as the chart mounts the policy",
+            )
+        print(
+            f"{opts.policy}.sig: valid for the policy and reference pack as mounted under {mount}"
+        )
+    else:
+        key = os.environ.get(ENV_PREFIX + "SERVICE_API_KEY", "")
+        if not key:
+            raise RunbookError(
+                "policy status needs the service API key",
+                fix=f"export {ENV_PREFIX}SERVICE_API_KEY (the value of HELM_SERVICE_API_KEY)",
+            )
+        status = policy.reconcile_status(opts.url, key)
+        for name in (
+            "reconcile_status",
+            "snapshot_status",
+            "policy_hash",
+            "policy_epoch",
+            "reason",
+        ):
+            print(f"{name:<18} {status.get(name)}")
+        if status.get("snapshot_status") != "active":
+            raise RunbookError(
+                f"policy snapshot is {status.get('snapshot_status')}: {status.get('reason')}",
+                fix="check the bundle hash/signature and HELM_POLICY_TRUST_PUBLIC_KEY",
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="helm-runbook", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +149,28 @@ def build_parser() -> argparse.ArgumentParser:
     mu.add_argument("--latency-ms", type=float, default=0.0, help="added to every reply")
     mu.add_argument("--fail-every", type=int, default=0, help="answer every Nth request with 500")
     mu.set_defaults(func=_cmd_mock_upstream)
+
+    pol = sub.add_parser("policy", help="policy keys, signatures and reconcile status")
+    psub = pol.add_subparsers(dest="policy_command", required=True)
+    kg = psub.add_parser(
+        "keygen", help="create a policy signing seed file (0600); prints the public key"
+    )
+    kg.add_argument("--out", required=True, help="seed file to create (never overwritten)")
+    sg = psub.add_parser("sign", help="write <policy>.sig for the policy as it will be mounted")
+    sg.add_argument("policy", help="serve-policy.toml (its reference pack beside it)")
+    sg.add_argument("--key-file", default="", help=f"seed file (else {ENV_PREFIX}POLICY_KEY)")
+    vf = psub.add_parser("verify", help="check <policy>.sig against a public key")
+    vf.add_argument("policy")
+    vf.add_argument("--public-key", required=True, help="HELM_POLICY_TRUST_PUBLIC_KEY (64 hex)")
+    for p in (sg, vf):
+        p.add_argument(
+            "--mount-path",
+            default="",
+            help="where the chart mounts the policy (default /etc/helm-ai-kernel/policy)",
+        )
+    st = psub.add_parser("status", help="send the wake hint and print the reconcile status")
+    st.add_argument("url", help="runtime API URL, e.g. http://127.0.0.1:8080")
+    pol.set_defaults(func=_cmd_policy)
     return parser
 
 

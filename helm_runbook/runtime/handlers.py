@@ -6,6 +6,7 @@ for client mistakes. Shapes follow ``upstream-openapi-subset.yaml``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -349,6 +350,21 @@ async def proofgraph_receipt(request: Request, identity: Identity) -> Response:
     if receipt is None:
         raise ProblemError(404, "Receipt not found")
     return CompactJSON(receipt)
+
+
+# -- policy -------------------------------------------------------------------------------
+
+
+async def policy_reconcile(request: Request, identity: Identity) -> Response:
+    """``POST /internal/policy/reconcile``: a wake hint. It carries no policy bytes; it only runs
+    one reconcile now, and answers 200 with the status even when the reconcile failed."""
+    if await request.body():
+        raise ProblemError(
+            400, "Wake hints carry no body: policy bytes come only from the configured source"
+        )
+    runtime = _runtime(request)
+    status = await asyncio.to_thread(runtime.reconciler.reconcile, runtime.scope)
+    return CompactJSON(status)
 
 
 # -- evidence -----------------------------------------------------------------------------

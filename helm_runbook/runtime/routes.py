@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from helm_runbook.runtime import handlers, proxy
-from helm_runbook.runtime.auth import PUBLIC, TENANT_SCOPED, Identity
+from helm_runbook.runtime.auth import PUBLIC, SERVICE_INTERNAL, TENANT_SCOPED, Identity
 
 Handler = Callable[[Request, Identity], Awaitable[Response]]
 GET = ("GET", "HEAD")
@@ -65,6 +65,8 @@ API_ROUTES: tuple[RouteSpec, ...] = (
            "Verify an evidence pack against the runtime's keys"),
     _route("/api/v1/replay/verify", POST, PUBLIC, "replayVerify", handlers.replay_verify,
            "Verify an evidence pack and its replay bindings"),
+    _route("/internal/policy/reconcile", POST, SERVICE_INTERNAL, "reconcilePolicy", handlers.policy_reconcile,
+           "Wake hint: reconcile the policy now (no body; returns ReconcileStatus)"),
 )
 
 # Health port (8081): no middleware, any method (contract 3.2).

@@ -8,6 +8,7 @@ either file changes the policy hash.
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,14 +79,19 @@ def parse_serve_policy(data: bytes, *, source: str) -> ServePolicy:
 
 
 def reference_pack_path(policy_path: Path, reference: str) -> Path:
-    """Resolve the pack relative to the policy file; it may not escape that directory."""
+    """Resolve the pack relative to the policy file; it may not escape that directory.
+
+    The check is lexical, and symlinks are deliberately not followed: a ConfigMap mount makes
+    every key a symlink into a timestamped ``..data`` directory, and the path bound into the
+    policy hash (and signed) must be the stable mount path, not that target.
+    """
     if Path(reference).is_absolute():
         raise PolicyFileError(
             f"reference_pack {reference!r} must be relative to the policy file, not absolute"
         )
-    base = policy_path.parent.resolve()
-    resolved = (base / reference).resolve()
-    if not resolved.is_relative_to(base):
+    base = Path(os.path.normpath(os.path.abspath(policy_path.parent)))
+    resolved = Path(os.path.normpath(base / reference))
+    if not resolved.is_relative_to(base) or resolved == base:
         raise PolicyFileError(f"reference_pack {reference!r} escapes the policy directory {base}")
     return resolved
 
@@ -119,3 +125,22 @@ def policy_hash(bundle: bytes, source_refs: list[str]) -> str:
 
 def pack_ref(pack_path: Path, pack_bytes: bytes) -> str:
     return f"reference_pack:{pack_path}{'@'}{sha256_ref(pack_bytes)}"
+
+
+def signing_material(
+    policy_bytes: bytes, policy_path: Path, *, mount_dir: Path | None = None
+) -> bytes:
+    """What a mounted policy's ``.sig`` must sign, exactly as the runtime will compute it.
+
+    The composite material names the reference pack by its absolute path **inside the pod**, so
+    sign with ``mount_dir`` = the chart's ``helm.policy.source.mountedFile.mountPath``.
+    """
+    serve = parse_serve_policy(policy_bytes, source=str(policy_path))
+    local_pack = reference_pack_path(policy_path, serve.reference_pack)
+    try:
+        pack_bytes = local_pack.read_bytes()
+    except OSError as exc:
+        raise PolicyFileError(f"cannot read reference pack {local_pack}: {exc.strerror}") from exc
+    local_dir = Path(os.path.normpath(os.path.abspath(policy_path.parent)))
+    pack_in_pod = (mount_dir or local_dir) / local_pack.relative_to(local_dir)
+    return composite_material(policy_bytes, [pack_ref(pack_in_pod, pack_bytes)])
