@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from helm_runbook.background import BackgroundServer
+
 
 @dataclass
 class MockUpstreamConfig:
@@ -139,47 +141,20 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-class MockUpstreamServer:
+class MockUpstreamServer(BackgroundServer):
     """The stand-in upstream on 127.0.0.1 in a background thread (tests, runbooks).
 
     ``with MockUpstreamServer() as upstream: upstream.url`` → ``http://127.0.0.1:<port>/v1``.
     """
 
     def __init__(self, config: MockUpstreamConfig | None = None, *, port: int = 0) -> None:
-        import socket
-
         self.config = config or MockUpstreamConfig()
-        self._sock = socket.socket()
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", port))
-        self.port = int(self._sock.getsockname()[1])
-        self._server: Any = None
-        self._thread: Any = None
+        super().__init__(create_mock_upstream(self.config), port=port)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.base_url}/v1"
 
     def __enter__(self) -> MockUpstreamServer:
-        import threading
-        import time
-
-        import uvicorn
-
-        config = uvicorn.Config(
-            create_mock_upstream(self.config), log_config=None, access_log=False, lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._sock.close()

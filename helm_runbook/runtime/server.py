@@ -28,8 +28,10 @@ from helm_runbook.runtime.keys import KeyMaterialError, evidence_signer, load_ro
 from helm_runbook.runtime.limits import ConcurrencyGate, RateLimiter
 from helm_runbook.runtime.log import configure, log
 from helm_runbook.runtime.metrics import Metrics
-from helm_runbook.runtime.policy.reconciler import MountedFileSource, Reconciler, ReconcileSettings
+from helm_runbook.runtime.policy.bundle import PolicyFileError
+from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
+from helm_runbook.runtime.policy.sources import ControlPlaneSource, MountedFileSource, PolicySource
 from helm_runbook.runtime.settings import Settings
 from helm_runbook.runtime.store.base import ReceiptStore, StoreUnavailable
 from helm_runbook.runtime.store.sqlite import SQLiteReceiptStore
@@ -72,6 +74,22 @@ def open_store(settings: Settings) -> ReceiptStore:
         raise StartupError(str(exc)) from exc
 
 
+def policy_source(settings: Settings) -> PolicySource:
+    """The configured source (``HELM_POLICY_SOURCE_KIND``)."""
+    kind = settings.policy.source_kind
+    if kind == "controlplane":
+        token = settings.policy.bearer_token
+        return ControlPlaneSource(settings.policy.controlplane_url, str(token) if token else None)
+    if kind == "crd":
+        from helm_runbook.runtime.policy.crd import CrdSource  # only this mode needs kubernetes
+
+        policy = settings.policy
+        return CrdSource.from_settings(
+            policy.crd_api_group, policy.crd_resource, policy.crd_namespace
+        )
+    return MountedFileSource(settings.policy_path)
+
+
 def build_runtime(settings: Settings) -> Runtime:
     """Steps 2-5 of the start-up order; raises StartupError with the operator-facing reason."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
@@ -94,15 +112,14 @@ def build_runtime(settings: Settings) -> Runtime:
     )
 
     scope = PolicyScope.of(settings.tenant_id, settings.workspace_id)
-    if settings.policy.source_kind != "mountedFile":
+    try:
+        source = policy_source(settings)
+    except PolicyFileError as exc:
         store.close()
-        raise StartupError(
-            f"HELM_POLICY_SOURCE_KIND={settings.policy.source_kind} is not served by this build "
-            "of the reference runtime; use mountedFile"
-        )
+        raise StartupError(str(exc)) from exc
     snapshots = SnapshotStore()
     reconciler = Reconciler(
-        MountedFileSource(settings.policy_path),
+        source,
         snapshots,
         ReconcileSettings(
             signature_required=settings.policy.signature_required,
@@ -110,6 +127,7 @@ def build_runtime(settings: Settings) -> Runtime:
             on_invalid_update=settings.policy.on_invalid_update,
             last_known_good_max_age_s=settings.policy.last_known_good_max_age_s,
         ),
+        on_status=getattr(source, "report", None),
     )
     status = _initial_reconcile(reconciler, scope, settings.policy.initial_reconcile_timeout_s)
     if status["reconcile_status"] not in ("ok", "no_change"):

@@ -74,6 +74,9 @@ class PolicySettings:
     trust_public_key: str = ""
     controlplane_url: str = ""
     bearer_token: Secret | None = None
+    crd_api_group: str = "policy.helm.ai"
+    crd_resource: str = "HelmPolicyBundle"
+    crd_namespace: str = ""
 
 
 @dataclass(frozen=True)
@@ -221,6 +224,18 @@ def _policy_settings(env: Mapping[str, str]) -> PolicySettings:
             "HELM_POLICY_TRUST_PUBLIC_KEY must be a 64-character hex Ed25519 public key"
         )
     required = _flag(env, "HELM_POLICY_SIGNATURE_REQUIRED")
+    controlplane_url = env.get("HELM_POLICY_CONTROLPLANE_URL", "")
+    if kind == "controlplane":
+        if not controlplane_url:
+            raise SettingsError(
+                "HELM_POLICY_SOURCE_KIND=controlplane requires HELM_POLICY_CONTROLPLANE_URL "
+                "(helm.policy.source.controlplane.url)"
+            )
+        if not required:
+            raise SettingsError(
+                "HELM_POLICY_SOURCE_KIND=controlplane requires HELM_POLICY_SIGNATURE_REQUIRED=true "
+                "(helm.policy.signature.required=true)"
+            )
     if required and not trust:
         raise SettingsError(
             "HELM_POLICY_SIGNATURE_REQUIRED=true requires HELM_POLICY_TRUST_PUBLIC_KEY "
@@ -238,6 +253,9 @@ def _policy_settings(env: Mapping[str, str]) -> PolicySettings:
         ),
         signature_required=required,
         trust_public_key=trust.lower(),
-        controlplane_url=env.get("HELM_POLICY_CONTROLPLANE_URL", ""),
+        controlplane_url=controlplane_url,
+        crd_api_group=env.get("HELM_POLICY_CRD_API_GROUP", "") or "policy.helm.ai",
+        crd_resource=env.get("HELM_POLICY_CRD_RESOURCE", "") or "HelmPolicyBundle",
+        crd_namespace=env.get("HELM_POLICY_CRD_NAMESPACE", "") or env.get("POD_NAMESPACE", ""),
         bearer_token=_secret(env, "HELM_POLICY_BEARER_TOKEN"),
     )

@@ -12,91 +12,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from helm_runbook.runtime.canonical import sha256_ref
 from helm_runbook.runtime.keys import verify_hex
-from helm_runbook.runtime.policy.bundle import (
-    PolicyFileError,
-    composite_material,
-    pack_ref,
-    parse_serve_policy,
-    policy_hash,
-    reference_pack_path,
-)
-from helm_runbook.runtime.policy.compiler import CompiledPolicy, compile_pack, parse_pack
+from helm_runbook.runtime.policy.bundle import PolicyFileError, composite_material, policy_hash
 from helm_runbook.runtime.policy.snapshot import EffectivePolicySnapshot, PolicyScope, SnapshotStore
+from helm_runbook.runtime.policy.sources import (  # re-exported: the reconciler's vocabulary
+    MountedFileSource,
+    PolicyHead,
+    PolicySource,
+    compile_bundle,
+)
 
-
-@dataclass(frozen=True)
-class PolicyHead:
-    """The cheap pointer read before any bytes (contract 5.1)."""
-
-    scope: PolicyScope
-    policy_epoch: int
-    policy_hash: str
-    bundle_ref: str
-    source_refs: tuple[str, ...]
-    signature: str = ""
-
-
-class PolicySource(Protocol):
-    kind: str
-
-    def head(self, scope: PolicyScope) -> PolicyHead: ...
-
-    def load(self, scope: PolicyScope, head: PolicyHead) -> bytes: ...
-
-
-class MountedFileSource:
-    """The chart's default: ``serve-policy.toml`` and its pack mounted from a ConfigMap or Secret."""
-
-    kind = "mountedFile"
-
-    def __init__(self, policy_path: Path) -> None:
-        self.policy_path = policy_path.absolute()
-
-    def head(self, scope: PolicyScope) -> PolicyHead:
-        path = self.policy_path
-        try:
-            data = path.read_bytes()
-            epoch = path.stat().st_mtime_ns
-        except OSError as exc:
-            raise PolicyFileError(
-                f"cannot read policy file {path}: {exc.strerror}", status="source_error"
-            ) from exc
-        serve = parse_serve_policy(data, source=str(path))
-        pack_path = reference_pack_path(path, serve.reference_pack)
-        try:
-            pack_bytes = pack_path.read_bytes()
-        except OSError as exc:
-            raise PolicyFileError(
-                f"cannot read reference pack {pack_path}: {exc.strerror}", status="source_error"
-            ) from exc
-        refs = [str(path), pack_ref(pack_path, pack_bytes)]
-        sig_path = path.with_name(path.name + ".sig")
-        signature = ""
-        if sig_path.exists():
-            signature = sig_path.read_text().strip()
-            refs.append(str(sig_path))
-        return PolicyHead(
-            scope=scope,
-            policy_epoch=epoch,
-            policy_hash=policy_hash(data, refs),
-            bundle_ref=str(path),
-            source_refs=tuple(refs),
-            signature=signature,
-        )
-
-    def load(self, scope: PolicyScope, head: PolicyHead) -> bytes:
-        try:
-            return Path(head.bundle_ref).read_bytes()
-        except OSError as exc:
-            raise PolicyFileError(
-                f"cannot read policy bundle {head.bundle_ref}: {exc.strerror}",
-                status="source_error",
-            ) from exc
+__all__ = ["MountedFileSource", "PolicyHead", "PolicySource", "ReconcileSettings", "Reconciler"]
 
 
 @dataclass(frozen=True)
@@ -105,24 +34,6 @@ class ReconcileSettings:
     trust_public_key: str = ""
     on_invalid_update: str = "keepLastKnownGood"  # or "deny"
     last_known_good_max_age_s: float = 600.0
-
-
-def compile_bundle(bundle: bytes, head: PolicyHead) -> tuple[str, CompiledPolicy]:
-    """Compile a serve-policy bundle whose reference pack must match a hash bound in the head."""
-    source = head.bundle_ref
-    serve = parse_serve_policy(bundle, source=source)
-    pack_path = reference_pack_path(Path(source), serve.reference_pack)
-    try:
-        pack_bytes = pack_path.read_bytes()
-    except OSError as exc:
-        raise PolicyFileError(f"cannot read reference pack {pack_path}: {exc.strerror}") from exc
-    if pack_ref(pack_path, pack_bytes) not in head.source_refs:
-        raise PolicyFileError(
-            f"reference pack {pack_path} changed after the head was read "
-            f"(its {sha256_ref(pack_bytes)} is not bound in source_refs)"
-        )
-    pack = parse_pack(pack_bytes, source=str(pack_path))
-    return serve.name, compile_pack(serve.name, pack, source=str(pack_path))
 
 
 class Reconciler:
@@ -160,13 +71,8 @@ class Reconciler:
         try:
             head = self.source.head(scope)
         except PolicyFileError as exc:
-            return self._refused(
-                scope,
-                installed,
-                None,
-                exc.status if exc.status == "source_error" else "source_error",
-                str(exc),
-            )
+            status = exc.status if exc.status in ("source_error", "no_policy") else "source_error"
+            return self._refused(scope, installed, None, status, str(exc))
         if not head.policy_hash:
             return self._refused(
                 scope, installed, head, "no_policy", "policy head has no hash (not ready)"
@@ -182,7 +88,7 @@ class Reconciler:
         try:
             bundle = self.source.load(scope, head)
             self._verify(bundle, head)
-            name, compiled = compile_bundle(bundle, head)
+            name, compiled = compile_bundle(bundle, head, self.source)
         except PolicyFileError as exc:
             return self._refused(scope, installed, head, exc.status, str(exc))
         if not scope.tenant_id or not head.policy_hash:

@@ -1,0 +1,212 @@
+"""Policy sources (contract 5.2): where the reconciler reads the active head and the bundle.
+
+Every source answers ``head(scope)`` (a cheap pointer: epoch, hash, refs, signature) and
+``load(scope, head)`` (the serve-policy TOML bytes), and supplies the reference pack the TOML
+names through ``load_pack``. None of them installs anything: the reconciler verifies, compiles
+and swaps.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from helm_runbook.runtime.canonical import sha256_ref
+from helm_runbook.runtime.policy.bundle import (
+    PolicyFileError,
+    pack_ref,
+    parse_serve_policy,
+    policy_hash,
+    reference_pack_path,
+)
+from helm_runbook.runtime.policy.compiler import CompiledPolicy, compile_pack, parse_pack
+from helm_runbook.runtime.policy.snapshot import PolicyScope
+
+
+@dataclass(frozen=True)
+class PolicyHead:
+    """The cheap pointer read before any bytes (contract 5.1)."""
+
+    scope: PolicyScope
+    policy_epoch: int
+    policy_hash: str
+    bundle_ref: str
+    source_refs: tuple[str, ...]
+    signature: str = ""
+
+
+class PolicySource(Protocol):
+    kind: str
+
+    def head(self, scope: PolicyScope) -> PolicyHead: ...
+
+    def load(self, scope: PolicyScope, head: PolicyHead) -> bytes: ...
+
+    def load_pack(self, head: PolicyHead, reference: str) -> tuple[str, bytes]:
+        """The reference pack the TOML names: (its path as bound in source_refs, its bytes)."""
+        ...
+
+
+def local_pack(head: PolicyHead, reference: str) -> tuple[str, bytes]:
+    """The pack beside the bundle on the local filesystem (mountedFile, and controlplane whose
+    ``bundle_ref`` names the mounted bundle)."""
+    path = reference_pack_path(Path(head.bundle_ref), reference)
+    try:
+        return str(path), path.read_bytes()
+    except OSError as exc:
+        raise PolicyFileError(f"cannot read reference pack {path}: {exc.strerror}") from exc
+
+
+class MountedFileSource:
+    """The chart's default: ``serve-policy.toml`` and its pack mounted from a ConfigMap or Secret."""
+
+    kind = "mountedFile"
+
+    def __init__(self, policy_path: Path) -> None:
+        self.policy_path = policy_path.absolute()
+
+    def head(self, scope: PolicyScope) -> PolicyHead:
+        path = self.policy_path
+        try:
+            data = path.read_bytes()
+            epoch = path.stat().st_mtime_ns
+        except OSError as exc:
+            raise PolicyFileError(
+                f"cannot read policy file {path}: {exc.strerror}", status="source_error"
+            ) from exc
+        serve = parse_serve_policy(data, source=str(path))
+        pack_path = reference_pack_path(path, serve.reference_pack)
+        try:
+            pack_bytes = pack_path.read_bytes()
+        except OSError as exc:
+            raise PolicyFileError(
+                f"cannot read reference pack {pack_path}: {exc.strerror}", status="source_error"
+            ) from exc
+        refs = [str(path), pack_ref(pack_path, pack_bytes)]
+        sig_path = path.with_name(path.name + ".sig")
+        signature = ""
+        if sig_path.exists():
+            signature = sig_path.read_text().strip()
+            refs.append(str(sig_path))
+        return PolicyHead(
+            scope=scope,
+            policy_epoch=epoch,
+            policy_hash=policy_hash(data, refs),
+            bundle_ref=str(path),
+            source_refs=tuple(refs),
+            signature=signature,
+        )
+
+    def load(self, scope: PolicyScope, head: PolicyHead) -> bytes:
+        try:
+            return Path(head.bundle_ref).read_bytes()
+        except OSError as exc:
+            raise PolicyFileError(
+                f"cannot read policy bundle {head.bundle_ref}: {exc.strerror}",
+                status="source_error",
+            ) from exc
+
+    def load_pack(self, head: PolicyHead, reference: str) -> tuple[str, bytes]:
+        return local_pack(head, reference)
+
+
+def compile_bundle(
+    bundle: bytes, head: PolicyHead, source: PolicySource
+) -> tuple[str, CompiledPolicy]:
+    """Compile a serve-policy bundle whose reference pack must match a hash bound in the head."""
+    serve = parse_serve_policy(bundle, source=head.bundle_ref)
+    label, pack_bytes = source.load_pack(head, serve.reference_pack)
+    if f"reference_pack:{label}@{sha256_ref(pack_bytes)}" not in head.source_refs:
+        raise PolicyFileError(
+            f"reference pack {label} changed after the head was read "
+            f"(its {sha256_ref(pack_bytes)} is not bound in source_refs)"
+        )
+    pack = parse_pack(pack_bytes, source=label)
+    return serve.name, compile_pack(serve.name, pack, source=label)
+
+
+def check_controlplane_url(url: str) -> str:
+    """https, or http only to a loopback host (contract 2.3); returns the URL without a trailing /."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return url.rstrip("/")
+    if parts.scheme == "http" and host:
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:
+            return url.rstrip("/")
+    raise PolicyFileError(
+        f"HELM_POLICY_CONTROLPLANE_URL={url!r} must be https:// (http:// only to a loopback host)",
+        status="source_error",
+    )
+
+
+class ControlPlaneSource:
+    """``GET <url>/api/v1/policy/head`` and ``/api/v1/policy/bundle`` with the bearer token.
+
+    The bundle is the serve-policy TOML; its reference pack is read beside ``bundle_ref`` and
+    must match the pack hash the head binds in ``source_refs`` (upstream's constraint).
+    """
+
+    kind = "controlplane"
+
+    def __init__(self, url: str, bearer_token: str | None, *, timeout_s: float = 10.0) -> None:
+        self.url = check_controlplane_url(url)
+        headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else {}
+        self._client = httpx.Client(timeout=timeout_s, headers=headers)
+
+    def _get(self, path: str, params: dict[str, str]) -> httpx.Response:
+        try:
+            response = self._client.get(self.url + path, params=params)
+        except httpx.HTTPError as exc:
+            raise PolicyFileError(f"control plane {path}: {exc}", status="source_error") from exc
+        if not 200 <= response.status_code < 300:
+            raise PolicyFileError(
+                f"control plane {path} answered {response.status_code}: {response.text[:200]}",
+                status="source_error",
+            )
+        return response
+
+    def head(self, scope: PolicyScope) -> PolicyHead:
+        params = {"tenant_id": scope.tenant_id, "workspace_id": scope.workspace_id}
+        try:
+            doc = self._get("/api/v1/policy/head", params).json()
+            refs = doc.get("source_refs") or []
+            if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+                raise TypeError("source_refs must be a list of strings")
+            return PolicyHead(
+                scope=scope,
+                policy_epoch=int(doc.get("policy_epoch") or 0),
+                policy_hash=str(doc.get("policy_hash") or ""),
+                bundle_ref=str(doc.get("bundle_ref") or ""),
+                source_refs=tuple(refs),
+                signature=str(doc.get("signature") or ""),
+            )
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise PolicyFileError(
+                f"control plane head is not a PolicyHead: {exc}", status="source_error"
+            ) from exc
+
+    def load(self, scope: PolicyScope, head: PolicyHead) -> bytes:
+        params = {
+            "tenant_id": scope.tenant_id,
+            "workspace_id": scope.workspace_id,
+            "policy_epoch": str(head.policy_epoch),
+        }
+        if not head.bundle_ref:
+            raise PolicyFileError("control plane head has no bundle_ref", status="source_error")
+        return self._get("/api/v1/policy/bundle", params).content
+
+    def load_pack(self, head: PolicyHead, reference: str) -> tuple[str, bytes]:
+        return local_pack(head, reference)
+
+    def close(self) -> None:
+        self._client.close()
