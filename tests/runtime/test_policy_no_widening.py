@@ -1,0 +1,159 @@
+"""The no-widening rule: a refused policy update never changes a verdict.
+
+Hypothesis drives arbitrary damage to a signed mounted policy (tampered TOML or pack, wrong key,
+missing/truncated/non-hex signature, unparseable bundle, a pack path escaping its directory);
+every refused update must leave every probe's verdict exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nacl.signing import SigningKey
+
+from helm_runbook.policy import sign_policy
+from helm_runbook.runtime.guardian import DecisionRequest, decide
+from helm_runbook.runtime.keys import Signer
+from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings
+from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
+from helm_runbook.runtime.policy.sources import MountedFileSource
+from helm_runbook.runtime.process import RuntimeProcess
+from tests.conftest import TENANT_HEADERS, default_env, write_policy
+
+SCOPE = PolicyScope()
+KEY = Signer(SigningKey(b"\x11" * 32), key_id="policy")
+OTHER = Signer(SigningKey(b"\x22" * 32), key_id="policy")
+GOOD = [{"action": "file_read", "expression": 'input.effect.params.args.path == "/etc/hostname"'}]
+PROBES = [
+    ("file_read", "E1", {"args": {"path": "/etc/hostname"}}),
+    ("file_read", "E1", {"args": {"path": "/etc/shadow"}}),
+    ("shell", "E3", {"args": {}}),
+    ("EXECUTE_TOOL", "file_read", {"args": {}}),
+]
+
+
+def _verdicts(snapshots: SnapshotStore) -> list[tuple[str, str]]:
+    snap = snapshots.get(SCOPE)
+    out = []
+    for action, resource, ctx in PROBES:
+        d = decide(snap, DecisionRequest("p", action, resource, ctx, SCOPE), time.time_ns())
+        out.append((d.verdict, d.reason_code))
+    return out
+
+
+def _damage(policy_dir: Path, kind: str, payload: str) -> None:
+    toml, pack, sig = (
+        policy_dir / n
+        for n in ("serve-policy.toml", "reference-pack.json", "serve-policy.toml.sig")
+    )
+    wide = json.dumps(
+        {
+            "pack_id": "p",
+            "version": 1,
+            "runtime_actions": [{"action": "shell"}, {"action": "file_read"}],
+        }
+    )
+    if kind == "widen_pack_unsigned":
+        pack.write_text(wide)
+    elif kind == "tamper_toml":
+        toml.write_text(
+            toml.read_text().replace('profile = "kubernetes"', f'profile = "k{payload}"')
+        )
+    elif kind == "sign_with_wrong_key":
+        pack.write_text(wide)
+        sign_policy(toml, OTHER, mount_dir=policy_dir)
+    elif kind == "remove_signature":
+        sig.unlink()
+    elif kind == "truncate_signature":
+        sig.write_text(sig.read_text()[: max(0, len(payload) % 127)])
+    elif kind == "non_hex_signature":
+        sig.write_text("zz" * 64)
+    elif kind == "unparseable_bundle":
+        toml.write_text("name = [unterminated" + payload)
+    elif kind == "pack_escapes_directory":
+        toml.write_text(toml.read_text().replace("./reference-pack.json", "../outside.json"))
+        (policy_dir.parent / "outside.json").write_text(wide)
+    elif kind == "garbage_pack":
+        pack.write_text("{" + payload)
+
+
+DAMAGE = st.sampled_from(
+    ["widen_pack_unsigned", "tamper_toml", "sign_with_wrong_key", "remove_signature", "truncate_signature",
+     "non_hex_signature", "unparseable_bundle", "pack_escapes_directory", "garbage_pack"]
+)  # fmt: skip
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(kind=DAMAGE, payload=st.text(alphabet="abcdef0123", min_size=0, max_size=12))
+def test_no_refused_update_changes_a_verdict(
+    tmp_path_factory: pytest.TempPathFactory, kind: str, payload: str
+) -> None:
+    policy_dir = tmp_path_factory.mktemp("nw") / "policy"
+    toml = write_policy(policy_dir, GOOD)
+    sign_policy(toml, KEY, mount_dir=policy_dir)
+    snapshots = SnapshotStore()
+    settings_ = ReconcileSettings(signature_required=True, trust_public_key=KEY.public_key_hex)
+    reconciler = Reconciler(MountedFileSource(toml), snapshots, settings_)
+    assert reconciler.reconcile(SCOPE)["reconcile_status"] == "ok"
+    before = _verdicts(snapshots)
+    _damage(policy_dir, kind, payload)
+    status = reconciler.reconcile(SCOPE)
+    assert status["reconcile_status"] != "ok", f"{kind} was accepted"
+    assert status["snapshot_status"] == "active"
+    # A signature-only change leaves the hash and epoch alone: upstream reports no_change (the
+    # installed bytes were verified when installed); anything else is a refusal with a reason.
+    assert status["reconcile_status"] == "no_change" or status["reason"], "a refusal must say why"
+    assert _verdicts(snapshots) == before
+
+
+def test_lkg_expires_to_policy_not_ready_and_deny_mode_invalidates_at_once(tmp_path: Path) -> None:
+    clock = [1000.0]
+    for mode, expect_after_fault in (("keepLastKnownGood", "active"), ("deny", "invalid")):
+        toml = write_policy(tmp_path / mode, GOOD)
+        snapshots = SnapshotStore()
+        cfg = ReconcileSettings(on_invalid_update=mode, last_known_good_max_age_s=60)
+        reconciler = Reconciler(MountedFileSource(toml), snapshots, cfg, clock=lambda: clock[0])
+        reconciler.reconcile(SCOPE)
+        toml.write_text("broken = [")
+        assert reconciler.reconcile(SCOPE)["snapshot_status"] == expect_after_fault
+        clock[0] += 61
+        expired = reconciler.reconcile(SCOPE)
+        assert expired["snapshot_status"] == "invalid"
+        assert _verdicts(snapshots)[0] == ("DENY", "POLICY_NOT_READY")
+
+
+@pytest.mark.slow
+def test_signed_change_is_live_within_one_poll_interval(tmp_path: Path) -> None:
+    import httpx
+
+    policy_dir = tmp_path / "policy"
+    toml = write_policy(policy_dir, [])
+    env = {**default_env(), "HELM_POLICY_POLL_INTERVAL": "200ms"}
+    body = {
+        "tool": "file_read",
+        "effect_level": "E1",
+        "session_id": "poll",
+        "args": {"path": "/etc/hostname"},
+    }
+    with RuntimeProcess(toml, tmp_path / "data", env=env) as rt:
+        first = httpx.post(f"{rt.url}/api/v1/evaluate", headers=TENANT_HEADERS, json=body).json()
+        assert first["reason_code"] == "PDP_DENY"
+        write_policy(policy_dir, GOOD)
+        changed_at = time.monotonic()
+        verdict = first["verdict"]
+        while verdict != "ALLOW" and time.monotonic() - changed_at < 5:
+            time.sleep(0.05)
+            verdict = httpx.post(
+                f"{rt.url}/api/v1/evaluate", headers=TENANT_HEADERS, json=body
+            ).json()["verdict"]
+        assert verdict == "ALLOW"
+        assert time.monotonic() - changed_at < 1.0, (
+            "live within one poll interval (200ms) plus slack"
+        )
