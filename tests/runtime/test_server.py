@@ -189,3 +189,22 @@ def test_acknowledged_receipts_survive_sigkill_and_restart(tmp_path: Path) -> No
     report = verify_receipts(listed, public_key)
     assert report.ok, str(report)
     assert report.sessions == 3
+
+
+def test_metrics_port_serves_prometheus_text(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from helm_runbook.runtime.process import free_port
+
+    metrics_port = free_port()
+    env = {**default_env(), "HELM_METRICS_ENABLED": "1", "HELM_METRICS_PORT": str(metrics_port)}
+    with RuntimeProcess(write_policy(tmp_path / "policy"), tmp_path / "data", env=env) as rt:
+        httpx.post(
+            f"{rt.url}/api/v1/evaluate",
+            headers=TENANT_HEADERS,
+            json={"tool": "t", "effect_level": "E1", "session_id": "m"},
+        )
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        assert httpx.get(f"{rt.health_url}/metrics").status_code == 404  # not on the health port
+    names = {family.name for family in text_string_to_metric_families(text)}
+    assert {"helm_decisions", "helm_denials", "helm_chain_length", "process_cpu_seconds"} <= names
