@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 
 from helm_runbook.errors import StepFailed
+from helm_runbook.process import RuntimeProcess
 from helm_runbook.results import Table
-from helm_runbook.runtime.process import RuntimeProcess
 from helm_runbook.verify import verify_receipts
 
 ROOT = Path(__file__).resolve().parent.parent

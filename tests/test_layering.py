@@ -1,0 +1,54 @@
+"""One home for each dependency: the adapters that may import a third-party client, checked with ``ast``."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "helm_runbook"
+
+# module prefix -> the only files (relative to helm_runbook/) allowed to import it
+ADAPTERS = {
+    "helm_python": {"chart/sdk.py"},
+    "kubernetes": {"targets/kube.py", "runtime/policy/crd.py"},
+    "psycopg": {"runtime/store/postgres.py"},
+    "sqlite3": {"runtime/store/sqlite.py"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_third_party_clients_have_one_home() -> None:
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        for module in _imports(path):
+            top = module.split(".")[0]
+            allowed = ADAPTERS.get(top)
+            if allowed is not None and rel not in allowed:
+                offenders.append(f"{rel} imports {module} (allowed only in {sorted(allowed)})")
+    assert offenders == []
+
+
+def test_env_is_read_only_in_settings() -> None:
+    """Every HELM_* variable of the runtime is read in runtime/settings.py."""
+    offenders = []
+    for path in sorted((PACKAGE / "runtime").rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel == "runtime/settings.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "environ":
+                offenders.append(f"{rel}:{node.lineno} reads os.environ")
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "getenv":
+                offenders.append(f"{rel}:{node.lineno} calls getenv")
+    assert offenders == []
