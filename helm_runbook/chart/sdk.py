@@ -1,0 +1,125 @@
+"""The project's only ``helm_python`` import (PyPI ``helm-python-sdk``: Helm v4's Go SDK).
+
+Lint and render run in-process through Helm's shared library, loaded once per process. Helm's
+own messages are kept verbatim in ``ChartError.helm_message``; the exception adds what to do.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import yaml
+
+from helm_runbook.chart.manifests import RenderedRelease
+from helm_runbook.chart.values import merge_values
+from helm_runbook.errors import ChartError, RenderError, ValuesError
+from helm_runbook.results import Table
+
+SEVERITY = {0: "unknown", 1: "info", 2: "warning", 3: "error"}
+
+
+@dataclass(frozen=True)
+class LintReport:
+    """``helm lint`` findings; ``ok`` when Helm reported no errors."""
+
+    chart: str
+    errors: list[str]
+    messages: list[tuple[str, str, str]] = field(default_factory=list)  # (severity, path, text)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def table(self) -> Table:
+        rows = [[sev, path, text] for sev, path, text in self.messages] + [
+            ["error", "", e] for e in self.errors
+        ]
+        return Table(f"helm lint {self.chart}", ["severity", "path", "message"], rows, ok=self.ok,
+                     summary=f"{len(self.errors)} errors, {len(self.messages)} messages")  # fmt: skip
+
+    def __str__(self) -> str:
+        return str(self.table())
+
+    def _repr_html_(self) -> str:
+        return self.table()._repr_html_()
+
+
+def lint(
+    chart: Path, values: dict[str, Any] | None = None, *, kube_version: str = "v1.31.0"
+) -> LintReport:
+    """Run Helm's linter (strict). It does not evaluate ``fail`` guards: test those with ``render``."""
+    report = helm.lint(str(chart), values=values, strict=True, kube_version=kube_version)
+    messages = [(SEVERITY.get(m.get("severity", 0), "unknown"), m.get("path", ""), m.get("error", ""))
+                for m in report.get("messages", [])]  # fmt: skip
+    return LintReport(str(chart), list(report.get("errors", [])), messages)
+
+
+def set_values(*expressions: str) -> dict[str, Any]:
+    """Values from ``--set`` expressions, parsed by Helm's own strvals parser, merged in order."""
+    merged: dict[str, Any] = {}
+    for expression in expressions:
+        try:
+            merged = merge_values(merged, helm.parse_set_string(expression))
+        except helm.HelmError as exc:
+            raise ValuesError(
+                f"--set {expression!r} does not parse",
+                fix="use key.path=value",
+                helm_message=str(exc),
+            ) from exc
+    return merged
+
+
+_GUARD_LINE = re.compile(r"^\s*- (.+)$", re.M)
+_SCHEMA_LINE = re.compile(r"^- at '([^']*)': (.+)$", re.M)
+
+
+def render(
+    chart: Path,
+    values: dict[str, Any] | None = None,
+    *,
+    release: str = "helm-ai-kernel",
+    namespace: str = "default",
+) -> RenderedRelease:
+    """``helm template``: the parsed objects of a release, or a ChartError naming what to fix."""
+    try:
+        with helm.Chart.load(str(chart)) as loaded:
+            rendered: dict[str, str] = loaded.render(
+                values or {}, name=release, namespace=namespace
+            )
+    except helm.HelmValuesError as exc:
+        problems = [
+            f"{path.strip('/').replace('/', '.') or '(root)'}: {why}"
+            for path, why in _SCHEMA_LINE.findall(str(exc))
+        ]
+        raise ValuesError(
+            "values do not meet values.schema.json: " + ("; ".join(problems) or str(exc)),
+            fix="correct those values; each key's allowed form is described in deploy/helm-chart/values.yaml "
+            "and its README values table",
+            helm_message=str(exc),
+        ) from exc
+    except helm.HelmRenderError as exc:
+        text = str(exc)
+        problems = _GUARD_LINE.findall(text)
+        raise RenderError(
+            "the chart refused to render: " + ("; ".join(problems) if problems else text),
+            fix=problems[0] if problems else "see Helm's message",
+            helm_message=text,
+        ) from exc
+    except helm.HelmChartLoadError as exc:
+        raise ChartError(
+            f"cannot load chart {chart}", fix="point at deploy/helm-chart", helm_message=str(exc)
+        ) from exc
+    objects: list[tuple[str, dict[str, Any]]] = []
+    notes = ""
+    for source, text in sorted(rendered.items()):
+        if source.endswith("NOTES.txt"):
+            notes = text
+            continue
+        for doc in yaml.safe_load_all(text):
+            if isinstance(doc, dict) and doc:
+                objects.append((source, doc))
+    return RenderedRelease(release=release, namespace=namespace, objects=objects, notes=notes)
