@@ -40,6 +40,7 @@ helm-chart-smoke: setup ## lint, render and validate the chart; every guard must
 bench: setup ## print benchmark figures (hot path, HTTP, proxy latency, evidence packs)
 	$(BIN)/python benchmarks/hot_path.py
 	$(BIN)/python benchmarks/proxy_evidence.py
+	$(BIN)/python benchmarks/chart_render.py
 
 clean: ## remove build artefacts (keeps .venv)
 	rm -rf build site .cache .pytest_cache .mypy_cache .ruff_cache
