@@ -157,3 +157,42 @@ def test_signed_change_is_live_within_one_poll_interval(tmp_path: Path) -> None:
         assert time.monotonic() - changed_at < 1.0, (
             "live within one poll interval (200ms) plus slack"
         )
+
+
+def test_concurrent_wake_hints_and_polls_serialise_cleanly(tmp_path: Path) -> None:
+    """Many reconciles at once (wake hints racing the poll loop) while the policy changes: every
+    status is well-formed, at most one ``ok`` per distinct policy, and the end state is the last policy."""
+    import threading
+
+    toml = write_policy(tmp_path / "policy", [])
+    snapshots = SnapshotStore()
+    reconciler = Reconciler(MountedFileSource(toml), snapshots, ReconcileSettings())
+    reconciler.reconcile(SCOPE)
+    statuses: list[dict[str, object]] = []
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        for _ in range(30):
+            status = reconciler.reconcile(SCOPE)
+            with lock:
+                statuses.append(status)
+
+    threads = [threading.Thread(target=hammer) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for n in range(5):
+        write_policy(tmp_path / "policy", [{"action": f"tool_{n}"}])
+        time.sleep(0.01)
+    for thread in threads:
+        thread.join()
+    final = reconciler.reconcile(SCOPE)
+    assert {s["reconcile_status"] for s in statuses} <= {
+        "ok",
+        "no_change",
+        "compile_error",
+        "source_error",
+    }
+    oks = [s["policy_hash"] for s in statuses if s["reconcile_status"] == "ok"]
+    assert len(oks) == len(set(oks)), "the same policy must never be installed twice"
+    assert snapshots.get(SCOPE).policy.allow == frozenset({"tool_4"})  # type: ignore[union-attr]
+    assert final["snapshot_status"] == "active"
