@@ -1,0 +1,1 @@
+"""Deployment targets: ``local`` (the rendered pod in a bubblewrap sandbox) and, later, ``kube``."""

@@ -1,0 +1,113 @@
+"""The local target runs the rendered chart's pod for real: init container, runtime, restarts."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helm_runbook.chart import CHART_DIR, render
+from helm_runbook.errors import StepFailed
+from helm_runbook.targets.local import LocalTarget
+
+pytestmark = pytest.mark.slow
+AUTH = {"helm": {"auth": {"existingSecret": "helm-auth"}}}
+HEADERS = {
+    "Authorization": "Bearer adm",
+    "X-Helm-Tenant-ID": "default",
+    "X-Helm-Principal-ID": "system-admin",
+}
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[LocalTarget]:
+    local = LocalTarget(tmp_path)
+    yield local
+    local.close()
+
+
+def _install(target: LocalTarget, values: dict[str, object]) -> None:
+    target.apply(render(CHART_DIR, values))
+    target.start_pod()
+    target.wait_ready()
+
+
+def test_default_release_serves_denies_and_keeps_receipts_across_restart(
+    target: LocalTarget,
+) -> None:
+    target.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "adm", "HELM_SERVICE_API_KEY": "svc"})
+    _install(target, AUTH)
+    assert httpx.get(target.url("health") + "/health").text == "OK"
+    body = {
+        "action": "EXECUTE_TOOL",
+        "resource": "unknown.tool.kind",
+        "context": {"session_id": "s"},
+    }
+    denied = httpx.post(target.url() + "/api/v1/evaluate", headers=HEADERS, json=body).json()
+    assert (denied["verdict"], denied["reason_code"]) == ("DENY", "PDP_DENY")
+    pvc = target.pvc_dir("helm-ai-kernel-data")
+    seed = target.secrets["helm-ai-kernel-signing"]["signing-key"]
+    assert (pvc / "root.key").read_bytes() == seed
+    assert (pvc / "root.key").stat().st_mode & 0o777 == 0o600
+
+    target.restart_pod()
+    target.wait_ready()
+    listed = httpx.get(target.url() + "/api/v1/receipts", headers=HEADERS).json()["receipts"]
+    assert [r["receipt_id"] for r in listed] == [denied["receipt_id"]]
+    assert (
+        "matches the signing Secret"
+        in (target.workdir / "pods/1/prepare-authority-state.log").read_text()
+    )
+    target.stop_pod()
+    assert not (pvc / "helm.db-wal").exists() or (pvc / "helm.db-wal").stat().st_size == 0, (
+        "graceful stop checkpoints"
+    )
+
+
+def test_missing_auth_secret_is_create_container_config_error(target: LocalTarget) -> None:
+    target.apply(render(CHART_DIR, AUTH))
+    with pytest.raises(StepFailed) as failed:
+        target.start_pod()
+    assert "CreateContainerConfigError" in failed.value.seen
+    assert "helm-auth" in failed.value.fix
+
+
+def test_rotated_signing_secret_on_an_existing_pvc_is_refused(target: LocalTarget) -> None:
+    seed = "11" * 32
+    _install(target, {"helm": {"signing": {"key": seed}}})
+    target.stop_pod()
+    target.apply(render(CHART_DIR, {"helm": {"signing": {"key": "22" * 32}}}))
+    with pytest.raises(StepFailed) as refused:
+        target.start_pod()
+    assert "refusing silent rotation" in refused.value.seen
+    assert (target.pvc_dir("helm-ai-kernel-data") / "root.key").read_text() == seed
+
+
+def test_without_persistence_receipts_are_gone_after_restart(target: LocalTarget) -> None:
+    target.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "adm", "HELM_SERVICE_API_KEY": "svc"})
+    _install(target, {**AUTH, "persistence": {"enabled": False}})
+    body = {"tool": "t", "effect_level": "E1", "session_id": "s"}
+    httpx.post(target.url() + "/api/v1/evaluate", headers=HEADERS, json=body)
+    target.restart_pod()
+    target.wait_ready()
+    assert httpx.get(target.url() + "/api/v1/receipts", headers=HEADERS).json()["count"] == 0
+
+
+def test_production_release_with_inline_keys_starts(target: LocalTarget) -> None:
+    seed = "ab" * 32
+    values = {
+        "helm": {
+            "production": True,
+            "signing": {"key": seed},
+            "auth": {"adminAPIKey": "adm", "serviceAPIKey": "svc"},
+        }
+    }
+    _install(target, values)
+    assert (
+        base64.b16decode(seed.upper())
+        and httpx.get(target.url() + "/healthz").json()["status"] == "ok"
+    )
+    assert "production" in target.logs()
