@@ -192,7 +192,7 @@ def test_concurrent_wake_hints_and_polls_serialise_cleanly(tmp_path: Path) -> No
         "compile_error",
         "source_error",
     }
-    oks = [s["policy_hash"] for s in statuses if s["reconcile_status"] == "ok"]
-    assert len(oks) == len(set(oks)), "the same policy must never be installed twice"
+    oks = [(s["policy_hash"], s["policy_epoch"]) for s in statuses if s["reconcile_status"] == "ok"]
+    assert len(oks) == len(set(oks)), "the same head (hash, epoch) must never be installed twice"
     assert snapshots.get(SCOPE).policy.allow == frozenset({"tool_4"})  # type: ignore[union-attr]
     assert final["snapshot_status"] == "active"
