@@ -41,7 +41,7 @@ test: setup system-deps ## run the test suite (what CI runs)
 	$(BIN)/pytest
 
 runbook: setup system-deps ## the main job: execute every runbook against the bundled runtime, build the docs
-	$(BIN)/python -m helm_runbook.runbook
+	$(BIN)/python -m helm_runbook.runbook $(RUNBOOK_ARGS)
 
 helm-chart-smoke: setup ## lint, render and validate the chart; every guard must refuse with its message
 	$(BIN)/python -m helm_runbook.chart.smoke

@@ -46,3 +46,31 @@ class Table:
             f'<span style="color:{colour};font-weight:bold">{self.status}</span>{summary}'
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
         )
+
+
+@dataclass
+class StepReport:
+    """What one runbook step did: a table for people, ``values`` for the recorded results."""
+
+    step: str
+    title: str
+    columns: Sequence[str]
+    rows: list[list[object]] = field(default_factory=list)
+    summary: str = ""
+    ok: bool = True
+    seconds: float = 0.0
+    values: dict[str, object] = field(default_factory=dict)
+
+    def table(self) -> Table:
+        summary = (
+            f"{self.summary} ({self.seconds:.2f}s)" if self.summary else f"{self.seconds:.2f}s"
+        )
+        return Table(
+            f"{self.step}: {self.title}", self.columns, self.rows, ok=self.ok, summary=summary
+        )
+
+    def __str__(self) -> str:
+        return str(self.table())
+
+    def _repr_html_(self) -> str:
+        return self.table()._repr_html_()

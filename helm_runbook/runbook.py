@@ -1,208 +1,174 @@
-"""``make runbook``: the main job. Runs every runbook that exists against the bundled runtime,
-then builds the docs site.
+"""``make runbook``: execute every runbook notebook with papermill against the local target, then
+build the docs site from the executed copies.
 
-Until the notebook runbooks land (issue 6) this runs the deployment guide's smoke path as plain
-steps against ``helm-ai-kernel serve`` started as a child process with the chart's default
-(deny-all) policy: health on both ports, a governed request, receipts listed and verified offline
-with the trust root, a restart, and the receipts still there. A failed step exits 1 with the
-step, what was expected, what was seen and the fix.
+Each notebook runs in its own kernel (the project's venv) with an explicit ``--cwd`` and a
+per-cell timeout into ``build/runbooks/``. A failed cell stops the run and prints the notebook,
+the cell and the step's ``fix`` line. The run ends with a machine-readable report of every
+recorded step (``build/runbook-report.json`` and JUnit ``build/runbook-report.xml``).
+``--resume`` starts again from the first notebook that did not pass.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import secrets
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import httpx
-
-from helm_runbook.errors import StepFailed
-from helm_runbook.process import RuntimeProcess
-from helm_runbook.results import Table
-from helm_runbook.verify import verify_receipts
+from xml.etree import ElementTree as ET
 
 ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build"
-
-# The chart's default ConfigMap: runtime_actions [] means every governed action is denied (D5).
-DEFAULT_SERVE_POLICY = """\
-name = "helm-chart"
-profile = "kubernetes"
-reference_pack = "./reference-pack.json"
-
-[server]
-bind = "0.0.0.0"
-port = 8080
-
-[receipts]
-store = "sqlite"
-path = "/data/helm.db"
-"""
-DEFAULT_PACK = {"pack_id": "helm-chart-reference-pack", "version": 1, "runtime_actions": []}
+EXECUTED = BUILD / "runbooks"
+WORKDIR = BUILD / "local-target"
+REPORT = BUILD / "runbook-report.json"
 
 
-def _expect(step: str, ok: bool, *, expected: str, seen: str, fix: str) -> None:
-    if not ok:
-        raise StepFailed(step, expected=expected, seen=seen, fix=fix)
+def notebooks() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
 
 
-def smoke_local(workdir: Path) -> list[tuple[str, str, float]]:
-    """The guide's smoke path against a local runtime; returns (step, detail, seconds) rows."""
-    policy_dir = workdir / "policy"
-    policy_dir.mkdir(parents=True, exist_ok=True)
-    (policy_dir / "serve-policy.toml").write_text(DEFAULT_SERVE_POLICY)
-    (policy_dir / "reference-pack.json").write_text(json.dumps(DEFAULT_PACK))
-    data = workdir / "data"
-    admin_key = os.environ.get("HELM_RUNBOOK_ADMIN_API_KEY") or secrets.token_urlsafe(24)
-    env = {"HELM_ADMIN_API_KEY": admin_key, "HELM_SERVICE_API_KEY": secrets.token_urlsafe(24)}
-    headers = {
-        "Authorization": f"Bearer {admin_key}",
-        "X-Helm-Tenant-ID": "default",
-        "X-Helm-Principal-ID": "system-admin",
-    }
-    rows: list[tuple[str, str, float]] = []
-    state: dict[str, Any] = {}
+def declared_parameters(notebook: Path) -> set[str]:
+    import papermill
 
-    def step(name: str, fn: Callable[[], str]) -> None:
-        start = time.monotonic()
-        detail = fn()
-        rows.append((name, detail, time.monotonic() - start))
-        print(f"  ok  {name:<28} {detail}", flush=True)
+    return set(papermill.inspect_notebook(str(notebook)))
 
-    runtime = RuntimeProcess(policy_dir / "serve-policy.toml", data, env=env)
-    step(
-        "runtime.start", lambda: f"ready on :{runtime.start().port} (health :{runtime.health_port})"
-    )
+
+def execute(
+    notebook: Path, *, target: str, cell_timeout: int, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Run one notebook; returns its report entry (status, duration, steps, failure)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from helm_runbook.record import read_records
+
+    output = EXECUTED / notebook.name
+    wanted = {"target": target, "workdir": str(WORKDIR), **(extra or {})}
+    parameters = {k: v for k, v in wanted.items() if k in declared_parameters(notebook)}
+    start = time.perf_counter()
+    entry: dict[str, Any] = {"notebook": notebook.stem, "status": "passed", "failure": None}
     try:
+        papermill.execute_notebook(
+            str(notebook), str(output), parameters=parameters, cwd=str(NOTEBOOKS), kernel_name="python3",
+            execution_timeout=cell_timeout, progress_bar=False, log_output=False,
+        )  # fmt: skip
+    except PapermillExecutionError as exc:
+        entry["status"] = "failed"
+        entry["failure"] = {"cell": exc.cell_index, "error": exc.ename, "message": exc.evalue}
+    entry["duration_s"] = round(time.perf_counter() - start, 2)
+    entry["steps"] = read_records(output) if output.exists() else []
+    return entry
 
-        def health() -> str:
-            for url in (f"{runtime.health_url}/health", f"{runtime.url}/healthz"):
-                r = httpx.get(url, timeout=5)
-                _expect(
-                    "smoke.health",
-                    r.status_code == 200,
-                    expected=f"200 from {url}",
-                    seen=f"{r.status_code} {r.text[:80]}",
-                    fix="check HELM_HEALTH_PORT and the pod logs",
-                )
-            return "8081-style /health OK, API /healthz ok"
 
-        def governed() -> str:
-            body = {
-                "principal": "agent.smoke",
-                "action": "EXECUTE_TOOL",
-                "resource": "unknown.tool.kind",
-                "context": {"session_id": "agent.smoke"},
-            }
-            r = httpx.post(f"{runtime.url}/api/v1/evaluate", json=body, headers=headers, timeout=5)
-            doc = r.json()
-            _expect(
-                "smoke.evaluate",
-                r.status_code == 200 and doc.get("verdict") == "DENY",
-                expected="200 with verdict DENY (chart default: runtime_actions [])",
-                seen=f"{r.status_code} {doc}",
-                fix="send the admin key and the tenant/principal headers",
+def write_reports(entries: list[dict[str, Any]]) -> None:
+    REPORT.write_text(json.dumps({"notebooks": entries}, indent=2))
+    suites = ET.Element("testsuites", name="helm-runbook")
+    for entry in entries:
+        suite = ET.SubElement(suites, "testsuite", name=entry["notebook"], tests=str(len(entry["steps"]) or 1),
+                              failures=str(int(entry["status"] == "failed")), time=str(entry["duration_s"]))  # fmt: skip
+        for step in entry["steps"]:
+            ET.SubElement(suite, "testcase", classname=entry["notebook"], name=f"{step['step']} (cell {step['cell']})",
+                          time=str(step["seconds"]))  # fmt: skip
+        if entry["failure"]:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=entry["notebook"],
+                name=f"cell {entry['failure']['cell']}",
             )
-            state["receipt_id"] = doc["receipt_id"]
-            return f"DENY {doc['reason_code']} receipt {doc['receipt_id'][:18]}…"
-
-        def receipts_listed() -> str:
-            anonymous = httpx.get(f"{runtime.url}/api/v1/receipts", timeout=5)
-            _expect(
-                "smoke.receipts.auth",
-                anonymous.status_code == 401,
-                expected="401 without auth",
-                seen=str(anonymous.status_code),
-                fix="protected routes must fail closed",
-            )
-            listed = httpx.get(f"{runtime.url}/api/v1/receipts", headers=headers, timeout=5).json()
-            state["receipts"] = listed["receipts"]
-            ids = [r["receipt_id"] for r in listed["receipts"]]
-            _expect(
-                "smoke.receipts",
-                state["receipt_id"] in ids,
-                expected="the new receipt listed",
-                seen=f"{len(ids)} receipts",
-                fix="check the data volume is writable",
-            )
-            return f"401 without auth; {len(ids)} listed with auth"
-
-        def verified() -> str:
-            public_key = (data / "root.pub").read_text().strip()
-            report = verify_receipts(state["receipts"], public_key)
-            report.raise_for_failures()
-            return (
-                f"{report.receipts} receipts verify with trust root {report.public_key_fingerprint}"
-            )
-
-        def restart() -> str:
-            key_before = (data / "root.key").read_bytes()
-            runtime.stop()
-            runtime.start()
-            listed = httpx.get(f"{runtime.url}/api/v1/receipts", headers=headers, timeout=5).json()
-            ids = [r["receipt_id"] for r in listed["receipts"]]
-            _expect(
-                "smoke.restart",
-                state["receipt_id"] in ids and (data / "root.key").read_bytes() == key_before,
-                expected="receipts and root.key unchanged after restart",
-                seen=f"{len(ids)} receipts",
-                fix="set persistence.enabled=true and check the PVC is Bound",
-            )
-            return f"{len(ids)} receipts still listed; root.key unchanged"
-
-        step("smoke.health", health)
-        step("smoke.evaluate", governed)
-        step("smoke.receipts", receipts_listed)
-        step("receipts.verify", verified)
-        step("smoke.restart", restart)
-    finally:
-        runtime.stop()
-    return rows
+            ET.SubElement(case, "failure", message=entry["failure"]["error"]).text = entry[
+                "failure"
+            ]["message"]
+    ET.ElementTree(suites).write(
+        BUILD / "runbook-report.xml", encoding="unicode", xml_declaration=True
+    )
 
 
 def build_docs() -> float:
-    start = time.monotonic()
-    result = subprocess.run(
+    """Copy the docs sources and the executed runbooks into build/docs, then mkdocs --strict."""
+    start = time.perf_counter()
+    site_src = BUILD / "docs"
+    shutil.rmtree(site_src, ignore_errors=True)
+    shutil.copytree(ROOT / "docs", site_src)
+    (site_src / "runbooks").mkdir(exist_ok=True)
+    for executed in sorted(EXECUTED.glob("*.ipynb")):
+        shutil.copy(executed, site_src / "runbooks" / executed.name)
+    proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(BUILD / "site")],
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )  # fmt: skip
-    if result.returncode != 0:
-        raise StepFailed("docs.build", expected="mkdocs build --strict exits 0",
-                         seen=result.stderr.strip()[-800:], fix="fix the warnings mkdocs printed")  # fmt: skip
-    return time.monotonic() - start
+    if proc.returncode != 0:
+        print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
+        raise SystemExit("docs.build failed: mkdocs build --strict reported the problems above")
+    return time.perf_counter() - start
 
 
-def main() -> int:
-    BUILD.mkdir(exist_ok=True)
-    workdir = BUILD / "runbook-local"
-    if workdir.exists():
-        import shutil
+def stop_local_target() -> None:
+    from helm_runbook.targets.local import LocalTarget
 
-        shutil.rmtree(workdir)
-    print("runbook: deployment-guide smoke path against the bundled runtime", flush=True)
-    try:
-        rows = smoke_local(workdir)
-        seconds = build_docs()
-        rows.append(("docs.build", f"site in {BUILD / 'site'}", seconds))
-        print(f"  ok  {'docs.build':<28} mkdocs build --strict in {seconds:.1f}s", flush=True)
-    except StepFailed as exc:
-        print(f"\nFAILED step {exc.step}\n  expected: {exc.expected}\n  seen:     {exc.seen}\n  fix:      {exc.fix}",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    table = Table(
-        "runbook", ["step", "detail", "seconds"], [(n, d, f"{s:.2f}") for n, d, s in rows]
+    if WORKDIR.exists():
+        LocalTarget.open(WORKDIR).close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helm_runbook.runbook", description=__doc__)
+    parser.add_argument(
+        "--resume", action="store_true", help="start from the first notebook that did not pass"
     )
-    report = [
-        {"name": n, "status": "passed", "detail": d, "duration_s": round(s, 3)} for n, d, s in rows
-    ]
-    (BUILD / "runbook-report.json").write_text(json.dumps(report, indent=2))
-    print(table)
+    parser.add_argument("--target", default="local", help='"local" or a kube context name')
+    parser.add_argument("--cell-timeout", type=int, default=300, help="seconds per cell")
+    parser.add_argument("--no-docs", action="store_true", help="skip the docs site")
+    opts = parser.parse_args(argv)
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    previous: dict[str, dict[str, Any]] = {}
+    if opts.resume and REPORT.exists():
+        previous = {e["notebook"]: e for e in json.loads(REPORT.read_text())["notebooks"]}
+    else:
+        stop_local_target()
+        shutil.rmtree(WORKDIR, ignore_errors=True)
+    entries: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    try:
+        for notebook in notebooks():
+            earlier = previous.get(notebook.stem)
+            if (
+                earlier
+                and earlier["status"] == "passed"
+                and (EXECUTED / notebook.name).exists()
+                and all(e["status"] == "passed" for e in entries)
+            ):
+                entries.append(earlier)
+                print(f"  skip {notebook.stem:<24} passed in the previous run", flush=True)
+                continue
+            entry = execute(notebook, target=opts.target, cell_timeout=opts.cell_timeout)
+            entries.append(entry)
+            mark = "ok  " if entry["status"] == "passed" else "FAIL"
+            print(
+                f"  {mark} {notebook.stem:<24} {entry['duration_s']:6.1f}s  {len(entry['steps'])} steps",
+                flush=True,
+            )
+            if entry["failure"]:
+                failure = entry["failure"]
+                print(f"\nrunbook {notebook.stem} failed at cell {failure['cell']}: {failure['error']}\n"
+                      f"{failure['message']}\nexecuted copy: {EXECUTED / notebook.name}\n"
+                      f"resume with: make runbook RUNBOOK_ARGS=--resume", file=sys.stderr)  # fmt: skip
+                write_reports(entries)
+                return 1
+    finally:
+        stop_local_target()
+    write_reports(entries)
+    print(
+        f"runbooks: {len(entries)} passed in {time.perf_counter() - started:.1f}s; report {REPORT}",
+        flush=True,
+    )
+    if not opts.no_docs:
+        print(f"docs: built {BUILD / 'site'} in {build_docs():.1f}s", flush=True)
     return 0
 
 

@@ -16,6 +16,8 @@ on a free 127.0.0.1 port (servers here bind loopback only), so ``--addr`` become
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -50,12 +52,23 @@ def bubblewrap() -> str:
 
 @dataclass
 class Pod:
-    """One running incarnation of the Deployment's pod."""
+    """One running incarnation of the Deployment's pod (possibly started by another process)."""
 
     number: int
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None
     ports: dict[str, int]  # container port name -> forwarded 127.0.0.1 port
     log_path: Path
+    pid: int = 0
+
+    @property
+    def process_pid(self) -> int:
+        return self.process.pid if self.process is not None else self.pid
+
+    def exit_code(self) -> int | None:
+        """None while running."""
+        if self.process is not None:
+            return self.process.poll()
+        return None if _alive(self.pid) else -1
 
 
 @dataclass
@@ -70,6 +83,55 @@ class LocalTarget:
     pod: Pod | None = None
     restarts: int = 0
     name: str = "local"
+
+    # -- state on disk (the "cluster" outlives a notebook kernel) ----------------------------
+
+    @property
+    def state_file(self) -> Path:
+        return self.workdir / "state.json"
+
+    def save(self) -> None:
+        """Persist objects and the running pod (0600: Secrets live here, as in etcd)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "namespace": self.namespace,
+            "secrets": {n: {k: base64.b64encode(v).decode() for k, v in d.items()} for n, d in self.secrets.items()},
+            "config_maps": self.config_maps,
+            "release": None if self.release is None else {
+                "release": self.release.release, "namespace": self.release.namespace,
+                "objects": self.release.objects, "notes": self.release.notes,
+            },
+            "restarts": self.restarts,
+            "pod": None if self.pod is None else {
+                "number": self.pod.number, "pid": self.pod.process_pid, "ports": self.pod.ports,
+                "log_path": str(self.pod.log_path),
+            },
+        }  # fmt: skip
+        fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(state, handle)
+
+    @classmethod
+    def open(cls, workdir: Path) -> LocalTarget:
+        """Attach to a local target created earlier (by another notebook), or start an empty one."""
+        target = cls(workdir)
+        if not target.state_file.exists():
+            return target
+        state = json.loads(target.state_file.read_text())
+        target.namespace = state["namespace"]
+        target.secrets = {
+            n: {k: base64.b64decode(v) for k, v in d.items()} for n, d in state["secrets"].items()
+        }
+        target.config_maps = state["config_maps"]
+        if state["release"]:
+            r = state["release"]
+            objects = [(source, obj) for source, obj in r["objects"]]
+            target.release = RenderedRelease(r["release"], r["namespace"], objects, r["notes"])
+        target.restarts = state["restarts"]
+        pod = state["pod"]
+        if pod and _alive(pod["pid"]):
+            target.pod = Pod(pod["number"], None, pod["ports"], Path(pod["log_path"]), pod["pid"])
+        return target
 
     # -- objects ------------------------------------------------------------------------
 
@@ -133,13 +195,11 @@ class LocalTarget:
                 args[args.index(flag) + 1] = value
         command = [sys.executable, "-m", "helm_runbook.runtime", *args]
         log_path = pod_dir / "helm-ai-kernel.log"
-        with log_path.open("wb") as log:  # the child keeps its own descriptor
-            process = subprocess.Popen(
-                self._sandbox(command, container, volumes, uid, gid, env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.pod = Pod(number, process, ports, log_path)
+        pid = _launch_detached(
+            self._sandbox(command, container, volumes, uid, gid, env), log_path, pod_dir / "pod.pid"
+        )
+        self.pod = Pod(number, None, ports, log_path, pid)
+        self.save()
         return self.pod
 
     def _volume(self, volume: dict[str, Any], root: Path) -> Path:
@@ -213,7 +273,7 @@ class LocalTarget:
 
     def _sandbox(self, command: list[str], container: dict[str, Any], volumes: dict[str, Path], uid: int, gid: int,
                  env: dict[str, str]) -> list[str]:  # fmt: skip
-        args = [bubblewrap(), "--die-with-parent", "--unshare-user", "--uid", str(uid), "--gid", str(gid),
+        args = [bubblewrap(), "--unshare-user", "--uid", str(uid), "--gid", str(gid),
                 "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--proc", "/proc", "--dev", "/dev",
                 "--ro-bind", "/usr", "/usr"]  # fmt: skip
         for top in ("bin", "lib", "lib64", "sbin"):
@@ -286,9 +346,9 @@ class LocalTarget:
             attempts += 1
             if on_poll:
                 on_poll(attempts)
-            if pod.process.poll() is not None:
+            if pod.exit_code() is not None:
                 raise StepFailed("rollout.ready", expected="the runtime container keeps running",
-                                 seen=f"it exited with {pod.process.returncode}: {self.logs()[-600:]}",
+                                 seen=f"it exited with {pod.exit_code()}: {self.logs()[-600:]}",
                                  fix="read the runtime log: start-up refusals name what is missing (CrashLoopBackOff)")  # fmt: skip
             try:
                 if httpx.get(url, timeout=probe.get("timeoutSeconds", 1)).status_code == 200:
@@ -314,18 +374,22 @@ class LocalTarget:
         pod = self._running()
         return pod.log_path.read_text(errors="replace") if pod.log_path.exists() else ""
 
-    def stop_pod(self, timeout: float = 10.0) -> int:
+    def stop_pod(self, timeout: float = 10.0) -> int | None:
         """Delete the pod: SIGTERM to the runtime inside the sandbox, then wait (grace period)."""
         pod = self._running()
-        for pid in _descendants(pod.process.pid):
-            with _ignore_missing():
-                os.kill(pid, signal.SIGTERM)
-        try:
-            code = pod.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pod.process.kill()
-            code = pod.process.wait(5)
+        pid = pod.process_pid
+        for child in _descendants(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pod.exit_code() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pod.exit_code() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        code = pod.process.wait(5) if pod.process is not None else pod.exit_code()
         self.pod = None
+        self.save()
         return code
 
     def restart_pod(self) -> Pod:
@@ -335,16 +399,30 @@ class LocalTarget:
         return self.start_pod()
 
     def close(self) -> None:
+        """Stop the pod (objects and the PVC stay, like ``helm uninstall`` with a kept volume)."""
         if self.pod is not None:
             self.stop_pod()
 
 
-class _ignore_missing:
-    def __enter__(self) -> None:
-        return None
+def _launch_detached(command: list[str], log_path: Path, pid_file: Path) -> int:
+    """Start ``command`` re-parented away from this process (a pod outlives the kubectl or
+    notebook kernel that created it: ipykernel signals its own children when it shuts down)."""
+    script = '"$@" >"$POD_LOG" 2>&1 </dev/null & echo $! >"$POD_PID"'
+    subprocess.run(
+        ["/bin/sh", "-c", script, "sh", *command],
+        env={**os.environ, "POD_LOG": str(log_path), "POD_PID": str(pid_file)},
+        start_new_session=True, check=True, timeout=10,
+    )  # fmt: skip
+    return int(pid_file.read_text().strip())
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
-        return isinstance(exc, ProcessLookupError)
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (and is not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _descendants(pid: int) -> list[int]:

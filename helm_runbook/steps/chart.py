@@ -1,0 +1,81 @@
+"""Chart steps: lint, render + strict schema validation, and the demo of a refused render."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from helm_runbook.chart import CHART_DIR
+from helm_runbook.chart.manifests import validate
+from helm_runbook.chart.sdk import lint, render
+from helm_runbook.errors import ChartError, StepFailed
+from helm_runbook.record import record
+from helm_runbook.results import StepReport
+
+
+def lint_chart(chart: Path = CHART_DIR, values: dict[str, Any] | None = None) -> StepReport:
+    """``helm lint --strict``: Helm's own linter through its Go SDK."""
+    start = time.perf_counter()
+    report = lint(chart, values)
+    if not report.ok:
+        raise StepFailed("chart.lint", expected="helm lint reports no errors", seen="; ".join(report.errors),
+                         fix="fix the template or values Helm names")  # fmt: skip
+    rows: list[list[object]] = [[sev, path, text] for sev, path, text in report.messages]
+    result = StepReport("chart.lint", f"helm lint {chart.name}", ["severity", "path", "message"], rows,
+                        summary=f"0 errors, {len(rows)} informational", seconds=time.perf_counter() - start,
+                        values={"errors": 0, "messages": len(rows)})  # fmt: skip
+    record(result)
+    return result
+
+
+def render_release(
+    values: dict[str, Any] | None = None, *, release: str = "helm-ai-kernel", namespace: str = "default",
+    kube_version: str = "1.31.0", chart: Path = CHART_DIR,
+) -> StepReport:  # fmt: skip
+    """``helm template`` plus strict validation against the Kubernetes OpenAPI schemas."""
+    start = time.perf_counter()
+    rendered = render(chart, values, release=release, namespace=namespace)
+    report = validate(rendered, kube_version)
+    if not report.ok:
+        raise StepFailed("chart.render", expected=f"every object valid for Kubernetes {kube_version}",
+                         seen="; ".join(f"{n}: {m}" for n, m in report.failed),
+                         fix="correct the values or template producing that field")  # fmt: skip
+    status = {name: "valid" for name in report.checked} | {
+        name: "unchecked (no schema)" for name in report.unchecked
+    }
+    rows: list[list[object]] = [[obj["kind"], obj["metadata"]["name"], status[f"{obj['kind']}/{obj['metadata']['name']}"]]
+                                for _, obj in rendered.objects]  # fmt: skip
+    result = StepReport("chart.render", f"helm template {release}", ["kind", "name", "schema"], rows,
+                        summary=f"{len(report.checked)} valid, {len(report.unchecked)} unchecked",
+                        seconds=time.perf_counter() - start,
+                        values={"kinds": sorted(set(rendered.kinds())), "valid": len(report.checked),
+                                "unchecked": report.unchecked})  # fmt: skip
+    record(result)
+    return result
+
+
+def expect_refusal(
+    action: Callable[..., Any], *args: Any, match: str, step: str = "chart.refusal", **kwargs: Any
+) -> StepReport:
+    """Run ``action`` and require that it is refused with a message containing ``match``.
+
+    papermill fails on any error output (it ignores ``raises-exception``), so a demo of a refusal
+    catches and asserts it here; a render that goes through fails the notebook instead.
+    """
+    start = time.perf_counter()
+    try:
+        action(*args, **kwargs)
+    except (ChartError, StepFailed) as exc:
+        if match not in str(exc):
+            raise StepFailed(step, expected=f"refusal mentioning {match!r}", seen=str(exc)[:400],
+                             fix="the guard's message changed: update the runbook or the chart") from exc  # fmt: skip
+        lines = [line for line in getattr(exc, "message", str(exc)).split("; ") if line]
+        result = StepReport(step, "refused as expected", ["refusal"], [[line] for line in lines],
+                            summary=f"matched {match!r}", seconds=time.perf_counter() - start,
+                            values={"refused": True, "match": match, "problems": len(lines)})  # fmt: skip
+        record(result)
+        return result
+    raise StepFailed(step, expected=f"a refusal mentioning {match!r}", seen="it went through",
+                     fix="a production render without key material must fail: check templates/_validate.tpl")  # fmt: skip

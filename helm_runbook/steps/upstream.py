@@ -1,0 +1,33 @@
+"""The stand-in upstream for smoke checks: served where the installed release's
+``HELM_UPSTREAM_URL`` points, so the governed proxy has something real to forward to."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+from helm_runbook.errors import StepFailed
+from helm_runbook.mock_upstream import MockUpstreamServer
+from helm_runbook.record import record
+from helm_runbook.results import StepReport
+from helm_runbook.targets.local import LocalTarget
+
+
+def start_stand_in_upstream(target: LocalTarget) -> tuple[MockUpstreamServer, StepReport]:
+    """Start the OpenAI-compatible stand-in on the loopback port of the release's upstream URL."""
+    start = time.perf_counter()
+    env = {
+        e["name"]: e.get("value", "")
+        for e in target.deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    url = env.get("HELM_UPSTREAM_URL", "")
+    parts = urlsplit(url)
+    if parts.hostname != "127.0.0.1" or not parts.port:
+        raise StepFailed("upstream.start", expected="helm.proxy.upstream on http://127.0.0.1:<port>/v1 for the local target",
+                         seen=url or "no HELM_UPSTREAM_URL", fix="install with helm.proxy.upstream pointing at 127.0.0.1")  # fmt: skip
+    server = MockUpstreamServer(port=parts.port).__enter__()
+    report = StepReport("upstream.start", "stand-in OpenAI-compatible upstream", ["upstream", "serves"],
+                        [[server.url, "POST /v1/chat/completions (deterministic echo)"]],
+                        seconds=time.perf_counter() - start, values={"port": parts.port})  # fmt: skip
+    record(report)
+    return server, report

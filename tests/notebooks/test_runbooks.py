@@ -1,0 +1,148 @@
+"""The runbooks as CI runs them: papermill executes every notebook against the local target;
+the assertions read the recorded step values (never printed text), then the docs site builds."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from helm_runbook import runbook
+from helm_runbook.record import read_records
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
+PARAMETER_LINE = re.compile(r"^[a-z_]+: (str|int|float|bool) = .+  # .+$")
+
+
+@pytest.mark.parametrize("path", runbook.notebooks(), ids=lambda p: p.stem)
+def test_committed_notebooks_are_clean_and_document_their_parameters(path: Path) -> None:
+    book = nbformat.read(path, as_version=4)
+    for cell in book.cells:
+        assert not cell.get("outputs") and not cell.get("execution_count"), (
+            f"{path.name} has outputs"
+        )
+        tags = cell.metadata.get("tags", [])
+        assert set(tags) <= {"parameters", "remove-cell", "remove-input"}, tags
+        assert "injected-parameters" not in tags
+    parameters = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(parameters) == 1
+    for line in parameters[0].source.splitlines():
+        assert PARAMETER_LINE.match(line), (
+            f"{path.name}: parameter line not in `name: type = default  # help` form: {line}"
+        )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One ``make runbook`` into a temporary build directory (site included)."""
+    build = tmp_path_factory.mktemp("build")
+    patch = pytest.MonkeyPatch()
+    for name, value in {"BUILD": build, "EXECUTED": build / "runbooks", "WORKDIR": build / "local-target",
+                        "REPORT": build / "runbook-report.json"}.items():  # fmt: skip
+        patch.setattr(runbook, name, value)
+    site_dir = build / "site"
+    original = runbook.build_docs
+
+    def build_docs_into_tmp() -> float:
+        import shutil
+        import subprocess
+        import sys
+
+        src = build / "docs"
+        shutil.copytree(runbook.ROOT / "docs", src)
+        (src / "runbooks").mkdir()
+        for executed in (build / "runbooks").glob("*.ipynb"):
+            shutil.copy(executed, src / "runbooks" / executed.name)
+        config = build / "mkdocs.yml"
+        text = (runbook.ROOT / "mkdocs.yml").read_text()
+        config.write_text(
+            text.replace("docs_dir: build/docs", f"docs_dir: {src}").replace(
+                "site_dir: build/site", f"site_dir: {site_dir}"
+            )
+        )
+        subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config)], check=True,
+                       capture_output=True, env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"})  # fmt: skip
+        return 0.0
+
+    patch.setattr(runbook, "build_docs", build_docs_into_tmp)
+    try:
+        code = runbook.main([])
+    finally:
+        patch.undo()
+    assert original is runbook.build_docs
+    report = json.loads((build / "runbook-report.json").read_text())
+    return {"code": code, "build": build, "report": report, "site": site_dir}
+
+
+def _values(run: dict[str, Any], notebook: str, step: str) -> list[dict[str, Any]]:
+    records = read_records(run["build"] / "runbooks" / f"{notebook}.ipynb")
+    return [r["values"] for r in records if r["step"] == step and r["ok"]]
+
+
+def test_every_runbook_passes_and_records_its_steps(run: dict[str, Any]) -> None:
+    assert run["code"] == 0
+    assert [e["notebook"] for e in run["report"]["notebooks"]] == [
+        p.stem for p in runbook.notebooks()
+    ]
+    assert all(e["status"] == "passed" for e in run["report"]["notebooks"])
+    assert (run["build"] / "runbook-report.xml").read_text().count("<testcase") >= 12
+
+
+def test_chart_lint_runbook(run: dict[str, Any]) -> None:
+    [render] = _values(run, "01-chart-lint", "chart.render")
+    assert {"Deployment", "Service", "ConfigMap", "Secret", "PersistentVolumeClaim"} <= set(
+        render["kinds"]
+    )
+    [refusal] = _values(run, "01-chart-lint", "chart.refusal")
+    assert refusal["refused"] is True and refusal["problems"] >= 3
+
+
+def test_smoke_runbook(run: dict[str, Any]) -> None:
+    [smoke] = _values(run, "04-smoke-checks", "smoke")
+    assert (smoke["evaluate_verdict"], smoke["evaluate_reason"]) == ("DENY", "PDP_DENY")
+    assert (smoke["proxy_verdict"], smoke["proxy_receipt"]) == ("ALLOW", True)
+    before, after = _values(run, "04-smoke-checks", "receipts.verify")
+    assert before["failures"] == after["failures"] == 0
+    assert after["receipts"] >= before["receipts"] >= 2
+    [restart] = _values(run, "04-smoke-checks", "restart")
+    assert restart["restarts"] >= 1
+
+
+def test_no_secret_reaches_an_executed_notebook_the_report_or_the_site(run: dict[str, Any]) -> None:
+    state = json.loads((run["build"] / "local-target" / "state.json").read_text())
+    values = [
+        base64.b64decode(v).decode() for data in state["secrets"].values() for v in data.values()
+    ]
+    found = len(values)  # never let pytest's introspection print the values themselves
+    assert found >= 3, "expected the signing seed and both API keys"
+    artefacts = [*run["build"].joinpath("runbooks").glob("*.ipynb"), run["build"] / "runbook-report.json",
+                 *run["site"].rglob("*.html")]  # fmt: skip
+    assert len(artefacts) > 6
+    for artefact in artefacts:
+        text = artefact.read_text(errors="replace")
+        leaked = sum(value in text for value in values)
+        assert leaked == 0, f"{leaked} secret value(s) leaked into {artefact.name}"
+
+
+def test_the_site_shows_executed_runbooks(run: dict[str, Any]) -> None:
+    page = (run["site"] / "runbooks" / "04-smoke-checks" / "index.html").read_text()
+    assert "deployment guide smoke checks" in page and "PASS" in page
+    assert "fonts.googleapis.com" not in page
+
+
+def test_a_failed_cell_reports_the_step_and_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runbook, "EXECUTED", tmp_path)
+    monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "wd")
+    entry = runbook.execute(
+        runbook.NOTEBOOKS / "02-secret-setup.ipynb", target="prod-cluster", cell_timeout=60
+    )
+    assert entry["status"] == "failed"
+    assert entry["failure"]["error"] == "TargetUnavailable"
+    assert "fix:" in entry["failure"]["message"]
