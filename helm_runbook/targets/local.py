@@ -142,6 +142,17 @@ class LocalTarget:
                              fix=f"kubectl delete secret {name}, or reuse it")  # fmt: skip
         self.secrets[name] = {k: v.encode() for k, v in data.items()}
 
+    def apply_config_map(self, name: str, data: dict[str, str]) -> None:
+        """``kubectl apply`` of a ConfigMap: running pods see the new files (as the kubelet syncs
+        mounted ConfigMaps without a restart); nothing else happens until the runtime reconciles."""
+        self.config_maps[name] = dict(data)
+        if self.pod is not None and self.release is not None:
+            pod_dir = self.workdir / "pods" / str(self.pod.number) / "volumes"
+            for volume in self.deployment["spec"]["template"]["spec"].get("volumes", []):
+                if volume.get("configMap", {}).get("name") == name:
+                    self._volume(volume, pod_dir)
+        self.save()
+
     def apply(self, release: RenderedRelease) -> None:
         """``helm install``: store the release's Secrets and ConfigMaps, keep the Deployment."""
         for obj in release.of_kind("Secret"):

@@ -113,6 +113,20 @@ def test_smoke_runbook(run: dict[str, Any]) -> None:
     assert restart["restarts"] >= 1
 
 
+def test_policy_rollout_runbook(run: dict[str, Any]) -> None:
+    records = read_records(run["build"] / "runbooks" / "05-policy-rollout.ipynb")
+    story = [(r["step"], r["values"].get("verdict") or r["values"].get("reconcile_status")) for r in records
+             if r["step"] in ("policy.verdict", "policy.wake")]  # fmt: skip
+    assert story == [
+        ("policy.verdict", "DENY"),  # signed initial policy: file_read not allowed
+        ("policy.wake", "ok"),  # signed change reconciled at once
+        ("policy.verdict", "ALLOW"),
+        ("policy.wake", "validate_error"),  # tampered change refused
+        ("policy.verdict", "DENY"),  # shell: the widening never took effect
+        ("policy.verdict", "ALLOW"),  # the previous policy keeps serving
+    ]
+
+
 def test_no_secret_reaches_an_executed_notebook_the_report_or_the_site(run: dict[str, Any]) -> None:
     state = json.loads((run["build"] / "local-target" / "state.json").read_text())
     values = [

@@ -1,0 +1,157 @@
+"""Policy rollout steps: publish a signed mounted policy, wake the reconciler, check verdicts.
+
+The policy signing seed comes from ``HELM_RUNBOOK_POLICY_KEY`` or a 0600 key file created in the
+target's workdir; only the public key's fingerprint is shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from helm_runbook.errors import StepFailed
+from helm_runbook.policy import (
+    DEFAULT_MOUNT,
+    POLICY_KEY_ENV,
+    keygen,
+    load_policy_signer,
+    sign_policy,
+)
+from helm_runbook.record import record
+from helm_runbook.results import StepReport
+from helm_runbook.runtime.keys import Signer
+from helm_runbook.targets.local import LocalTarget
+
+SERVE_POLICY = """\
+name = "helm-chart"
+profile = "kubernetes"
+reference_pack = "./reference-pack.json"
+
+[server]
+bind = "0.0.0.0"
+port = 8080
+
+[receipts]
+store = "sqlite"
+path = "/data/helm.db"
+"""
+
+
+def policy_signer(target: LocalTarget) -> Signer:
+    """The operator's policy key: ``HELM_RUNBOOK_POLICY_KEY``, else a key file kept in the workdir."""
+    if os.environ.get(POLICY_KEY_ENV):
+        return load_policy_signer(None)
+    key_file = target.workdir / "policy.key"
+    if not key_file.exists():
+        keygen(key_file)
+    return load_policy_signer(key_file)
+
+
+def _files(actions: list[dict[str, Any]]) -> dict[str, str]:
+    pack = {
+        "pack_id": "helm-chart-reference-pack",
+        "label": "runbook policy",
+        "version": 1,
+        "runtime_actions": actions,
+    }
+    return {
+        "serve-policy.toml": SERVE_POLICY,
+        "reference-pack.json": json.dumps(pack, indent=2) + "\n",
+    }
+
+
+def publish_signed_policy(
+    target: LocalTarget, actions: list[dict[str, Any]], *, config_map: str = "helm-policy", sign: bool = True,
+    mount_dir: Path = DEFAULT_MOUNT,
+) -> StepReport:  # fmt: skip
+    """Write the policy, sign it as it will be mounted, and apply it as a ConfigMap.
+
+    ``sign=False`` publishes the change with the *old* signature: a tampered update.
+    """
+    start = time.perf_counter()
+    signer = policy_signer(target)
+    source = target.workdir / "policy-src"
+    source.mkdir(parents=True, exist_ok=True)
+    files = _files(actions)
+    previous_sig = target.config_maps.get(config_map, {}).get("serve-policy.toml.sig", "")
+    for name, text in files.items():
+        (source / name).write_text(text)
+    if sign:
+        sign_policy(source / "serve-policy.toml", signer, mount_dir=mount_dir)
+        files["serve-policy.toml.sig"] = (source / "serve-policy.toml.sig").read_text()
+    else:
+        files["serve-policy.toml.sig"] = previous_sig
+    target.apply_config_map(config_map, files)
+    rows: list[list[object]] = [
+        [a["action"], a.get("expression", ""), a.get("description", "")] for a in actions
+    ]
+    result = StepReport("policy.publish", f"ConfigMap {config_map} ({'signed' if sign else 'NOT re-signed'})",
+                        ["action", "expression", "description"], rows,
+                        summary=f"signed by {signer.fingerprint}" if sign else "signature left as it was",
+                        seconds=time.perf_counter() - start,
+                        values={"actions": [a["action"] for a in actions], "signed": sign,
+                                "trust_key_fingerprint": signer.fingerprint})  # fmt: skip
+    record(result)
+    return result
+
+
+def trust_public_key(target: LocalTarget) -> str:
+    """HELM_POLICY_TRUST_PUBLIC_KEY for the install values (public, safe to pass around)."""
+    return policy_signer(target).public_key_hex
+
+
+def wake_reconcile(
+    target: LocalTarget, *, expect: str = "ok", auth_secret: str = "helm-auth"
+) -> StepReport:
+    """``POST /internal/policy/reconcile`` with the service key: a wake hint, never policy bytes."""
+    start = time.perf_counter()
+    key = target.secrets[auth_secret]["HELM_SERVICE_API_KEY"].decode()
+    response = httpx.post(
+        f"{target.url()}/internal/policy/reconcile", headers={"Authorization": f"Bearer {key}"}
+    )
+    if response.status_code != 200:
+        raise StepFailed("policy.wake", expected="200 with the reconcile status", seen=f"{response.status_code} {response.text[:200]}",
+                         fix="set helm.auth.serviceAPIKey or helm.auth.existingSecret and send that key")  # fmt: skip
+    status = response.json()
+    if status["reconcile_status"] != expect:
+        raise StepFailed("policy.wake", expected=f"reconcile_status {expect}", seen=f"{status['reconcile_status']}: {status['reason']}",
+                         fix="verify the bundle hash/signature and HELM_POLICY_TRUST_PUBLIC_KEY")  # fmt: skip
+    keys = ("reconcile_status", "snapshot_status", "policy_hash", "updated", "reason")
+    result = StepReport("policy.wake", "wake hint → reconcile", ["field", "value"], [[k, status[k]] for k in keys],
+                        summary=f"{status['reconcile_status']}, snapshot {status['snapshot_status']}",
+                        seconds=time.perf_counter() - start, values={k: status[k] for k in keys})  # fmt: skip
+    record(result)
+    return result
+
+
+def governed_request(
+    target: LocalTarget, tool: str, *, expect: str, args: dict[str, Any] | None = None, auth_secret: str = "helm-auth",
+    session_id: str = "policy-rollout",
+) -> StepReport:  # fmt: skip
+    """One ``/api/v1/evaluate`` call that must come back with verdict ``expect``."""
+    start = time.perf_counter()
+    key = target.secrets[auth_secret]["HELM_ADMIN_API_KEY"].decode()
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "X-Helm-Tenant-ID": "default",
+        "X-Helm-Principal-ID": "system-admin",
+    }
+    body = {"tool": tool, "effect_level": "E1", "session_id": session_id, "args": args or {}}
+    decision = httpx.post(f"{target.url()}/api/v1/evaluate", headers=headers, json=body).json()
+    if decision.get("verdict") != expect:
+        raise StepFailed("policy.verdict", expected=f"{expect} for {tool}", seen=f"{decision.get('verdict')} {decision.get('reason')}",
+                         fix="check the reconcile status: a refused update keeps the previous policy")  # fmt: skip
+    keys = ("verdict", "reason_code", "reason", "policy_ref", "receipt_id")
+    result = StepReport("policy.verdict", f"evaluate {tool}", ["field", "value"], [[k, decision.get(k, "")] for k in keys],
+                        summary=f"{decision['verdict']} as expected", seconds=time.perf_counter() - start,
+                        values={"tool": tool, "verdict": decision["verdict"], "reason_code": decision["reason_code"]})  # fmt: skip
+    record(result)
+    return result
+
+
+__all__ = ["governed_request", "publish_signed_policy", "trust_public_key", "wake_reconcile"]
