@@ -41,6 +41,10 @@ class BackgroundServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop serving (before the owning process or notebook kernel shuts down)."""
         self._server.should_exit = True
         self._thread.join(10)
         self._sock.close()

@@ -117,6 +117,56 @@ def _cmd_policy(opts: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(opts: argparse.Namespace) -> int:
+    from helm_runbook import runbook
+
+    chosen = [
+        nb
+        for nb in runbook.notebooks()
+        if not opts.notebooks or any(nb.stem.startswith(n) for n in opts.notebooks)
+    ]
+    if not chosen:
+        raise RunbookError(
+            f"no runbook matches {opts.notebooks}", fix="name them like 01 or 04-smoke-checks"
+        )
+    extra = {name: value for name, value in opts.parameter}
+    runbook.EXECUTED.mkdir(parents=True, exist_ok=True)
+    for notebook in chosen:
+        entry = runbook.execute(
+            notebook, target=opts.target, cell_timeout=opts.cell_timeout, extra=extra
+        )
+        print(
+            f"{entry['status']:<7} {notebook.stem:<24} {entry['duration_s']:6.1f}s  {runbook.EXECUTED / notebook.name}"
+        )
+        if entry["failure"]:
+            message = entry["failure"]["message"]
+            step, _, fix = message.partition("\nfix: ")
+            raise RunbookError(
+                f"{notebook.stem} cell {entry['failure']['cell']}: {step}",
+                fix=fix or "see the executed notebook",
+            )
+    return 0
+
+
+def _cmd_smoke(opts: argparse.Namespace) -> int:
+    from helm_runbook.steps.smoke import smoke_urls
+
+    key = os.environ.get(ENV_PREFIX + "ADMIN_API_KEY", "")
+    if not key:
+        raise RunbookError(
+            "smoke needs the admin API key",
+            fix=f"export {ENV_PREFIX}ADMIN_API_KEY (the value of HELM_ADMIN_API_KEY)",
+        )
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "X-Helm-Tenant-ID": opts.tenant,
+        "X-Helm-Principal-ID": opts.principal,
+    }
+    print(smoke_urls(opts.url.rstrip("/"), opts.health_url.rstrip("/") if opts.health_url else None, headers,
+                     proxy_model=opts.proxy_model or None))  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="helm-runbook", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +221,30 @@ def build_parser() -> argparse.ArgumentParser:
     st = psub.add_parser("status", help="send the wake hint and print the reconcile status")
     st.add_argument("url", help="runtime API URL, e.g. http://127.0.0.1:8080")
     pol.set_defaults(func=_cmd_policy)
+
+    run = sub.add_parser(
+        "run", help="execute runbook notebooks with papermill (into build/runbooks)"
+    )
+    run.add_argument(
+        "notebooks", nargs="*", help="runbooks to run, by number or name prefix (default: all)"
+    )
+    run.add_argument("--target", default="local", help='"local" or a kube context name')
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="a notebook parameter (never a secret: papermill copies parameters into the output)")  # fmt: skip
+    run.add_argument("--cell-timeout", type=int, default=300)
+    run.set_defaults(func=_cmd_run)
+
+    sm = sub.add_parser("smoke", help="the guide's smoke checks against an existing deployment")
+    sm.add_argument(
+        "--url", required=True, help="API URL, e.g. http://127.0.0.1:8080 after a port-forward"
+    )
+    sm.add_argument("--health-url", default="", help="health-port URL, e.g. http://127.0.0.1:8081")
+    sm.add_argument(
+        "--proxy-model", default="", help="also send one chat completion for this model"
+    )
+    sm.add_argument("--tenant", default="default")
+    sm.add_argument("--principal", default="system-admin")
+    sm.set_defaults(func=_cmd_smoke)
     return parser
 
 

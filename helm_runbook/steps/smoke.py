@@ -47,37 +47,46 @@ def smoke_check(
 ) -> StepReport:  # fmt: skip
     """Health on both ports, a governed DENY for an unknown tool, receipts behind auth, and (with
     ``proxy_model``) one chat completion through the governed proxy."""
+    headers = _headers(target, auth_secret, tenant, principal)
+    return smoke_urls(target.url("http"), target.url("health"), headers, proxy_model=proxy_model)
+
+
+def smoke_urls(
+    api: str, health: str | None, headers: dict[str, str], *, proxy_model: str | None = None
+) -> StepReport:
+    """The smoke checks against URLs (a port-forward or an ingress); ``headers`` carry the admin key."""
     start = time.perf_counter()
     rows: list[list[object]] = []
-    api, health = target.url("http"), target.url("health")
-    headers = _headers(target, auth_secret, tenant, principal)
     with httpx.Client(timeout=10) as http:
-        r = http.get(f"{health}/health")
-        _check(rows, "smoke.health.8081", (r.status_code, r.text) == (200, "OK"), expected="200 OK on the health port /health",
-               seen=f"{r.status_code} {r.text[:40]}", fix="inspect HELM_HEALTH_PORT and the pod logs")  # fmt: skip
+        if health:
+            r = http.get(f"{health}/health")
+            _check(rows, "smoke.health.8081", (r.status_code, r.text) == (200, "OK"), expected="200 OK on the health port /health",
+                   seen=f"{r.status_code} {r.text[:40]}", fix="inspect HELM_HEALTH_PORT and the pod logs")  # fmt: skip
         r = http.get(f"{api}/health")
         _check(rows, "smoke.health.8080", r.status_code == 200, expected="200 on the API port /health (D1)",
                seen=str(r.status_code), fix="port-forward the API port 8080")  # fmt: skip
         body = {"principal": "agent.smoke", "action": "EXECUTE_TOOL", "resource": "unknown.tool.kind",
                 "context": {"session_id": "agent.smoke"}}  # fmt: skip
-        decision: dict[str, Any] = http.post(
-            f"{api}/api/v1/evaluate", headers=headers, json=body
-        ).json()
+        response = http.post(f"{api}/api/v1/evaluate", headers=headers, json=body)
+        decision: dict[str, Any] = (
+            response.json() if response.headers.get("content-type", "").endswith("json") else {}
+        )
         _check(rows, "smoke.evaluate", decision.get("verdict") == "DENY", expected="DENY for an unknown tool",
-               seen=f"{decision.get('verdict')} {decision.get('reason_code')}",
+               seen=f"{response.status_code} {decision.get('verdict')} {decision.get('reason_code') or decision.get('detail')}",
                fix="send the admin key with the tenant/principal headers; check runtimeActions")  # fmt: skip
         r = http.get(f"{api}/api/v1/receipts")
         _check(rows, "smoke.receipts.unauthenticated", r.status_code == 401, expected="401 without auth",
                seen=str(r.status_code), fix="protected routes must fail closed")  # fmt: skip
         r = http.get(
             f"{api}/api/v1/receipts",
-            params={"limit": 1000},
             headers={k: v for k, v in headers.items() if "Tenant" not in k},
         )
         _check(rows, "smoke.receipts.no-tenant", r.status_code == 403, expected="403 without the tenant header",
                seen=str(r.status_code), fix="tenant-scoped routes must be server-bound")  # fmt: skip
         listed = http.get(
-            f"{api}/api/v1/receipts", params={"session_id": "agent.smoke"}, headers=headers
+            f"{api}/api/v1/receipts",
+            params={"session_id": "agent.smoke", "limit": 1000},
+            headers=headers,
         ).json()
         ids = [rec["receipt_id"] for rec in listed.get("receipts", [])]
         _check(rows, "smoke.receipts.listed", decision.get("receipt_id") in ids, expected="the new receipt is listed",

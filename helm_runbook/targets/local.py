@@ -306,8 +306,6 @@ class LocalTarget:
         ):
             if (Path("/etc") / name).exists():
                 args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-        for prefix in sorted({sys.base_prefix, sys.prefix, str(PROJECT_ROOT)}):
-            args += ["--ro-bind", prefix, prefix]
         mounted = set()
         for mount in container.get("volumeMounts", []):
             flag = "--ro-bind" if mount.get("readOnly") else "--bind"
@@ -315,6 +313,10 @@ class LocalTarget:
             mounted.add(mount["mountPath"])
         if "/tmp" not in mounted:
             args += ["--tmpfs", "/tmp"]
+        # The interpreter and this project last: a volume at /tmp (the chart's emptyDir) must not
+        # hide a checkout or venv that lives under /tmp.
+        for prefix in sorted({sys.base_prefix, sys.prefix, str(PROJECT_ROOT)}):
+            args += ["--ro-bind", prefix, prefix]
         args += ["--chdir", "/", "--clearenv"]
         for key, value in {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1",
                            **env}.items():  # fmt: skip
