@@ -148,64 +148,13 @@ def verify_receipts(items: Iterable[Mapping[str, Any]], public_key: str) -> Rece
             )
         chains[session].append(item)
     for session, chain in chains.items():
-        failures.extend(_check_chain(session, sorted(chain, key=lambda r: r["lamport_clock"])))
+        for receipt, why in rc.chain_problems(chain):
+            rid = str(receipt.get("receipt_id", "?"))
+            failures.append(
+                ReceiptFailure(rid, session, int(receipt["lamport_clock"]), "causal_chain", why)
+            )
     fingerprint = Signer.fingerprint_of(VerifyKey(bytes.fromhex(key)))
     return ReceiptVerification(count, len(chains), failures, fingerprint)
-
-
-def _check_chain(session: str, chain: list[Mapping[str, Any]]) -> list[ReceiptFailure]:
-    failures = []
-    previous: Mapping[str, Any] | None = None
-    for receipt in chain:
-        rid, lamport = str(receipt.get("receipt_id", "?")), receipt["lamport_clock"]
-        prev_hash = receipt.get("prev_hash", "")
-        if previous is None:
-            if lamport != 1:
-                failures.append(
-                    ReceiptFailure(
-                        rid,
-                        session,
-                        lamport,
-                        "causal_chain",
-                        f"chain starts at lamport {lamport}, not 1: earlier receipts are missing",
-                    )
-                )
-            elif prev_hash not in rc.GENESIS_PREV_HASHES:
-                failures.append(
-                    ReceiptFailure(
-                        rid,
-                        session,
-                        lamport,
-                        "causal_chain",
-                        "first receipt's prev_hash is not genesis",
-                    )
-                )
-        else:
-            expected_lamport = previous["lamport_clock"] + 1
-            if lamport != expected_lamport:
-                what = "duplicate lamport" if lamport < expected_lamport else "lamport gap"
-                failures.append(
-                    ReceiptFailure(
-                        rid,
-                        session,
-                        lamport,
-                        "causal_chain",
-                        f"{what}: expected {expected_lamport} after {previous.get('receipt_id')}",
-                    )
-                )
-            elif prev_hash != rc.chain_hash(previous):
-                failures.append(
-                    ReceiptFailure(
-                        rid,
-                        session,
-                        lamport,
-                        "causal_chain",
-                        f"prev_hash does not match the chain hash of "
-                        f"{previous.get('receipt_id')} (lamport {previous['lamport_clock']})",
-                    )
-                )
-        previous = receipt
-    return failures
 
 
 def load_receipts(

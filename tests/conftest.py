@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from helm_runbook.runtime.app import Runtime, create_app
 from helm_runbook.runtime.server import build_runtime
 from helm_runbook.runtime.settings import Settings
+from helm_runbook.steps.policy import SERVE_POLICY  # one copy of the chart-shaped policy
 
 ADMIN_KEY = "test-admin-key-0123456789"
 SERVICE_KEY = "test-service-key-0123456789"
@@ -24,24 +25,6 @@ TENANT_HEADERS = {
     "X-Helm-Tenant-ID": TENANT,
     "X-Helm-Principal-ID": PRINCIPAL,
 }
-
-SERVE_POLICY = """\
-name = "helm-chart"
-profile = "kubernetes"
-reference_pack = "./reference-pack.json"
-
-[server]
-bind = "0.0.0.0"
-port = 8080
-
-[receipts]
-store = "sqlite"
-path = "/data/helm.db"
-
-[receipts.signing]
-algorithm = "ed25519"
-key_path = "/data/root.key"
-"""
 
 
 def write_policy(directory: Path, actions: list[dict[str, Any]] | None = None) -> Path:

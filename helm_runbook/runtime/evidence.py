@@ -235,32 +235,14 @@ def verify_pack(
     by_session: dict[str, list[dict[str, Any]]] = {}
     for receipt in chain:
         by_session.setdefault(str(receipt.get("session_id")), []).append(receipt)
-    ordered: list[dict[str, Any]] = []
     for session, items in sorted(by_session.items()):
-        items.sort(key=lambda r: int(r.get("lamport_clock", 0)))
-        ordered.extend(items)
-        previous: dict[str, Any] | None = None
-        for receipt in items:
-            name = f"receipts/{receipt.get('receipt_id')}.json"
-            if previous is None:
-                if (
-                    receipt.get("prev_hash", "") not in rc.GENESIS_PREV_HASHES
-                    and receipt.get("lamport_clock") == 1
-                ):
-                    result.fail(
-                        "causal_chain",
-                        name,
-                        "first receipt of the session has a non-genesis prev_hash",
-                    )
-            else:
-                if receipt.get("lamport_clock") != previous.get("lamport_clock", 0) + 1:
-                    result.fail("causal_chain", name, f"lamport {receipt.get('lamport_clock')} does not follow "
-                                f"{previous.get('lamport_clock')} in session {session}")  # fmt: skip
-                elif receipt.get("prev_hash") != rc.chain_hash(previous):
-                    result.fail(
-                        "causal_chain", name, "prev_hash is not the chain hash of its predecessor"
-                    )
-            previous = receipt
+        for receipt, why in rc.chain_problems(items):
+            result.fail(
+                "causal_chain",
+                f"receipts/{receipt.get('receipt_id')}.json",
+                f"session {session}: {why}",
+            )
+    ordered = _chain_order(chain)
     result.merkle = merkle_root([bytes.fromhex(rc.chain_hash(r)) for r in _chain_order(ordered)])
     if index.get("merkle_root") != result.merkle:
         result.fail("causal_chain", INDEX, "merkle_root differs from the receipts in the pack")

@@ -8,7 +8,7 @@ to both (contract section 4).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from helm_runbook.runtime.canonical import canonical_json, sha256_hex
@@ -85,3 +85,39 @@ def signature_valid(receipt: Mapping[str, Any], public_key_hex: str) -> bool:
     if not isinstance(signature, str) or len(signature) != 128:
         return False
     return verify_hex(public_key_hex, preimage(receipt), signature)
+
+
+def chain_problems(chain: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], str]]:
+    """What is wrong with one session's chain, ordered by lamport (contract 4.4): the first
+    receipt must be lamport 1 with a genesis ``prev_hash``; each next one must follow by exactly
+    one and link to the chain hash of its predecessor. Returns (receipt, why) pairs."""
+    problems: list[tuple[Mapping[str, Any], str]] = []
+    previous: Mapping[str, Any] | None = None
+    for receipt in sorted(chain, key=lambda r: int(r.get("lamport_clock") or 0)):
+        lamport = receipt.get("lamport_clock")
+        if previous is None:
+            if lamport != 1:
+                problems.append(
+                    (
+                        receipt,
+                        f"chain starts at lamport {lamport}, not 1: earlier receipts are missing",
+                    )
+                )
+            elif receipt.get("prev_hash", "") not in GENESIS_PREV_HASHES:
+                problems.append((receipt, "first receipt's prev_hash is not genesis"))
+        else:
+            expected = int(previous.get("lamport_clock") or 0) + 1
+            if lamport != expected:
+                what = (
+                    "duplicate lamport"
+                    if isinstance(lamport, int) and lamport < expected
+                    else "lamport gap"
+                )
+                problems.append(
+                    (receipt, f"{what}: expected {expected} after {previous.get('receipt_id')}")
+                )
+            elif receipt.get("prev_hash") != chain_hash(previous):
+                problems.append((receipt, f"prev_hash does not match the chain hash of {previous.get('receipt_id')} "
+                                          f"(lamport {previous.get('lamport_clock')})"))  # fmt: skip
+        previous = receipt
+    return problems
