@@ -123,3 +123,42 @@ def render(
             if isinstance(doc, dict) and doc:
                 objects.append((source, doc))
     return RenderedRelease(release=release, namespace=namespace, objects=objects, notes=notes)
+
+
+def install_release(
+    chart: Path, release: str, values: dict[str, Any], *, namespace: str, kube_context: str | None = None,
+    kubeconfig: str | None = None, dry_run: str | None = None, timeout_s: int = 300,
+) -> RenderedRelease:  # fmt: skip
+    """``helm upgrade --install`` through Helm's Go SDK; returns the release's parsed manifest.
+
+    ``dry_run="client"`` renders the release exactly as an install would without a cluster.
+    """
+    with helm.Config(
+        kubeconfig_path=kubeconfig, kube_context=kube_context, namespace=namespace
+    ) as config:
+        try:
+            try:
+                if dry_run:
+                    raise helm.HelmReleaseError(
+                        "dry run: install"
+                    )  # upgrade needs a cluster's history
+                result = config.upgrade(
+                    str(chart), release, values, namespace=namespace, timeout=timeout_s
+                )
+            except helm.HelmReleaseError:
+                result = config.install(str(chart), release, values, namespace=namespace, timeout=timeout_s,
+                                        dry_run=dry_run)  # fmt: skip
+        except helm.HelmKubeError as exc:
+            raise ChartError(f"cannot reach the cluster of context {kube_context!r}", helm_message=str(exc),
+                             fix="check `kubectl --context <name> get ns`, or run the runbooks with target=local") from exc  # fmt: skip
+        except helm.HelmReleaseError as exc:
+            raise RenderError(f"helm install {release} failed: {exc}", helm_message=str(exc),
+                              fix="read Helm's message; guards list every missing value with its fix") from exc  # fmt: skip
+    objects = [
+        (f"{release}/manifest", doc)
+        for doc in yaml.safe_load_all(result.get("manifest", ""))
+        if isinstance(doc, dict) and doc
+    ]
+    return RenderedRelease(
+        release=release, namespace=namespace, objects=objects, notes=str(result.get("info", ""))
+    )

@@ -8,51 +8,42 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from helm_runbook.chart import CHART_DIR
-from helm_runbook.chart.sdk import render
 from helm_runbook.record import record
 from helm_runbook.results import StepReport
-from helm_runbook.targets.local import LocalTarget
+from helm_runbook.targets.base import Target
 
 
 def install(
-    target: LocalTarget, values: dict[str, Any], *, release: str = "helm-ai-kernel"
+    target: Target, values: dict[str, Any], *, release: str = "helm-ai-kernel"
 ) -> StepReport:
-    """Render the release (guards included) and apply it; the pod is scheduled at once."""
+    """``helm upgrade --install``: the chart's guards run first; the pod is scheduled at once."""
     start = time.perf_counter()
-    rendered = render(CHART_DIR, values, release=release, namespace=target.namespace)
-    if target.pod is not None:
-        target.stop_pod()
-    target.apply(rendered)
-    pod = target.start_pod()
+    rendered = target.install(values, release)
     rows: list[list[object]] = [[obj["kind"], obj["metadata"]["name"]] for _, obj in rendered.objects
                                 if obj["kind"] != "Pod"]  # fmt: skip
     result = StepReport("install", f"helm upgrade --install {release}", ["kind", "name"], rows,
-                        summary=f"pod {pod.number} scheduled on the {target.name} target",
+                        summary=f"release {release} installed on the {target.name} target",
                         seconds=time.perf_counter() - start,
                         values={"objects": len(rows), "kinds": sorted(set(rendered.kinds()) - {"Pod"})})  # fmt: skip
     record(result)
     return result
 
 
-def wait_for_rollout(target: LocalTarget, *, timeout: float = 60.0) -> StepReport:
+def wait_for_rollout(target: Target, *, timeout: float = 60.0) -> StepReport:
     """Wait for the readiness probe, with a progress bar; a pod that exits fails with its log."""
     start = time.perf_counter()
-    if target.pod is None:
-        target.start_pod()
     with tqdm(desc="waiting for readiness", unit="probe", leave=False) as bar:
         waited = target.wait_ready(timeout, on_poll=lambda n: bar.update(1))
-    pod = target.pod
-    assert pod is not None
-    rows: list[list[object]] = [[name, f"127.0.0.1:{port}"] for name, port in pod.ports.items()]
+    ports = target.forwarded_ports()
+    rows: list[list[object]] = [[name, f"127.0.0.1:{port}"] for name, port in ports.items()]
     result = StepReport("rollout", "deployment successfully rolled out", ["container port", "forwarded to"], rows,
                         summary=f"ready after {waited:.2f}s", seconds=time.perf_counter() - start,
-                        values={"ready_after_s": round(waited, 3), "ports": sorted(pod.ports)})  # fmt: skip
+                        values={"ready_after_s": round(waited, 3), "ports": sorted(ports)})  # fmt: skip
     record(result)
     return result
 
 
-def restart_pod(target: LocalTarget, *, timeout: float = 60.0) -> StepReport:
+def restart_pod(target: Target, *, timeout: float = 60.0) -> StepReport:
     """``kubectl rollout restart``: SIGTERM, a new pod on the same PVC, ready again."""
     start = time.perf_counter()
     before = target.restarts

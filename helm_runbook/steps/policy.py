@@ -25,7 +25,7 @@ from helm_runbook.policy import (
 from helm_runbook.record import record
 from helm_runbook.results import StepReport
 from helm_runbook.runtime.keys import Signer
-from helm_runbook.targets.local import LocalTarget
+from helm_runbook.targets.base import Target
 
 SERVE_POLICY = """\
 name = "helm-chart"
@@ -42,7 +42,7 @@ path = "/data/helm.db"
 """
 
 
-def policy_signer(target: LocalTarget) -> Signer:
+def policy_signer(target: Target) -> Signer:
     """The operator's policy key: ``HELM_RUNBOOK_POLICY_KEY``, else a key file kept in the workdir."""
     if os.environ.get(POLICY_KEY_ENV):
         return load_policy_signer(None)
@@ -66,7 +66,7 @@ def _files(actions: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def publish_signed_policy(
-    target: LocalTarget, actions: list[dict[str, Any]], *, config_map: str = "helm-policy", sign: bool = True,
+    target: Target, actions: list[dict[str, Any]], *, config_map: str = "helm-policy", sign: bool = True,
     mount_dir: Path = DEFAULT_MOUNT,
 ) -> StepReport:  # fmt: skip
     """Write the policy, sign it as it will be mounted, and apply it as a ConfigMap.
@@ -100,13 +100,13 @@ def publish_signed_policy(
     return result
 
 
-def trust_public_key(target: LocalTarget) -> str:
+def trust_public_key(target: Target) -> str:
     """HELM_POLICY_TRUST_PUBLIC_KEY for the install values (public, safe to pass around)."""
     return policy_signer(target).public_key_hex
 
 
 def wake_reconcile(
-    target: LocalTarget, *, expect: str = "ok", auth_secret: str = "helm-auth"
+    target: Target, *, expect: str = "ok", auth_secret: str = "helm-auth"
 ) -> StepReport:
     """``POST /internal/policy/reconcile`` with the service key: a wake hint, never policy bytes."""
     start = time.perf_counter()
@@ -130,7 +130,7 @@ def wake_reconcile(
 
 
 def governed_request(
-    target: LocalTarget, tool: str, *, expect: str, args: dict[str, Any] | None = None, auth_secret: str = "helm-auth",
+    target: Target, tool: str, *, expect: str, args: dict[str, Any] | None = None, auth_secret: str = "helm-auth",
     session_id: str = "policy-rollout",
 ) -> StepReport:  # fmt: skip
     """One ``/api/v1/evaluate`` call that must come back with verdict ``expect``."""

@@ -12,7 +12,7 @@ import os
 import re
 import secrets as token
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from nacl.signing import SigningKey
 
@@ -20,20 +20,13 @@ from helm_runbook.errors import SecretMaterialMissing
 from helm_runbook.record import record
 from helm_runbook.results import StepReport
 from helm_runbook.runtime.keys import Signer
+from helm_runbook.targets.base import Target
 
 ENV = {
     "signing": "HELM_RUNBOOK_SIGNING_KEY",
     "admin": "HELM_RUNBOOK_ADMIN_API_KEY",
     "service": "HELM_RUNBOOK_SERVICE_API_KEY",
 }
-
-
-class SecretTarget(Protocol):
-    secrets: dict[str, dict[str, bytes]]
-
-    def create_secret(self, name: str, data: dict[str, str]) -> None: ...
-
-    def save(self) -> None: ...
 
 
 def fingerprint(value: str) -> str:
@@ -47,7 +40,7 @@ def _value(kind: str, generate: Any) -> tuple[str, str]:
 
 
 def prepare_secrets(
-    target: SecretTarget, *, signing_secret: str = "helm-signing", auth_secret: str = "helm-auth"
+    target: Target, *, signing_secret: str = "helm-signing", auth_secret: str = "helm-auth"
 ) -> StepReport:
     """Create the signing and auth Secrets the production install references (existing ones are kept)."""
     start = time.perf_counter()

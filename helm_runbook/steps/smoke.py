@@ -16,12 +16,12 @@ from helm_runbook.errors import StepFailed
 from helm_runbook.record import record
 from helm_runbook.results import StepReport
 from helm_runbook.runtime.keys import Signer
-from helm_runbook.targets.local import LocalTarget
+from helm_runbook.targets.base import Target
 from helm_runbook.verify import ReceiptVerification, load_receipts
 from helm_runbook.verify import verify_receipts as verify_offline
 
 
-def _headers(target: LocalTarget, auth_secret: str, tenant: str, principal: str) -> dict[str, str]:
+def _headers(target: Target, auth_secret: str, tenant: str, principal: str) -> dict[str, str]:
     key = target.secrets.get(auth_secret, {}).get("HELM_ADMIN_API_KEY")
     if key is None:
         raise StepFailed("smoke.auth", expected=f"Secret {auth_secret} with HELM_ADMIN_API_KEY",
@@ -42,7 +42,7 @@ def _check(
 
 
 def smoke_check(
-    target: LocalTarget, *, auth_secret: str = "helm-auth", tenant: str = "default", principal: str = "system-admin",
+    target: Target, *, auth_secret: str = "helm-auth", tenant: str = "default", principal: str = "system-admin",
     proxy_model: str | None = None,
 ) -> StepReport:  # fmt: skip
     """Health on both ports, a governed DENY for an unknown tool, receipts behind auth, and (with
@@ -111,7 +111,7 @@ def smoke_urls(
 
 
 def verify_receipts(
-    target: LocalTarget, *, auth_secret: str = "helm-auth", signing_secret: str = "helm-signing",
+    target: Target, *, auth_secret: str = "helm-auth", signing_secret: str = "helm-signing",
     tenant: str = "default", principal: str = "system-admin",
 ) -> ReceiptVerification:  # fmt: skip
     """List every receipt and verify signatures and chains offline against the trust root

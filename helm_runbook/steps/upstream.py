@@ -10,10 +10,10 @@ from helm_runbook.errors import StepFailed
 from helm_runbook.mock_upstream import MockUpstreamServer
 from helm_runbook.record import record
 from helm_runbook.results import StepReport
-from helm_runbook.targets.local import LocalTarget
+from helm_runbook.targets.base import Target
 
 
-def start_stand_in_upstream(target: LocalTarget) -> tuple[MockUpstreamServer, StepReport]:
+def start_stand_in_upstream(target: Target) -> tuple[MockUpstreamServer, StepReport]:
     """Start the OpenAI-compatible stand-in on the loopback port of the release's upstream URL."""
     start = time.perf_counter()
     env = {

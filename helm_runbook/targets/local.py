@@ -31,7 +31,9 @@ from typing import Any
 
 import httpx
 
+from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.manifests import RenderedRelease
+from helm_runbook.chart.sdk import render
 from helm_runbook.errors import StepFailed, TargetUnavailable
 from helm_runbook.process import free_port
 
@@ -162,6 +164,15 @@ class LocalTarget:
         for obj in release.of_kind("ConfigMap"):
             self.config_maps[obj["metadata"]["name"]] = dict(obj.get("data") or {})
         self.release = release
+
+    def install(self, values: dict[str, Any], release: str = "helm-ai-kernel") -> RenderedRelease:
+        """``helm upgrade --install``: render with Helm's SDK (guards included), replace the pod."""
+        rendered = render(CHART_DIR, values, release=release, namespace=self.namespace)
+        if self.pod is not None:
+            self.stop_pod()
+        self.apply(rendered)
+        self.start_pod()
+        return rendered
 
     @property
     def deployment(self) -> dict[str, Any]:
@@ -378,6 +389,10 @@ class LocalTarget:
                 "no pod is running on the local target", fix="run the install step"
             )
         return self.pod
+
+    def forwarded_ports(self) -> dict[str, int]:
+        """Named container port → the 127.0.0.1 port it is served on."""
+        return dict(self._running().ports)
 
     def url(self, port_name: str = "http") -> str:
         """``kubectl port-forward``: the 127.0.0.1 URL of a named container port."""

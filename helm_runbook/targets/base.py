@@ -1,0 +1,65 @@
+"""What every target offers the steps: the same calls for the local sandbox and a real cluster.
+
+Steps take a ``Target`` and never ask which one it is, so the code path above the target is one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from helm_runbook.chart.manifests import RenderedRelease
+
+
+class Target(Protocol):
+    """A namespace with one release of the chart (``kubectl``/``helm`` verbs named per method)."""
+
+    namespace: str
+    workdir: Path
+    restarts: int
+
+    @property
+    def name(self) -> str:
+        """``local`` or ``kube:<context>``: shown in step summaries."""
+
+    @property
+    def secrets(self) -> Mapping[str, Mapping[str, bytes]]:
+        """``kubectl get secret NAME``: Secret data by name, decoded."""
+
+    @property
+    def config_maps(self) -> Mapping[str, Mapping[str, str]]:
+        """``kubectl get configmap NAME``: ConfigMap data by name."""
+
+    def create_secret(self, name: str, data: dict[str, str]) -> None:
+        """``kubectl create secret generic NAME --from-literal=...``; refuses an existing name."""
+
+    def apply_config_map(self, name: str, data: dict[str, str]) -> None:
+        """``kubectl apply`` of a ConfigMap; mounted copies follow without a restart."""
+
+    def save(self) -> None:
+        """Persist what a later notebook needs to attach again."""
+
+    def install(self, values: dict[str, Any], release: str = "helm-ai-kernel") -> RenderedRelease:
+        """``helm upgrade --install RELEASE``; returns the rendered release."""
+
+    @property
+    def deployment(self) -> dict[str, Any]:
+        """The release's Deployment as a plain dict (what ``kubectl get deploy -o json`` prints)."""
+
+    def wait_ready(
+        self, timeout: float = 60.0, on_poll: Callable[[int], None] | None = None
+    ) -> float:
+        """``kubectl rollout status``; returns the seconds waited."""
+
+    def restart_pod(self) -> object:
+        """``kubectl rollout restart``: a new pod on the same PVC."""
+
+    def forwarded_ports(self) -> dict[str, int]:
+        """``kubectl port-forward``: named container port → 127.0.0.1 port."""
+
+    def url(self, port_name: str = "http") -> str:
+        """The 127.0.0.1 URL of a named container port."""
+
+    def close(self) -> None:
+        """Release local resources (the local pod, port-forwards); cluster objects stay."""

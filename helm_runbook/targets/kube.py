@@ -1,0 +1,327 @@
+"""The ``kube`` target: the same steps against a real cluster through a kube context.
+
+The project's only ``kubernetes`` import outside the runtime's crd source. Secrets and ConfigMaps
+go through the official client, the release through Helm's Go SDK (``helm upgrade --install``),
+rollout is polled from the Deployment's status, restarts patch the pod template like ``kubectl
+rollout restart``, and named ports are reached through the client's port-forward, served on
+127.0.0.1 for the steps above (which never see a difference from the local target).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+from kubernetes.stream import portforward
+
+from helm_runbook.chart import CHART_DIR
+from helm_runbook.chart.manifests import RenderedRelease
+from helm_runbook.chart.sdk import install_release
+from helm_runbook.errors import StepFailed, TargetUnavailable
+
+_V = TypeVar("_V", bytes, str)
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+
+
+class ObjectView(Mapping[str, Mapping[str, _V]]):
+    """``target.secrets[name]`` / ``target.config_maps[name]`` read through the API, as ``kubectl
+    get`` shows them (Secret values base64-decoded)."""
+
+    def __init__(self, kind: str, read: Callable[[str], Any], list_all: Callable[[], Any],
+                 decode: Callable[[str], _V]) -> None:  # fmt: skip
+        self._kind, self._read_api, self._list = kind, read, list_all
+        self._decode: Callable[[str], _V] = decode
+
+    def _read(self, name: str) -> dict[str, _V] | None:
+        try:
+            obj = self._read_api(name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise TargetUnavailable(f"cannot read {self._kind} {name}: {exc.status} {exc.reason}",
+                                    fix=f"check RBAC: the runbook needs get on {self._kind.lower()}s") from exc  # fmt: skip
+        return {k: self._decode(v) for k, v in (obj.data or {}).items()}
+
+    def __getitem__(self, name: str) -> dict[str, _V]:
+        data = self._read(name)
+        if data is None:
+            raise KeyError(name)
+        return data
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._read(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([str(_meta(o).name) for o in self._list().items])
+
+    def __len__(self) -> int:
+        return len(self._list().items)
+
+
+def _meta(obj: Any) -> client.V1ObjectMeta:
+    meta: client.V1ObjectMeta = obj.metadata
+    return meta
+
+
+@dataclass
+class KubeTarget:
+    """A namespace of a real cluster, reached through ``context`` of the kubeconfig.
+
+    ``api`` takes a ready ``ApiClient`` (tests point one at an API emulator); otherwise the
+    kubeconfig's ``context`` is loaded, as ``kubectl --context`` would.
+    """
+
+    context: str
+    namespace: str = ""
+    workdir: Path = Path("build/kube-target")
+    api: client.ApiClient | None = None
+    kubeconfig: str | None = None
+    release: str = "helm-ai-kernel"
+    restarts: int = 0
+    _forwards: dict[str, int] = field(default_factory=dict)
+    _deployment_name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.api is None:
+            configuration = client.Configuration()
+            self.kubeconfig = self.kubeconfig or os.environ.get(
+                "KUBECONFIG"
+            )  # read now, not at import
+            try:
+                config.load_kube_config(config_file=self.kubeconfig, context=self.context,
+                                        client_configuration=configuration)  # fmt: skip
+            except (config.ConfigException, FileNotFoundError) as exc:
+                raise TargetUnavailable(f"kube context {self.context!r}: {exc}",
+                                        fix="`kubectl config get-contexts` lists the names; or use target=local") from exc  # fmt: skip
+            self.api = client.ApiClient(configuration)
+        if not self.namespace:
+            self.namespace = _context_namespace(self.kubeconfig, self.context)
+        self._client: client.ApiClient = self.api
+        self.core = client.CoreV1Api(self._client)
+        self.apps = client.AppsV1Api(self._client)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def name(self) -> str:
+        return f"kube:{self.context}"
+
+    @property
+    def secrets(self) -> ObjectView[bytes]:
+        return ObjectView("Secret", lambda n: self.core.read_namespaced_secret(n, self.namespace),
+                          lambda: self.core.list_namespaced_secret(self.namespace), base64.b64decode)  # fmt: skip
+
+    @property
+    def config_maps(self) -> ObjectView[str]:
+        return ObjectView("ConfigMap", lambda n: self.core.read_namespaced_config_map(n, self.namespace),
+                          lambda: self.core.list_namespaced_config_map(self.namespace), str)  # fmt: skip
+
+    def save(self) -> None:
+        """State lives in the cluster."""
+
+    def create_secret(self, name: str, data: dict[str, str]) -> None:
+        """``kubectl create secret generic NAME --from-literal=...`` (values never logged)."""
+        body = client.V1Secret(metadata=client.V1ObjectMeta(name=name, namespace=self.namespace), type="Opaque",
+                               data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()})  # fmt: skip
+        try:
+            self.core.create_namespaced_secret(self.namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                raise StepFailed(f"secrets.{name}", expected=f"no Secret {name} yet", seen="it already exists",
+                                 fix=f"kubectl -n {self.namespace} delete secret {name}, or reuse it") from exc  # fmt: skip
+            raise TargetUnavailable(f"cannot create Secret {name}: {exc.status} {exc.reason}",
+                                    fix="check RBAC: the runbook needs create on secrets") from exc  # fmt: skip
+
+    def apply_config_map(self, name: str, data: dict[str, str]) -> None:
+        """``kubectl apply`` of a ConfigMap (create, else patch); the kubelet syncs mounted copies."""
+        body = client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=name, namespace=self.namespace), data=data
+        )
+        try:
+            self.core.create_namespaced_config_map(self.namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise TargetUnavailable(f"cannot create ConfigMap {name}: {exc.status} {exc.reason}",
+                                        fix="check RBAC: the runbook needs create/patch on configmaps") from exc  # fmt: skip
+            self.core.patch_namespaced_config_map(name, self.namespace, {"data": data})
+
+    def install(
+        self, values: dict[str, Any], release: str = "helm-ai-kernel", *, dry_run: str | None = None
+    ) -> RenderedRelease:
+        """``helm upgrade --install`` with Helm's Go SDK against this context."""
+        self.release = release
+        self._forwards.clear()
+        rendered = install_release(CHART_DIR, release, values, namespace=self.namespace, kube_context=self.context,
+                                   kubeconfig=self.kubeconfig, dry_run=dry_run)  # fmt: skip
+        self._deployment_name = str(rendered.get("Deployment")["metadata"]["name"])
+        return rendered
+
+    @property
+    def deployment_name(self) -> str:
+        """The release's Deployment (the chart's fullname), found by its instance label."""
+        if not self._deployment_name:
+            found = self.apps.list_namespaced_deployment(
+                self.namespace, label_selector=f"{INSTANCE_LABEL}={self.release}"
+            ).items
+            if not found:
+                raise TargetUnavailable(f"no Deployment of release {self.release} in namespace {self.namespace}",
+                                        fix=f"run the install step (helm -n {self.namespace} list shows releases)")  # fmt: skip
+            self._deployment_name = str(_meta(found[0]).name)
+        return self._deployment_name
+
+    @property
+    def deployment(self) -> dict[str, Any]:
+        obj = self.apps.read_namespaced_deployment(self.deployment_name, self.namespace)
+        result: dict[str, Any] = self._client.sanitize_for_serialization(obj)
+        return result
+
+    def _rolled_out(self, dep: client.V1Deployment) -> bool:
+        """``kubectl rollout status``'s test: the new generation observed, every replica updated and ready."""
+        spec: client.V1DeploymentSpec | None = dep.spec
+        status: client.V1DeploymentStatus | None = dep.status
+        wanted = spec.replicas if spec is not None and spec.replicas is not None else 1
+        if status is None:
+            return False
+        return ((status.observed_generation or 0) >= (_meta(dep).generation or 0)
+                and (status.updated_replicas or 0) >= wanted and (status.ready_replicas or 0) >= wanted)  # fmt: skip
+
+    def wait_ready(
+        self, timeout: float = 300.0, on_poll: Callable[[int], None] | None = None
+    ) -> float:
+        """Watch the Deployment until the rollout is complete; returns the seconds waited."""
+        start = time.monotonic()
+        name = self.deployment_name
+        events = 0
+        last = "no status yet"
+        while (remaining := timeout - (time.monotonic() - start)) > 0:
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(self.apps.list_namespaced_deployment, self.namespace,
+                                           field_selector=f"metadata.name={name}",
+                                           timeout_seconds=max(1, int(remaining)), _request_timeout=remaining):  # fmt: skip
+                    dep = event["object"]
+                    if _meta(dep).name != name:
+                        continue
+                    events += 1
+                    if on_poll:
+                        on_poll(events)
+                    if self._rolled_out(dep):
+                        stream.stop()
+                        return time.monotonic() - start
+                    status = dep.status
+                    last = (f"{status.ready_replicas or 0} ready, {status.updated_replicas or 0} updated"
+                            if status is not None else "no status yet")  # fmt: skip
+            except (ApiException, urllib3.exceptions.HTTPError) as exc:
+                if isinstance(exc, ApiException) and exc.status not in (None, 410, 504):
+                    raise TargetUnavailable(f"cannot watch deploy/{name}: {exc.status} {exc.reason}",
+                                            fix="check RBAC: the runbook needs watch on deployments") from exc  # fmt: skip
+            finally:
+                stream.stop()
+        raise StepFailed("rollout.ready", expected=f"deploy/{name} rolled out within {timeout:g}s",
+                         seen=f"{last} after {events} updates",
+                         fix=f"kubectl -n {self.namespace} describe deploy/{name}; kubectl -n {self.namespace} logs deploy/{name}")  # fmt: skip
+
+    def restart_pod(self) -> None:
+        """``kubectl rollout restart``: a new pod template generation (the PVC stays)."""
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        self.apps.patch_namespaced_deployment(self.deployment_name, self.namespace, patch)
+        self.restarts += 1
+        self._forwards.clear()
+
+    def forwarded_ports(self) -> dict[str, int]:
+        return {name: self._forward(name) for name in self._port_names()}
+
+    def url(self, port_name: str = "http") -> str:
+        """``kubectl port-forward``: a 127.0.0.1 URL for a named port of the release's pod."""
+        return f"http://127.0.0.1:{self._forward(port_name)}"
+
+    def _containers(self) -> list[client.V1Container]:
+        dep = self.apps.read_namespaced_deployment(self.deployment_name, self.namespace)
+        template: client.V1PodTemplateSpec = dep.spec.template
+        containers: list[client.V1Container] = template.spec.containers  # type: ignore[union-attr]
+        return containers
+
+    def _port_names(self) -> list[str]:
+        return [p.name for c in self._containers() for p in c.ports or [] if p.name]
+
+    def running_pod(self) -> str:
+        """The name of a Running pod of the release (``kubectl get pods -l ...``)."""
+        dep = self.apps.read_namespaced_deployment(self.deployment_name, self.namespace)
+        labels: dict[str, str] = dep.spec.selector.match_labels or {}
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        running = [p for p in pods if p.status is not None and p.status.phase == "Running"]
+        if not running:
+            raise TargetUnavailable(f"no running pod for deploy/{self.deployment_name}",
+                                    fix=f"wait for the rollout first; kubectl -n {self.namespace} get pods -l {selector}")  # fmt: skip
+        return str(_meta(running[0]).name)
+
+    def _forward(self, port_name: str) -> int:
+        if port_name in self._forwards:
+            return self._forwards[port_name]
+        ports = {
+            str(p.name): int(p.container_port)
+            for c in self._containers()
+            for p in c.ports or []
+            if p.name
+        }
+        if port_name not in ports:
+            raise TargetUnavailable(f"deploy/{self.deployment_name} has no port named {port_name}",
+                                    fix=f"named ports are {sorted(ports)}")  # fmt: skip
+        pod, remote = self.running_pod(), ports[port_name]
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        local = int(listener.getsockname()[1])
+
+        def serve() -> None:
+            while True:
+                conn, _ = listener.accept()
+                forward = portforward(self.core.connect_get_namespaced_pod_portforward, pod,
+                                      self.namespace, ports=str(remote))  # fmt: skip
+                threading.Thread(
+                    target=_pipe, args=(conn, forward.socket(remote)), daemon=True
+                ).start()
+
+        threading.Thread(target=serve, daemon=True, name=f"port-forward-{port_name}").start()
+        self._forwards[port_name] = local
+        return local
+
+    def close(self) -> None:
+        """Nothing runs locally but the port-forward threads (daemons); cluster objects stay."""
+        self._forwards.clear()
+
+
+def _context_namespace(kubeconfig: str | None, context: str) -> str:
+    """The namespace a context names (what ``kubectl --context`` uses), else ``default``."""
+    with contextlib.suppress(config.ConfigException, FileNotFoundError, TypeError):
+        contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
+        for entry in contexts:
+            if entry.get("name") == context:
+                return str(entry.get("context", {}).get("namespace") or "default")
+    return "default"
+
+
+def _pipe(a: socket.socket, b: socket.socket) -> None:
+    def copy(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    threading.Thread(target=copy, args=(b, a), daemon=True).start()
+    copy(a, b)

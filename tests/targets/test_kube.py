@@ -1,0 +1,195 @@
+"""The kube target's Kubernetes calls against kmock's API emulator (the official client, real HTTP),
+and its ``helm upgrade --install`` through Helm's Go SDK as a client-side dry run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from helm_runbook.chart import CHART_DIR
+from helm_runbook.chart.sdk import install_release
+from helm_runbook.errors import RenderError, StepFailed, TargetUnavailable
+from helm_runbook.steps import prepare_secrets
+from helm_runbook.steps.deploy import restart_pod, wait_for_rollout
+from helm_runbook.targets import open_target
+from helm_runbook.targets.kube import RESTARTED_AT, KubeTarget
+from tests.kube_emulator import BackgroundKmock
+
+NAMESPACE = "runbook"
+AUTH = {"helm": {"auth": {"existingSecret": "helm-auth"}}}
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[BackgroundKmock]:
+    with BackgroundKmock() as km:
+        yield km
+
+
+@pytest.fixture
+def kube(emulator: BackgroundKmock, tmp_path: Path) -> Iterator[KubeTarget]:
+    namespace = f"{NAMESPACE}-{tmp_path.name[-12:].strip('_').lower().replace('_', '-')}"
+    with client.ApiClient(client.Configuration(host=emulator.url)) as api:
+        yield KubeTarget("emulated", namespace=namespace, workdir=tmp_path, api=api)
+
+
+def _chart_deployment(target: KubeTarget) -> dict[str, Any]:
+    """The chart's real Deployment (a client-side dry-run install), created in the emulator."""
+    rendered = install_release(
+        CHART_DIR, target.release, AUTH, namespace=target.namespace, dry_run="client"
+    )
+    deployment = rendered.get("Deployment")
+    deployment["metadata"]["namespace"] = (
+        target.namespace
+    )  # the API server fills it in; kmock does not
+    target.apps.create_namespaced_deployment(target.namespace, deployment)
+    return deployment
+
+
+def _mark_rolled_out(target: KubeTarget, delay: float) -> threading.Thread:
+    """What the controller does: after ``delay``, report the rollout's generation and ready replicas."""
+
+    def report() -> None:
+        time.sleep(delay)
+        status = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1}
+        target.apps.patch_namespaced_deployment(
+            target.release, target.namespace, {"status": status}
+        )
+
+    thread = threading.Thread(target=report, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_secret_setup_creates_secrets_through_the_api_and_keeps_them(kube: KubeTarget) -> None:
+    first = prepare_secrets(kube)
+    stored = kube.core.read_namespaced_secret("helm-signing", kube.namespace)
+    assert set(stored.data) == {"signing-key"}
+    assert len(kube.secrets["helm-signing"]["signing-key"]) == 64
+    assert set(kube.secrets["helm-auth"]) == {"HELM_ADMIN_API_KEY", "HELM_SERVICE_API_KEY"}
+    assert {"helm-signing", "helm-auth"} <= set(kube.secrets)
+    second = prepare_secrets(kube)
+    assert second.values == first.values  # same fingerprints: existing Secrets are reused
+
+
+def test_creating_an_existing_secret_fails_with_the_kubectl_fix(kube: KubeTarget) -> None:
+    kube.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "a"})
+    with pytest.raises(StepFailed) as failed:
+        kube.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "b"})
+    assert failed.value.fix.startswith(f"kubectl -n {kube.namespace} delete secret helm-auth")
+    assert kube.secrets["helm-auth"]["HELM_ADMIN_API_KEY"] == b"a"
+    assert "missing" not in kube.secrets
+
+
+def test_config_map_apply_creates_then_updates(kube: KubeTarget) -> None:
+    kube.apply_config_map("helm-policy", {"serve-policy.toml": "v1"})
+    kube.apply_config_map("helm-policy", {"serve-policy.toml": "v2", "serve-policy.toml.sig": "s"})
+    assert dict(kube.config_maps["helm-policy"]) == {
+        "serve-policy.toml": "v2",
+        "serve-policy.toml.sig": "s",
+    }
+    assert kube.config_maps.get("absent") is None
+
+
+def test_install_is_helm_upgrade_install_through_the_go_sdk(kube: KubeTarget) -> None:
+    rendered = kube.install(AUTH, "edge", dry_run="client")
+    assert kube.release == "edge"
+    deployment = rendered.get("Deployment")
+    assert deployment["metadata"]["name"] == kube.deployment_name == "edge-helm-ai-kernel"
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/instance"] == "edge"
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["HELM_ADMIN_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "helm-auth"
+
+
+def test_production_install_without_keys_is_refused_before_the_cluster(kube: KubeTarget) -> None:
+    with pytest.raises(RenderError, match=r"helm\.signing") as refused:
+        kube.install({"helm": {"production": True}}, dry_run="client")
+    assert refused.value.fix
+
+
+def test_rollout_wait_watches_until_the_controller_reports_ready(kube: KubeTarget) -> None:
+    _chart_deployment(kube)
+    reporter = _mark_rolled_out(kube, 0.3)
+    waited = kube.wait_ready(timeout=10)
+    reporter.join()
+    assert 0.2 <= waited < 5  # returned on the status update, not before and not by timing out
+
+
+def test_rollout_that_never_becomes_ready_fails_with_describe_and_logs(kube: KubeTarget) -> None:
+    _chart_deployment(kube)
+    stuck = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 0}
+    kube.apps.patch_namespaced_deployment(kube.release, kube.namespace, {"status": stuck})
+    with pytest.raises(StepFailed) as failed:
+        kube.wait_ready(timeout=1.5)
+    assert failed.value.step == "rollout.ready"
+    assert failed.value.seen.startswith("0 ready, 1 updated")
+    assert f"describe deploy/{kube.release}" in failed.value.fix
+
+
+def test_restart_patches_the_pod_template_like_kubectl_rollout_restart(kube: KubeTarget) -> None:
+    _chart_deployment(kube)
+    _mark_rolled_out(kube, 0.0).join()
+    report = restart_pod(kube, timeout=10)
+    annotations = kube.deployment["spec"]["template"]["metadata"]["annotations"]
+    assert RESTARTED_AT in annotations
+    assert report.values == {"restarts": 1}
+
+
+def test_port_forward_needs_a_running_pod_and_a_named_port(kube: KubeTarget) -> None:
+    deployment = _chart_deployment(kube)
+    with pytest.raises(TargetUnavailable, match="no running pod"):
+        kube.url("http")
+    labels = deployment["spec"]["selector"]["matchLabels"]
+    pod = {
+        "metadata": {"name": "helm-ai-kernel-0", "namespace": kube.namespace, "labels": labels},
+        "spec": {"containers": [{"name": "helm-ai-kernel", "image": "x"}]},
+        "status": {"phase": "Running"},
+    }
+    kube.core.create_namespaced_pod(kube.namespace, pod)
+    assert kube.running_pod() == "helm-ai-kernel-0"
+    with pytest.raises(TargetUnavailable, match="no port named grpc") as missing:
+        kube.url("grpc")
+    assert "health" in missing.value.fix and "http" in missing.value.fix
+
+
+def test_rollout_step_reports_forwarded_ports(
+    kube: KubeTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _chart_deployment(kube)
+    _mark_rolled_out(kube, 0.0).join()
+    monkeypatch.setattr(kube, "_forward", lambda name: {"http": 18080, "health": 18081}[name])
+    report = wait_for_rollout(kube, timeout=10)
+    assert report.values["ports"] == ["health", "http"]
+    assert ["http", "127.0.0.1:18080"] in report.rows
+
+
+def test_open_target_reads_the_context_and_its_namespace(
+    emulator: BackgroundKmock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "emu", "cluster": {"server": emulator.url}}],
+        "users": [{"name": "me", "user": {"token": "t"}}],
+        "contexts": [
+            {"name": "staging", "context": {"cluster": "emu", "user": "me", "namespace": "team-a"}}
+        ],
+        "current-context": "staging",
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    target = open_target("staging", tmp_path)
+    assert (target.name, target.namespace) == ("kube:staging", "team-a")
+    target.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "k"})
+    assert target.secrets["helm-auth"]["HELM_ADMIN_API_KEY"] == b"k"
+    assert open_target("staging/other", tmp_path).namespace == "other"
+    with pytest.raises(TargetUnavailable) as unknown:
+        open_target("prod-eu", tmp_path)
+    assert "kubectl config get-contexts" in unknown.value.fix
