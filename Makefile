@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps check fmt test runbook docs helm-chart-smoke bench clean
+.PHONY: help setup system-deps runbook-deps check fmt test runbook docs helm-chart-smoke bench clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -19,14 +19,23 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[all]'
 	@touch $@
 
-# Debian packages the runbooks and tests need: bubblewrap gives the local target's pod its mounts.
-SYSTEM_DEPS := bwrap:bubblewrap
-system-deps: ## install missing Debian packages (bubblewrap) with apt-get
-	@missing=""; for dep in $(SYSTEM_DEPS); do command -v $${dep%%:*} >/dev/null || missing="$$missing $${dep##*:}"; done; \
+# Debian packages: bubblewrap gives the local target's pod its mounts (runbooks and tests);
+# chromium is the browser the docs-site test drives (tests only).
+RUNBOOK_DEPS := bwrap:bubblewrap
+BROWSER_DEPS := chromium:chromium
+define install_missing
+	@missing=""; for dep in $(1); do command -v $${dep%%:*} >/dev/null || missing="$$missing $${dep##*:}"; done; \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "missing Debian packages:$$missing (run: sudo apt-get install -y$$missing)"; exit 1; fi; \
 	fi
+endef
+system-deps: ## install missing Debian packages (bubblewrap; chromium, whose absence only skips the browser test)
+	$(call install_missing,$(RUNBOOK_DEPS))
+	-$(call install_missing,$(BROWSER_DEPS))
+
+runbook-deps:
+	$(call install_missing,$(RUNBOOK_DEPS))
 
 check: setup ## read-only checks: ruff format --check, ruff, mypy
 	$(BIN)/ruff format --check helm_runbook tests benchmarks
@@ -40,7 +49,7 @@ fmt: setup ## apply ruff fixes and formatting
 test: setup system-deps ## run the test suite (what CI runs)
 	$(BIN)/pytest
 
-runbook: setup system-deps ## the main job: execute every runbook against the bundled runtime, build the docs
+runbook: setup runbook-deps ## the main job: execute every runbook against the bundled runtime, build the docs
 	$(BIN)/python -m helm_runbook.runbook $(RUNBOOK_ARGS)
 
 helm-chart-smoke: setup ## lint, render and validate the chart; every guard must refuse with its message

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -66,8 +67,21 @@ def execute(
     return entry
 
 
-def write_reports(entries: list[dict[str, Any]]) -> None:
-    REPORT.write_text(json.dumps({"notebooks": entries}, indent=2))
+def run_metadata(target: str) -> dict[str, str]:
+    """What the banner and results page say a run was executed against."""
+    from helm_runbook.docsite import chart_versions
+    from helm_runbook.runtime import KERNEL_VERSION
+
+    return {
+        "target": target,
+        "runtime_version": f"helm-ai-kernel {KERNEL_VERSION} (bundled reference runtime)",
+        "chart_version": chart_versions()["chart"],
+        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def write_reports(entries: list[dict[str, Any]], run: dict[str, str] | None = None) -> None:
+    REPORT.write_text(json.dumps({"run": run or {}, "notebooks": entries}, indent=2))
     suites = ET.Element("testsuites", name="helm-runbook")
     for entry in entries:
         suite = ET.SubElement(suites, "testsuite", name=entry["notebook"], tests=str(len(entry["steps"]) or 1),
@@ -91,17 +105,30 @@ def write_reports(entries: list[dict[str, Any]]) -> None:
 
 
 def build_docs() -> float:
-    """Copy the docs sources and the executed runbooks into build/docs, then mkdocs --strict."""
+    """Copy the docs sources and the executed runbooks (each with its banner) into build/docs,
+    generate the reference and results pages, then ``mkdocs build --strict``."""
+    from helm_runbook.docsite import add_banner, write_generated_pages
+
     start = time.perf_counter()
+    report = json.loads(REPORT.read_text()) if REPORT.exists() else {"run": {}, "notebooks": []}
+    entries = {e["notebook"]: e for e in report["notebooks"]}
     site_src = BUILD / "docs"
     shutil.rmtree(site_src, ignore_errors=True)
     shutil.copytree(ROOT / "docs", site_src)
     (site_src / "runbooks").mkdir(exist_ok=True)
     for executed in sorted(EXECUTED.glob("*.ipynb")):
-        shutil.copy(executed, site_src / "runbooks" / executed.name)
+        copy = site_src / "runbooks" / executed.name
+        shutil.copy(executed, copy)
+        if executed.stem in entries:
+            add_banner(copy, entries[executed.stem], report.get("run", {}))
+    write_generated_pages(site_src, report)
+    # mkdocs.yml names build/docs and build/site; a build elsewhere (tests) gets its own copy.
+    config = BUILD / "mkdocs.yml"
+    config.write_text((ROOT / "mkdocs.yml").read_text().replace("docs_dir: build/docs", f"docs_dir: {site_src}")
+                      .replace("site_dir: build/site", f"site_dir: {BUILD / 'site'}"))  # fmt: skip
     proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(BUILD / "site")],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config)],
+        cwd=BUILD, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )  # fmt: skip
     if proc.returncode != 0:
         print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
@@ -134,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(WORKDIR, ignore_errors=True)
     entries: list[dict[str, Any]] = []
     started = time.perf_counter()
+    run = run_metadata(opts.target)
     try:
         for notebook in notebooks():
             earlier = previous.get(notebook.stem)
@@ -158,11 +186,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\nrunbook {notebook.stem} failed at cell {failure['cell']}: {failure['error']}\n"
                       f"{failure['message']}\nexecuted copy: {EXECUTED / notebook.name}\n"
                       f"resume with: make runbook RUNBOOK_ARGS=--resume", file=sys.stderr)  # fmt: skip
-                write_reports(entries)
+                write_reports(entries, run)
                 return 1
     finally:
         stop_local_target()
-    write_reports(entries)
+    write_reports(entries, run_metadata(opts.target))
     print(
         f"runbooks: {len(entries)} passed in {time.perf_counter() - started:.1f}s; report {REPORT}",
         flush=True,

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from helm_runbook.runtime import KERNEL_VERSION, evidence
 from helm_runbook.runtime.auth import Identity
 from helm_runbook.runtime.guardian import rfc3339_nano
+from helm_runbook.runtime.policy.reconciler import log_reconcile
 from helm_runbook.runtime.problems import ProblemError
 from helm_runbook.runtime.store.base import ReceiptQuery
 
@@ -364,6 +365,8 @@ async def policy_reconcile(request: Request, identity: Identity) -> Response:
         )
     runtime = _runtime(request)
     status = await asyncio.to_thread(runtime.reconciler.reconcile, runtime.scope)
+    if status["reconcile_status"] != "no_change":
+        log_reconcile(status, trigger="wake")
     return CompactJSON(status)
 
 

@@ -29,7 +29,7 @@ from helm_runbook.runtime.limits import ConcurrencyGate, RateLimiter
 from helm_runbook.runtime.log import configure, log
 from helm_runbook.runtime.metrics import Metrics
 from helm_runbook.runtime.policy.bundle import PolicyFileError
-from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings
+from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings, log_reconcile
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import ControlPlaneSource, MountedFileSource, PolicySource
 from helm_runbook.runtime.settings import Settings
@@ -192,13 +192,7 @@ async def _poll(runtime: Runtime, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
         status = await asyncio.to_thread(runtime.reconciler.reconcile, runtime.scope)
         if status["reconcile_status"] not in ("no_change",):
-            log(
-                "[helm] policy reconcile",
-                reconcile_status=status["reconcile_status"],
-                snapshot_status=status["snapshot_status"],
-                policy_hash=status["policy_hash"],
-                reason=status["reason"],
-            )
+            log_reconcile(status, trigger="poll")
 
 
 async def serve_forever(

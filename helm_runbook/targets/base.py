@@ -61,5 +61,11 @@ class Target(Protocol):
     def url(self, port_name: str = "http") -> str:
         """The 127.0.0.1 URL of a named container port."""
 
+    def logs(self) -> str:
+        """``kubectl logs deploy/RELEASE``: the runtime container's log."""
+
+    def claim_phase(self, claim: str) -> str | None:
+        """``kubectl get pvc CLAIM``: its phase (``Bound``), or None when it does not exist."""
+
     def close(self) -> None:
         """Release local resources (the local pod, port-forwards); cluster objects stay."""

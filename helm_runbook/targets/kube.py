@@ -300,6 +300,23 @@ class KubeTarget:
         self._forwards[port_name] = local
         return local
 
+    def logs(self) -> str:
+        """``kubectl logs``: the runtime container of a running pod of the release."""
+        container = self._containers()[0].name
+        text: str = self.core.read_namespaced_pod_log(
+            self.running_pod(), self.namespace, container=container
+        )
+        return text
+
+    def claim_phase(self, claim: str) -> str | None:
+        try:
+            pvc = self.core.read_namespaced_persistent_volume_claim(claim, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return str(pvc.status.phase) if pvc.status is not None else "Pending"
+
     def close(self) -> None:
         """Nothing runs locally but the port-forward threads (daemons); cluster objects stay."""
         self._forwards.clear()

@@ -182,6 +182,13 @@ class LocalTarget:
             )
         return self.release.get("Deployment")
 
+    def claim_phase(self, claim: str) -> str | None:
+        """A claim the release rendered is always Bound here (its directory is the volume)."""
+        if self.release is None:
+            return None
+        names = {obj["metadata"]["name"] for obj in self.release.of_kind("PersistentVolumeClaim")}
+        return "Bound" if claim in names else None
+
     def pvc_dir(self, claim: str) -> Path:
         path = self.workdir / "pvc" / claim
         path.mkdir(parents=True, exist_ok=True)
@@ -362,8 +369,9 @@ class LocalTarget:
             "readinessProbe", {}
         )
         get = probe.get("httpGet", {"path": "/health", "port": "health"})
-        port = pod.ports[get["port"]] if isinstance(get["port"], str) else get["port"]
-        url = f"http://127.0.0.1:{port}{get.get('path', '/')}"
+        port = self._forwarded(get["port"])
+        # A probe on a port no container declares gets connection refused, as the kubelet would.
+        url = f"http://127.0.0.1:{port}{get.get('path', '/')}" if port else None
         start = time.monotonic()
         attempts = 0
         while time.monotonic() - start < timeout:
@@ -375,12 +383,16 @@ class LocalTarget:
                                  seen=f"it exited with {pod.exit_code()}: {self.logs()[-600:]}",
                                  fix="read the runtime log: start-up refusals name what is missing (CrashLoopBackOff)")  # fmt: skip
             try:
-                if httpx.get(url, timeout=probe.get("timeoutSeconds", 1)).status_code == 200:
+                if (
+                    url
+                    and httpx.get(url, timeout=probe.get("timeoutSeconds", 1)).status_code == 200
+                ):
                     return time.monotonic() - start
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise StepFailed("rollout.ready", expected=f"readiness probe {url} answers 200 within {timeout:g}s",
+        where = url or f"port {get['port']} (not a container port of the pod)"
+        raise StepFailed("rollout.ready", expected=f"readiness probe {where} answers 200 within {timeout:g}s",
                          seen=f"no answer after {attempts} attempts", fix="inspect HELM_HEALTH_PORT and the pod logs")  # fmt: skip
 
     def _running(self) -> Pod:
@@ -389,6 +401,17 @@ class LocalTarget:
                 "no pod is running on the local target", fix="run the install step"
             )
         return self.pod
+
+    def _forwarded(self, port: str | int) -> int | None:
+        """The 127.0.0.1 port serving a container port given by name or number."""
+        ports = self._running().ports
+        if isinstance(port, str):
+            return ports.get(port)
+        container = self.deployment["spec"]["template"]["spec"]["containers"][0]
+        name = next(
+            (p["name"] for p in container.get("ports", []) if p["containerPort"] == port), None
+        )
+        return ports.get(name) if name else None
 
     def forwarded_ports(self) -> dict[str, int]:
         """Named container port → the 127.0.0.1 port it is served on."""

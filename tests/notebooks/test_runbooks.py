@@ -37,48 +37,6 @@ def test_committed_notebooks_are_clean_and_document_their_parameters(path: Path)
         )
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One ``make runbook`` into a temporary build directory (site included)."""
-    build = tmp_path_factory.mktemp("build")
-    patch = pytest.MonkeyPatch()
-    for name, value in {"BUILD": build, "EXECUTED": build / "runbooks", "WORKDIR": build / "local-target",
-                        "REPORT": build / "runbook-report.json"}.items():  # fmt: skip
-        patch.setattr(runbook, name, value)
-    site_dir = build / "site"
-    original = runbook.build_docs
-
-    def build_docs_into_tmp() -> float:
-        import shutil
-        import subprocess
-        import sys
-
-        src = build / "docs"
-        shutil.copytree(runbook.ROOT / "docs", src)
-        (src / "runbooks").mkdir()
-        for executed in (build / "runbooks").glob("*.ipynb"):
-            shutil.copy(executed, src / "runbooks" / executed.name)
-        config = build / "mkdocs.yml"
-        text = (runbook.ROOT / "mkdocs.yml").read_text()
-        config.write_text(
-            text.replace("docs_dir: build/docs", f"docs_dir: {src}").replace(
-                "site_dir: build/site", f"site_dir: {site_dir}"
-            )
-        )
-        subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config)], check=True,
-                       capture_output=True, env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"})  # fmt: skip
-        return 0.0
-
-    patch.setattr(runbook, "build_docs", build_docs_into_tmp)
-    try:
-        code = runbook.main([])
-    finally:
-        patch.undo()
-    assert original is runbook.build_docs
-    report = json.loads((build / "runbook-report.json").read_text())
-    return {"code": code, "build": build, "report": report, "site": site_dir}
-
-
 def _values(run: dict[str, Any], notebook: str, step: str) -> list[dict[str, Any]]:
     records = read_records(run["build"] / "runbooks" / f"{notebook}.ipynb")
     return [r["values"] for r in records if r["step"] == step and r["ok"]]
@@ -160,3 +118,27 @@ def test_a_failed_cell_reports_the_step_and_fix(
     assert entry["status"] == "failed"
     assert entry["failure"]["error"] == "TargetUnavailable"
     assert "fix:" in entry["failure"]["message"]
+
+
+def test_troubleshooting_runbook_proves_every_row_of_the_guide(run: dict[str, Any]) -> None:
+    from helm_runbook.diagnose import GUIDE
+    from helm_runbook.steps.troubleshoot import FAULTS
+
+    records = read_records(run["build"] / "runbooks" / "06-troubleshooting.ipynb")
+    assert set(FAULTS) == set(GUIDE), "every row of the guide's table has a fault in the lab"
+    diagnoses = [r["values"]["problems"] for r in records if r["step"] == "diagnose"]
+    assert diagnoses[0] == [] and diagnoses[-1] == [], (
+        "healthy before the first fault and after the last fix"
+    )
+    for fault in FAULTS:
+        steps = [
+            r["step"]
+            for r in records
+            if r["values"].get("fault") == fault or r["step"].endswith(f".{fault}")
+        ]
+        assert steps == [f"fault.{fault}", f"symptom.{fault}", f"fix.{fault}"], steps
+        index = next(i for i, r in enumerate(records) if r["step"] == f"symptom.{fault}")
+        diagnosis = next(r for r in records[index:] if r["step"] == "diagnose")
+        assert fault in diagnosis["values"]["problems"], (fault, diagnosis["values"])
+    signature = next(r for r in records if r["step"] == "symptom.policy-signature")
+    assert signature["values"]["seen"] is True

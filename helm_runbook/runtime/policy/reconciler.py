@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,3 +199,18 @@ class Reconciler:
             "reason": reason or (installed.reason if installed and not installed.active else ""),
             "updated": updated,
         }
+
+
+def log_reconcile(status: Mapping[str, Any], *, trigger: str) -> None:
+    """One log line per reconcile that changed something or failed (``kubectl logs`` shows why)."""
+    from helm_runbook.runtime.log import log
+
+    log(
+        "[helm] policy reconcile",
+        level="INFO" if status["reconcile_status"] in ("ok", "no_change") else "WARN",
+        trigger=trigger,
+        reconcile_status=status["reconcile_status"],
+        snapshot_status=status["snapshot_status"],
+        policy_hash=status["policy_hash"],
+        reason=status["reason"],
+    )

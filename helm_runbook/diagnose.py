@@ -1,0 +1,444 @@
+"""``diagnose(target)``: recognise each symptom of the deployment guide's troubleshooting table
+from what an operator can read (the rendered Deployment, Secrets, ConfigMaps, pod logs, the
+ports), and name the fix in the guide's words.
+
+Every check reads; none changes the release. Checks that need something only the operator knows
+(the values they are about to install, the URL their clients use) run when it is passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from helm_runbook.errors import ChartError, StepFailed, TargetUnavailable
+from helm_runbook.record import record
+from helm_runbook.results import Table
+from helm_runbook.runtime.keys import verify_hex
+from helm_runbook.runtime.policy.bundle import (
+    PolicyFileError,
+    composite_material,
+    pack_ref,
+    parse_serve_policy,
+    policy_hash,
+    reference_pack_path,
+)
+from helm_runbook.targets.base import Target
+
+
+@dataclass(frozen=True)
+class GuideRow:
+    """One row of the deployment guide's troubleshooting table."""
+
+    symptom: str
+    cause: str
+    fix: str
+
+
+# The deployment guide's troubleshooting table, keyed by the check that recognises each row.
+GUIDE: dict[str, GuideRow] = {
+    "readiness": GuideRow(
+        "pod starts but readiness fails",
+        "health port or initial snapshot failure",
+        "inspect `HELM_HEALTH_PORT`, policy source env, mounted-file bytes, and pod logs",
+    ),
+    "service-key": GuideRow(
+        "`/internal/policy/reconcile` returns unauthorized",
+        "missing service API key",
+        "set `helm.auth.serviceAPIKey` or `helm.auth.existingSecret`",
+    ),
+    "policy-delivery": GuideRow(
+        "policy ConfigMap changed but decisions did not",
+        "ConfigMap delivery is only a source backend",
+        "verify the bundle hash/signature and reconciler status; enable sidecar only as a wake hint",
+    ),
+    "policy-signature": GuideRow(
+        "policy reconcile fails with signature error",
+        "missing trust public key, missing signature, or invalid bundle signature",
+        "set `helm.policy.signature.existingSecret` or `publicKey`, and verify the active source signs "
+        "canonical bundle bytes",
+    ),
+    "render": GuideRow(
+        "production render fails",
+        "missing signing key or API key material",
+        "set `helm.signing.existingSecret` and `helm.auth.existingSecret`, or provide explicit values",
+    ),
+    "persistence": GuideRow(
+        "receipts disappear after restart",
+        "persistence disabled or PVC not bound",
+        "set `persistence.enabled=true` and verify PVC status",
+    ),
+    "client-url": GuideRow(
+        "ingress works but upstream calls bypass HELM",
+        "client points at upstream provider",
+        "point clients at the service or ingress URL for HELM, not the provider URL",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: str  # "ok", "problem" or "skipped"
+    seen: str
+    fix: str = ""
+
+
+@dataclass
+class Diagnosis:
+    """Every check's finding; renders as a table, ``problems`` names the rows that apply."""
+
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def problems(self) -> list[str]:
+        return [f.check for f in self.findings if f.status == "problem"]
+
+    def finding(self, check: str) -> Finding:
+        return next(f for f in self.findings if f.check == check)
+
+    def require(self, check: str) -> Diagnosis:
+        """Fail unless ``check`` found a problem (the troubleshooting runbook proves each row)."""
+        if check not in self.problems:
+            raise StepFailed("diagnose", expected=f"the {check!r} symptom recognised ({GUIDE[check].symptom})",
+                             seen=f"problems: {self.problems or 'none'}; {self.finding(check).seen}",
+                             fix="the fault was not injected, or diagnose() no longer recognises it")  # fmt: skip
+        return self
+
+    def table(self) -> Table:
+        rows = [[f.check, f.status.upper(), f.seen, f.fix] for f in self.findings]
+        summary = ", ".join(self.problems) if self.problems else "no problem found"
+        return Table("diagnose", ["check", "status", "seen", "fix"], rows, ok=not self.problems,
+                     summary=f"{summary} ({self.seconds:.2f}s)")  # fmt: skip
+
+    # The record's ``ok`` is the diagnosis having run; its findings are in ``values``.
+    step = "diagnose"
+    ok = True
+
+    @property
+    def values(self) -> dict[str, object]:
+        return {"problems": self.problems, "checks": len(self.findings)}
+
+    def __str__(self) -> str:
+        return str(self.table())
+
+    def _repr_html_(self) -> str:
+        return self.table()._repr_html_()
+
+
+def diagnose(
+    target: Target, *, values: dict[str, Any] | None = None, client_url: str | None = None,
+    auth_secret: str | None = None,
+) -> Diagnosis:  # fmt: skip
+    """Run every check of the troubleshooting table against ``target``.
+
+    ``values``: the values about to be installed (the render check). ``client_url``: the base URL
+    an OpenAI client is configured with (the bypass check). ``auth_secret``: the Secret holding the
+    operator's service key, when it is not the one the Deployment references.
+    """
+    start = time.perf_counter()
+    out = Diagnosis()
+    context = _Context.read(target)
+    # in the order of the guide's table
+    checks: tuple[tuple[str, Callable[[], tuple[str, str]]], ...] = (
+        ("readiness", lambda: _readiness(target, context)),
+        ("service-key", lambda: _service_key(target, context, auth_secret)),
+        ("policy-delivery", lambda: _policy_delivery(target, context)),
+        ("policy-signature", lambda: _policy_signature(target, context)),
+        ("render", lambda: _render(values)),
+        ("persistence", lambda: _persistence(target, context)),
+        ("client-url", lambda: _client_url(target, context, client_url)),
+    )
+    for name, check in checks:
+        status, seen = check()
+        out.findings.append(
+            Finding(name, status, seen, GUIDE[name].fix if status == "problem" else "")
+        )
+    out.seconds = time.perf_counter() - start
+    record(out)
+    return out
+
+
+# -- what the checks read ------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    deployment: dict[str, Any] | None
+    logs: str
+
+    @classmethod
+    def read(cls, target: Target) -> _Context:
+        try:
+            deployment = target.deployment
+        except TargetUnavailable:
+            deployment = None
+        try:
+            logs = target.logs()
+        except TargetUnavailable:
+            logs = ""
+        return cls(deployment, logs)
+
+    @property
+    def pod_spec(self) -> dict[str, Any]:
+        assert self.deployment is not None
+        spec: dict[str, Any] = self.deployment["spec"]["template"]["spec"]
+        return spec
+
+    @property
+    def container(self) -> dict[str, Any]:
+        container: dict[str, Any] = self.pod_spec["containers"][0]
+        return container
+
+    def env(self, name: str) -> dict[str, Any] | None:
+        return next((e for e in self.container.get("env", []) if e["name"] == name), None)
+
+    def env_value(self, target: Target, name: str) -> str | None:
+        """A variable's value as the pod sees it (``value`` or a Secret/ConfigMap key)."""
+        entry = self.env(name)
+        if entry is None:
+            return None
+        if "value" in entry:
+            return str(entry["value"])
+        source = entry.get("valueFrom", {})
+        if ref := source.get("secretKeyRef"):
+            raw = target.secrets.get(ref["name"], {}).get(ref["key"])
+            return None if raw is None else raw.decode()
+        if ref := source.get("configMapKeyRef"):
+            return target.config_maps.get(ref["name"], {}).get(ref["key"])
+        return None
+
+    def mount(self, path: str) -> dict[str, Any] | None:
+        """The volume mounted at ``path`` in the runtime container."""
+        mounts = {m["mountPath"]: m["name"] for m in self.container.get("volumeMounts", [])}
+        name = mounts.get(path)
+        return next((v for v in self.pod_spec.get("volumes", []) if v["name"] == name), None)
+
+    def log_records(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.logs.splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                item = {"msg": line}
+            if isinstance(item, dict):
+                out.append(item)
+        return out
+
+    def active_policy_hash(self) -> str | None:
+        """The policy hash the runtime last reported serving (start-up or a successful reconcile)."""
+        active = None
+        for item in self.log_records():
+            if item.get("reconcile_status") in ("ok",) and item.get("policy_hash"):
+                active = str(item["policy_hash"])
+            elif m := re.search(
+                r"reconciled snapshot hash=(sha256:[0-9a-f]+)", str(item.get("msg", ""))
+            ):
+                active = m.group(1)
+        return active
+
+    def last_reconcile_failure(self) -> str | None:
+        failure = None
+        for item in self.log_records():
+            status = item.get("reconcile_status")
+            if status == "ok":
+                failure = None
+            elif status:
+                failure = f"{status}: {item.get('reason', '')}"
+        return failure
+
+
+_OK, _PROBLEM, _SKIPPED = "ok", "problem", "skipped"
+_NOT_INSTALLED = (_SKIPPED, "nothing installed")
+
+
+def _render(values: dict[str, Any] | None) -> tuple[str, str]:
+    if values is None:
+        return _SKIPPED, "pass values= to check a render"
+    from helm_runbook.chart import CHART_DIR
+    from helm_runbook.chart.sdk import render
+
+    try:
+        render(CHART_DIR, values)
+    except ChartError as exc:
+        return _PROBLEM, exc.message
+    return _OK, "the values render"
+
+
+def _port_number(container: Mapping[str, Any], port: object) -> int | None:
+    if isinstance(port, int):
+        return port
+    return next(
+        (int(p["containerPort"]) for p in container.get("ports", []) if p.get("name") == port), None
+    )
+
+
+def _readiness(target: Target, ctx: _Context) -> tuple[str, str]:
+    if ctx.deployment is None:
+        return _NOT_INSTALLED
+    container = ctx.container
+    probe = container.get("readinessProbe", {}).get("httpGet", {})
+    probed = _port_number(container, probe.get("port"))
+    health_env = ctx.env_value(target, "HELM_HEALTH_PORT") or "8081"
+    health = _port_number(container, "health")
+    if health is not None and str(health) != health_env:
+        return (
+            _PROBLEM,
+            f"HELM_HEALTH_PORT={health_env} but the container port named health is {health}",
+        )
+    if probed is None or str(probed) != health_env:
+        return _PROBLEM, (f"the readiness probe checks port {probe.get('port')!r} ({probed}), but the runtime "
+                          f"serves /health on HELM_HEALTH_PORT={health_env}")  # fmt: skip
+    errors = [
+        str(i.get("msg", "")) + " " + str(i.get("error", ""))
+        for i in ctx.log_records()
+        if i.get("level") == "ERROR"
+    ]
+    try:
+        ready = (
+            httpx.get(
+                f"{target.url('health')}{probe.get('path', '/health')}", timeout=2
+            ).status_code
+            == 200
+        )
+    except (httpx.HTTPError, TargetUnavailable, KeyError):
+        ready = False
+    if not ready:
+        seen = errors[-1].strip() if errors else "the health port does not answer"
+        return _PROBLEM, f"not ready: {seen[:300]}"
+    return _OK, f"probe on port {probed} answers; HELM_HEALTH_PORT={health_env}"
+
+
+def _service_key(target: Target, ctx: _Context, auth_secret: str | None) -> tuple[str, str]:
+    if ctx.deployment is None:
+        return _NOT_INSTALLED
+    entry = ctx.env("HELM_SERVICE_API_KEY")
+    if entry is None:
+        return _PROBLEM, "the Deployment sets no HELM_SERVICE_API_KEY: the wake hint answers 401"
+    value = ctx.env_value(target, "HELM_SERVICE_API_KEY")
+    if value is None:
+        ref = entry.get("valueFrom", {}).get("secretKeyRef", {})
+        return (
+            _PROBLEM,
+            f"HELM_SERVICE_API_KEY comes from Secret {ref.get('name')} key {ref.get('key')}, which does not exist",
+        )
+    if auth_secret is not None:
+        operator = target.secrets.get(auth_secret, {}).get("HELM_SERVICE_API_KEY")
+        if operator is None or operator.decode() != value:
+            return (
+                _PROBLEM,
+                f"the key in Secret {auth_secret} is not the one the pod runs with: the wake hint answers 401",
+            )
+    return _OK, "HELM_SERVICE_API_KEY is set"
+
+
+def _policy_files(target: Target, ctx: _Context) -> tuple[Path, dict[str, str]] | None:
+    """The policy path in the pod and the files of the ConfigMap mounted beside it."""
+    args = ctx.container.get("args", [])
+    policy = next((Path(a) for a in args if str(a).endswith(".toml")), None)
+    if policy is None:
+        return None
+    volume = ctx.mount(str(policy.parent))
+    if volume is None or "configMap" not in volume:
+        return None
+    return policy, dict(target.config_maps.get(volume["configMap"]["name"], {}))
+
+
+def _expected(policy: Path, files: Mapping[str, str]) -> tuple[str, bytes]:
+    """The policy hash the runtime will compute for these files once mounted at ``policy``, and
+    the composite material a ``.sig`` must sign (the runtime's own functions, on the pod's paths)."""
+    bundle = files[policy.name].encode()
+    serve = parse_serve_policy(bundle, source=str(policy))
+    pack_in_pod = reference_pack_path(policy, serve.reference_pack)
+    pack = files.get(str(pack_in_pod.relative_to(policy.parent)), "").encode()
+    refs = [pack_ref(pack_in_pod, pack)]
+    return policy_hash(bundle, [str(policy), *refs]), composite_material(bundle, refs)
+
+
+def _policy_signature(target: Target, ctx: _Context) -> tuple[str, str]:
+    if ctx.deployment is None:
+        return _NOT_INSTALLED
+    located = _policy_files(target, ctx)
+    if located is None:
+        return _SKIPPED, "the policy is not mounted from a ConfigMap"
+    policy, files = located
+    required = (ctx.env_value(target, "HELM_POLICY_SIGNATURE_REQUIRED") or "") in ("1", "true")
+    trust = ctx.env_value(target, "HELM_POLICY_TRUST_PUBLIC_KEY") or ""
+    signature = files.get(policy.name + ".sig", "").strip()
+    failure = ctx.last_reconcile_failure()
+    if not required and not trust:
+        return _OK, "signatures are not required"
+    if not trust:
+        return _PROBLEM, "signatures are required but HELM_POLICY_TRUST_PUBLIC_KEY is not set"
+    if not signature:
+        return _PROBLEM, f"ConfigMap has no {policy.name}.sig: reconcile will refuse the bundle"
+    try:
+        _, material = _expected(policy, files)
+    except (PolicyFileError, KeyError) as exc:
+        return _PROBLEM, f"cannot compute the signed material: {exc}"
+    if not verify_hex(trust, material, signature):
+        seen = f"{policy.name}.sig does not verify with the trust key for the ConfigMap's bytes"
+        return _PROBLEM, seen + (f"; last reconcile: {failure}" if failure else "")
+    return _OK, "the ConfigMap's bundle is signed by the trusted key"
+
+
+def _policy_delivery(target: Target, ctx: _Context) -> tuple[str, str]:
+    if ctx.deployment is None:
+        return _NOT_INSTALLED
+    located = _policy_files(target, ctx)
+    if located is None:
+        return _SKIPPED, "the policy is not mounted from a ConfigMap"
+    policy, files = located
+    try:
+        expected, _ = _expected(policy, files)
+    except (PolicyFileError, KeyError) as exc:
+        return _PROBLEM, f"the ConfigMap's bundle does not parse: {exc}"
+    active = ctx.active_policy_hash()
+    if active is None:
+        return _SKIPPED, "the pod logs name no active policy hash yet"
+    if active != expected:
+        return _PROBLEM, (f"the ConfigMap holds {expected[:19]}… but the runtime serves {active[:19]}…: "
+                          "not reconciled yet (wake hint or poll interval)")  # fmt: skip
+    return _OK, f"the runtime serves the ConfigMap's bundle {expected[:19]}…"
+
+
+def _persistence(target: Target, ctx: _Context) -> tuple[str, str]:
+    if ctx.deployment is None:
+        return _NOT_INSTALLED
+    data_dir = ctx.env_value(target, "HELM_DATA_DIR") or "/data"
+    volume = ctx.mount(data_dir)
+    if volume is None or "emptyDir" in volume:
+        return _PROBLEM, f"{data_dir} is an emptyDir: receipts and the trust root go with the pod"
+    claim = volume.get("persistentVolumeClaim", {}).get("claimName")
+    phase = target.claim_phase(claim) if claim else None
+    if phase != "Bound":
+        return _PROBLEM, f"PVC {claim} is {phase or 'missing'}"
+    return _OK, f"{data_dir} is PVC {claim} (Bound)"
+
+
+def _client_url(target: Target, ctx: _Context, client_url: str | None) -> tuple[str, str]:
+    if client_url is None:
+        return _SKIPPED, "pass client_url= to check where clients send requests"
+    body = {
+        "model": "diagnose-probe",
+        "messages": [{"role": "user", "content": "ping"}],
+        "max_tokens": 1,
+    }
+    try:
+        response = httpx.post(f"{client_url.rstrip('/')}/chat/completions", json=body, timeout=5)
+    except httpx.HTTPError as exc:
+        return _PROBLEM, f"{client_url} does not answer: {exc}"
+    if response.headers.get("X-HELM-Governed") == "true" or "X-Helm-Verdict" in response.headers:
+        return _OK, f"{client_url} is governed by HELM ({response.status_code})"
+    upstream = ctx.env_value(target, "HELM_UPSTREAM_URL") if ctx.deployment is not None else None
+    same = upstream and upstream.rstrip("/") == client_url.rstrip("/")
+    return _PROBLEM, (f"{client_url} answered {response.status_code} without X-HELM-Governed"
+                      + (": it is the release's HELM_UPSTREAM_URL" if same else "") + "; no receipt was written")  # fmt: skip

@@ -1,0 +1,343 @@
+"""The troubleshooting lab behind runbook 06: for each row of the deployment guide's table, inject
+the fault into a healthy release, show the symptom as an operator meets it, and apply the guide's
+fix and show it working. ``diagnose(target)`` (between symptom and fix) is the operator's tool.
+
+Every method is one runbook step and returns a ``StepReport``; a symptom that does not appear, or
+a fix that does not work, raises ``StepFailed`` like any other step.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from helm_runbook.chart import CHART_DIR
+from helm_runbook.chart.sdk import render
+from helm_runbook.chart.values import merge_values, nested
+from helm_runbook.errors import ChartError, StepFailed
+from helm_runbook.mock_upstream import MockUpstreamServer
+from helm_runbook.process import free_port
+from helm_runbook.record import record
+from helm_runbook.results import StepReport
+from helm_runbook.steps.deploy import restart_pod
+from helm_runbook.steps.policy import (
+    governed_request,
+    publish_signed_policy,
+    trust_public_key,
+    wake_reconcile,
+)
+from helm_runbook.steps.secrets import prepare_secrets
+from helm_runbook.targets.base import Target
+
+FAULTS = (
+    "render",
+    "readiness",
+    "service-key",
+    "policy-delivery",
+    "policy-signature",
+    "persistence",
+    "client-url",
+)
+LLM = {"action": "LLM_INFERENCE", "expression": 'input.effect.params.model.startsWith("mock-")'}
+READ_HOSTNAME = {"action": "file_read", "expression": 'input.effect.params.args.path == "/etc/hostname"',
+                 "description": "read the host name only"}  # fmt: skip
+HOSTNAME_ARGS = {"path": "/etc/hostname"}
+
+
+class TroubleshootingLab:
+    """A healthy release on ``target`` and the faults of the guide's troubleshooting table."""
+
+    def __init__(self, target: Target, *, release: str = "helm-ai-kernel", config_map: str = "helm-policy",
+                 auth_secret: str = "helm-auth", signing_secret: str = "helm-signing") -> None:  # fmt: skip
+        self.target, self.release, self.config_map = target, release, config_map
+        self.auth_secret, self.signing_secret = auth_secret, signing_secret
+        self.upstream_port = free_port()
+        self.upstream: MockUpstreamServer | None = None
+        self.pending_values: dict[str, Any] | None = None  # what the operator is about to install
+        self.client_url: str | None = None  # where the operator's OpenAI client sends requests
+        self.actions: list[dict[str, Any]] = [LLM]
+
+    # -- the healthy release ---------------------------------------------------------------------
+
+    def values(self, **dotted: Any) -> dict[str, Any]:
+        """The lab's healthy values, with ``dotted`` overrides (``persistence__enabled=False``)."""
+        base = {
+            "helm": {
+                "signing": {"existingSecret": self.signing_secret},
+                "auth": {"existingSecret": self.auth_secret},
+                "proxy": {"upstream": f"http://127.0.0.1:{self.upstream_port}/v1"},
+                "policy": {
+                    # a long poll keeps a ConfigMap change unserved until the wake hint, every run
+                    "source": {
+                        "pollInterval": "1h",
+                        "mountedFile": {"existingConfigMap": self.config_map},
+                    },
+                    "signature": {"required": True, "publicKey": trust_public_key(self.target)},
+                },
+            },
+            "persistence": {"enabled": True},
+        }
+        return merge_values(base, nested({k.replace("__", "."): v for k, v in dotted.items()}))
+
+    def setup(self) -> StepReport:
+        """Secrets, a signed policy, the stand-in upstream and a healthy release, ready."""
+        start = time.perf_counter()
+        prepare_secrets(
+            self.target, signing_secret=self.signing_secret, auth_secret=self.auth_secret
+        )
+        self.actions = [LLM]
+        publish_signed_policy(self.target, self.actions, config_map=self.config_map)
+        if self.upstream is None:
+            self.upstream = MockUpstreamServer(port=self.upstream_port).__enter__()
+        self._install()
+        return self._report("lab.setup", "a healthy release to break", [["release", self.release], ["upstream", self.upstream.url]],
+                            start, {"ready": True})  # fmt: skip
+
+    def _install(self, **dotted: Any) -> float:
+        self.target.install(self.values(**dotted), self.release)
+        return self.target.wait_ready(60)
+
+    def close(self) -> None:
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+
+    # -- faults ------------------------------------------------------------------------------------
+
+    def inject(self, fault: str) -> StepReport:
+        """Break the release (or the operator's input) the way the guide's row describes."""
+        start = time.perf_counter()
+        what: str
+        if fault == "render":
+            self.pending_values = {"helm": {"production": True}}
+            what = "production values without signing or API-key material"
+        elif fault == "readiness":
+            self.target.install(self.values(probes__readiness__httpGet__port=9090), self.release)
+            what = "readiness probe on port 9090 (the runtime's health port is 8081)"
+        elif fault == "service-key":
+            admin = self.target.secrets[self.auth_secret]["HELM_ADMIN_API_KEY"].decode()
+            self._install(helm__auth__existingSecret="", helm__auth__adminAPIKey=admin)
+            what = "auth from an inline admin key only: no service API key in the release"
+        elif fault == "policy-delivery":
+            self.actions = [LLM, READ_HOSTNAME]
+            publish_signed_policy(self.target, self.actions, config_map=self.config_map)
+            what = f"signed policy change applied to ConfigMap {self.config_map}, no wake hint sent"
+        elif fault == "policy-signature":
+            publish_signed_policy(
+                self.target,
+                [*self.actions, {"action": "shell"}],
+                config_map=self.config_map,
+                sign=False,
+            )
+            what = f"ConfigMap {self.config_map} changed without re-signing"
+        elif fault == "persistence":
+            self._install(persistence__enabled=False)
+            what = "persistence.enabled=false: /data is an emptyDir"
+        elif fault == "client-url":
+            assert self.upstream is not None, "run setup() first"
+            self.client_url = self.upstream.url
+            what = f"OpenAI client base URL {self.client_url} (the provider, not HELM)"
+        else:
+            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+        return self._report(
+            f"fault.{fault}", "fault injected", [["fault", what]], start, {"fault": fault}
+        )
+
+    def symptom(self, fault: str) -> StepReport:
+        """What the operator sees; raises StepFailed when the symptom does not appear."""
+        start = time.perf_counter()
+        rows: list[list[object]]
+        if fault == "render":
+            seen = _refusal(lambda: render(CHART_DIR, self.pending_values))
+            rows = [["helm template", seen]]
+            ok = "helm.signing" in seen and "helm.auth" in seen
+        elif fault == "readiness":
+            seen = _refusal(lambda: self.target.wait_ready(5))
+            rows = [["kubectl rollout status", seen]]
+            ok = "readiness probe" in seen
+        elif fault == "service-key":
+            seen = _refusal(lambda: wake_reconcile(self.target, auth_secret=self.auth_secret))
+            rows = [["POST /internal/policy/reconcile", seen]]
+            ok = "401" in seen
+        elif fault == "policy-delivery":
+            decision = governed_request(
+                self.target,
+                "file_read",
+                args=HOSTNAME_ARGS,
+                expect="DENY",
+                auth_secret=self.auth_secret,
+            )
+            rows = [
+                ["ConfigMap allows file_read /etc/hostname", "yes"],
+                ["runtime decides", decision.values["verdict"]],
+            ]
+            ok = decision.values["verdict"] == "DENY"
+        elif fault == "policy-signature":
+            status = wake_reconcile(
+                self.target, expect="validate_error", auth_secret=self.auth_secret
+            )
+            rows = [
+                ["reconcile_status", status.values["reconcile_status"]],
+                ["reason", status.values["reason"]],
+            ]
+            ok = "signature" in str(status.values["reason"])
+        elif fault == "persistence":
+            before = self._receipt_count()
+            self._governed_shell()
+            written = self._receipt_count()
+            restart_pod(self.target)
+            after = self._receipt_count()
+            rows = [
+                ["receipts before the request", before],
+                ["after a governed request", written],
+                ["after a pod restart", after],
+            ]
+            ok = written > before and after == 0
+        elif fault == "client-url":
+            rows, ok = self._chat_through_client()
+            ok = not ok
+        else:
+            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+        if not ok:
+            raise StepFailed(f"symptom.{fault}", expected=f"the symptom of {fault!r}", seen=str(rows)[:400],
+                             fix="the fault did not take effect: check the inject step's output")  # fmt: skip
+        return self._report(f"symptom.{fault}", "symptom as the operator sees it", rows, start, {"fault": fault, "seen": True},
+                            columns=["what", "seen"])  # fmt: skip
+
+    def fix(self, fault: str) -> StepReport:
+        """Apply the guide's fix and show the symptom gone."""
+        start = time.perf_counter()
+        rows: list[list[object]]
+        if fault == "render":
+            self.pending_values = merge_values(self.pending_values or {}, self.values())
+            rendered = render(CHART_DIR, self.pending_values)
+            rows = [
+                [
+                    "helm.signing.existingSecret / helm.auth.existingSecret set",
+                    f"{len(rendered.objects)} objects render",
+                ]
+            ]
+        elif fault == "readiness":
+            waited = self._install()
+            rows = [["probes.readiness.httpGet.port=health", f"ready after {waited:.2f}s"]]
+        elif fault == "service-key":
+            self._install()
+            status = wake_reconcile(self.target, expect="no_change", auth_secret=self.auth_secret)
+            rows = [
+                [
+                    "helm.auth.existingSecret=" + self.auth_secret,
+                    f"wake hint → {status.values['reconcile_status']}",
+                ]
+            ]
+        elif fault == "policy-delivery":
+            status = wake_reconcile(self.target, expect="ok", auth_secret=self.auth_secret)
+            decision = governed_request(
+                self.target,
+                "file_read",
+                args=HOSTNAME_ARGS,
+                expect="ALLOW",
+                auth_secret=self.auth_secret,
+            )
+            rows = [
+                ["wake hint", status.values["reconcile_status"]],
+                ["runtime decides", decision.values["verdict"]],
+            ]
+        elif fault == "policy-signature":
+            self.actions = [*self.actions, {"action": "shell"}]
+            publish_signed_policy(self.target, self.actions, config_map=self.config_map)
+            status = wake_reconcile(self.target, expect="ok", auth_secret=self.auth_secret)
+            rows = [
+                ["re-signed with the trusted key", "yes"],
+                ["wake hint", status.values["reconcile_status"]],
+            ]
+        elif fault == "persistence":
+            self._install()
+            self._governed_shell()
+            before = self._receipt_count()
+            restart_pod(self.target)
+            after = self._receipt_count()
+            if after != before:
+                raise StepFailed("fix.persistence", expected=f"{before} receipts after the restart", seen=str(after),
+                                 fix="check the PVC is bound and mounted at /data")  # fmt: skip
+            rows = [
+                ["persistence.enabled=true", "PVC mounted at /data"],
+                ["receipts before/after restart", f"{before}/{after}"],
+            ]
+        elif fault == "client-url":
+            self.client_url = f"{self.target.url()}/v1"
+            rows, governed = self._chat_through_client()
+            if not governed:
+                raise StepFailed("fix.client-url", expected="X-HELM-Governed on the response", seen=str(rows),
+                                 fix="point the client at the service or ingress URL of HELM")  # fmt: skip
+        else:
+            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+        return self._report(f"fix.{fault}", "fix applied and verified", rows, start, {"fault": fault, "fixed": True},
+                            columns=["fix", "result"])  # fmt: skip
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        key = self.target.secrets[self.auth_secret]["HELM_ADMIN_API_KEY"].decode()
+        return {
+            "Authorization": f"Bearer {key}",
+            "X-Helm-Tenant-ID": "default",
+            "X-Helm-Principal-ID": "system-admin",
+        }
+
+    def _governed_shell(self) -> None:
+        """One governed request (a receipt), with the verdict the current policy gives."""
+        verdict = "ALLOW" if {"action": "shell"} in self.actions else "DENY"
+        governed_request(
+            self.target,
+            "shell",
+            expect=verdict,
+            auth_secret=self.auth_secret,
+            session_id="persistence",
+        )
+
+    def _receipt_count(self) -> int:
+        response = httpx.get(
+            f"{self.target.url()}/api/v1/receipts", headers=self._headers(), params={"limit": 1000}
+        )
+        response.raise_for_status()
+        return len(response.json()["receipts"])
+
+    def _chat_through_client(self) -> tuple[list[list[object]], bool]:
+        """One chat completion through the client's base URL; governed when HELM answers it."""
+        assert self.client_url is not None
+        before = self._receipt_count()
+        body = {"model": "mock-model", "messages": [{"role": "user", "content": "hello"}]}
+        response = httpx.post(f"{self.client_url}/chat/completions", json=body, timeout=10)
+        governed = response.headers.get("X-HELM-Governed") == "true"
+        after = self._receipt_count()
+        rows: list[list[object]] = [["client base URL", self.client_url], ["status", response.status_code],
+                                    ["X-HELM-Governed", response.headers.get("X-HELM-Governed", "absent")],
+                                    ["receipts written", after - before]]  # fmt: skip
+        return rows, governed and after > before
+
+    def _report(self, step: str, title: str, rows: list[list[object]], start: float, values: dict[str, object],
+                columns: list[str] | None = None) -> StepReport:  # fmt: skip
+        report = StepReport(
+            step,
+            title,
+            columns or ["what", "value"],
+            rows,
+            seconds=time.perf_counter() - start,
+            values=values,
+        )
+        record(report)
+        return report
+
+
+def _refusal(action: Any) -> str:
+    """The message an expected failure produced ("" when the action went through)."""
+    try:
+        action()
+    except (ChartError, StepFailed) as exc:
+        return str(exc).splitlines()[0][:300]
+    return ""
+
+
+__all__ = ["FAULTS", "TroubleshootingLab"]

@@ -1,0 +1,44 @@
+"""diagnose() on its own: what it says with nothing installed, about values, and about a client
+URL. The full table (every fault injected and fixed on a running release) is runbook 06, executed
+by tests/notebooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helm_runbook.diagnose import GUIDE, diagnose
+from helm_runbook.errors import StepFailed
+from helm_runbook.mock_upstream import MockUpstreamServer
+from helm_runbook.targets.local import LocalTarget
+
+
+def test_nothing_installed_is_skipped_not_a_problem(tmp_path: Path) -> None:
+    result = diagnose(LocalTarget(tmp_path))
+    assert result.problems == []
+    assert [f.check for f in result.findings] == list(GUIDE)
+    assert {f.status for f in result.findings} == {"skipped"}
+    assert "no problem found" in str(result) and "<table>" in result._repr_html_()
+
+
+def test_production_values_without_keys_are_recognised(tmp_path: Path) -> None:
+    result = diagnose(LocalTarget(tmp_path), values={"helm": {"production": True}})
+    assert result.problems == ["render"]
+    finding = result.finding("render")
+    assert "helm.signing" in finding.seen and finding.fix == GUIDE["render"].fix
+    assert diagnose(LocalTarget(tmp_path), values={}).problems == []
+
+
+def test_a_client_pointed_at_the_provider_is_recognised(tmp_path: Path) -> None:
+    with MockUpstreamServer() as upstream:
+        result = diagnose(LocalTarget(tmp_path), client_url=upstream.url)
+    assert result.problems == ["client-url"]
+    assert "without X-HELM-Governed" in result.finding("client-url").seen
+
+
+def test_require_names_the_symptom_it_expected(tmp_path: Path) -> None:
+    result = diagnose(LocalTarget(tmp_path))
+    with pytest.raises(StepFailed) as failed:
+        result.require("persistence")
+    assert "receipts disappear after restart" in failed.value.expected

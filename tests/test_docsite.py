@@ -1,0 +1,102 @@
+"""The generated reference pages follow the code: a new env var, route, value or guard that the
+pages would miss fails here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from helm_runbook import docsite
+from helm_runbook.chart import CHART_DIR
+from helm_runbook.chart.docs import value_docs
+from helm_runbook.runtime.routes import API_ROUTES, HEALTH_ROUTES
+from tests.conftest import RuntimeFactory
+
+RUNTIME = Path(docsite.__file__).parent / "runtime"
+ENV_LITERAL = re.compile(r'"((?:HELM|EVIDENCE|DATABASE|POD)_[A-Z0-9_]+)"')
+
+
+def test_env_page_lists_every_variable_the_runtime_reads() -> None:
+    literals = set()
+    for module in ("settings.py", "limits.py"):
+        literals |= set(ENV_LITERAL.findall((RUNTIME / module).read_text()))
+    recorded = set(docsite.runtime_env_names())
+    assert recorded == literals, "Settings.from_env and the names in settings.py/limits.py disagree"
+    page = docsite.env_page()
+    for name in recorded:
+        assert f"| `{name}` |" in page
+
+
+def test_env_page_maps_chart_values_from_the_template() -> None:
+    mapping = docsite.chart_env()
+    assert mapping["HELM_HEALTH_PORT"] == "`service.healthPort`"
+    assert mapping["HELM_UPSTREAM_URL"] == "`helm.proxy.upstream`"
+    assert mapping["HELM_POLICY_TRUST_PUBLIC_KEY"].startswith("`helm.policy.signature.")
+    assert mapping["HELM_ENABLE_OPENAI_PROXY"] == "when `helm.proxy.enabled`"
+    template = (CHART_DIR / "templates" / "deployment.yaml").read_text()
+    assert set(mapping) == set(re.findall(r"^\s*- name: ([A-Z][A-Z0-9_]+)\s*$", template, re.M))
+
+
+def test_routes_page_is_the_route_table_the_app_serves(make_runtime: RuntimeFactory) -> None:
+    from helm_runbook.runtime.app import create_app, create_health_app
+
+    page = docsite.routes_page()
+    for route in (*API_ROUTES, *HEALTH_ROUTES):
+        assert f"| `{route.path}` |" in page and f"`{route.operation_id}`" in page
+    served = {r.path for r in create_app(make_runtime()).app.routes}
+    assert served == {r.path for r in API_ROUTES}
+    assert {r.path for r in create_health_app(None).routes} == {r.path for r in HEALTH_ROUTES}
+
+
+def test_values_page_documents_every_value_with_schema_enums() -> None:
+    page = docsite.values_page()
+    for doc in value_docs(CHART_DIR / "values.yaml"):
+        assert f"| `{doc.key}` |" in page
+    assert (
+        '| `helm.policy.source.kind` | string | `"mountedFile"` | `controlplane`, `crd`, `mountedFile` |'
+        in page
+    )
+
+
+def test_guards_page_shows_every_guard_refusing() -> None:
+    refusals = docsite.guard_refusals()
+    assert refusals and all(
+        "no longer refuses" not in line for _, lines in refusals for line in lines
+    )
+    page = docsite.guards_page()
+    validate = (CHART_DIR / "templates" / "_validate.tpl").read_text()
+    fragments = re.findall(r'append \$msgs (?:\(printf )?"([^"%]{12,})', validate)
+    assert len(fragments) >= 6
+    assert len(docsite.template_guards()) == validate.count("append $msgs"), (
+        "a guard message was not extracted"
+    )
+    for fragment in fragments:
+        assert fragment.split("{")[0][:40] in page, (
+            f"guard {fragment!r} has no case on the guards page"
+        )
+    assert "refusing silent rotation" in page  # the init container's refusals
+
+
+def test_results_page_and_banner_from_a_report() -> None:
+    report = {
+        "run": {"target": "local", "runtime_version": "rt 1", "chart_version": "0.8.4", "finished": "now"},
+        "notebooks": [
+            {"notebook": "01-a", "status": "passed", "duration_s": 1.0, "failure": None,
+             "steps": [{"step": "chart.lint", "ok": True, "seconds": 0.5, "cell": 3}]},
+            {"notebook": "02-b", "status": "failed", "duration_s": 2.0, "steps": [],
+             "failure": {"cell": 4, "error": "StepFailed", "message": "x"}},
+        ],
+    }  # fmt: skip
+    page = docsite.results_page(report)
+    assert "| 01-a | 3 | `chart.lint` | ✅ passed | 0.50 s |" in page
+    assert "| 02-b | 4 | StepFailed | ❌ failed | — |" in page
+    ok = docsite.banner_html(report["notebooks"][0], report["run"])
+    failed = docsite.banner_html(report["notebooks"][1], report["run"])
+    assert "admonition success" in ok and "all 1 steps passed" in ok
+    assert "admonition failure" in failed and "a step failed" in failed
+    assert (
+        yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["version"]
+        == docsite.chart_versions()["chart"]
+    )
