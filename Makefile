@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 # Debian packages: bubblewrap gives the local target's pod its mounts (runbooks and tests);
+# postgresql is the server the PostgreSQL store tests start (pg_ctlcluster marks it installed);
 # chromium is the browser the docs-site test drives (tests only).
 RUNBOOK_DEPS := bwrap:bubblewrap
+TEST_DEPS := $(RUNBOOK_DEPS) pg_ctlcluster:postgresql
 BROWSER_DEPS := chromium:chromium
 define install_missing
 	@missing=""; for dep in $(1); do command -v $${dep%%:*} >/dev/null || missing="$$missing $${dep##*:}"; done; \
@@ -30,8 +32,8 @@ define install_missing
 	  else echo "missing Debian packages:$$missing (run: sudo apt-get install -y$$missing)"; exit 1; fi; \
 	fi
 endef
-system-deps: ## install missing Debian packages (bubblewrap; chromium, whose absence only skips the browser test)
-	$(call install_missing,$(RUNBOOK_DEPS))
+system-deps: ## install missing Debian packages (bubblewrap, postgresql; chromium, whose absence only skips the browser test)
+	$(call install_missing,$(TEST_DEPS))
 	-$(call install_missing,$(BROWSER_DEPS))
 
 runbook-deps:

@@ -6,26 +6,37 @@ with BackgroundServer(app) as server:
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
 
 
 class BackgroundServer:
-    def __init__(self, app: Any, *, port: int = 0) -> None:
+    def __init__(
+        self, app: Any, *, port: int = 0, on_shutdown: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """``on_shutdown`` runs on the server's loop after it stops (closing clients it made)."""
         self.app = app
+        self._on_shutdown = on_shutdown
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", port))
         self.port = int(self._sock.getsockname()[1])
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+
+    async def _serve(self) -> None:
+        try:
+            await self._server.serve(sockets=[self._sock])
+        finally:
+            if self._on_shutdown is not None:
+                await self._on_shutdown()
 
     @property
     def base_url(self) -> str:

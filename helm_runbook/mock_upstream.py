@@ -40,6 +40,18 @@ def _error(status: int, message: str) -> JSONResponse:
     )
 
 
+def _invalid(body: Any) -> str | None:
+    """The OpenAI API's 400s for a malformed chat request (the stand-in must not crash on them)."""
+    if not isinstance(body, dict):
+        return "request body must be a JSON object"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        return "messages must be an array of message objects"
+    if "tools" in body and not isinstance(body["tools"], list):
+        return "tools must be an array"
+    return None
+
+
 def _reply_text(body: dict[str, Any]) -> str:
     messages = body.get("messages") or []
     last = next(
@@ -60,6 +72,8 @@ def create_mock_upstream(config: MockUpstreamConfig | None = None) -> Starlette:
         except ValueError:
             return _error(400, "request body is not JSON")
         cfg.requests.append({"body": body, "headers": dict(request.headers)})
+        if problem := _invalid(body):  # what the real API answers with 400
+            return _error(400, problem)
         if cfg.latency_ms:
             await asyncio.sleep(cfg.latency_ms / 1000)
         model_status = re.fullmatch(r"mock-status-(\d{3})", str(body.get("model", "")))

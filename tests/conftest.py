@@ -15,6 +15,7 @@ from helm_runbook.runtime.app import Runtime, create_app
 from helm_runbook.runtime.server import build_runtime
 from helm_runbook.runtime.settings import Settings
 from helm_runbook.steps.policy import SERVE_POLICY  # one copy of the chart-shaped policy
+from tests.postgres_server import PostgresServer, postgres_bin
 
 ADMIN_KEY = "test-admin-key-0123456789"
 SERVICE_KEY = "test-service-key-0123456789"
@@ -105,3 +106,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (Debian's package; `make system-deps` installs it)."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        pytest.fail(
+            "PostgreSQL is not installed: run `make system-deps` (apt-get install postgresql)"
+        )
+    with PostgresServer(bin_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg: PostgresServer) -> str:
+    """A fresh, empty database on the session's server."""
+    return pg.create_database()

@@ -88,6 +88,26 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_MAX_EXACT_INT = 2**53 - 1
+
+
+def _exact_int(text: str) -> int:
+    """Integers a receipt can carry exactly (I-JSON, RFC 7493): beyond ±(2^53-1) is refused."""
+    value = int(text)
+    if abs(value) > _MAX_EXACT_INT:
+        raise ValueError(
+            f"integer {text[:40]} is outside ±(2^53-1), the range JSON numbers carry exactly"
+        )
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} overflows a double")
+    return value
+
+
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     """The body as a JSON object, or a 400/413 problem naming what is wrong."""
     declared = request.headers.get("content-length")
@@ -97,7 +117,9 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     if len(body) > limit:
         raise ProblemError(413, f"Request body exceeds {limit} bytes")
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
+        value = json.loads(
+            body, parse_constant=_reject_constant, parse_int=_exact_int, parse_float=_finite_float
+        )
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProblemError(400, f"Invalid JSON body: {exc}") from exc
     if not isinstance(value, dict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import httpx
 from starlette.background import BackgroundTask
@@ -51,6 +52,11 @@ def openai_error(
         status_code=status,
         headers=headers,
     )
+
+
+def header_safe(value: str) -> str:
+    """A client-chosen string as an HTTP header value: printable ASCII kept, the rest %-encoded."""
+    return quote(value, safe="".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%"))[:256]
 
 
 async def chat_completions(request: Request, identity: Identity) -> Response:
@@ -110,7 +116,7 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
             headers,
         )
     headers["X-HELM-Governed"] = "true"
-    headers["X-HELM-Model"] = model
+    headers["X-HELM-Model"] = header_safe(model)
     forward = {"Content-Type": "application/json"}
     if "authorization" in request.headers:
         forward["Authorization"] = request.headers["authorization"]

@@ -63,11 +63,19 @@ def _bind(addr: str, port: int, what: str) -> socket.socket:
 
 
 def open_store(settings: Settings) -> ReceiptStore:
+    """PostgreSQL when ``DATABASE_URL`` is set (contract 2.3), else SQLite in the data dir."""
     if settings.database_url is not None:
-        raise StartupError(
-            "DATABASE_URL is set but this build of the reference runtime serves SQLite only; "
-            "unset DATABASE_URL (helm.storage.type=sqlite)"
-        )
+        from helm_runbook.runtime.store.postgres import (
+            PostgresReceiptStore,
+        )  # only this mode needs psycopg
+
+        pool = settings.db
+        try:
+            return PostgresReceiptStore(str(settings.database_url), max_open=pool.max_open_conns,
+                                        max_idle=pool.max_idle_conns, max_lifetime_s=pool.conn_max_lifetime_s,
+                                        production=settings.production)  # fmt: skip
+        except (ValueError, StoreUnavailable) as exc:
+            raise StartupError(str(exc)) from exc
     try:
         return SQLiteReceiptStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
     except StoreUnavailable as exc:

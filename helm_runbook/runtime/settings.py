@@ -98,6 +98,7 @@ class Settings:
     workspace_id: str = ""
     evidence_signing_key: Secret | None = None
     database_url: Secret | None = None
+    db: DatabasePoolSettings = field(default_factory=lambda: DatabasePoolSettings())
     sqlite_synchronous: str = "NORMAL"
     upstream_url: str = ""
     openai_proxy_enabled: bool = False
@@ -148,6 +149,7 @@ class Settings:
             workspace_id=env.get("HELM_RUNTIME_WORKSPACE_ID", ""),
             evidence_signing_key=_secret(env, "EVIDENCE_SIGNING_KEY"),
             database_url=_secret(env, "DATABASE_URL"),
+            db=_db_settings(env),
             sqlite_synchronous=synchronous,
             upstream_url=env.get("HELM_UPSTREAM_URL", ""),
             openai_proxy_enabled=_flag(env, "HELM_ENABLE_OPENAI_PROXY"),
@@ -156,6 +158,39 @@ class Settings:
             limits=_limit_settings(env),
             policy=_policy_settings(env),
         )
+
+
+@dataclass(frozen=True)
+class DatabasePoolSettings:
+    """PostgreSQL pool sizes (``HELM_DB_*``, helm.storage.postgres.*; upstream's Go defaults)."""
+
+    max_open_conns: int = 25
+    max_idle_conns: int = 10
+    conn_max_lifetime_s: float = 1800.0
+
+
+def _db_settings(env: Mapping[str, str]) -> DatabasePoolSettings:
+    def count(name: str, default: int) -> int:
+        raw = env.get(name, "")
+        if not raw:
+            return default
+        if not raw.isdigit() or int(raw) < 1:
+            raise SettingsError(f"{name}={raw!r} must be a whole number of connections, 1 or more")
+        return int(raw)
+
+    lifetime_raw = env.get("HELM_DB_CONN_MAX_LIFETIME", "") or "30m"
+    try:
+        lifetime = parse_duration(lifetime_raw)
+    except ValueError as exc:
+        raise SettingsError(f"HELM_DB_CONN_MAX_LIFETIME: {exc}") from exc
+    if lifetime <= 0:
+        raise SettingsError(
+            f"HELM_DB_CONN_MAX_LIFETIME={lifetime_raw!r} must be positive (e.g. 30m)"
+        )
+    max_open = count("HELM_DB_MAX_OPEN_CONNS", 25)
+    return DatabasePoolSettings(
+        max_open, min(count("HELM_DB_MAX_IDLE_CONNS", 10), max_open), lifetime
+    )
 
 
 def _limit_settings(env: Mapping[str, str]) -> LimitSettings:

@@ -132,14 +132,22 @@ class SQLiteReceiptStore:
                 for tenant_id, session_id, build in jobs:
                     db.execute("SAVEPOINT job")
                     try:
-                        results.append(self._append_one(tenant_id, session_id, build))
-                        db.execute("RELEASE job")
-                    except Exception as exc:
+                        appended = self._append_one(tenant_id, session_id, build)
+                    except sqlite3.Error as exc:
+                        if not isinstance(exc, sqlite3.IntegrityError):
+                            # A storage failure (full, read-only, I/O): SQLite may already have
+                            # rolled the whole transaction back, so the whole batch fails.
+                            raise
                         db.execute("ROLLBACK TO job")
                         db.execute("RELEASE job")
-                        if isinstance(exc, sqlite3.OperationalError):
-                            exc = StoreUnavailable(f"receipt write failed: {exc}")
                         results.append(exc)
+                    except Exception as exc:  # the builder's own failure: only its receipt goes
+                        db.execute("ROLLBACK TO job")
+                        db.execute("RELEASE job")
+                        results.append(exc)
+                    else:
+                        db.execute("RELEASE job")
+                        results.append(appended)
                 db.execute("COMMIT")
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):

@@ -1,0 +1,245 @@
+"""PostgreSQL receipt store, selected by ``DATABASE_URL`` (the only module that imports psycopg).
+
+Several runtime replicas may append to the same chain at once. Each write transaction first takes
+a transaction-scoped advisory lock per chain it touches (in sorted order, so two batches never
+deadlock), then reads the chain head, lets the caller sign the next receipt and inserts it; the
+unique (chain, lamport) index is the backstop. A deadlock or serialization failure retries the
+whole batch (the builders are called again with the new heads). A receipt is durable when
+``append`` returns (``synchronous_commit`` is the server's, on by default).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from helm_runbook.runtime.receipts import causal_session_key
+from helm_runbook.runtime.store.base import (
+    AppendedReceipt,
+    AppendJob,
+    ChainHead,
+    ReceiptBuilder,
+    ReceiptPage,
+    ReceiptQuery,
+    StoredReceipt,
+    StoreUnavailable,
+)
+
+PRODUCTION_SSLMODES = ("require", "verify-ca", "verify-full")
+_SCHEMA_LOCK = 0x48454C4D  # "HELM": replicas starting together create the schema once
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS receipts (
+    append_sequence   BIGSERIAL PRIMARY KEY,
+    receipt_id        TEXT NOT NULL UNIQUE,
+    tenant_id         TEXT NOT NULL,
+    causal_session_id TEXT NOT NULL,
+    session_id        TEXT NOT NULL,
+    lamport_clock     BIGINT NOT NULL,
+    prev_hash         TEXT NOT NULL,
+    chain_hash        TEXT NOT NULL,
+    decision_id       TEXT NOT NULL,
+    verdict           TEXT NOT NULL,
+    reason_code       TEXT NOT NULL,
+    executor_id       TEXT NOT NULL,
+    effect_id         TEXT NOT NULL,
+    policy_hash       TEXT NOT NULL,
+    timestamp         TEXT NOT NULL,
+    timestamp_ns      BIGINT NOT NULL,
+    key_id            TEXT NOT NULL,
+    receipt_envelope  TEXT NOT NULL  -- the exact JSON served (jsonb would reorder keys)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS receipts_chain ON receipts (causal_session_id, lamport_clock);
+CREATE INDEX IF NOT EXISTS receipts_tenant_seq ON receipts (tenant_id, append_sequence);
+"""
+_INSERT = """
+INSERT INTO receipts (receipt_id, tenant_id, causal_session_id, session_id, lamport_clock,
+    prev_hash, chain_hash, decision_id, verdict, reason_code, executor_id, effect_id,
+    policy_hash, timestamp, timestamp_ns, key_id, receipt_envelope)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+_HEAD = (
+    "SELECT lamport_clock, chain_hash FROM receipts WHERE causal_session_id = %s "
+    "ORDER BY lamport_clock DESC LIMIT 1"
+)
+_RETRIES = 5
+
+
+def check_database_url(url: str, *, production: bool) -> dict[str, str]:
+    """Parse ``DATABASE_URL``; production requires TLS (``sslmode`` require/verify-ca/verify-full)."""
+    try:
+        params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
+    except psycopg.ProgrammingError as exc:
+        raise ValueError(f"DATABASE_URL is not a PostgreSQL URL or conninfo string: {exc}") from exc
+    sslmode = params.get("sslmode", "prefer")
+    if production and sslmode not in PRODUCTION_SSLMODES:
+        raise ValueError(
+            f"HELM_PRODUCTION=1 requires DATABASE_URL sslmode require, verify-ca or verify-full "
+            f"(got {sslmode}); set helm.storage.postgres.sslMode or the Secret's URL"
+        )
+    return params
+
+
+def _where(params: dict[str, str]) -> str:
+    """host:port/db for messages: never the password."""
+    return (
+        f"{params.get('host', 'localhost')}:{params.get('port', '5432')}/{params.get('dbname', '')}"
+    )
+
+
+class PostgresReceiptStore:
+    """A connection pool sized by ``HELM_DB_*``; every call takes one connection for its duration."""
+
+    # Commits cross the network: the group committer runs them off the event loop.
+    blocking_commits = True
+
+    def __init__(self, url: str, *, max_open: int = 25, max_idle: int = 10, max_lifetime_s: float = 1800.0,
+                 production: bool = False, connect_timeout_s: float = 10.0) -> None:  # fmt: skip
+        params = check_database_url(url, production=production)
+        self.where = _where(params)
+        self._pool = ConnectionPool(url, min_size=min(max_idle, max_open), max_size=max_open,
+                                    max_lifetime=max_lifetime_s, timeout=connect_timeout_s,
+                                    kwargs={"autocommit": True}, open=False, name="helm-receipts")  # fmt: skip
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout_s)
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                conn.execute(_SCHEMA)
+        except (PoolTimeout, psycopg.Error) as exc:
+            self._pool.close()
+            raise StoreUnavailable(
+                f"cannot reach the receipt database {self.where}: {exc}"
+            ) from exc
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def append(self, tenant_id: str, session_id: str, build: ReceiptBuilder) -> AppendedReceipt:
+        result = self.append_batch([(tenant_id, session_id, build)])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def append_batch(self, jobs: Sequence[AppendJob]) -> list[AppendedReceipt | Exception]:
+        """All jobs in one transaction; each isolated by a savepoint. Retried whole on a deadlock
+        or serialization failure, so a receipt is never half-written or forked."""
+        for attempt in range(_RETRIES):
+            try:
+                return self._append_batch_once(jobs)
+            except (errors.DeadlockDetected, errors.SerializationFailure, errors.UniqueViolation):
+                if attempt == _RETRIES - 1:
+                    raise
+                time.sleep(0.005 * (attempt + 1))
+            except (errors.ReadOnlySqlTransaction, errors.DiskFull) as exc:
+                raise StoreUnavailable(
+                    f"receipt database {self.where} cannot take writes: {exc}"
+                ) from exc
+            except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise StoreUnavailable(f"receipt database {self.where} unavailable: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _append_batch_once(self, jobs: Sequence[AppendJob]) -> list[AppendedReceipt | Exception]:
+        results: list[AppendedReceipt | Exception] = []
+        with self._pool.connection() as conn, conn.transaction():
+            for key in sorted({causal_session_key(t, s) for t, s, _ in jobs}):
+                conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+            for tenant_id, session_id, build in jobs:
+                try:
+                    with conn.transaction():  # a savepoint: a failing builder rolls back alone
+                        results.append(self._append_one(conn, tenant_id, session_id, build))
+                except psycopg.Error:
+                    raise  # the database is unhappy: the whole batch retries or fails
+                except Exception as exc:  # the builder's own failure (signing, validation)
+                    results.append(exc)
+        return results
+
+    def _append_one(self, conn: psycopg.Connection[Any], tenant_id: str, session_id: str,
+                    build: ReceiptBuilder) -> AppendedReceipt:  # fmt: skip
+        causal = causal_session_key(tenant_id, session_id)
+        row = conn.execute(_HEAD, (causal,)).fetchone()
+        appended = build(ChainHead(int(row[0]), str(row[1])) if row else ChainHead(0, ""))
+        r = appended.receipt
+        conn.execute(
+            _INSERT,
+            (
+                r["receipt_id"], tenant_id, causal, session_id, r["lamport_clock"], r["prev_hash"],
+                appended.chain_hash, r["decision_id"], r["verdict"], r["reason_code"],
+                r["executor_id"], r["effect_id"], r["policy_hash"], r["timestamp"],
+                appended.timestamp_ns, r["key_id"], json.dumps(r),
+            ),
+        )  # fmt: skip
+        return appended
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, args: Sequence[Any]) -> builtins.list[tuple[Any, ...]]:
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(sql, args).fetchall()
+        except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreUnavailable(f"receipt database {self.where} unavailable: {exc}") from exc
+
+    def get(self, tenant_id: str, receipt_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT receipt_envelope FROM receipts WHERE tenant_id = %s AND receipt_id = %s",
+                          (tenant_id, receipt_id))  # fmt: skip
+        return json.loads(rows[0][0]) if rows else None
+
+    def get_by_chain_hash(self, tenant_id: str, chain_hash: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT receipt_envelope FROM receipts WHERE tenant_id = %s AND chain_hash = %s",
+                          (tenant_id, chain_hash))  # fmt: skip
+        return json.loads(rows[0][0]) if rows else None
+
+    def sequence_of(self, tenant_id: str, receipt_id: str) -> int | None:
+        rows = self._rows("SELECT append_sequence FROM receipts WHERE tenant_id = %s AND receipt_id = %s",
+                          (tenant_id, receipt_id))  # fmt: skip
+        return int(rows[0][0]) if rows else None
+
+    def list(self, query: ReceiptQuery) -> ReceiptPage:
+        where = ["tenant_id = %s", "append_sequence > %s"]
+        args: builtins.list[Any] = [query.tenant_id, query.after_sequence]
+        if query.session_id is not None:
+            where.append("causal_session_id = %s")
+            args.append(causal_session_key(query.tenant_id, query.session_id))
+            if query.after_lamport:
+                where.append("lamport_clock > %s")
+                args.append(query.after_lamport)
+        for column, value in (("verdict", query.verdict), ("reason_code", query.reason_code),
+                              ("executor_id", query.executor_id), ("effect_id", query.effect_id)):  # fmt: skip
+            if value is not None:
+                where.append(f"{column} = %s")
+                args.append(value)
+        if query.time_from_ns is not None:
+            where.append("timestamp_ns >= %s")
+            args.append(query.time_from_ns)
+        if query.time_to_ns is not None:
+            where.append("timestamp_ns < %s")
+            args.append(query.time_to_ns)
+        sql = ("SELECT append_sequence, receipt_envelope FROM receipts WHERE " + " AND ".join(where)
+               + " ORDER BY append_sequence LIMIT %s")  # fmt: skip
+        args.append(query.limit + 1)
+        rows = self._rows(sql, args)
+        items = [StoredReceipt(int(seq), json.loads(env)) for seq, env in rows[: query.limit]]
+        return ReceiptPage(items=items, has_more=len(rows) > query.limit)
+
+    def sessions(self, tenant_id: str, limit: int, offset: int) -> builtins.list[dict[str, Any]]:
+        sql = (
+            "SELECT MIN(session_id), MIN(timestamp_ns), MIN(append_sequence), COUNT(*), MAX(lamport_clock) "
+            "FROM receipts WHERE tenant_id = %s GROUP BY causal_session_id "
+            "ORDER BY MIN(append_sequence) LIMIT %s OFFSET %s"
+        )
+        return [
+            {"session_id": sid, "created_at_ns": int(first), "receipt_count": int(count), "last_lamport_clock": int(last)}
+            for sid, first, _seq, count, last in self._rows(sql, (tenant_id, limit, offset))
+        ]  # fmt: skip
+
+    def count(self) -> int:
+        return int(self._rows("SELECT COUNT(*) FROM receipts", ())[0][0])
+
+    def close(self) -> None:
+        self._pool.close()
