@@ -112,7 +112,7 @@ BAD_BODIES = [
     (b'{"tool": "a", "effect_level": "E1", "session_id": "s", "args": [1]}', "Evaluate route args must be an object"),
     (b'{"tool": "a", "effect_level": "E1", "session_id": "s", "context": "x"}', "Evaluate route context must be an object"),
     (b'{"tool": 5, "effect_level": "E1", "session_id": "s"}', "Evaluate route tool must be a string"),
-    (b'{"tool": "a", "effect_level": "E1", "session_id": "s", "args": {"n": 9007199254740993}}', "outside ±(2^53-1), the range JSON numbers carry exactly"),
+    (b'{"tool": "a", "effect_level": "E1", "session_id": "s", "args": {"n": 9007199254740993}}', "Invalid JSON body: integer 9007199254740993 is outside ±(2^53-1)"),
 ]  # fmt: skip
 
 
