@@ -10,7 +10,9 @@ import functools
 import http.server
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -51,13 +53,13 @@ class Browser:
     """One headless Chromium page. ``requests`` collects every URL the page asked for."""
 
     def __init__(self, binary: str, *, width: int = 1280, height: int = 900) -> None:
-        self._profile = tempfile.TemporaryDirectory(prefix="chromium-")
+        self._profile = tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True)
         self._proc = subprocess.Popen(
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
              f"--user-data-dir={self._profile.name}", f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         port = self._devtools_port(timeout=30)
         pages = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=5).json()
@@ -132,10 +134,15 @@ class Browser:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._ws.close()
-        self._proc.terminate()
-        try:
-            self._proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(5)
+        # Chromium's helpers (renderer, GPU, zygote) share its session: end them all before the
+        # profile directory goes, or they keep writing into it.
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, sig)
+            try:
+                self._proc.wait(10)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        time.sleep(0.2)
         self._profile.cleanup()
