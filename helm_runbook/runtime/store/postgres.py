@@ -22,6 +22,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from helm_runbook.runtime.receipts import causal_session_key
+from helm_runbook.runtime.store import sql
 from helm_runbook.runtime.store.base import (
     AppendedReceipt,
     AppendJob,
@@ -35,40 +36,9 @@ from helm_runbook.runtime.store.base import (
 
 PRODUCTION_SSLMODES = ("require", "verify-ca", "verify-full")
 _SCHEMA_LOCK = 0x48454C4D  # "HELM": replicas starting together create the schema once
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS receipts (
-    append_sequence   BIGSERIAL PRIMARY KEY,
-    receipt_id        TEXT NOT NULL UNIQUE,
-    tenant_id         TEXT NOT NULL,
-    causal_session_id TEXT NOT NULL,
-    session_id        TEXT NOT NULL,
-    lamport_clock     BIGINT NOT NULL,
-    prev_hash         TEXT NOT NULL,
-    chain_hash        TEXT NOT NULL,
-    decision_id       TEXT NOT NULL,
-    verdict           TEXT NOT NULL,
-    reason_code       TEXT NOT NULL,
-    executor_id       TEXT NOT NULL,
-    effect_id         TEXT NOT NULL,
-    policy_hash       TEXT NOT NULL,
-    timestamp         TEXT NOT NULL,
-    timestamp_ns      BIGINT NOT NULL,
-    key_id            TEXT NOT NULL,
-    receipt_envelope  TEXT NOT NULL  -- the exact JSON served (jsonb would reorder keys)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS receipts_chain ON receipts (causal_session_id, lamport_clock);
-CREATE INDEX IF NOT EXISTS receipts_tenant_seq ON receipts (tenant_id, append_sequence);
-"""
-_INSERT = """
-INSERT INTO receipts (receipt_id, tenant_id, causal_session_id, session_id, lamport_clock,
-    prev_hash, chain_hash, decision_id, verdict, reason_code, executor_id, effect_id,
-    policy_hash, timestamp, timestamp_ns, key_id, receipt_envelope)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-"""
-_HEAD = (
-    "SELECT lamport_clock, chain_hash FROM receipts WHERE causal_session_id = %s "
-    "ORDER BY lamport_clock DESC LIMIT 1"
-)
+_SCHEMA = sql.schema_sql("BIGSERIAL PRIMARY KEY", "BIGINT")
+_INSERT = sql.insert_sql("%s")
+_HEAD = sql.head_sql("%s")
 _RETRIES = 5
 
 
@@ -164,16 +134,7 @@ class PostgresReceiptStore:
         causal = causal_session_key(tenant_id, session_id)
         row = conn.execute(_HEAD, (causal,)).fetchone()
         appended = build(ChainHead(int(row[0]), str(row[1])) if row else ChainHead(0, ""))
-        r = appended.receipt
-        conn.execute(
-            _INSERT,
-            (
-                r["receipt_id"], tenant_id, causal, session_id, r["lamport_clock"], r["prev_hash"],
-                appended.chain_hash, r["decision_id"], r["verdict"], r["reason_code"],
-                r["executor_id"], r["effect_id"], r["policy_hash"], r["timestamp"],
-                appended.timestamp_ns, r["key_id"], json.dumps(r),
-            ),
-        )  # fmt: skip
+        conn.execute(_INSERT, sql.insert_row(tenant_id, causal, session_id, appended))
         return appended
 
     # -- reads --------------------------------------------------------------------------------
@@ -201,42 +162,16 @@ class PostgresReceiptStore:
         return int(rows[0][0]) if rows else None
 
     def list(self, query: ReceiptQuery) -> ReceiptPage:
-        where = ["tenant_id = %s", "append_sequence > %s"]
-        args: builtins.list[Any] = [query.tenant_id, query.after_sequence]
-        if query.session_id is not None:
-            where.append("causal_session_id = %s")
-            args.append(causal_session_key(query.tenant_id, query.session_id))
-            if query.after_lamport:
-                where.append("lamport_clock > %s")
-                args.append(query.after_lamport)
-        for column, value in (("verdict", query.verdict), ("reason_code", query.reason_code),
-                              ("executor_id", query.executor_id), ("effect_id", query.effect_id)):  # fmt: skip
-            if value is not None:
-                where.append(f"{column} = %s")
-                args.append(value)
-        if query.time_from_ns is not None:
-            where.append("timestamp_ns >= %s")
-            args.append(query.time_from_ns)
-        if query.time_to_ns is not None:
-            where.append("timestamp_ns < %s")
-            args.append(query.time_to_ns)
-        sql = ("SELECT append_sequence, receipt_envelope FROM receipts WHERE " + " AND ".join(where)
-               + " ORDER BY append_sequence LIMIT %s")  # fmt: skip
-        args.append(query.limit + 1)
-        rows = self._rows(sql, args)
+        statement, args = sql.list_sql(query, "%s")
+        rows = self._rows(statement, args)
         items = [StoredReceipt(int(seq), json.loads(env)) for seq, env in rows[: query.limit]]
         return ReceiptPage(items=items, has_more=len(rows) > query.limit)
 
     def sessions(self, tenant_id: str, limit: int, offset: int) -> builtins.list[dict[str, Any]]:
-        sql = (
-            "SELECT MIN(session_id), MIN(timestamp_ns), MIN(append_sequence), COUNT(*), MAX(lamport_clock) "
-            "FROM receipts WHERE tenant_id = %s GROUP BY causal_session_id "
-            "ORDER BY MIN(append_sequence) LIMIT %s OFFSET %s"
-        )
         return [
-            {"session_id": sid, "created_at_ns": int(first), "receipt_count": int(count), "last_lamport_clock": int(last)}
-            for sid, first, _seq, count, last in self._rows(sql, (tenant_id, limit, offset))
-        ]  # fmt: skip
+            sql.session_row(row)
+            for row in self._rows(sql.sessions_sql("%s"), (tenant_id, limit, offset))
+        ]
 
     def count(self) -> int:
         return int(self._rows("SELECT COUNT(*) FROM receipts", ())[0][0])

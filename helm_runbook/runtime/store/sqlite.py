@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from helm_runbook.runtime.receipts import causal_session_key
+from helm_runbook.runtime.store import sql
 from helm_runbook.runtime.store.base import (
     AppendedReceipt,
     AppendJob,
@@ -31,42 +32,9 @@ from helm_runbook.runtime.store.base import (
     StoreUnavailable,
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS receipts (
-    append_sequence   INTEGER PRIMARY KEY,  -- rowid: max+1, and rows are never deleted
-    receipt_id        TEXT NOT NULL UNIQUE,
-    tenant_id         TEXT NOT NULL,
-    causal_session_id TEXT NOT NULL,
-    session_id        TEXT NOT NULL,
-    lamport_clock     INTEGER NOT NULL,
-    prev_hash         TEXT NOT NULL,
-    chain_hash        TEXT NOT NULL,
-    decision_id       TEXT NOT NULL,
-    verdict           TEXT NOT NULL,
-    reason_code       TEXT NOT NULL,
-    executor_id       TEXT NOT NULL,
-    effect_id         TEXT NOT NULL,
-    policy_hash       TEXT NOT NULL,
-    timestamp         TEXT NOT NULL,
-    timestamp_ns      INTEGER NOT NULL,
-    key_id            TEXT NOT NULL,
-    receipt_envelope  TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS receipts_chain ON receipts (causal_session_id, lamport_clock);
-CREATE INDEX IF NOT EXISTS receipts_tenant_seq ON receipts (tenant_id, append_sequence);
-"""
-
-_INSERT = """
-INSERT INTO receipts (receipt_id, tenant_id, causal_session_id, session_id, lamport_clock,
-    prev_hash, chain_hash, decision_id, verdict, reason_code, executor_id, effect_id,
-    policy_hash, timestamp, timestamp_ns, key_id, receipt_envelope)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-
-_HEAD = (
-    "SELECT lamport_clock, chain_hash FROM receipts WHERE causal_session_id = ? "
-    "ORDER BY lamport_clock DESC LIMIT 1"
-)
+_SCHEMA = sql.schema_sql("INTEGER PRIMARY KEY", "INTEGER")
+_INSERT = sql.insert_sql("?")
+_HEAD = sql.head_sql("?")
 
 
 class SQLiteReceiptStore:
@@ -163,16 +131,7 @@ class SQLiteReceiptStore:
         causal = causal_session_key(tenant_id, session_id)
         row = self._db.execute(_HEAD, (causal,)).fetchone()
         appended = build(ChainHead(row[0], row[1]) if row else ChainHead(0, ""))
-        r = appended.receipt
-        self._db.execute(
-            _INSERT,
-            (
-                r["receipt_id"], tenant_id, causal, session_id, r["lamport_clock"], r["prev_hash"],
-                appended.chain_hash, r["decision_id"], r["verdict"], r["reason_code"],
-                r["executor_id"], r["effect_id"], r["policy_hash"], r["timestamp"],
-                appended.timestamp_ns, r["key_id"], json.dumps(r),
-            ),
-        )  # fmt: skip
+        self._db.execute(_INSERT, sql.insert_row(tenant_id, causal, session_id, appended))
         return appended
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> Any:
@@ -202,59 +161,16 @@ class SQLiteReceiptStore:
         return int(row[0]) if row else None
 
     def list(self, query: ReceiptQuery) -> ReceiptPage:
-        where = ["tenant_id = ?", "append_sequence > ?"]
-        args: list[Any] = [query.tenant_id, query.after_sequence]
-        if query.session_id is not None:
-            where.append("causal_session_id = ?")
-            args.append(causal_session_key(query.tenant_id, query.session_id))
-            if query.after_lamport:
-                where.append("lamport_clock > ?")
-                args.append(query.after_lamport)
-        for column, value in (
-            ("verdict", query.verdict),
-            ("reason_code", query.reason_code),
-            ("executor_id", query.executor_id),
-            ("effect_id", query.effect_id),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if query.time_from_ns is not None:
-            where.append("timestamp_ns >= ?")
-            args.append(query.time_from_ns)
-        if query.time_to_ns is not None:
-            where.append("timestamp_ns < ?")
-            args.append(query.time_to_ns)
-        sql = (
-            "SELECT append_sequence, receipt_envelope FROM receipts WHERE "
-            + " AND ".join(where)
-            + " ORDER BY append_sequence LIMIT ?"
-        )
-        args.append(query.limit + 1)
+        statement, args = sql.list_sql(query, "?")
         with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
+            rows = self._db.execute(statement, args).fetchall()
         items = [StoredReceipt(seq, json.loads(env)) for seq, env in rows[: query.limit]]
         return ReceiptPage(items=items, has_more=len(rows) > query.limit)
 
     def sessions(self, tenant_id: str, limit: int, offset: int) -> builtins.list[dict[str, Any]]:
-        sql = (
-            "SELECT session_id, MIN(timestamp_ns), MIN(append_sequence), COUNT(*), "
-            "MAX(lamport_clock) FROM receipts WHERE tenant_id = ? GROUP BY causal_session_id "
-            "ORDER BY MIN(append_sequence) LIMIT ? OFFSET ?"
-        )
         with self._lock:
-            rows = self._db.execute(sql, (tenant_id, limit, offset)).fetchall()
-        out = []
-        for session_id, first_ns, _seq, count, last in rows:
-            out.append(
-                {
-                    "session_id": session_id,
-                    "created_at_ns": first_ns,
-                    "receipt_count": count,
-                    "last_lamport_clock": last,
-                }
-            )
-        return out
+            rows = self._db.execute(sql.sessions_sql("?"), (tenant_id, limit, offset)).fetchall()
+        return [sql.session_row(row) for row in rows]
 
     def count(self) -> int:
         return int(self._one("SELECT COUNT(*) FROM receipts", ())[0])

@@ -1,0 +1,99 @@
+"""The receipts table as both SQL backends write and read it: one column list, one insert row,
+one list filter. ``mark`` is the driver's placeholder (``?`` for sqlite3, ``%s`` for psycopg)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from helm_runbook.runtime.receipts import causal_session_key
+from helm_runbook.runtime.store.base import AppendedReceipt, ReceiptQuery
+
+COLUMNS = (
+    "receipt_id", "tenant_id", "causal_session_id", "session_id", "lamport_clock", "prev_hash",
+    "chain_hash", "decision_id", "verdict", "reason_code", "executor_id", "effect_id",
+    "policy_hash", "timestamp", "timestamp_ns", "key_id", "receipt_envelope",
+)  # fmt: skip
+_INTEGERS = ("lamport_clock", "timestamp_ns")
+
+
+def schema_sql(sequence: str, integer: str) -> str:
+    """The table and its indexes. ``append_sequence`` (``sequence``) only grows: rows are never
+    deleted, and it is the list cursor. ``receipt_envelope`` is the exact JSON served. The unique
+    (chain, lamport) index is what makes a forked chain impossible whatever the writers do."""
+    columns = ",\n".join(
+        f"    {name} {integer if name in _INTEGERS else 'TEXT'} NOT NULL{' UNIQUE' if name == 'receipt_id' else ''}"
+        for name in COLUMNS
+    )
+    return (
+        f"CREATE TABLE IF NOT EXISTS receipts (\n    append_sequence {sequence},\n{columns}\n);\n"
+        "CREATE UNIQUE INDEX IF NOT EXISTS receipts_chain ON receipts (causal_session_id, lamport_clock);\n"
+        "CREATE INDEX IF NOT EXISTS receipts_tenant_seq ON receipts (tenant_id, append_sequence);\n"
+    )
+
+
+def insert_sql(mark: str) -> str:
+    return (
+        f"INSERT INTO receipts ({', '.join(COLUMNS)}) VALUES ({', '.join([mark] * len(COLUMNS))})"
+    )
+
+
+def insert_row(
+    tenant_id: str, causal: str, session_id: str, appended: AppendedReceipt
+) -> tuple[Any, ...]:
+    r = appended.receipt
+    return (
+        r["receipt_id"], tenant_id, causal, session_id, r["lamport_clock"], r["prev_hash"],
+        appended.chain_hash, r["decision_id"], r["verdict"], r["reason_code"], r["executor_id"],
+        r["effect_id"], r["policy_hash"], r["timestamp"], appended.timestamp_ns, r["key_id"], json.dumps(r),
+    )  # fmt: skip
+
+
+def head_sql(mark: str) -> str:
+    """The chain's last lamport and chain hash (the next receipt links to them)."""
+    return (
+        f"SELECT lamport_clock, chain_hash FROM receipts WHERE causal_session_id = {mark} "
+        "ORDER BY lamport_clock DESC LIMIT 1"
+    )
+
+
+def list_sql(query: ReceiptQuery, mark: str) -> tuple[str, list[Any]]:
+    """``GET /api/v1/receipts`` filters, in append order, one row more than the page (has_more)."""
+    where = [f"tenant_id = {mark}", f"append_sequence > {mark}"]
+    args: list[Any] = [query.tenant_id, query.after_sequence]
+    if query.session_id is not None:
+        where.append(f"causal_session_id = {mark}")
+        args.append(causal_session_key(query.tenant_id, query.session_id))
+        if query.after_lamport:
+            where.append(f"lamport_clock > {mark}")
+            args.append(query.after_lamport)
+    for column, value in (("verdict", query.verdict), ("reason_code", query.reason_code),
+                          ("executor_id", query.executor_id), ("effect_id", query.effect_id)):  # fmt: skip
+        if value is not None:
+            where.append(f"{column} = {mark}")
+            args.append(value)
+    if query.time_from_ns is not None:
+        where.append(f"timestamp_ns >= {mark}")
+        args.append(query.time_from_ns)
+    if query.time_to_ns is not None:
+        where.append(f"timestamp_ns < {mark}")
+        args.append(query.time_to_ns)
+    args.append(query.limit + 1)
+    sql = (f"SELECT append_sequence, receipt_envelope FROM receipts WHERE {' AND '.join(where)} "
+           f"ORDER BY append_sequence LIMIT {mark}")  # fmt: skip
+    return sql, args
+
+
+def sessions_sql(mark: str) -> str:
+    """One row per chain of a tenant: session, first time, count and last lamport, oldest first."""
+    return (
+        "SELECT MIN(session_id), MIN(timestamp_ns), MIN(append_sequence), COUNT(*), MAX(lamport_clock) "
+        f"FROM receipts WHERE tenant_id = {mark} GROUP BY causal_session_id "
+        f"ORDER BY MIN(append_sequence) LIMIT {mark} OFFSET {mark}"
+    )
+
+
+def session_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    session_id, first_ns, _sequence, count, last = row
+    return {"session_id": session_id, "created_at_ns": int(first_ns), "receipt_count": int(count),
+            "last_lamport_clock": int(last)}  # fmt: skip
