@@ -193,3 +193,39 @@ def test_open_target_reads_the_context_and_its_namespace(
     with pytest.raises(TargetUnavailable) as unknown:
         open_target("prod-eu", tmp_path)
     assert "kubectl config get-contexts" in unknown.value.fix
+
+
+@pytest.mark.notebooks
+def test_the_secret_setup_runbook_runs_against_a_kube_context(
+    emulator: BackgroundKmock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same notebook, a kube context instead of ``local``: papermill's kernel (another process)
+    creates the Secrets through the official client in the emulated cluster."""
+    from helm_runbook import runbook
+    from helm_runbook.record import read_records
+
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "emulated",
+        "clusters": [{"name": "emu", "cluster": {"server": emulator.url}}],
+        "users": [{"name": "me", "user": {"token": "t"}}],
+        "contexts": [{"name": "emulated", "context": {"cluster": "emu", "user": "me", "namespace": "ops"}}],
+    }  # fmt: skip
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.setattr(runbook, "EXECUTED", tmp_path / "runbooks")
+    monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "kube-workdir")
+    (tmp_path / "runbooks").mkdir()
+    entry = runbook.execute(
+        runbook.NOTEBOOKS / "02-secret-setup.ipynb", target="emulated/ops", cell_timeout=60
+    )
+    assert entry["status"] == "passed", entry["failure"]
+    [step] = [
+        r
+        for r in read_records(tmp_path / "runbooks" / "02-secret-setup.ipynb")
+        if r["step"] == "secrets.setup"
+    ]
+    with client.ApiClient(client.Configuration(host=emulator.url)) as api:
+        stored = client.CoreV1Api(api).read_namespaced_secret("helm-auth", "ops")
+    assert set(stored.data) == {"HELM_ADMIN_API_KEY", "HELM_SERVICE_API_KEY"}
+    assert step["values"]  # fingerprints recorded, the values themselves never
