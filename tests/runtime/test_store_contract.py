@@ -182,3 +182,32 @@ def test_two_processes_on_one_database_keep_the_chain_contiguous(
     items = open_store().list(ReceiptQuery("t", limit=1000, session_id="shared")).items
     assert len(items) == 200
     _assert_contiguous(sorted(items, key=lambda i: i.receipt["lamport_clock"]))
+
+
+def test_a_reader_paging_by_cursor_never_skips_a_receipt(open_store: StoreFactory) -> None:
+    """Writers on different chains commit concurrently; a reader following ``after_sequence``
+    while they write must end up with every receipt (sequence order is commit order)."""
+    writer_store, reader_store = open_store(), open_store()
+    done = threading.Event()
+
+    def writer(chain: int) -> None:
+        for n in range(60):
+            writer_store.append("t", f"c{chain}", builder(f"c{chain}", f"{chain}.{n}"))
+
+    threads = [threading.Thread(target=writer, args=(c,)) for c in range(6)]
+    for thread in threads:
+        thread.start()
+    seen: list[int] = []
+    cursor = 0
+    while True:
+        finished = done.is_set()
+        page = reader_store.list(ReceiptQuery("t", limit=25, after_sequence=cursor))
+        seen.extend(i.sequence for i in page.items)
+        cursor = seen[-1] if seen else 0
+        if finished and not page.has_more and not page.items:
+            break
+        if not any(t.is_alive() for t in threads):
+            done.set()
+    stored = [i.sequence for i in reader_store.list(ReceiptQuery("t", limit=1000)).items]
+    assert len(stored) == 360
+    assert seen == stored, f"{len(set(stored) - set(seen))} receipts skipped by a cursor reader"

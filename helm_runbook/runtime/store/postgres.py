@@ -1,11 +1,18 @@
 """PostgreSQL receipt store, selected by ``DATABASE_URL`` (the only module that imports psycopg).
 
-Several runtime replicas may append to the same chain at once. Each write transaction first takes
-a transaction-scoped advisory lock per chain it touches (in sorted order, so two batches never
-deadlock), then reads the chain head, lets the caller sign the next receipt and inserts it; the
-unique (chain, lamport) index is the backstop. A deadlock or serialization failure retries the
-whole batch (the builders are called again with the new heads). A receipt is durable when
-``append`` returns (``synchronous_commit`` is the server's, on by default).
+Several runtime replicas may append to the same chain at once. Each write transaction:
+
+1. takes a transaction-scoped advisory lock per chain it touches, in sorted order (so two batches
+   never deadlock): chains are serialised in the database, different chains proceed in parallel;
+2. reads each chain's head (then follows it within the batch) and lets the caller sign the next
+   receipt; a failing builder drops only its own receipt;
+3. takes one short global lock, inserts the batch and commits. ``append_sequence`` (the list
+   cursor) is assigned under that lock, so receipts become visible in sequence order and a client
+   paging with ``since`` never skips one that commits late on another replica.
+
+The unique (chain, lamport) index is the backstop; a deadlock, serialization failure or unique
+violation retries the whole batch with fresh heads. A receipt is durable when ``append`` returns
+(``synchronous_commit`` is the server's, on by default).
 """
 
 from __future__ import annotations
@@ -35,11 +42,13 @@ from helm_runbook.runtime.store.base import (
 )
 
 PRODUCTION_SSLMODES = ("require", "verify-ca", "verify-full")
-_SCHEMA_LOCK = 0x48454C4D  # "HELM": replicas starting together create the schema once
+# Advisory lock keys (the two-int key space never meets the chains' single bigint keys)
+_SCHEMA_LOCK = (0x48454C4D, 0)  # replicas starting together create the schema once
 _SCHEMA = sql.schema_sql("BIGSERIAL PRIMARY KEY", "BIGINT")
 _INSERT = sql.insert_sql("%s")
 _HEAD = sql.head_sql("%s")
 _RETRIES = 5
+_COMMIT_ORDER_LOCK = (0x48454C4D, 1)  # held from a batch's insert to its commit
 
 
 def check_database_url(url: str, *, production: bool) -> dict[str, str]:
@@ -80,7 +89,7 @@ class PostgresReceiptStore:
         try:
             self._pool.open(wait=True, timeout=connect_timeout_s)
             with self._pool.connection() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _SCHEMA_LOCK)
                 conn.execute(_SCHEMA)
         except (PoolTimeout, psycopg.Error) as exc:
             self._pool.close()
@@ -116,26 +125,31 @@ class PostgresReceiptStore:
 
     def _append_batch_once(self, jobs: Sequence[AppendJob]) -> list[AppendedReceipt | Exception]:
         results: list[AppendedReceipt | Exception] = []
+        rows: list[tuple[Any, ...]] = []
+        heads: dict[str, ChainHead] = {}
         with self._pool.connection() as conn, conn.transaction():
             for key in sorted({causal_session_key(t, s) for t, s, _ in jobs}):
                 conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
             for tenant_id, session_id, build in jobs:
+                causal = causal_session_key(tenant_id, session_id)
+                if causal not in heads:
+                    row = conn.execute(_HEAD, (causal,)).fetchone()
+                    heads[causal] = ChainHead(int(row[0]), str(row[1])) if row else ChainHead(0, "")
                 try:
-                    with conn.transaction():  # a savepoint: a failing builder rolls back alone
-                        results.append(self._append_one(conn, tenant_id, session_id, build))
-                except psycopg.Error:
-                    raise  # the database is unhappy: the whole batch retries or fails
+                    appended = build(heads[causal])
                 except Exception as exc:  # the builder's own failure (signing, validation)
                     results.append(exc)
+                    continue
+                heads[causal] = ChainHead(
+                    int(appended.receipt["lamport_clock"]), appended.chain_hash
+                )
+                rows.append(sql.insert_row(tenant_id, causal, session_id, appended))
+                results.append(appended)
+            if rows:
+                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _COMMIT_ORDER_LOCK)
+                with conn.cursor() as cursor:
+                    cursor.executemany(_INSERT, rows)
         return results
-
-    def _append_one(self, conn: psycopg.Connection[Any], tenant_id: str, session_id: str,
-                    build: ReceiptBuilder) -> AppendedReceipt:  # fmt: skip
-        causal = causal_session_key(tenant_id, session_id)
-        row = conn.execute(_HEAD, (causal,)).fetchone()
-        appended = build(ChainHead(int(row[0]), str(row[1])) if row else ChainHead(0, ""))
-        conn.execute(_INSERT, sql.insert_row(tenant_id, causal, session_id, appended))
-        return appended
 
     # -- reads --------------------------------------------------------------------------------
 
