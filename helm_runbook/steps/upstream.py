@@ -13,14 +13,24 @@ from helm_runbook.results import StepReport
 from helm_runbook.targets.base import Target
 
 
-def start_stand_in_upstream(target: Target) -> tuple[MockUpstreamServer, StepReport]:
-    """Start the OpenAI-compatible stand-in on the loopback port of the release's upstream URL."""
+def start_stand_in_upstream(target: Target) -> tuple[MockUpstreamServer | None, StepReport]:
+    """Start the OpenAI-compatible stand-in on the loopback port of the release's upstream URL.
+
+    Only the local target's pod shares this machine's loopback: on a cluster the release's own
+    upstream serves the proxy check, and no stand-in is started (``None``).
+    """
     start = time.perf_counter()
     env = {
         e["name"]: e.get("value", "")
         for e in target.deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     url = env.get("HELM_UPSTREAM_URL", "")
+    if target.name != "local":
+        report = StepReport("upstream.start", "the release's own upstream", ["upstream", "serves"],
+                            [[url or "none configured", "the proxy check goes to it (no stand-in on a cluster)"]],
+                            seconds=time.perf_counter() - start, values={"stand_in": False})  # fmt: skip
+        record(report)
+        return None, report
     parts = urlsplit(url)
     if parts.hostname != "127.0.0.1" or not parts.port:
         raise StepFailed("upstream.start", expected="helm.proxy.upstream on http://127.0.0.1:<port>/v1 for the local target",
@@ -28,6 +38,6 @@ def start_stand_in_upstream(target: Target) -> tuple[MockUpstreamServer, StepRep
     server = MockUpstreamServer(port=parts.port).__enter__()
     report = StepReport("upstream.start", "stand-in OpenAI-compatible upstream", ["upstream", "serves"],
                         [[server.url, "POST /v1/chat/completions (deterministic echo)"]],
-                        seconds=time.perf_counter() - start, values={"port": parts.port})  # fmt: skip
+                        seconds=time.perf_counter() - start, values={"stand_in": True, "port": parts.port})  # fmt: skip
     record(report)
     return server, report

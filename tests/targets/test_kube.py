@@ -229,3 +229,11 @@ def test_the_secret_setup_runbook_runs_against_a_kube_context(
         stored = client.CoreV1Api(api).read_namespaced_secret("helm-auth", "ops")
     assert set(stored.data) == {"HELM_ADMIN_API_KEY", "HELM_SERVICE_API_KEY"}
     assert step["values"]  # fingerprints recorded, the values themselves never
+
+
+def test_no_stand_in_upstream_on_a_cluster(kube: KubeTarget) -> None:
+    from helm_runbook.steps.upstream import start_stand_in_upstream
+
+    _chart_deployment(kube)
+    server, report = start_stand_in_upstream(kube)
+    assert server is None and report.values == {"stand_in": False}
