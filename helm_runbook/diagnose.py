@@ -352,6 +352,22 @@ def _policy_files(target: Target, ctx: _Context) -> tuple[Path, dict[str, str]] 
     return policy, dict(target.config_maps.get(volume["configMap"]["name"], {}))
 
 
+def _with_mounted_policy(
+    check: Callable[[Target, _Context, Path, dict[str, str]], tuple[str, str]],
+) -> Callable[[Target, _Context], tuple[str, str]]:
+    """Run ``check`` on the policy file and its ConfigMap's files; skip when there are none."""
+
+    def run(target: Target, ctx: _Context) -> tuple[str, str]:
+        if ctx.deployment is None:
+            return _NOT_INSTALLED
+        located = _policy_files(target, ctx)
+        if located is None:
+            return _SKIPPED, "the policy is not mounted from a ConfigMap"
+        return check(target, ctx, *located)
+
+    return run
+
+
 def _expected(policy: Path, files: Mapping[str, str]) -> tuple[str, bytes]:
     """The policy hash the runtime will compute for these files once mounted at ``policy``, and
     the composite material a ``.sig`` must sign (the runtime's own functions, on the pod's paths)."""
@@ -363,13 +379,10 @@ def _expected(policy: Path, files: Mapping[str, str]) -> tuple[str, bytes]:
     return policy_hash(bundle, [str(policy), *refs]), composite_material(bundle, refs)
 
 
-def _policy_signature(target: Target, ctx: _Context) -> tuple[str, str]:
-    if ctx.deployment is None:
-        return _NOT_INSTALLED
-    located = _policy_files(target, ctx)
-    if located is None:
-        return _SKIPPED, "the policy is not mounted from a ConfigMap"
-    policy, files = located
+@_with_mounted_policy
+def _policy_signature(
+    target: Target, ctx: _Context, policy: Path, files: dict[str, str]
+) -> tuple[str, str]:
     required = (ctx.env_value(target, "HELM_POLICY_SIGNATURE_REQUIRED") or "") in ("1", "true")
     trust = ctx.env_value(target, "HELM_POLICY_TRUST_PUBLIC_KEY") or ""
     signature = files.get(policy.name + ".sig", "").strip()
@@ -390,13 +403,10 @@ def _policy_signature(target: Target, ctx: _Context) -> tuple[str, str]:
     return _OK, "the ConfigMap's bundle is signed by the trusted key"
 
 
-def _policy_delivery(target: Target, ctx: _Context) -> tuple[str, str]:
-    if ctx.deployment is None:
-        return _NOT_INSTALLED
-    located = _policy_files(target, ctx)
-    if located is None:
-        return _SKIPPED, "the policy is not mounted from a ConfigMap"
-    policy, files = located
+@_with_mounted_policy
+def _policy_delivery(
+    target: Target, ctx: _Context, policy: Path, files: dict[str, str]
+) -> tuple[str, str]:
     try:
         expected, _ = _expected(policy, files)
     except (PolicyFileError, KeyError) as exc:
