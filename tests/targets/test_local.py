@@ -111,3 +111,48 @@ def test_production_release_with_inline_keys_starts(target: LocalTarget) -> None
         and httpx.get(target.url() + "/healthz").json()["status"] == "ok"
     )
     assert "production" in target.logs()
+
+
+@pytest.mark.postgres
+def test_a_postgres_release_keeps_receipts_in_the_database_not_the_pod(
+    target: LocalTarget, pg_url: str
+) -> None:
+    """helm.storage.type=postgres with DATABASE_URL from an existing Secret: the pod's receipts
+    live in PostgreSQL, so even an emptyDir /data loses none of them on restart."""
+    import psycopg
+
+    target.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "adm", "HELM_SERVICE_API_KEY": "svc"})
+    target.create_secret("helm-db", {"DATABASE_URL": pg_url})
+    storage = {
+        "type": "postgres",
+        "postgres": {"existingSecret": "helm-db", "maxOpenConns": 4, "maxIdleConns": 2},
+    }
+    _install(
+        target, {"helm": {**AUTH["helm"], "storage": storage}, "persistence": {"enabled": False}}
+    )
+    env = {
+        e["name"]: e for e in target.deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "helm-db",
+        "key": "DATABASE_URL",
+    }
+    assert env["HELM_DB_MAX_OPEN_CONNS"]["value"] == "4"
+    body = {"tool": "t", "effect_level": "E1", "session_id": "s"}
+    ids = [
+        httpx.post(target.url() + "/api/v1/evaluate", headers=HEADERS, json=body).json()[
+            "receipt_id"
+        ]
+        for _ in range(3)
+    ]
+    with psycopg.connect(pg_url) as db:
+        stored = [
+            row[0] for row in db.execute("SELECT receipt_id FROM receipts ORDER BY append_sequence")
+        ]
+    assert stored == ids
+    target.restart_pod()
+    target.wait_ready()
+    listed = httpx.get(target.url() + "/api/v1/receipts", headers=HEADERS).json()["receipts"]
+    assert [r["receipt_id"] for r in listed] == ids
+    data = target.workdir / "pods" / "1" / "volumes" / "data"  # the emptyDir of the new pod
+    assert (data / "root.key").exists() and not (data / "helm.db").exists()
