@@ -69,6 +69,9 @@ class ReceiptPage:
 
 
 class ReceiptStore(Protocol):
+    # True when a commit crosses the network: the group committer flushes it off the event loop.
+    blocking_commits: bool
+
     def append(self, tenant_id: str, session_id: str, build: ReceiptBuilder) -> AppendedReceipt:
         """Append the next receipt of the (tenant, session) chain; durable on return."""
 
@@ -91,3 +94,18 @@ class ReceiptStore(Protocol):
         """Receipts stored, all tenants (the ``helm_chain_length`` gauge starts here)."""
 
     def close(self) -> None: ...
+
+
+class BatchAppender:
+    """``append`` as a batch of one, for stores whose unit of work is ``append_batch``."""
+
+    blocking_commits = False
+
+    def append_batch(self, jobs: Sequence[AppendJob]) -> list[AppendedReceipt | Exception]:
+        raise NotImplementedError
+
+    def append(self, tenant_id: str, session_id: str, build: ReceiptBuilder) -> AppendedReceipt:
+        result = self.append_batch([(tenant_id, session_id, build)])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result

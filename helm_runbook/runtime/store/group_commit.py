@@ -28,7 +28,7 @@ class GroupCommitter:
         self._pending: list[tuple[AppendJob, asyncio.Future[AppendedReceipt]]] = []
         self.batches = 0
         self.appended = 0
-        self._offload = bool(getattr(store, "blocking_commits", False))
+        self._offload = store.blocking_commits
         self._flushing = False
         self._flusher: asyncio.Task[None] | None = None
 

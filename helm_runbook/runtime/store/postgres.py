@@ -33,8 +33,8 @@ from helm_runbook.runtime.store import sql
 from helm_runbook.runtime.store.base import (
     AppendedReceipt,
     AppendJob,
+    BatchAppender,
     ChainHead,
-    ReceiptBuilder,
     ReceiptPage,
     ReceiptQuery,
     StoredReceipt,
@@ -73,7 +73,7 @@ def _where(params: dict[str, str]) -> str:
     )
 
 
-class PostgresReceiptStore:
+class PostgresReceiptStore(BatchAppender):
     """A connection pool sized by ``HELM_DB_*``; every call takes one connection for its duration."""
 
     # Commits cross the network: the group committer runs them off the event loop.
@@ -98,12 +98,6 @@ class PostgresReceiptStore:
             ) from exc
 
     # -- writes -------------------------------------------------------------------------------
-
-    def append(self, tenant_id: str, session_id: str, build: ReceiptBuilder) -> AppendedReceipt:
-        result = self.append_batch([(tenant_id, session_id, build)])[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
 
     def append_batch(self, jobs: Sequence[AppendJob]) -> list[AppendedReceipt | Exception]:
         """All jobs in one transaction; each isolated by a savepoint. Retried whole on a deadlock

@@ -24,6 +24,7 @@ from helm_runbook.runtime.store import sql
 from helm_runbook.runtime.store.base import (
     AppendedReceipt,
     AppendJob,
+    BatchAppender,
     ChainHead,
     ReceiptBuilder,
     ReceiptPage,
@@ -37,7 +38,7 @@ _INSERT = sql.insert_sql("?")
 _HEAD = sql.head_sql("?")
 
 
-class SQLiteReceiptStore:
+class SQLiteReceiptStore(BatchAppender):
     """One connection, one writer lock per process; other processes wait on SQLite's lock."""
 
     def __init__(
@@ -79,12 +80,6 @@ class SQLiteReceiptStore:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         finally:
             db.close()
-
-    def append(self, tenant_id: str, session_id: str, build: ReceiptBuilder) -> AppendedReceipt:
-        result = self.append_batch([(tenant_id, session_id, build)])[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
 
     def append_batch(self, jobs: Sequence[AppendJob]) -> list[AppendedReceipt | Exception]:
         """Append several receipts in ONE transaction (group commit); each job is isolated by a
