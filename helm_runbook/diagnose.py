@@ -20,7 +20,7 @@ import httpx
 
 from helm_runbook.errors import ChartError, StepFailed, TargetUnavailable
 from helm_runbook.record import record
-from helm_runbook.results import Table
+from helm_runbook.results import StepReport, Table
 from helm_runbook.runtime.keys import verify_hex
 from helm_runbook.runtime.policy.bundle import (
     PolicyFileError,
@@ -119,14 +119,6 @@ class Diagnosis:
         return Table("diagnose", ["check", "status", "seen", "fix"], rows, ok=not self.problems,
                      summary=f"{summary} ({self.seconds:.2f}s)")  # fmt: skip
 
-    # The record's ``ok`` is the diagnosis having run; its findings are in ``values``.
-    step = "diagnose"
-    ok = True
-
-    @property
-    def values(self) -> dict[str, object]:
-        return {"problems": self.problems, "checks": len(self.findings)}
-
     def __str__(self) -> str:
         return str(self.table())
 
@@ -163,7 +155,9 @@ def diagnose(
             Finding(name, status, seen, GUIDE[name].fix if status == "problem" else "")
         )
     out.seconds = time.perf_counter() - start
-    record(out)
+    # Recorded as a step that ran; what it found is in the values, not in the step's status.
+    record(StepReport("diagnose", "troubleshooting checks", [], seconds=out.seconds,
+                      values={"problems": out.problems, "checks": len(out.findings)}))  # fmt: skip
     return out
 
 

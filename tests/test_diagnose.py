@@ -42,3 +42,24 @@ def test_require_names_the_symptom_it_expected(tmp_path: Path) -> None:
     with pytest.raises(StepFailed) as failed:
         result.require("persistence")
     assert "receipts disappear after restart" in failed.value.expected
+
+
+@pytest.mark.slow
+def test_a_symptom_that_does_not_appear_fails_the_step(tmp_path: Path) -> None:
+    """On a healthy release the lab's symptom steps must not report what is not there."""
+    from helm_runbook.steps.troubleshoot import TroubleshootingLab
+
+    target = LocalTarget(tmp_path)
+    lab = TroubleshootingLab(target)
+    try:
+        lab.setup()
+        lab.client_url = f"{target.url()}/v1"  # the right URL: the bypass symptom is absent
+        with pytest.raises(StepFailed, match=r"symptom\.client-url"):
+            lab.symptom("client-url")
+        with pytest.raises(StepFailed, match=r"symptom\.persistence"):
+            lab.symptom("persistence")  # the PVC keeps the receipts
+        with pytest.raises(ValueError, match="unknown fault"):
+            lab.inject("dns")
+    finally:
+        lab.close()
+        target.close()

@@ -44,6 +44,7 @@ LLM = {"action": "LLM_INFERENCE", "expression": 'input.effect.params.model.start
 READ_HOSTNAME = {"action": "file_read", "expression": 'input.effect.params.args.path == "/etc/hostname"',
                  "description": "read the host name only"}  # fmt: skip
 HOSTNAME_ARGS = {"path": "/etc/hostname"}
+Rows = list[list[object]]
 
 
 class TroubleshootingLab:
@@ -104,43 +105,12 @@ class TroubleshootingLab:
             self.upstream.close()
             self.upstream = None
 
-    # -- faults ------------------------------------------------------------------------------------
+    # -- the three phases of a row -----------------------------------------------------------------
 
     def inject(self, fault: str) -> StepReport:
         """Break the release (or the operator's input) the way the guide's row describes."""
         start = time.perf_counter()
-        what: str
-        if fault == "render":
-            self.pending_values = {"helm": {"production": True}}
-            what = "production values without signing or API-key material"
-        elif fault == "readiness":
-            self.target.install(self.values(probes__readiness__httpGet__port=9090), self.release)
-            what = "readiness probe on port 9090 (the runtime's health port is 8081)"
-        elif fault == "service-key":
-            admin = self.target.secrets[self.auth_secret]["HELM_ADMIN_API_KEY"].decode()
-            self._install(helm__auth__existingSecret="", helm__auth__adminAPIKey=admin)
-            what = "auth from an inline admin key only: no service API key in the release"
-        elif fault == "policy-delivery":
-            self.actions = [LLM, READ_HOSTNAME]
-            publish_signed_policy(self.target, self.actions, config_map=self.config_map)
-            what = f"signed policy change applied to ConfigMap {self.config_map}, no wake hint sent"
-        elif fault == "policy-signature":
-            publish_signed_policy(
-                self.target,
-                [*self.actions, {"action": "shell"}],
-                config_map=self.config_map,
-                sign=False,
-            )
-            what = f"ConfigMap {self.config_map} changed without re-signing"
-        elif fault == "persistence":
-            self._install(persistence__enabled=False)
-            what = "persistence.enabled=false: /data is an emptyDir"
-        elif fault == "client-url":
-            assert self.upstream is not None, "run setup() first"
-            self.client_url = self.upstream.url
-            what = f"OpenAI client base URL {self.client_url} (the provider, not HELM)"
-        else:
-            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+        what = self._phase("inject", fault)()
         return self._report(
             f"fault.{fault}", "fault injected", [["fault", what]], start, {"fault": fault}
         )
@@ -148,133 +118,176 @@ class TroubleshootingLab:
     def symptom(self, fault: str) -> StepReport:
         """What the operator sees; raises StepFailed when the symptom does not appear."""
         start = time.perf_counter()
-        rows: list[list[object]]
-        if fault == "render":
-            seen = _refusal(lambda: render(CHART_DIR, self.pending_values))
-            rows = [["helm template", seen]]
-            ok = "helm.signing" in seen and "helm.auth" in seen
-        elif fault == "readiness":
-            seen = _refusal(lambda: self.target.wait_ready(5))
-            rows = [["kubectl rollout status", seen]]
-            ok = "readiness probe" in seen
-        elif fault == "service-key":
-            seen = _refusal(lambda: wake_reconcile(self.target, auth_secret=self.auth_secret))
-            rows = [["POST /internal/policy/reconcile", seen]]
-            ok = "401" in seen
-        elif fault == "policy-delivery":
-            decision = governed_request(
-                self.target,
-                "file_read",
-                args=HOSTNAME_ARGS,
-                expect="DENY",
-                auth_secret=self.auth_secret,
-            )
-            rows = [
-                ["ConfigMap allows file_read /etc/hostname", "yes"],
-                ["runtime decides", decision.values["verdict"]],
-            ]
-            ok = decision.values["verdict"] == "DENY"
-        elif fault == "policy-signature":
-            status = wake_reconcile(
-                self.target, expect="validate_error", auth_secret=self.auth_secret
-            )
-            rows = [
-                ["reconcile_status", status.values["reconcile_status"]],
-                ["reason", status.values["reason"]],
-            ]
-            ok = "signature" in str(status.values["reason"])
-        elif fault == "persistence":
-            before = self._receipt_count()
-            self._governed_shell()
-            written = self._receipt_count()
-            restart_pod(self.target)
-            after = self._receipt_count()
-            rows = [
-                ["receipts before the request", before],
-                ["after a governed request", written],
-                ["after a pod restart", after],
-            ]
-            ok = written > before and after == 0
-        elif fault == "client-url":
-            rows, ok = self._chat_through_client()
-            ok = not ok
-        else:
-            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
-        if not ok:
+        rows, seen = self._phase("symptom", fault)()
+        if not seen:
             raise StepFailed(f"symptom.{fault}", expected=f"the symptom of {fault!r}", seen=str(rows)[:400],
                              fix="the fault did not take effect: check the inject step's output")  # fmt: skip
-        return self._report(f"symptom.{fault}", "symptom as the operator sees it", rows, start, {"fault": fault, "seen": True},
-                            columns=["what", "seen"])  # fmt: skip
+        return self._report(f"symptom.{fault}", "symptom as the operator sees it", rows, start,
+                            {"fault": fault, "seen": True}, columns=["what", "seen"])  # fmt: skip
 
     def fix(self, fault: str) -> StepReport:
-        """Apply the guide's fix and show the symptom gone."""
+        """Apply the guide's fix and show the symptom gone (each fix raises StepFailed if not)."""
         start = time.perf_counter()
-        rows: list[list[object]]
-        if fault == "render":
-            self.pending_values = merge_values(self.pending_values or {}, self.values())
-            rendered = render(CHART_DIR, self.pending_values)
-            rows = [
-                [
-                    "helm.signing.existingSecret / helm.auth.existingSecret set",
-                    f"{len(rendered.objects)} objects render",
-                ]
-            ]
-        elif fault == "readiness":
-            waited = self._install()
-            rows = [["probes.readiness.httpGet.port=health", f"ready after {waited:.2f}s"]]
-        elif fault == "service-key":
-            self._install()
-            status = wake_reconcile(self.target, expect="no_change", auth_secret=self.auth_secret)
-            rows = [
-                [
-                    "helm.auth.existingSecret=" + self.auth_secret,
-                    f"wake hint → {status.values['reconcile_status']}",
-                ]
-            ]
-        elif fault == "policy-delivery":
-            status = wake_reconcile(self.target, expect="ok", auth_secret=self.auth_secret)
-            decision = governed_request(
-                self.target,
-                "file_read",
-                args=HOSTNAME_ARGS,
-                expect="ALLOW",
-                auth_secret=self.auth_secret,
-            )
-            rows = [
-                ["wake hint", status.values["reconcile_status"]],
-                ["runtime decides", decision.values["verdict"]],
-            ]
-        elif fault == "policy-signature":
-            self.actions = [*self.actions, {"action": "shell"}]
-            publish_signed_policy(self.target, self.actions, config_map=self.config_map)
-            status = wake_reconcile(self.target, expect="ok", auth_secret=self.auth_secret)
-            rows = [
-                ["re-signed with the trusted key", "yes"],
-                ["wake hint", status.values["reconcile_status"]],
-            ]
-        elif fault == "persistence":
-            self._install()
-            self._governed_shell()
-            before = self._receipt_count()
-            restart_pod(self.target)
-            after = self._receipt_count()
-            if after != before:
-                raise StepFailed("fix.persistence", expected=f"{before} receipts after the restart", seen=str(after),
-                                 fix="check the PVC is bound and mounted at /data")  # fmt: skip
-            rows = [
-                ["persistence.enabled=true", "PVC mounted at /data"],
-                ["receipts before/after restart", f"{before}/{after}"],
-            ]
-        elif fault == "client-url":
-            self.client_url = f"{self.target.url()}/v1"
-            rows, governed = self._chat_through_client()
-            if not governed:
-                raise StepFailed("fix.client-url", expected="X-HELM-Governed on the response", seen=str(rows),
-                                 fix="point the client at the service or ingress URL of HELM")  # fmt: skip
-        else:
+        rows = self._phase("fix", fault)()
+        return self._report(f"fix.{fault}", "fix applied and verified", rows, start,
+                            {"fault": fault, "fixed": True}, columns=["fix", "result"])  # fmt: skip
+
+    def _phase(self, phase: str, fault: str) -> Any:
+        if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
-        return self._report(f"fix.{fault}", "fix applied and verified", rows, start, {"fault": fault, "fixed": True},
-                            columns=["fix", "result"])  # fmt: skip
+        return getattr(self, f"_{phase}_{fault.replace('-', '_')}")
+
+    # -- production render fails ------------------------------------------------------------------
+
+    def _inject_render(self) -> str:
+        self.pending_values = {"helm": {"production": True}}
+        return "production values without signing or API-key material"
+
+    def _symptom_render(self) -> tuple[Rows, bool]:
+        seen = _refusal(lambda: render(CHART_DIR, self.pending_values))
+        return [["helm template", seen]], "helm.signing" in seen and "helm.auth" in seen
+
+    def _fix_render(self) -> Rows:
+        self.pending_values = merge_values(self.pending_values or {}, self.values())
+        rendered = render(CHART_DIR, self.pending_values)
+        return [
+            [
+                "helm.signing.existingSecret / helm.auth.existingSecret set",
+                f"{len(rendered.objects)} objects render",
+            ]
+        ]
+
+    # -- readiness fails ----------------------------------------------------------------------------
+
+    def _inject_readiness(self) -> str:
+        self.target.install(self.values(probes__readiness__httpGet__port=9090), self.release)
+        return "readiness probe on port 9090 (the runtime's health port is 8081)"
+
+    def _symptom_readiness(self) -> tuple[Rows, bool]:
+        seen = _refusal(lambda: self.target.wait_ready(5))
+        return [["kubectl rollout status", seen]], "readiness probe" in seen
+
+    def _fix_readiness(self) -> Rows:
+        return [["probes.readiness.httpGet.port=health", f"ready after {self._install():.2f}s"]]
+
+    # -- the wake hint is unauthorized --------------------------------------------------------------
+
+    def _inject_service_key(self) -> str:
+        admin = self.target.secrets[self.auth_secret]["HELM_ADMIN_API_KEY"].decode()
+        self._install(helm__auth__existingSecret="", helm__auth__adminAPIKey=admin)
+        return "auth from an inline admin key only: no service API key in the release"
+
+    def _symptom_service_key(self) -> tuple[Rows, bool]:
+        seen = _refusal(lambda: wake_reconcile(self.target, auth_secret=self.auth_secret))
+        return [["POST /internal/policy/reconcile", seen]], "401" in seen
+
+    def _fix_service_key(self) -> Rows:
+        self._install()
+        status = wake_reconcile(self.target, expect="no_change", auth_secret=self.auth_secret)
+        return [
+            [
+                f"helm.auth.existingSecret={self.auth_secret}",
+                f"wake hint → {status.values['reconcile_status']}",
+            ]
+        ]
+
+    # -- the ConfigMap changed, the decisions did not -----------------------------------------------
+
+    def _inject_policy_delivery(self) -> str:
+        self.actions = [LLM, READ_HOSTNAME]
+        publish_signed_policy(self.target, self.actions, config_map=self.config_map)
+        return f"signed policy change applied to ConfigMap {self.config_map}, no wake hint sent"
+
+    def _symptom_policy_delivery(self) -> tuple[Rows, bool]:
+        verdict = self._hostname_verdict("DENY")  # governed_request raises if it is not DENY
+        return [
+            ["ConfigMap allows file_read /etc/hostname", "yes"],
+            ["runtime decides", verdict],
+        ], True
+
+    def _fix_policy_delivery(self) -> Rows:
+        status = wake_reconcile(self.target, expect="ok", auth_secret=self.auth_secret)
+        return [
+            ["wake hint", status.values["reconcile_status"]],
+            ["runtime decides", self._hostname_verdict("ALLOW")],
+        ]
+
+    # -- reconcile fails with a signature error -----------------------------------------------------
+
+    def _inject_policy_signature(self) -> str:
+        publish_signed_policy(
+            self.target,
+            [*self.actions, {"action": "shell"}],
+            config_map=self.config_map,
+            sign=False,
+        )
+        return f"ConfigMap {self.config_map} changed without re-signing"
+
+    def _symptom_policy_signature(self) -> tuple[Rows, bool]:
+        status = wake_reconcile(self.target, expect="validate_error", auth_secret=self.auth_secret)
+        reason = str(status.values["reason"])
+        return [
+            ["reconcile_status", status.values["reconcile_status"]],
+            ["reason", reason],
+        ], "signature" in reason
+
+    def _fix_policy_signature(self) -> Rows:
+        self.actions = [*self.actions, {"action": "shell"}]
+        publish_signed_policy(self.target, self.actions, config_map=self.config_map)
+        status = wake_reconcile(self.target, expect="ok", auth_secret=self.auth_secret)
+        return [
+            ["re-signed with the trusted key", "yes"],
+            ["wake hint", status.values["reconcile_status"]],
+        ]
+
+    # -- receipts disappear after a restart ---------------------------------------------------------
+
+    def _inject_persistence(self) -> str:
+        self._install(persistence__enabled=False)
+        return "persistence.enabled=false: /data is an emptyDir"
+
+    def _symptom_persistence(self) -> tuple[Rows, bool]:
+        before = self._receipt_count()
+        self._governed_shell()
+        written = self._receipt_count()
+        restart_pod(self.target)
+        after = self._receipt_count()
+        rows: Rows = [["receipts before the request", before], ["after a governed request", written],
+                      ["after a pod restart", after]]  # fmt: skip
+        return rows, written > before and after == 0
+
+    def _fix_persistence(self) -> Rows:
+        self._install()
+        self._governed_shell()
+        before = self._receipt_count()
+        restart_pod(self.target)
+        after = self._receipt_count()
+        if after != before:
+            raise StepFailed("fix.persistence", expected=f"{before} receipts after the restart", seen=str(after),
+                             fix="check the PVC is bound and mounted at /data")  # fmt: skip
+        return [
+            ["persistence.enabled=true", "PVC mounted at /data"],
+            ["receipts before/after restart", f"{before}/{after}"],
+        ]
+
+    # -- calls bypass HELM --------------------------------------------------------------------------
+
+    def _inject_client_url(self) -> str:
+        assert self.upstream is not None, "run setup() first"
+        self.client_url = self.upstream.url
+        return f"OpenAI client base URL {self.client_url} (the provider, not HELM)"
+
+    def _symptom_client_url(self) -> tuple[Rows, bool]:
+        rows, governed = self._chat_through_client()
+        return rows, not governed
+
+    def _fix_client_url(self) -> Rows:
+        self.client_url = f"{self.target.url()}/v1"
+        rows, governed = self._chat_through_client()
+        if not governed:
+            raise StepFailed("fix.client-url", expected="X-HELM-Governed on the response", seen=str(rows),
+                             fix="point the client at the service or ingress URL of HELM")  # fmt: skip
+        return rows
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -285,6 +298,11 @@ class TroubleshootingLab:
             "X-Helm-Tenant-ID": "default",
             "X-Helm-Principal-ID": "system-admin",
         }
+
+    def _hostname_verdict(self, expect: str) -> str:
+        decision = governed_request(self.target, "file_read", args=HOSTNAME_ARGS, expect=expect,
+                                    auth_secret=self.auth_secret)  # fmt: skip
+        return str(decision.values["verdict"])
 
     def _governed_shell(self) -> None:
         """One governed request (a receipt), with the verdict the current policy gives."""
@@ -304,7 +322,7 @@ class TroubleshootingLab:
         response.raise_for_status()
         return len(response.json()["receipts"])
 
-    def _chat_through_client(self) -> tuple[list[list[object]], bool]:
+    def _chat_through_client(self) -> tuple[Rows, bool]:
         """One chat completion through the client's base URL; governed when HELM answers it."""
         assert self.client_url is not None
         before = self._receipt_count()
