@@ -21,19 +21,17 @@ import statistics
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 from nacl.signing import SigningKey
 
 sys.path.insert(
     0, str(Path(__file__).resolve().parent.parent)
 )  # tests.postgres_server, tests.conftest
 
-from helm_runbook.loadtest import LoadResult, audit, run_load
+from helm_runbook.loadtest import LoadResult, audit, run_load, wait_for_receipts
 from helm_runbook.process import RuntimeProcess
 from helm_runbook.runtime.keys import Signer
 from tests.conftest import ALLOW_FILE_READ, TENANT_HEADERS, default_env, write_policy
@@ -100,14 +98,7 @@ def crash(
         threads += [threading.Thread(target=load, args=([r.url], None)) for r in running[:-1]]
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            page = httpx.get(
-                f"{victim.url}/api/v1/receipts", headers=TENANT_HEADERS, params={"limit": 1000}
-            )
-            if len(page.json()["receipts"]) >= 150:
-                break
-            time.sleep(0.05)
+        wait_for_receipts(victim.url, TENANT_HEADERS, 150)
         victim.kill()
         for thread in threads:
             thread.join(60)

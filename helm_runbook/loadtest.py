@@ -92,6 +92,25 @@ def run_load(
     return result
 
 
+def wait_for_receipts(
+    url: str, headers: dict[str, str], at_least: int, *, timeout_s: float = 20.0
+) -> int:
+    """Poll ``GET /api/v1/receipts`` until it lists ``at_least`` receipts (a crash test kills
+    mid-load from there); returns the count seen, which is lower when the timeout came first."""
+    deadline = time.monotonic() + timeout_s
+    count = 0
+    while time.monotonic() < deadline:
+        count = len(
+            httpx.get(f"{url}/api/v1/receipts", headers=headers, params={"limit": 1000}).json()[
+                "receipts"
+            ]
+        )
+        if count >= at_least:
+            break
+        time.sleep(0.05)
+    return count
+
+
 @dataclass
 class Audit:
     acknowledged: int

@@ -80,8 +80,8 @@ def run_metadata(target: str) -> dict[str, str]:
     }
 
 
-def write_reports(entries: list[dict[str, Any]], run: dict[str, str] | None = None) -> None:
-    REPORT.write_text(json.dumps({"run": run or {}, "notebooks": entries}, indent=2))
+def write_reports(entries: list[dict[str, Any]], run: dict[str, str]) -> None:
+    REPORT.write_text(json.dumps({"run": run, "notebooks": entries}, indent=2))
     suites = ET.Element("testsuites", name="helm-runbook")
     for entry in entries:
         suite = ET.SubElement(suites, "testsuite", name=entry["notebook"], tests=str(len(entry["steps"]) or 1),
@@ -161,7 +161,6 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(WORKDIR, ignore_errors=True)
     entries: list[dict[str, Any]] = []
     started = time.perf_counter()
-    run = run_metadata(opts.target)
     try:
         for notebook in notebooks():
             earlier = previous.get(notebook.stem)
@@ -186,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\nrunbook {notebook.stem} failed at cell {failure['cell']}: {failure['error']}\n"
                       f"{failure['message']}\nexecuted copy: {EXECUTED / notebook.name}\n"
                       f"resume with: make runbook RUNBOOK_ARGS=--resume", file=sys.stderr)  # fmt: skip
-                write_reports(entries, run)
+                write_reports(entries, run_metadata(opts.target))
                 return 1
     finally:
         stop_local_target()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from nacl.signing import SigningKey
 
-from helm_runbook.loadtest import audit, run_load
+from helm_runbook.loadtest import audit, run_load, wait_for_receipts
 from helm_runbook.process import RuntimeExited, RuntimeProcess
 from helm_runbook.runtime.keys import Signer
 from tests.conftest import ALLOW_FILE_READ, TENANT_HEADERS, default_env, write_policy
@@ -72,17 +72,9 @@ def test_two_replicas_keep_every_acknowledged_receipt_through_a_sigkill(
                threading.Thread(target=load, args=("b", b.url, stop_b))]  # fmt: skip
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and httpx.get(f"{b.url}/api/v1/receipts", headers=TENANT_HEADERS,
-                                                    params={"limit": 1}).status_code == 200:  # fmt: skip
-        count = len(
-            httpx.get(
-                f"{b.url}/api/v1/receipts", headers=TENANT_HEADERS, params={"limit": 1000}
-            ).json()["receipts"]
-        )
-        if count >= 150:
-            break
-        time.sleep(0.05)
+    assert wait_for_receipts(b.url, TENANT_HEADERS, 150) >= 150, (
+        "load did not get going before the kill"
+    )
     b.kill()  # mid-load: some of b's requests were in flight
     for thread in threads:
         thread.join(40)
