@@ -34,7 +34,7 @@ sys.path.insert(
 from helm_runbook.loadtest import LoadResult, audit, run_load, wait_for_receipts
 from helm_runbook.process import RuntimeProcess
 from helm_runbook.runtime.keys import Signer
-from tests.conftest import ALLOW_FILE_READ, TENANT_HEADERS, default_env, write_policy
+from tests.conftest import ALLOW_FILE_READ, CREDENTIALS, default_env, write_policy
 from tests.postgres_server import PostgresServer, postgres_bin
 
 
@@ -68,7 +68,7 @@ def measure(
     results: list[LoadResult] = []
     for _ in range(args.runs):
         with replicas(count, url_for()) as (running, _public):
-            results.append(run_load([r.url for r in running], TENANT_HEADERS, workers=args.workers,
+            results.append(run_load([r.url for r in running], CREDENTIALS, workers=args.workers,
                                     requests=args.requests, sessions=args.sessions, deadline_s=60))  # fmt: skip
     rps = statistics.median(r.requests_per_s for r in results)
     p50 = statistics.median(r.percentile_ms(0.50) for r in results)
@@ -91,20 +91,20 @@ def crash(
         results: list[LoadResult] = []
 
         def load(urls: list[str], stopper: threading.Event | None) -> None:
-            results.append(run_load(urls, TENANT_HEADERS, workers=4, requests=args.requests // 2,
+            results.append(run_load(urls, CREDENTIALS, workers=4, requests=args.requests // 2,
                                     sessions=3, deadline_s=30, stop=stopper))  # fmt: skip
 
         threads = [threading.Thread(target=load, args=([victim.url], stop))]
         threads += [threading.Thread(target=load, args=([r.url], None)) for r in running[:-1]]
         for thread in threads:
             thread.start()
-        wait_for_receipts(victim.url, TENANT_HEADERS, 150)
+        wait_for_receipts(victim.url, CREDENTIALS, 150)
         victim.kill()
         for thread in threads:
             thread.join(60)
         victim.start()
         acked = [rid for r in results for rid in r.acked]
-        report = audit(victim.url, TENANT_HEADERS, acked, public)
+        report = audit(victim.url, CREDENTIALS, acked, public)
         print(f"{config:<28} {report.summary()}", flush=True)
 
 

@@ -1,5 +1,6 @@
 """``helm-runbook``: the operator CLI. Parses arguments, calls one library function, prints the
-result; a ``RunbookError`` exits 2 with its fix line, anything unexpected exits 1.
+result. An expected failure prints one ``error:`` line and one ``fix:`` line and exits with the
+code of its kind (``EXIT_CODES``); only a bug prints a traceback (exit 1).
 
 Secrets never come from flags (shell history, process lists): the admin key is read from
 ``HELM_RUNBOOK_ADMIN_API_KEY``.
@@ -12,27 +13,74 @@ import os
 import sys
 from pathlib import Path
 
-from helm_runbook.errors import RunbookError
+from helm_runbook import __version__
+from helm_runbook.client import Credentials
+from helm_runbook.errors import (
+    ChartError,
+    InputError,
+    RunbookError,
+    RuntimeAPIError,
+    StepFailed,
+    TargetUnavailable,
+    VerificationFailed,
+)
 
 ENV_PREFIX = "HELM_RUNBOOK_"
 
+#: Exit status of each kind of failure, documented in ``--help``.
+EXIT_STATUS = {
+    0: "done, every check passed",
+    1: "unexpected error (a bug: report it with the traceback)",
+    2: "bad usage or input: a flag, a file, a key or a value",
+    3: "the runtime or target could not be reached",
+    4: "the runtime answered with an error status (401, 403, 404, 503, ...)",
+    5: "a check failed: a smoke check, a signature, a chain, a chart guard, a runbook step",
+}
+_EXIT_BY_ERROR: tuple[tuple[type[RunbookError], int], ...] = (
+    (TargetUnavailable, 3),
+    (RuntimeAPIError, 4),
+    (StepFailed, 5),
+    (VerificationFailed, 5),
+    (ChartError, 5),
+)
+
+
+def exit_code(error: RunbookError) -> int:
+    """The documented exit status for ``error`` (2 for input and other expected failures)."""
+    return next((code for kind, code in _EXIT_BY_ERROR if isinstance(error, kind)), 2)
+
+
+def _credentials(opts: argparse.Namespace) -> Credentials:
+    return Credentials(
+        os.environ.get(ENV_PREFIX + "ADMIN_API_KEY") or None,
+        os.environ.get(ENV_PREFIX + "SERVICE_API_KEY") or None,
+        getattr(opts, "tenant", "default"),
+        getattr(opts, "principal", "system-admin"),
+    )
+
+
+def _read_text(path: str, what: str, fix: str) -> str:
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise InputError(f"cannot read {what} {path}: {reason}", fix=fix) from exc
+
 
 def _cmd_verify_receipts(opts: argparse.Namespace) -> int:
-    from helm_runbook.verify import load_receipts, verify_receipts
+    from helm_runbook.verify import load_receipts, normalise_public_key, verify_receipts
 
     key = opts.public_key
     if opts.public_key_file:
-        key = Path(opts.public_key_file).read_text().strip()
+        key = _read_text(opts.public_key_file, "the public key file",
+                         fix="pass <data-dir>/root.pub, or the hex itself with --public-key").strip()  # fmt: skip
     if not key:
-        raise RunbookError(
+        raise InputError(
             "verify-receipts needs the trusted public key",
             fix="pass --public-key HEX or --public-key-file <data-dir>/root.pub",
         )
-    headers = {"X-Helm-Tenant-ID": opts.tenant, "X-Helm-Principal-ID": opts.principal}
-    admin_key = os.environ.get(ENV_PREFIX + "ADMIN_API_KEY", "")
-    if admin_key:
-        headers["Authorization"] = f"Bearer {admin_key}"
-    report = verify_receipts(load_receipts(opts.source, headers=headers), key)
+    normalise_public_key(key)  # a malformed key is bad input before anything is fetched
+    report = verify_receipts(load_receipts(opts.source, credentials=_credentials(opts)), key)
     print(report)
     report.raise_for_failures()
     return 0
@@ -49,7 +97,7 @@ def _cmd_verify_evidence(opts: argparse.Namespace) -> int:
     try:
         pack = Path(opts.pack).read_bytes()
     except OSError as exc:
-        raise RunbookError(
+        raise InputError(
             f"cannot read {opts.pack}: {exc.strerror}",
             fix="pass the tar.gz from /api/v1/evidence/export",
         ) from exc
@@ -60,7 +108,7 @@ def _cmd_verify_evidence(opts: argparse.Namespace) -> int:
     for error in result["errors"]:
         print(f"  - {error}")
     if result["verdict"] != "PASS":
-        raise RunbookError(
+        raise VerificationFailed(
             "evidence pack failed verification",
             fix="verify with the runtime's trust root (root.pub) and the pack exactly as exported",
         )
@@ -76,6 +124,7 @@ def _cmd_mock_upstream(opts: argparse.Namespace) -> int:
 
 def _cmd_policy(opts: argparse.Namespace) -> int:
     from helm_runbook import policy
+    from helm_runbook.verify import normalise_public_key
 
     mount = Path(opts.mount_path) if getattr(opts, "mount_path", None) else policy.DEFAULT_MOUNT
     if opts.policy_command == "keygen":
@@ -84,11 +133,13 @@ def _cmd_policy(opts: argparse.Namespace) -> int:
         signer = policy.load_policy_signer(Path(opts.key_file) if opts.key_file else None)
         print(policy.sign_policy(Path(opts.policy), signer, mount_dir=mount))
     elif opts.policy_command == "verify":
+        normalise_public_key(opts.public_key)
         if not policy.verify_policy(Path(opts.policy), opts.public_key, mount_dir=mount):
-            raise RunbookError(
+            raise VerificationFailed(
                 f"{opts.policy}.sig does not verify with the given public key",
-                fix="re-sign with `helm-runbook policy sign` using the key whose public half is "
-                "HELM_POLICY_TRUST_PUBLIC_KEY, with --mount-path as the chart mounts the policy",
+                fix="find out what changed in the policy or its reference pack since it was signed; "
+                "sign only a reviewed bundle, with the key whose public half is "
+                "HELM_POLICY_TRUST_PUBLIC_KEY (and --mount-path as the chart mounts it)",
             )
         print(
             f"{opts.policy}.sig: valid for the policy and reference pack as mounted under {mount}"
@@ -96,7 +147,7 @@ def _cmd_policy(opts: argparse.Namespace) -> int:
     else:
         key = os.environ.get(ENV_PREFIX + "SERVICE_API_KEY", "")
         if not key:
-            raise RunbookError(
+            raise InputError(
                 "policy status needs the service API key",
                 fix=f"export {ENV_PREFIX}SERVICE_API_KEY (the value of HELM_SERVICE_API_KEY)",
             )
@@ -110,8 +161,10 @@ def _cmd_policy(opts: argparse.Namespace) -> int:
         ):
             print(f"{name:<18} {status.get(name)}")
         if status.get("snapshot_status") != "active":
-            raise RunbookError(
-                f"policy snapshot is {status.get('snapshot_status')}: {status.get('reason')}",
+            raise StepFailed(
+                "policy.status",
+                expected="an active policy snapshot",
+                seen=f"{status.get('snapshot_status')}: {status.get('reason')}",
                 fix="check the bundle hash/signature and HELM_POLICY_TRUST_PUBLIC_KEY",
             )
     return 0
@@ -141,34 +194,41 @@ def _cmd_run(opts: argparse.Namespace) -> int:
         if entry["failure"]:
             message = entry["failure"]["message"]
             step, _, fix = message.partition("\nfix: ")
-            raise RunbookError(
-                f"{notebook.stem} cell {entry['failure']['cell']}: {step}",
-                fix=fix or "see the executed notebook",
+            raise StepFailed(
+                f"{notebook.stem} cell {entry['failure']['cell']}",
+                expected="every cell passes",
+                seen=step,
+                fix=fix or f"see the executed notebook {runbook.EXECUTED / notebook.name}",
             )
     return 0
 
 
 def _cmd_smoke(opts: argparse.Namespace) -> int:
-    from helm_runbook.steps.smoke import smoke_urls
+    from helm_runbook.client import RuntimeClient
+    from helm_runbook.steps.smoke import smoke
 
-    key = os.environ.get(ENV_PREFIX + "ADMIN_API_KEY", "")
-    if not key:
-        raise RunbookError(
+    credentials = _credentials(opts)
+    if not credentials.admin_key:
+        raise InputError(
             "smoke needs the admin API key",
             fix=f"export {ENV_PREFIX}ADMIN_API_KEY (the value of HELM_ADMIN_API_KEY)",
         )
-    headers = {
-        "Authorization": f"Bearer {key}",
-        "X-Helm-Tenant-ID": opts.tenant,
-        "X-Helm-Principal-ID": opts.principal,
-    }
-    print(smoke_urls(opts.url.rstrip("/"), opts.health_url.rstrip("/") if opts.health_url else None, headers,
-                     proxy_model=opts.proxy_model or None))  # fmt: skip
+    with RuntimeClient(
+        opts.url, health_url=opts.health_url or None, credentials=credentials
+    ) as client:
+        print(smoke(client, proxy_model=opts.proxy_model or None))  # fmt: skip
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="helm-runbook", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="helm-runbook",
+        description=__doc__,
+        epilog="exit status:\n"
+        + "\n".join(f"  {code}  {why}" for code, why in EXIT_STATUS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     vr = sub.add_parser(
         "verify-receipts",
@@ -256,7 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.fix:
             print(f"fix: {exc.fix}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from helm_runbook.client import RuntimeClient
 from helm_runbook.errors import ChartError, StepFailed, TargetUnavailable
 from helm_runbook.record import record
 from helm_runbook.results import StepReport, Table
@@ -297,13 +296,12 @@ def _readiness(target: Target, ctx: _Context) -> tuple[str, str]:
         if i.get("level") == "ERROR"
     ]
     try:
-        ready = (
-            httpx.get(
-                f"{target.url('health')}{probe.get('path', '/health')}", timeout=2
-            ).status_code
-            == 200
-        )
-    except (httpx.HTTPError, TargetUnavailable, KeyError):
+        with RuntimeClient(target.url("health"), timeout=2) as client:
+            ready = (
+                client.send("GET", str(probe.get("path", "/health")), auth="none").status_code
+                == 200
+            )
+    except (TargetUnavailable, KeyError):
         ready = False
     if not ready:
         seen = errors[-1].strip() if errors else "the health port does not answer"
@@ -437,9 +435,10 @@ def _client_url(target: Target, ctx: _Context, client_url: str | None) -> tuple[
         "max_tokens": 1,
     }
     try:
-        response = httpx.post(f"{client_url.rstrip('/')}/chat/completions", json=body, timeout=5)
-    except httpx.HTTPError as exc:
-        return _PROBLEM, f"{client_url} does not answer: {exc}"
+        with RuntimeClient(client_url, timeout=5) as client:
+            response = client.send("POST", "/chat/completions", auth="none", json=body)
+    except TargetUnavailable as exc:
+        return _PROBLEM, f"{client_url} does not answer: {exc.message}"
     if response.headers.get("X-HELM-Governed") == "true" or "X-Helm-Verdict" in response.headers:
         return _OK, f"{client_url} is governed by HELM ({response.status_code})"
     upstream = ctx.env_value(target, "HELM_UPSTREAM_URL") if ctx.deployment is not None else None

@@ -7,10 +7,13 @@ guide's troubleshooting table.
     ├── ChartError            a chart failed to lint or render (carries Helm's message)
     │   ├── RenderError
     │   └── ValuesError
+    ├── InputError            a file, key or value given to a command is unusable
     ├── SecretMaterialMissing key material a step needs is absent
-    ├── TargetUnavailable     the local or kube target cannot be reached
+    ├── TargetUnavailable     the local or kube target (or a runtime URL) cannot be reached
+    ├── RuntimeAPIError       the runtime answered with a status the call cannot use
     ├── StepFailed            a runbook check saw something other than what it expected
-    └── ReceiptInvalid        a receipt or chain failed offline verification
+    └── VerificationFailed    a signature, seal or chain did not verify
+        └── ReceiptInvalid    a receipt or chain failed offline verification
 """
 
 from __future__ import annotations
@@ -44,12 +47,26 @@ class ValuesError(ChartError):
     """Values do not meet ``values.schema.json``."""
 
 
+class InputError(RunbookError):
+    """A file, key or value given to a command cannot be used (missing, unreadable, malformed)."""
+
+
 class SecretMaterialMissing(RunbookError):
     """Key material (signing seed, API key) that a step needs is absent."""
 
 
 class TargetUnavailable(RunbookError):
     """The deployment target (local sandbox or kube context) cannot be reached."""
+
+
+class RuntimeAPIError(RunbookError):
+    """The runtime answered with a status the call cannot use; ``status`` and ``detail`` are
+    what it said (``client.RuntimeClient`` raises it)."""
+
+    def __init__(self, message: str, *, fix: str, status: int, detail: str) -> None:
+        super().__init__(message, fix=fix)
+        self.status = status
+        self.detail = detail
 
 
 class StepFailed(RunbookError):
@@ -62,5 +79,9 @@ class StepFailed(RunbookError):
         self.seen = seen
 
 
-class ReceiptInvalid(RunbookError):
+class VerificationFailed(RunbookError):
+    """Something signed (a receipt, an evidence pack, a policy bundle) did not verify."""
+
+
+class ReceiptInvalid(VerificationFailed):
     """A receipt or receipt chain failed offline verification."""

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
-from helm_runbook.verify import ReceiptVerification, load_receipts, verify_receipts
+from helm_runbook.client import PAGE_LIMIT, Credentials, RuntimeClient
+from helm_runbook.errors import TargetUnavailable
+from helm_runbook.verify import ReceiptVerification, verify_receipts
 
 
 @dataclass
@@ -49,7 +49,7 @@ class LoadResult:
 
 
 def run_load(
-    urls: Sequence[str], headers: dict[str, str], *, workers: int = 8, requests: int = 2000, sessions: int = 3,
+    urls: Sequence[str], credentials: Credentials, *, workers: int = 8, requests: int = 2000, sessions: int = 3,
     deadline_s: float = 30.0, stop: threading.Event | None = None, tool: str = "file_read",
 ) -> LoadResult:  # fmt: skip
     """Bounded in count and time; a worker whose replica goes away stops (the crash tests kill one)."""
@@ -61,7 +61,7 @@ def run_load(
     stop = stop or threading.Event()
 
     def worker(n: int) -> None:
-        with httpx.Client(base_url=urls[n % len(urls)], headers=headers, timeout=10) as http:
+        with RuntimeClient(urls[n % len(urls)], credentials=credentials) as client:
             while not stop.is_set() and time.monotonic() < deadline:
                 with lock:
                     i = next(counter, None)
@@ -71,8 +71,8 @@ def run_load(
                         "args": {"path": "/etc/hostname", "i": i}}  # fmt: skip
                 sent = time.perf_counter()
                 try:
-                    response = http.post("/api/v1/evaluate", json=body)
-                except httpx.HTTPError:
+                    response = client.send("POST", "/api/v1/evaluate", json=body)
+                except TargetUnavailable:
                     with lock:
                         result.connection_errors += 1
                     return
@@ -93,21 +93,18 @@ def run_load(
 
 
 def wait_for_receipts(
-    url: str, headers: dict[str, str], at_least: int, *, timeout_s: float = 20.0
+    url: str, credentials: Credentials, at_least: int, *, timeout_s: float = 20.0
 ) -> int:
     """Poll ``GET /api/v1/receipts`` until it lists ``at_least`` receipts (a crash test kills
     mid-load from there); returns the count seen, which is lower when the timeout came first."""
     deadline = time.monotonic() + timeout_s
     count = 0
-    while time.monotonic() < deadline:
-        count = len(
-            httpx.get(f"{url}/api/v1/receipts", headers=headers, params={"limit": 1000}).json()[
-                "receipts"
-            ]
-        )
-        if count >= at_least:
-            break
-        time.sleep(0.05)
+    with RuntimeClient(url, credentials=credentials) as client:
+        while time.monotonic() < deadline:
+            count = len(client.receipts_page(limit=PAGE_LIMIT)["receipts"])
+            if count >= at_least:
+                break
+            time.sleep(0.05)
     return count
 
 
@@ -127,9 +124,10 @@ class Audit:
                 f"sessions {self.verification.sessions}, verification {'ok' if self.verification.ok else 'FAILED'}")  # fmt: skip
 
 
-def audit(url: str, headers: dict[str, str], acked: Sequence[str], public_key_hex: str) -> Audit:
+def audit(url: str, credentials: Credentials, acked: Sequence[str], public_key_hex: str) -> Audit:
     """Everything the store serves, checked against what was acknowledged and the trust root."""
-    receipts: list[dict[str, Any]] = load_receipts(f"{url}/api/v1/receipts", headers=headers)
+    with RuntimeClient(url, credentials=credentials) as client:
+        receipts: list[dict[str, Any]] = client.receipts()
     stored = {r["receipt_id"] for r in receipts}
     lost = [rid for rid in acked if rid not in stored]
     return Audit(len(acked), len(receipts), lost, verify_receipts(receipts, public_key_hex))

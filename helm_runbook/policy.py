@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from nacl.signing import SigningKey
 
+from helm_runbook.client import Credentials, RuntimeClient
 from helm_runbook.errors import RunbookError, SecretMaterialMissing
 from helm_runbook.results import Table
 from helm_runbook.runtime.keys import KeyMaterialError, Signer, parse_seed_hex, verify_hex
@@ -136,24 +136,7 @@ def verify_policy(policy: Path, public_key: str, *, mount_dir: Path = DEFAULT_MO
 
 def reconcile_status(url: str, service_key: str, *, timeout: float = 10.0) -> dict[str, Any]:
     """Send the wake hint and return the runtime's ReconcileStatus JSON."""
-    endpoint = url.rstrip("/") + "/internal/policy/reconcile"
-    try:
-        response = httpx.post(
-            endpoint, headers={"Authorization": f"Bearer {service_key}"}, timeout=timeout
-        )
-    except httpx.HTTPError as exc:
-        raise RunbookError(
-            f"cannot reach {endpoint}: {exc}", fix="check the port-forward to the API port"
-        ) from exc
-    if response.status_code == 401:
-        raise RunbookError(
-            f"{endpoint} answered 401: {response.json().get('detail', '')}",
-            fix="set helm.auth.serviceAPIKey or helm.auth.existingSecret, and send that key",
-        )
-    if response.status_code != 200:
-        raise RunbookError(
-            f"{endpoint} answered {response.status_code}: {response.text[:200]}",
-            fix="see the runtime logs",
-        )
-    status: dict[str, Any] = response.json()
-    return status
+    with RuntimeClient(
+        url, credentials=Credentials(service_key=service_key), timeout=timeout
+    ) as client:
+        return client.reconcile()  # fmt: skip

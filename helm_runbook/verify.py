@@ -15,11 +15,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-import httpx
 from nacl.signing import VerifyKey
 
-from helm_runbook.errors import ReceiptInvalid
+from helm_runbook.client import Credentials, RuntimeClient
+from helm_runbook.errors import InputError, ReceiptInvalid
 from helm_runbook.results import Table
 from helm_runbook.runtime import receipts as rc
 from helm_runbook.runtime.keys import Signer
@@ -91,8 +92,9 @@ class ReceiptVerification:
 def normalise_public_key(public_key: str) -> str:
     key = public_key.strip().lower()
     if not _HEX64.fullmatch(key):
-        raise ReceiptInvalid(
-            "public key must be 64 hex characters (an Ed25519 public key)",
+        raise InputError(
+            f"public key is not 64 hex characters (got {len(key)} characters"
+            + (", not all hex)" if re.search(r"[^0-9a-f]", key) else ")"),
             fix="pass the runtime's trust root: the hex in <data-dir>/root.pub or the "
             "'trust root ready' log line",
         )
@@ -158,20 +160,32 @@ def verify_receipts(items: Iterable[Mapping[str, Any]], public_key: str) -> Rece
 
 
 def load_receipts(
-    source: str, *, headers: Mapping[str, str] | None = None, timeout: float = 10.0
+    source: str, *, credentials: Credentials | None = None, timeout: float = 10.0
 ) -> list[dict[str, Any]]:
     """Receipts from a file (JSON list, ``{"receipts": [...]}``, one receipt, or JSON lines) or a URL.
 
-    A URL of ``GET /api/v1/receipts`` is followed page by page through ``next_cursor``.
+    A URL of ``GET /api/v1/receipts`` (its query as filters) is followed page by page through
+    ``next_cursor``, with ``credentials`` (the admin key and tenant headers).
     """
     if source.startswith(("http://", "https://")):
-        return _fetch_all(source, dict(headers or {}), timeout)
+        url = urlsplit(source)
+        base, marker, _ = urlunsplit(url._replace(query="", fragment="")).partition(
+            "/api/v1/receipts"
+        )
+        if not marker:
+            raise ReceiptInvalid(
+                f"{source} is not a receipts listing URL",
+                fix="pass the runtime's GET /api/v1/receipts URL, e.g. http://127.0.0.1:8080/api/v1/receipts",
+            )
+        with RuntimeClient(base, credentials=credentials, timeout=timeout) as client:
+            return client.receipts(**dict(parse_qsl(url.query)))
     path = Path(source)
     try:
         text = path.read_text()
-    except OSError as exc:
-        raise ReceiptInvalid(
-            f"cannot read {path}: {exc.strerror}", fix="pass a receipts JSON file or a URL"
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise InputError(
+            f"cannot read {path}: {reason}", fix="pass a receipts JSON file or a URL"
         ) from exc
     try:
         return _receipts_of(json.loads(text), str(path))
@@ -196,29 +210,3 @@ def _receipts_of(doc: Any, where: str) -> list[dict[str, Any]]:
     raise ReceiptInvalid(
         f"{where} holds no receipts", fix="save the body of GET /api/v1/receipts as-is"
     )
-
-
-def _fetch_all(
-    url: str, headers: dict[str, str], timeout: float, max_pages: int = 1000
-) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    params: dict[str, str] = {}
-    with httpx.Client(timeout=timeout, headers=headers) as client:
-        for _ in range(max_pages):
-            try:
-                response = client.get(url, params=params)
-            except httpx.HTTPError as exc:
-                raise ReceiptInvalid(
-                    f"cannot fetch {url}: {exc}", fix="check the port-forward and the URL"
-                ) from exc
-            if response.status_code != 200:
-                raise ReceiptInvalid(
-                    f"GET {url} answered {response.status_code}: {response.text[:200]}",
-                    fix="send the admin key and the X-Helm-Tenant-ID / X-Helm-Principal-ID headers",
-                )
-            doc = response.json()
-            out.extend(_receipts_of(doc, url))
-            if not (isinstance(doc, dict) and doc.get("has_more") and doc.get("next_cursor")):
-                break
-            params = {"since": doc["next_cursor"]}
-    return out

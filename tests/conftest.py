@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from helm_runbook.client import Credentials
 from helm_runbook.runtime.app import Runtime, create_app
 from helm_runbook.runtime.server import build_runtime
 from helm_runbook.runtime.settings import Settings
@@ -21,6 +22,7 @@ ADMIN_KEY = "test-admin-key-0123456789"
 SERVICE_KEY = "test-service-key-0123456789"
 TENANT = "default"
 PRINCIPAL = "system-admin"
+CREDENTIALS = Credentials(ADMIN_KEY, SERVICE_KEY, TENANT, PRINCIPAL)
 TENANT_HEADERS = {
     "Authorization": f"Bearer {ADMIN_KEY}",
     "X-Helm-Tenant-ID": TENANT,

@@ -14,6 +14,9 @@ ADAPTERS = {
     "psycopg": {"runtime/store/postgres.py"},
     "sqlite3": {"runtime/store/sqlite.py"},
 }
+# The operator side talks HTTP to a runtime only through client.py; the local target's kubelet
+# probe is the one other HTTP caller. The runtime's own HTTP (upstream, control plane) is its own.
+HTTP_CLIENTS = {"client.py", "targets/local.py"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -36,6 +39,25 @@ def test_third_party_clients_have_one_home() -> None:
             allowed = ADAPTERS.get(top)
             if allowed is not None and rel not in allowed:
                 offenders.append(f"{rel} imports {module} (allowed only in {sorted(allowed)})")
+    assert offenders == []
+
+
+def test_the_operator_side_reaches_a_runtime_only_through_the_client() -> None:
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel.startswith("runtime/") or rel in HTTP_CLIENTS:
+            continue
+        offenders += [f"{rel} imports {m}" for m in _imports(path) if m.split(".")[0] == "httpx"]
+    assert offenders == []
+
+
+def test_the_runtime_imports_no_operator_code() -> None:
+    offenders = []
+    for path in sorted((PACKAGE / "runtime").rglob("*.py")):
+        for module in _imports(path):
+            if module.startswith("helm_runbook") and not module.startswith("helm_runbook.runtime"):
+                offenders.append(f"{path.relative_to(PACKAGE)} imports {module}")
     assert offenders == []
 
 

@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from helm_runbook.client import RuntimeClient
 from helm_runbook.errors import StepFailed
 from helm_runbook.policy import (
     DEFAULT_MOUNT,
@@ -110,14 +109,8 @@ def wake_reconcile(
 ) -> StepReport:
     """``POST /internal/policy/reconcile`` with the service key: a wake hint, never policy bytes."""
     start = time.perf_counter()
-    key = target.secrets[auth_secret]["HELM_SERVICE_API_KEY"].decode()
-    response = httpx.post(
-        f"{target.url()}/internal/policy/reconcile", headers={"Authorization": f"Bearer {key}"}
-    )
-    if response.status_code != 200:
-        raise StepFailed("policy.wake", expected="200 with the reconcile status", seen=f"{response.status_code} {response.text[:200]}",
-                         fix="set helm.auth.serviceAPIKey or helm.auth.existingSecret and send that key")  # fmt: skip
-    status = response.json()
+    with RuntimeClient.for_target(target, auth_secret=auth_secret) as client:
+        status = client.reconcile()
     if status["reconcile_status"] != expect:
         raise StepFailed("policy.wake", expected=f"reconcile_status {expect}", seen=f"{status['reconcile_status']}: {status['reason']}",
                          fix="verify the bundle hash/signature and HELM_POLICY_TRUST_PUBLIC_KEY")  # fmt: skip
@@ -135,14 +128,9 @@ def governed_request(
 ) -> StepReport:  # fmt: skip
     """One ``/api/v1/evaluate`` call that must come back with verdict ``expect``."""
     start = time.perf_counter()
-    key = target.secrets[auth_secret]["HELM_ADMIN_API_KEY"].decode()
-    headers = {
-        "Authorization": f"Bearer {key}",
-        "X-Helm-Tenant-ID": "default",
-        "X-Helm-Principal-ID": "system-admin",
-    }
     body = {"tool": tool, "effect_level": "E1", "session_id": session_id, "args": args or {}}
-    decision = httpx.post(f"{target.url()}/api/v1/evaluate", headers=headers, json=body).json()
+    with RuntimeClient.for_target(target, auth_secret=auth_secret) as client:
+        decision = client.evaluate(body)
     if decision.get("verdict") != expect:
         raise StepFailed("policy.verdict", expected=f"{expect} for {tool}", seen=f"{decision.get('verdict')} {decision.get('reason')}",
                          fix="check the reconcile status: a refused update keeps the previous policy")  # fmt: skip

@@ -11,12 +11,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
-
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.sdk import render
 from helm_runbook.chart.values import merge_values, nested
-from helm_runbook.errors import ChartError, StepFailed
+from helm_runbook.client import RuntimeClient
+from helm_runbook.errors import ChartError, RuntimeAPIError, StepFailed
 from helm_runbook.mock_upstream import MockUpstreamServer
 from helm_runbook.process import free_port
 from helm_runbook.record import record
@@ -291,14 +290,6 @@ class TroubleshootingLab:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
-        key = self.target.secrets[self.auth_secret]["HELM_ADMIN_API_KEY"].decode()
-        return {
-            "Authorization": f"Bearer {key}",
-            "X-Helm-Tenant-ID": "default",
-            "X-Helm-Principal-ID": "system-admin",
-        }
-
     def _hostname_verdict(self, expect: str) -> str:
         decision = governed_request(self.target, "file_read", args=HOSTNAME_ARGS, expect=expect,
                                     auth_secret=self.auth_secret)  # fmt: skip
@@ -316,18 +307,16 @@ class TroubleshootingLab:
         )
 
     def _receipt_count(self) -> int:
-        response = httpx.get(
-            f"{self.target.url()}/api/v1/receipts", headers=self._headers(), params={"limit": 1000}
-        )
-        response.raise_for_status()
-        return len(response.json()["receipts"])
+        with RuntimeClient.for_target(self.target, auth_secret=self.auth_secret) as client:
+            return len(client.receipts())
 
     def _chat_through_client(self) -> tuple[Rows, bool]:
         """One chat completion through the client's base URL; governed when HELM answers it."""
         assert self.client_url is not None
         before = self._receipt_count()
         body = {"model": "mock-model", "messages": [{"role": "user", "content": "hello"}]}
-        response = httpx.post(f"{self.client_url}/chat/completions", json=body, timeout=10)
+        with RuntimeClient(self.client_url) as client:
+            response = client.send("POST", "/chat/completions", auth="none", json=body)
         governed = response.headers.get("X-HELM-Governed") == "true"
         after = self._receipt_count()
         rows: list[list[object]] = [["client base URL", self.client_url], ["status", response.status_code],
@@ -353,7 +342,7 @@ def _refusal(action: Any) -> str:
     """The message an expected failure produced ("" when the action went through)."""
     try:
         action()
-    except (ChartError, StepFailed) as exc:
+    except (ChartError, RuntimeAPIError, StepFailed) as exc:
         return str(exc).splitlines()[0][:300]
     return ""
 

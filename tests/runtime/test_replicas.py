@@ -19,7 +19,7 @@ from nacl.signing import SigningKey
 from helm_runbook.loadtest import audit, run_load, wait_for_receipts
 from helm_runbook.process import RuntimeExited, RuntimeProcess
 from helm_runbook.runtime.keys import Signer
-from tests.conftest import ALLOW_FILE_READ, TENANT_HEADERS, default_env, write_policy
+from tests.conftest import ALLOW_FILE_READ, CREDENTIALS, TENANT_HEADERS, default_env, write_policy
 from tests.postgres_server import PostgresServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -65,14 +65,14 @@ def test_two_replicas_keep_every_acknowledged_receipt_through_a_sigkill(
 
     def load(name: str, url: str, stop: threading.Event | None) -> None:
         results[name] = run_load(
-            [url], TENANT_HEADERS, workers=4, requests=600, sessions=3, deadline_s=20, stop=stop
+            [url], CREDENTIALS, workers=4, requests=600, sessions=3, deadline_s=20, stop=stop
         )
 
     threads = [threading.Thread(target=load, args=("a", a.url, None)),
                threading.Thread(target=load, args=("b", b.url, stop_b))]  # fmt: skip
     for thread in threads:
         thread.start()
-    assert wait_for_receipts(b.url, TENANT_HEADERS, 150) >= 150, (
+    assert wait_for_receipts(b.url, CREDENTIALS, 150) >= 150, (
         "load did not get going before the kill"
     )
     b.kill()  # mid-load: some of b's requests were in flight
@@ -82,7 +82,7 @@ def test_two_replicas_keep_every_acknowledged_receipt_through_a_sigkill(
     assert len(results["b"].acked) > 0 and len(results["a"].acked) > 0
 
     b.start()  # the replica comes back on the same database
-    report = audit(b.url, TENANT_HEADERS, acked, public)
+    report = audit(b.url, CREDENTIALS, acked, public)
     assert report.lost == [], f"{len(report.lost)} acknowledged receipts lost: {report.summary()}"
     assert report.verification.ok, str(report.verification)
     assert report.verification.sessions == 3
@@ -119,7 +119,7 @@ def test_database_down_answers_503_and_service_resumes(
             time.sleep(0.2)
         assert again.status_code == 200, again.text
     report = audit(
-        a.url, TENANT_HEADERS, [first.json()["receipt_id"], again.json()["receipt_id"]], public
+        a.url, CREDENTIALS, [first.json()["receipt_id"], again.json()["receipt_id"]], public
     )
     assert report.ok, report.summary()
     chain = [r for r in httpx.get(f"{a.url}/api/v1/receipts", headers=TENANT_HEADERS).json()["receipts"]
