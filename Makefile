@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps runbook-deps check fmt test runbook docs helm-chart-smoke bench clean
+.PHONY: help setup system-deps runbook-deps check fmt test test-fast runbook docs helm-chart-smoke bench clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ fmt: setup ## apply ruff fixes and formatting
 
 test: setup system-deps ## run the test suite (what CI runs)
 	$(BIN)/pytest
+
+test-fast: setup ## the suite without notebooks, PostgreSQL or the browser (the inner loop; CI runs `test`)
+	$(BIN)/pytest -m "not notebooks and not postgres"
 
 runbook: setup runbook-deps ## the main job: execute every runbook against the bundled runtime, build the docs
 	$(BIN)/python -m helm_runbook.runbook $(RUNBOOK_ARGS)

@@ -112,6 +112,14 @@ class Diagnosis:
                              fix="the fault was not injected, or diagnose() no longer recognises it")  # fmt: skip
         return self
 
+    def require_healthy(self) -> Diagnosis:
+        """Fail when any check found a problem (a release that should be healthy)."""
+        if self.problems:
+            first = self.finding(self.problems[0])
+            raise StepFailed("diagnose", expected="no problem found", seen=f"problems: {self.problems}; {first.seen}",
+                             fix=first.fix or GUIDE[first.check].fix)  # fmt: skip
+        return self
+
     def table(self) -> Table:
         rows = [[f.check, f.status.upper(), f.seen, f.fix] for f in self.findings]
         summary = ", ".join(self.problems) if self.problems else "no problem found"

@@ -31,6 +31,7 @@ def test_smoke_against_an_existing_deployment(tmp_path: Path, monkeypatch: pytes
         )
 
 
+@pytest.mark.notebooks
 def test_run_one_runbook(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

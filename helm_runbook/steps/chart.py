@@ -74,7 +74,7 @@ def expect_refusal(
         lines = [line for line in getattr(exc, "message", str(exc)).split("; ") if line]
         result = StepReport(step, "refused as expected", ["refusal"], [[line] for line in lines],
                             summary=f"matched {match!r}", seconds=time.perf_counter() - start,
-                            values={"refused": True, "match": match, "problems": len(lines)})  # fmt: skip
+                            values={"match": match, "refusals": lines})  # fmt: skip
         record(result)
         return result
     raise StepFailed(step, expected=f"a refusal mentioning {match!r}", seen="it went through",

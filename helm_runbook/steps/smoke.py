@@ -87,10 +87,11 @@ def smoke(client: RuntimeClient, *, proxy_model: str | None = None) -> StepRepor
 
 def verify_receipts(
     target: Target, *, auth_secret: str = "helm-auth", signing_secret: str = "helm-signing",
-    tenant: str = "default", principal: str = "system-admin",
+    tenant: str = "default", principal: str = "system-admin", at_least: int = 0,
 ) -> ReceiptVerification:  # fmt: skip
     """List every receipt and verify signatures and chains offline against the trust root
-    derived from the signing Secret (never the key the receipts carry)."""
+    derived from the signing Secret (never the key the receipts carry). ``at_least``: the number
+    verified earlier (before a restart, an upgrade), which must all still be there."""
     start = time.perf_counter()
     seed = target.secrets.get(signing_secret, {}).get("signing-key")
     if seed is None:
@@ -103,6 +104,10 @@ def verify_receipts(
         receipts = client.receipts()  # fmt: skip
     report = verify_offline(receipts, public)
     report.raise_for_failures()
+    if report.receipts < at_least:
+        raise StepFailed("receipts.verify", expected=f"at least the {at_least} receipts verified before",
+                         seen=f"{report.receipts} receipts",
+                         fix="receipts disappeared: check persistence.enabled and that the pod mounts the same PVC")  # fmt: skip
 
     values: dict[str, object] = {"receipts": report.receipts, "sessions": report.sessions,
                                  "failures": len(report.failures), "trust_root": report.public_key_fingerprint}  # fmt: skip

@@ -122,7 +122,8 @@ class TroubleshootingLab:
             raise StepFailed(f"symptom.{fault}", expected=f"the symptom of {fault!r}", seen=str(rows)[:400],
                              fix="the fault did not take effect: check the inject step's output")  # fmt: skip
         return self._report(f"symptom.{fault}", "symptom as the operator sees it", rows, start,
-                            {"fault": fault, "seen": True}, columns=["what", "seen"])  # fmt: skip
+                            {"fault": fault, "seen": {str(what): str(value) for what, value in rows}},
+                            columns=["what", "seen"])  # fmt: skip
 
     def fix(self, fault: str) -> StepReport:
         """Apply the guide's fix and show the symptom gone (each fix raises StepFailed if not)."""
