@@ -11,7 +11,6 @@ from typing import Any
 
 import nbformat
 import pytest
-
 from nacl.signing import SigningKey
 
 from helm_runbook import runbook
