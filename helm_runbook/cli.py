@@ -192,13 +192,14 @@ def _cmd_run(opts: argparse.Namespace) -> int:
             f"{entry['status']:<7} {notebook.stem:<24} {entry['duration_s']:6.1f}s  {runbook.EXECUTED / notebook.name}"
         )
         if entry["failure"]:
-            message = entry["failure"]["message"]
-            step, _, fix = message.partition("\nfix: ")
+            failure = entry["failure"]
             raise StepFailed(
-                f"{notebook.stem} cell {entry['failure']['cell']}",
+                f"{notebook.stem} cell {failure['cell']}"
+                + (f" ({failure['step']})" if "step" in failure else ""),
                 expected="every cell passes",
-                seen=step,
-                fix=fix or f"see the executed notebook {runbook.EXECUTED / notebook.name}",
+                seen=f"{failure['error']}: {failure['message']}",
+                fix=failure["fix"]
+                or f"see the executed notebook {runbook.EXECUTED / notebook.name}",
             )
     return 0
 

@@ -30,6 +30,23 @@ class RunbookError(Exception):
     def __str__(self) -> str:
         return f"{self.message}\nfix: {self.fix}" if self.fix else self.message
 
+    def as_record(self) -> dict[str, str]:
+        """The failure as data (the run report and the CLI read it; nobody parses the text)."""
+        return {"error": type(self).__name__, "message": self.message, "fix": self.fix}
+
+    def _render_traceback_(self) -> list[str]:
+        """How IPython shows this error in a notebook cell: the error and its fix, no traceback
+        (what failed is the deployment, not the code), recorded in the cell's metadata."""
+        from helm_runbook.record import record_failure
+
+        if not getattr(self, "_recorded", False):  # IPython may render an error more than once
+            self._recorded = True
+            record_failure(self)
+        return [
+            f"{type(self).__name__}: {self.message}",
+            *([f"fix: {self.fix}"] if self.fix else []),
+        ]
+
 
 class ChartError(RunbookError):
     """The chart did not lint or render; ``helm_message`` is Helm's own text."""
@@ -77,6 +94,14 @@ class StepFailed(RunbookError):
         self.step = step
         self.expected = expected
         self.seen = seen
+
+    def as_record(self) -> dict[str, str]:
+        return {
+            **super().as_record(),
+            "step": self.step,
+            "expected": self.expected,
+            "seen": self.seen,
+        }
 
 
 class VerificationFailed(RunbookError):

@@ -32,6 +32,26 @@ def record(report: Any) -> None:
     publish_display_data({"text/plain": ""}, metadata=metadata)  # type: ignore[no-untyped-call]
 
 
+def record_failure(error: Any) -> None:
+    """Attach a failed step (``error.as_record()``: step, expected, seen, fix) to the current cell."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import publish_display_data
+    except ImportError:  # pragma: no cover - IPython ships with the notebooks extra
+        return
+    if get_ipython() is None:
+        return
+    failure = error.as_record()
+    payload = {
+        "step": failure.get("step", "error"),
+        "ok": False,
+        "seconds": 0.0,
+        "values": {},
+        "failure": failure,
+    }
+    publish_display_data({"text/plain": ""}, metadata={KEY: payload})  # type: ignore[no-untyped-call]
+
+
 def read_records(notebook: Path) -> list[dict[str, Any]]:
     """Every recorded step of an executed notebook, in order, with the cell index it came from."""
     doc = json.loads(notebook.read_text())

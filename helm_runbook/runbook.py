@@ -61,9 +61,15 @@ def execute(
         )  # fmt: skip
     except PapermillExecutionError as exc:
         entry["status"] = "failed"
-        entry["failure"] = {"cell": exc.cell_index, "error": exc.ename, "message": exc.evalue}
+        # A RunbookError records itself as data in the failed cell (errors._render_traceback_);
+        # anything else is a bug in the notebook or the library, known only by its text.
+        failure = {"cell": exc.cell_index, "error": exc.ename, "message": exc.evalue, "fix": ""}
+        recorded = [r for r in read_records(output) if r.get("failure")] if output.exists() else []
+        if recorded:  # the cell index of the executed copy, which the operator opens
+            failure = {"cell": recorded[-1]["cell"], **recorded[-1]["failure"]}
+        entry["failure"] = failure
     entry["duration_s"] = round(time.perf_counter() - start, 2)
-    entry["steps"] = read_records(output) if output.exists() else []
+    entry["steps"] = [r for r in read_records(output) if r["ok"]] if output.exists() else []
     return entry
 
 
@@ -183,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             if entry["failure"]:
                 failure = entry["failure"]
                 print(f"\nrunbook {notebook.stem} failed at cell {failure['cell']}: {failure['error']}\n"
-                      f"{failure['message']}\nexecuted copy: {EXECUTED / notebook.name}\n"
+                      f"{failure['message']}\n" + (f"fix: {failure['fix']}\n" if failure["fix"] else "")
+                      + f"executed copy: {EXECUTED / notebook.name}\n"
                       f"resume with: make runbook RUNBOOK_ARGS=--resume", file=sys.stderr)  # fmt: skip
                 write_reports(entries, run_metadata(opts.target))
                 return 1

@@ -124,8 +124,17 @@ def test_a_failed_cell_reports_the_step_and_fix(
         runbook.NOTEBOOKS / "02-secret-setup.ipynb", target="prod-cluster", cell_timeout=60
     )
     assert entry["status"] == "failed"
-    assert entry["failure"]["error"] == "TargetUnavailable"
-    assert "fix:" in entry["failure"]["message"]
+    failure = entry["failure"]
+    assert failure["error"] == "TargetUnavailable", failure
+    assert "prod-cluster" in failure["message"] and "fix:" not in failure["message"]
+    assert failure["fix"] and failure["cell"] >= 1
+    outputs = (
+        nbformat.read(tmp_path / "02-secret-setup.ipynb", as_version=4)
+        .cells[failure["cell"]]
+        .outputs
+    )
+    [error] = [o for o in outputs if o.output_type == "error"]
+    assert error.traceback == [f"TargetUnavailable: {failure['message']}", f"fix: {failure['fix']}"]
 
 
 def test_troubleshooting_runbook_proves_every_row_of_the_guide(run: dict[str, Any]) -> None:
