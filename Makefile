@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps runbook-deps check fmt test test-fast runbook docs helm-chart-smoke bench clean
+.PHONY: help setup system-deps runbook-deps check fmt test test-fast runbook lab docs helm-chart-smoke bench clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -17,6 +17,7 @@ setup: $(STAMP) ## create .venv with the project installed (editable, all extras
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[all]'
+	$(BIN)/python -c 'from helm_runbook.lab import ensure_kernel; ensure_kernel()'
 	@touch $@
 
 # Debian packages: bubblewrap gives the local target's pod its mounts (runbooks and tests);
@@ -56,6 +57,9 @@ test-fast: setup ## the suite without notebooks, PostgreSQL or the browser (the 
 
 runbook: setup runbook-deps ## the main job: execute every runbook against the bundled runtime, build the docs
 	$(BIN)/python -m helm_runbook.runbook $(RUNBOOK_ARGS)
+
+lab: setup runbook-deps ## JupyterLab on 127.0.0.1 (port LAB_PORT, 8888) in notebooks/, to run the runbooks by hand
+	$(BIN)/helm-runbook lab
 
 helm-chart-smoke: setup ## lint, render and validate the chart; every guard must refuse with its message
 	$(BIN)/python -m helm_runbook.chart.smoke

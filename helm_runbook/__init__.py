@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         trust_public_key,
         wake_reconcile,
     )
+    from helm_runbook.steps.reset import reset_target
     from helm_runbook.steps.troubleshoot import TroubleshootingLab
     from helm_runbook.steps.upstream import start_stand_in_upstream
     from helm_runbook.targets import open_target
@@ -72,6 +73,7 @@ _LAZY = {
     "prepare_secrets": "helm_runbook.steps",
     "publish_signed_policy": "helm_runbook.steps.policy",
     "render_release": "helm_runbook.steps",
+    "reset_target": "helm_runbook.steps.reset",
     "restart_pod": "helm_runbook.steps",
     "smoke_check": "helm_runbook.steps",
     "start_stand_in_upstream": "helm_runbook.steps.upstream",
@@ -125,6 +127,7 @@ __all__ = [
     "prepare_secrets",
     "publish_signed_policy",
     "render_release",
+    "reset_target",
     "restart_pod",
     "smoke_check",
     "start_stand_in_upstream",

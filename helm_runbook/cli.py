@@ -221,6 +221,12 @@ def _cmd_smoke(opts: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lab(opts: argparse.Namespace) -> int:
+    from helm_runbook.lab import serve_lab
+
+    return serve_lab(opts.port, Path(opts.notebook_dir) if opts.notebook_dir else None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="helm-runbook",
@@ -306,6 +312,18 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--tenant", default="default")
     sm.add_argument("--principal", default="system-admin")
     sm.set_defaults(func=_cmd_smoke)
+
+    lab = sub.add_parser(
+        "lab",
+        help="JupyterLab on 127.0.0.1 in notebooks/ with the helm-runbook kernel (run the runbooks by hand)",
+        description="The token is JUPYTER_TOKEN, generated and printed once when unset; the port is "
+        "--port, else LAB_PORT, else 8888.",
+    )
+    lab.add_argument("--port", type=int, default=None, help="default: $LAB_PORT or 8888")
+    lab.add_argument(
+        "--notebook-dir", default="", help="folder to serve (default: the checkout's notebooks/)"
+    )
+    lab.set_defaults(func=_cmd_lab)
     return parser
 
 

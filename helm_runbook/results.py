@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,13 @@ class StepReport:
 
     def _repr_html_(self) -> str:
         return self.table()._repr_html_()
+
+
+def progress(desc: str, unit: str) -> Any:
+    """A live progress bar for a long step: a widget in JupyterLab, a line in a terminal, and
+    nothing in an unattended run (papermill output and the published pages stay clean)."""
+    from tqdm.auto import tqdm
+
+    from helm_runbook.lab import unattended
+
+    return tqdm(desc=desc, unit=unit, leave=False, disable=unattended())

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from helm_runbook.lab import KERNEL_NAME, UNATTENDED_ENV, ensure_kernel
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build"
@@ -50,13 +52,19 @@ def execute(
     from helm_runbook.record import read_records
 
     output = EXECUTED / notebook.name
-    wanted = {"target": target, "workdir": str(WORKDIR), **(extra or {})}
+    # A workdir inside the checkout is passed relative to it: no path of this machine is
+    # written into the executed copy (the site publishes it).
+    workdir = WORKDIR.relative_to(ROOT).as_posix() if WORKDIR.is_relative_to(ROOT) else str(WORKDIR)
+    wanted = {"target": target, "workdir": workdir, **(extra or {})}
     parameters = {k: v for k, v in wanted.items() if k in declared_parameters(notebook)}
     start = time.perf_counter()
     entry: dict[str, Any] = {"notebook": notebook.stem, "status": "passed", "failure": None}
+    ensure_kernel()
+    previous = os.environ.get(UNATTENDED_ENV)
+    os.environ[UNATTENDED_ENV] = "1"  # the kernel inherits it: no live progress bars
     try:
         papermill.execute_notebook(
-            str(notebook), str(output), parameters=parameters, cwd=str(NOTEBOOKS), kernel_name="python3",
+            str(notebook), str(output), parameters=parameters, cwd=str(NOTEBOOKS), kernel_name=KERNEL_NAME,
             execution_timeout=cell_timeout, progress_bar=False, log_output=False,
         )  # fmt: skip
     except PapermillExecutionError as exc:
@@ -68,9 +76,33 @@ def execute(
         if recorded:  # the cell index of the executed copy, which the operator opens
             failure = {"cell": recorded[-1]["cell"], **recorded[-1]["failure"]}
         entry["failure"] = failure
+    finally:
+        if previous is None:
+            os.environ.pop(UNATTENDED_ENV, None)
+        else:
+            os.environ[UNATTENDED_ENV] = previous
+        _relative_papermill_paths(output)
     entry["duration_s"] = round(time.perf_counter() - start, 2)
     entry["steps"] = [r for r in read_records(output) if r["ok"]] if output.exists() else []
     return entry
+
+
+def _shown(path: Path) -> str:
+    """A path as the published copy shows it: relative to the checkout when inside it."""
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
+
+
+def _relative_papermill_paths(output: Path) -> None:
+    """papermill records its input and output paths in the executed copy; the site publishes
+    that copy, so they are made relative (no path of the build machine on a page)."""
+    if not output.exists():
+        return
+    doc = json.loads(output.read_text())
+    meta = doc.get("metadata", {}).get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = _shown(Path(meta[key]).resolve())
+    output.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
 
 
 def run_metadata(target: str) -> dict[str, str]:

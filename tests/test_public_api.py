@@ -24,7 +24,7 @@ def test_all_is_sorted_and_resolves() -> None:
 
 def test_all_is_complete() -> None:
     """Every step function, every error an operator may catch, the client and the targets."""
-    expected = {*steps.__all__, *policy_steps.__all__, "start_stand_in_upstream", "TroubleshootingLab",
+    expected = {*steps.__all__, *policy_steps.__all__, "start_stand_in_upstream", "TroubleshootingLab", "reset_target",
                 "open_target", "diagnose", "RuntimeClient", "Credentials", "StepReport", "Table"}  # fmt: skip
     expected |= {name for name, obj in vars(errors).items()
                  if inspect.isclass(obj) and issubclass(obj, errors.RunbookError)}  # fmt: skip

@@ -6,10 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from helm_runbook.record import record
-from helm_runbook.results import StepReport
+from helm_runbook.results import StepReport, progress
 from helm_runbook.targets.base import Target
 
 
@@ -32,7 +30,7 @@ def install(
 def wait_for_rollout(target: Target, *, timeout: float = 60.0) -> StepReport:
     """Wait for the readiness probe, with a progress bar; a pod that exits fails with its log."""
     start = time.perf_counter()
-    with tqdm(desc="waiting for readiness", unit="probe", leave=False) as bar:
+    with progress("waiting for readiness", "probe") as bar:
         waited = target.wait_ready(timeout, on_poll=lambda n: bar.update(1))
     ports = target.forwarded_ports()
     rows: list[list[object]] = [[name, f"127.0.0.1:{port}"] for name, port in ports.items()]

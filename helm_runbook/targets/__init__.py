@@ -8,16 +8,30 @@ from pathlib import Path
 from helm_runbook.targets.base import Target
 from helm_runbook.targets.local import LocalTarget
 
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def resolve_workdir(workdir: str | Path) -> Path:
+    """A relative ``workdir`` is relative to the repository (where ``notebooks/`` lives), not
+    to the current directory: papermill from the repository root, ``make runbook`` and
+    JupyterLab in ``notebooks/`` all find the same state. Outside a checkout, the current
+    directory."""
+    path = Path(workdir)
+    if path.is_absolute():
+        return path
+    base = CHECKOUT if (CHECKOUT / "notebooks").is_dir() else Path.cwd()
+    return (base / path).resolve()
+
 
 def open_target(target: str, workdir: str | Path) -> Target:
     """``local`` attaches to (or creates) the local target in ``workdir``; anything else names a
     kube context (``CONTEXT`` or ``CONTEXT/NAMESPACE``; the context's namespace by default)."""
     if target == "local":
-        return LocalTarget.open(Path(workdir).resolve())
+        return LocalTarget.open(resolve_workdir(workdir))
     from helm_runbook.targets.kube import KubeTarget  # the kube extra is only needed here
 
     context, _, namespace = target.partition("/")
-    return KubeTarget(context, namespace=namespace, workdir=Path(workdir).resolve())
+    return KubeTarget(context, namespace=namespace, workdir=resolve_workdir(workdir))
 
 
-__all__ = ["LocalTarget", "Target", "open_target"]
+__all__ = ["LocalTarget", "Target", "open_target", "resolve_workdir"]

@@ -398,7 +398,11 @@ class LocalTarget:
     def _running(self) -> Pod:
         if self.pod is None:
             raise TargetUnavailable(
-                "no pod is running on the local target", fix="run the install step"
+                "no pod is running on the local target"
+                + ("" if self.release else ": no release is installed"),
+                fix="run runbook 03-production-install first"
+                if self.release is None
+                else "start it again with runbook 03-production-install (helm upgrade --install)",
             )
         return self.pod
 

@@ -4,6 +4,9 @@ the runbook and site tests read what it produced."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,9 +15,12 @@ from helm_runbook import runbook
 
 
 @pytest.fixture(scope="session")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One ``make runbook`` into a temporary build directory (site included)."""
-    build = tmp_path_factory.mktemp("build")
+def run() -> Iterator[dict[str, Any]]:
+    """One ``make runbook`` into a build directory of its own inside the checkout (as
+    ``make runbook`` builds into ``build/``: the runner passes paths relative to the checkout,
+    so nothing of this machine's layout reaches the executed copies or the site)."""
+    build = runbook.BUILD / f"test-run-{os.getpid()}"
+    shutil.rmtree(build, ignore_errors=True)
     patch = pytest.MonkeyPatch()
     for name, value in {"BUILD": build, "EXECUTED": build / "runbooks", "WORKDIR": build / "local-target",
                         "REPORT": build / "runbook-report.json"}.items():  # fmt: skip
@@ -24,4 +30,5 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     finally:
         patch.undo()
     report = json.loads((build / "runbook-report.json").read_text())
-    return {"code": code, "build": build, "report": report, "site": build / "site"}
+    yield {"code": code, "build": build, "report": report, "site": build / "site"}
+    shutil.rmtree(build, ignore_errors=True)

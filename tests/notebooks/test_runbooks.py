@@ -109,6 +109,18 @@ def test_no_secret_reaches_an_executed_notebook_the_report_or_the_site(run: dict
         assert leaked == 0, f"{leaked} secret value(s) leaked into {artefact.name}"
 
 
+def test_published_pages_show_no_machine_path_ansi_code_or_stderr(run: dict[str, Any]) -> None:
+    executed = sorted(run["build"].joinpath("runbooks").glob("*.ipynb"))
+    for path in [*executed, *run["site"].rglob("*.html")]:
+        text = path.read_text(errors="replace")
+        assert str(runbook.ROOT) not in text, f"{path.name} shows the build machine's checkout path"
+        assert "\x1b[" not in text and "\\u001b[" not in text, f"{path.name} has ANSI codes"
+    for path in executed:
+        for cell in nbformat.read(path, as_version=4).cells:
+            streams = [o for o in cell.get("outputs", []) if o.get("name") == "stderr"]
+            assert streams == [], f"{path.name}: stderr output {streams[0]['text'][:200]!r}"
+
+
 def test_the_site_shows_executed_runbooks(run: dict[str, Any]) -> None:
     page = (run["site"] / "runbooks" / "04-smoke-checks" / "index.html").read_text()
     assert "deployment guide smoke checks" in page and "PASS" in page
