@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from helm_runbook.runtime import KERNEL_VERSION, evidence
 from helm_runbook.runtime.auth import Identity
 from helm_runbook.runtime.guardian import rfc3339_nano
+from helm_runbook.runtime.json_reader import parse_json
 from helm_runbook.runtime.policy.reconciler import log_reconcile
 from helm_runbook.runtime.problems import ProblemError
 from helm_runbook.runtime.store.base import ReceiptQuery
@@ -84,28 +85,7 @@ async def version(request: Request, identity: Identity) -> Response:
 # -- evaluate -----------------------------------------------------------------------------
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_MAX_EXACT_INT = 2**53 - 1
-
-
-def _exact_int(text: str) -> int:
-    """Integers a receipt can carry exactly (I-JSON, RFC 7493): beyond ±(2^53-1) is refused."""
-    value = int(text)
-    if abs(value) > _MAX_EXACT_INT:
-        raise ValueError(
-            f"integer {text[:40]} is outside ±(2^53-1), the range JSON numbers carry exactly"
-        )
-    return value
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"number {text[:40]} overflows a double")
-    return value
+_PARSE_OFF_LOOP_BYTES = 256 << 10  # bigger bodies parse in a thread: health probes keep answering
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
@@ -117,9 +97,10 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     if len(body) > limit:
         raise ProblemError(413, f"Request body exceeds {limit} bytes")
     try:
-        value = json.loads(
-            body, parse_constant=_reject_constant, parse_int=_exact_int, parse_float=_finite_float
-        )
+        if len(body) > _PARSE_OFF_LOOP_BYTES:
+            value = await asyncio.to_thread(parse_json, body)
+        else:
+            value = parse_json(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProblemError(400, f"Invalid JSON body: {exc}") from exc
     if not isinstance(value, dict):

@@ -1,7 +1,18 @@
-"""Request limits (contract 6): global and per-actor token buckets, and a concurrency cap.
+"""Request limits (contract 6): token buckets, the concurrency cap, and what a request may carry.
 
 A bucket refills at ``rps`` tokens a second up to ``burst``; a request takes one token. Zero
 disables a limit. Time comes from an injectable clock so tests never sleep.
+
+JSON bodies (every route that reads JSON; a broken limit answers 400 problem+json naming it):
+
+| limit | value |
+| --- | --- |
+| nesting depth (arrays and objects) | ``MAX_JSON_DEPTH`` = 64 |
+| items in one array | ``MAX_JSON_ARRAY_ITEMS`` = 10,000 |
+| members in one object | ``MAX_JSON_OBJECT_MEMBERS`` = 10,000 |
+| characters in one string or key | ``MAX_JSON_STRING_CHARS`` = 1,048,576 |
+| integers | ±(2^53-1) (I-JSON); floats must be finite, at most 64 characters |
+| duplicate keys, lone surrogates, NaN/Infinity | refused |
 """
 
 from __future__ import annotations
@@ -14,6 +25,11 @@ from dataclasses import dataclass
 GLOBAL_RATE_LIMIT_EXCEEDED = "GLOBAL_RATE_LIMIT_EXCEEDED"
 ACTOR_RATE_LIMIT_EXCEEDED = "ACTOR_RESOURCE_RATE_LIMIT_EXCEEDED"
 CONCURRENCY_LIMIT_EXCEEDED = "CONCURRENCY_LIMIT_EXCEEDED"
+
+MAX_JSON_DEPTH = 64
+MAX_JSON_ARRAY_ITEMS = 10_000
+MAX_JSON_OBJECT_MEMBERS = 10_000
+MAX_JSON_STRING_CHARS = 1 << 20
 
 
 @dataclass(frozen=True)

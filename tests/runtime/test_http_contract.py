@@ -126,6 +126,35 @@ def test_evaluate_rejects_bad_input_without_a_receipt(
     assert _stored(runtime) == 0
 
 
+HOSTILE_JSON = [
+    (b"[" * 60_000, "Invalid JSON body: nesting deeper than 64 levels"),
+    (b'{"a":' * 10_000 + b"1" + b"}" * 10_000, "Invalid JSON body: nesting deeper than 64 levels"),
+    (b'{"tool": "a", "tool": "b"}', "Invalid JSON body: duplicate key 'tool' in an object"),
+    (b'{"args": [' + b"0," * 20_000 + b"0]}", "Invalid JSON body: an array has more than 10000 items"),
+    (b'{"model": "\\ud800", "session_id": "\\udfff"}', "Invalid JSON body: a string contains a lone UTF-16 surrogate"),
+    (b'{"n": ' + b"7" * 5000 + b"}", "Invalid JSON body: integer 7777"),
+    (b'{"f": 1' + b"0" * 5000 + b'.5}', "Invalid JSON body: number 1000"),
+]  # fmt: skip
+JSON_ROUTES = ["/api/v1/evaluate", "/v1/chat/completions", "/api/v1/evidence/export"]
+
+
+@pytest.mark.parametrize("path", JSON_ROUTES)
+@pytest.mark.parametrize(("body", "detail"), HOSTILE_JSON)
+def test_hostile_json_is_400_problem_on_every_json_route(
+    make_runtime: RuntimeFactory,
+    client_for,
+    path: str,
+    body: bytes,
+    detail: str,  # type: ignore[no-untyped-def]
+) -> None:
+    runtime = make_runtime(env={"HELM_ENABLE_OPENAI_PROXY": "1"})
+    response = client_for(runtime).post(path, headers=TENANT_HEADERS, content=body)
+    assert response.status_code == 400, (path, response.status_code, response.text[:200])
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"].startswith(detail), response.json()["detail"]
+    assert _stored(runtime) == 0
+
+
 def test_evaluate_body_over_1mib_is_413(client: TestClient, runtime: Runtime) -> None:
     huge = (
         b'{"tool": "a", "effect_level": "E1", "session_id": "s", "args": {"x": "'
