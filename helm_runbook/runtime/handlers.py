@@ -22,6 +22,7 @@ from helm_runbook.runtime import KERNEL_VERSION, evidence
 from helm_runbook.runtime.auth import Identity
 from helm_runbook.runtime.guardian import rfc3339_nano
 from helm_runbook.runtime.json_reader import parse_json
+from helm_runbook.runtime.limits import MAX_MULTIPART_FIELDS, MAX_MULTIPART_FILES
 from helm_runbook.runtime.policy.reconciler import log_reconcile
 from helm_runbook.runtime.problems import ProblemError
 from helm_runbook.runtime.store.base import ReceiptQuery
@@ -29,7 +30,6 @@ from helm_runbook.runtime.store.base import ReceiptQuery
 if TYPE_CHECKING:
     from helm_runbook.runtime.app import Runtime
 
-MAX_EVALUATE_BODY = 1 << 20
 _AUTHORITY_KEYS = ("principal", "principal_id", "tenant", "tenant_id", "workspace", "workspace_id")
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
 
@@ -88,14 +88,10 @@ async def version(request: Request, identity: Identity) -> Response:
 _PARSE_OFF_LOOP_BYTES = 256 << 10  # bigger bodies parse in a thread: health probes keep answering
 
 
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object, or a 400/413 problem naming what is wrong."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ProblemError(413, f"Request body exceeds {limit} bytes")
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The body (already read under the route's byte cap) as a JSON object, or a 400 problem
+    naming what is wrong."""
     body = await request.body()
-    if len(body) > limit:
-        raise ProblemError(413, f"Request body exceeds {limit} bytes")
     try:
         if len(body) > _PARSE_OFF_LOOP_BYTES:
             value = await asyncio.to_thread(parse_json, body)
@@ -131,7 +127,7 @@ def valid_session_id(session_id: str) -> bool:
 async def evaluate(request: Request, identity: Identity) -> Response:
     """``POST /api/v1/evaluate``: decide, persist the signed receipt, then answer (contract 3.4)."""
     runtime = _runtime(request)
-    body = await read_json_object(request, MAX_EVALUATE_BODY)
+    body = await read_json_object(request)
     context = body.get("context", {})
     if context is None:
         context = {}
@@ -396,7 +392,7 @@ def _collect(
 async def evidence_export(request: Request, identity: Identity) -> Response:
     """``POST /api/v1/evidence/export``: a sealed tar.gz of the session's (or tenant's) receipts."""
     runtime = _runtime(request)
-    body = await read_json_object(request, 64 << 10) if await request.body() else {}
+    body = await read_json_object(request) if await request.body() else {}
     fmt = body.get("format", "tar.gz")
     if fmt != "tar.gz":
         raise ProblemError(400, f"format {fmt!r} is not supported; use tar.gz")
@@ -437,7 +433,11 @@ async def _pack_from(request: Request) -> bytes:
     if declared and declared.isdigit() and int(declared) > evidence.MAX_PACK_BYTES + (1 << 20):
         raise ProblemError(413, f"Evidence pack exceeds {evidence.MAX_PACK_BYTES} bytes")
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        async with request.form(max_part_size=evidence.MAX_PACK_BYTES) as form:
+        async with request.form(
+            max_files=MAX_MULTIPART_FILES,
+            max_fields=MAX_MULTIPART_FIELDS,
+            max_part_size=evidence.MAX_PACK_BYTES,
+        ) as form:
             part = form.get("bundle")
             if part is None or isinstance(part, str):
                 raise ProblemError(400, "multipart body needs a file field named 'bundle'")

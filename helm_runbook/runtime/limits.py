@@ -13,6 +13,18 @@ JSON bodies (every route that reads JSON; a broken limit answers 400 problem+jso
 | characters in one string or key | ``MAX_JSON_STRING_CHARS`` = 1,048,576 |
 | integers | ±(2^53-1) (I-JSON); floats must be finite, at most 64 characters |
 | duplicate keys, lone surrogates, NaN/Infinity | refused |
+
+Reading a request (``edge.py``; nothing past a cap is held in memory):
+
+| limit | value | env |
+| --- | --- | --- |
+| request line + headers | ``MAX_HEADER_BYTES`` = 64 KiB, else 431 and close | |
+| time to send the request line and headers | 10 s, else 408 and close | ``HELM_HTTP_HEADER_TIMEOUT`` |
+| time to send the whole body | 30 s, else 408 problem | ``HELM_HTTP_BODY_TIMEOUT`` |
+| body bytes, streamed (chunked too) | per route in ``routes.py``, else 413 problem | |
+| multipart | ``MAX_MULTIPART_FILES`` = 1, ``MAX_MULTIPART_FIELDS`` = 4, part = pack limit | |
+
+The concurrency slot is taken only once the body is in, so slow senders never hold one.
 """
 
 from __future__ import annotations
@@ -30,6 +42,9 @@ MAX_JSON_DEPTH = 64
 MAX_JSON_ARRAY_ITEMS = 10_000
 MAX_JSON_OBJECT_MEMBERS = 10_000
 MAX_JSON_STRING_CHARS = 1 << 20
+MAX_HEADER_BYTES = 64 << 10
+MAX_MULTIPART_FILES = 1
+MAX_MULTIPART_FIELDS = 4
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,8 @@ class LimitSettings:
     actor_rps: float = 0.0
     actor_burst: int = 0
     concurrency_max: int = 0
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
 
 
 class TokenBucket:

@@ -24,7 +24,6 @@ from helm_runbook.runtime.problems import ProblemError, problem
 if TYPE_CHECKING:
     from helm_runbook.runtime.app import Runtime
 
-MAX_PROXY_BODY = 10 << 20
 _HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -67,7 +66,7 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
             404,
             "OpenAI-compatible proxy is disabled: set HELM_ENABLE_OPENAI_PROXY=1 (helm.proxy.enabled)",
         )
-    body = await read_json_object(request, MAX_PROXY_BODY)
+    body = await read_json_object(request)
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise ProblemError(400, "Chat completion request requires a non-empty model")

@@ -23,9 +23,15 @@ import uvicorn
 
 from helm_runbook.runtime import KERNEL_VERSION
 from helm_runbook.runtime.app import Runtime, create_app, create_health_app, create_metrics_app
+from helm_runbook.runtime.edge import bounded_protocol
 from helm_runbook.runtime.kernel import Kernel
 from helm_runbook.runtime.keys import KeyMaterialError, evidence_signer, load_root_signer
-from helm_runbook.runtime.limits import ConcurrencyGate, RateLimiter
+from helm_runbook.runtime.limits import (
+    MAX_HEADER_BYTES,
+    ConcurrencyGate,
+    LimitSettings,
+    RateLimiter,
+)
 from helm_runbook.runtime.log import configure, log
 from helm_runbook.runtime.metrics import Metrics
 from helm_runbook.runtime.policy.bundle import PolicyFileError
@@ -187,9 +193,12 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _uvicorn(app: Any) -> _Server:
+def _uvicorn(app: Any, limits: LimitSettings) -> _Server:
+    protocol = bounded_protocol(
+        max_header_bytes=MAX_HEADER_BYTES, header_timeout_s=limits.header_timeout_s
+    )
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="off", server_header=False
+        app, http=protocol, log_config=None, access_log=False, lifespan="off", server_header=False
     )
     return _Server(config)
 
@@ -210,10 +219,14 @@ async def serve_forever(
     on_health_port = (
         runtime.metrics if runtime.settings.metrics_enabled and listeners.metrics is None else None
     )
-    servers = [_uvicorn(create_app(runtime)), _uvicorn(create_health_app(on_health_port))]
+    limits = runtime.settings.limits
+    servers = [
+        _uvicorn(create_app(runtime), limits),
+        _uvicorn(create_health_app(on_health_port), limits),
+    ]
     sockets = [listeners.api, listeners.health]
     if listeners.metrics is not None and runtime.metrics is not None:
-        servers.append(_uvicorn(create_metrics_app(runtime.metrics)))
+        servers.append(_uvicorn(create_metrics_app(runtime.metrics), limits))
         sockets.append(listeners.metrics)
     loop = asyncio.get_running_loop()
 

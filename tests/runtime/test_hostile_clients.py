@@ -1,0 +1,112 @@
+"""Hostile clients over real HTTP against ``helm-ai-kernel serve`` on 127.0.0.1 (issue 23.7).
+
+Each attack is bounded in bytes, connections and time; during each one the health port must keep
+answering within 1 s, and the runtime must answer the attacker with a 4xx (or close on it),
+never a 5xx, and keep serving ordinary clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helm_runbook.hostile import (
+    HealthWatch,
+    RssWatch,
+    chunked_flood,
+    deep_json,
+    huge_header,
+    multipart_flood,
+    slow_bodies,
+    slow_headers,
+)
+from helm_runbook.process import RuntimeProcess
+from tests.conftest import ALLOW_FILE_READ, TENANT_HEADERS, default_env, write_policy
+
+pytestmark = pytest.mark.slow
+HEADER_TIMEOUT_S = 1.0
+BODY_TIMEOUT_S = 2.0
+
+
+def _start(root: Path, env: dict[str, str]) -> RuntimeProcess:
+    return RuntimeProcess(
+        write_policy(root / "policy", ALLOW_FILE_READ),
+        root / "data",
+        env={**default_env(), **env},
+    ).start()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+    proc = _start(
+        tmp_path_factory.mktemp("hostile"),
+        {
+            "HELM_HTTP_HEADER_TIMEOUT": f"{HEADER_TIMEOUT_S:g}s",
+            "HELM_HTTP_BODY_TIMEOUT": f"{BODY_TIMEOUT_S:g}s",
+            "HELM_CONCURRENCY_MAX": "4",
+        },
+    )
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def health(server: RuntimeProcess) -> Iterator[HealthWatch]:
+    """The health port, polled through the attack: never a failure, never slower than 1 s."""
+    with HealthWatch(server.health_url) as watch:
+        yield watch  # type: ignore[misc]
+    assert not watch.failures, watch.failures
+    assert watch.worst_s < 1.0, f"health port took {watch.worst_s:.2f}s during the attack"
+    assert server.proc is not None and server.proc.poll() is None, "the runtime died"
+
+
+def test_deep_json_is_400_and_the_keep_alive_connection_survives(
+    server: RuntimeProcess, health: HealthWatch
+) -> None:
+    seen = deep_json(server.url, TENANT_HEADERS)
+    assert seen.statuses == [400, 200], seen
+    assert seen.details[0] == "Invalid JSON body: nesting deeper than 64 levels"
+
+
+def test_a_chunked_flood_is_refused_without_buffering_it(
+    server: RuntimeProcess, health: HealthWatch
+) -> None:
+    assert server.proc is not None
+    with RssWatch(server.proc.pid) as rss:
+        seen = chunked_flood(server.url, TENANT_HEADERS, total=300 << 20)
+    assert seen.statuses == [413], seen
+    assert seen.details == ["Request body exceeds 1048576 bytes"]
+    assert rss.peak_mib - rss.baseline_mib < 64, (rss.baseline_mib, rss.peak_mib)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("port", ["api", "health"])
+def test_a_64_mib_header_is_refused(server: RuntimeProcess, health: HealthWatch, port: str) -> None:
+    url = server.url if port == "api" else server.health_url
+    seen = huge_header(url, "/healthz", size=64 << 20)
+    assert seen.statuses[0] in (431, None), seen  # 431, or reset while still sending
+    assert seen.figures["sent_mib"] < 64, "the server read the whole header"
+
+
+def test_slowloris_headers_are_cut_off_at_the_header_timeout(
+    server: RuntimeProcess, health: HealthWatch
+) -> None:
+    seen = slow_headers(server.url, connections=20, seconds=HEADER_TIMEOUT_S + 3)
+    assert seen.figures["released"] == 20, seen
+    assert seen.figures["max_held_s"] < HEADER_TIMEOUT_S + 1.5, seen
+
+
+def test_half_open_bodies_hold_no_concurrency_slot_and_time_out(
+    server: RuntimeProcess, health: HealthWatch
+) -> None:
+    seen = slow_bodies(server.url, TENANT_HEADERS, connections=20, seconds=BODY_TIMEOUT_S + 3)
+    assert seen.statuses == [200], "an ordinary client was locked out by 20 half-open requests"
+    assert seen.figures["released"] == 20, seen
+    assert seen.figures["max_held_s"] < BODY_TIMEOUT_S + 1.5, seen
+
+
+def test_a_multipart_flood_is_400_problem(server: RuntimeProcess, health: HealthWatch) -> None:
+    seen = multipart_flood(server.url, files=200)
+    assert seen.statuses == [400], seen
+    assert "Too many files" in seen.details[0]
