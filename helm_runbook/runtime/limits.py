@@ -75,7 +75,12 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """Global bucket first, then the actor's; actors are kept in a bounded LRU map."""
+    """Global bucket first, then the actor's; actors are kept in a bounded LRU map.
+
+    The app keys actors on who *authenticated* (``principal:<tenant>/<principal>``); requests on
+    public routes and requests that fail auth spend their client address's bucket
+    (``addr:<ip>``), so a claimed principal header never costs the real principal a token.
+    """
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from helm_runbook.hostile import (
@@ -110,3 +111,29 @@ def test_a_multipart_flood_is_400_problem(server: RuntimeProcess, health: Health
     seen = multipart_flood(server.url, files=200)
     assert seen.statuses == [400], seen
     assert "Too many files" in seen.details[0]
+
+
+def test_spoofed_principals_spend_no_real_principals_bucket(
+    tmp_path: Path,
+) -> None:
+    proc = _start(tmp_path, {"HELM_LIMIT_ACTOR_RPS": "0.001", "HELM_LIMIT_ACTOR_BURST": "3"})
+    try:
+        with HealthWatch(proc.health_url) as watch, httpx.Client(base_url=proc.url) as client:
+            spoofed = {**TENANT_HEADERS, "Authorization": "Bearer stolen-guess"}
+            refused = [
+                client.get("/api/v1/receipts", headers=spoofed).status_code for _ in range(20)
+            ]
+            fresh = [
+                client.post("/api/v1/evidence/verify", content=b"x",
+                            headers={"X-Helm-Principal-ID": f"p{n}", "X-Helm-Principal": f"p{n}"}).status_code
+                for n in range(5)
+            ]  # fmt: skip
+            real = [
+                client.get("/api/v1/receipts", headers=TENANT_HEADERS).status_code for _ in range(3)
+            ]
+        assert set(refused) <= {401, 429} and refused.count(401) == 3, refused
+        assert set(fresh) == {429}, fresh  # same address, already spent: fresh names do not help
+        assert real == [200, 200, 200], real
+        assert not watch.failures and watch.worst_s < 1.0
+    finally:
+        proc.stop()

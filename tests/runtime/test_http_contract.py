@@ -155,6 +155,36 @@ def test_hostile_json_is_400_problem_on_every_json_route(
     assert _stored(runtime) == 0
 
 
+def test_failed_auth_never_spends_the_claimed_principals_bucket(
+    make_runtime: RuntimeFactory,
+    client_for,  # type: ignore[no-untyped-def]
+) -> None:
+    client = client_for(
+        make_runtime(env={"HELM_LIMIT_ACTOR_RPS": "0.001", "HELM_LIMIT_ACTOR_BURST": "2"})
+    )
+    spoofed = {**TENANT_HEADERS, "Authorization": "Bearer wrong"}
+    refused = [client.get("/api/v1/receipts", headers=spoofed).status_code for _ in range(4)]
+    assert refused == [401, 401, 429, 429]  # the failures spend their address's bucket
+    assert client.get("/api/v1/receipts", headers=TENANT_HEADERS).status_code == 200
+    assert client.get("/api/v1/receipts", headers=TENANT_HEADERS).status_code == 200
+
+
+def test_unauthenticated_routes_are_limited_per_address_not_per_claimed_principal(
+    make_runtime: RuntimeFactory,
+    client_for,  # type: ignore[no-untyped-def]
+) -> None:
+    client = client_for(
+        make_runtime(env={"HELM_LIMIT_ACTOR_RPS": "0.001", "HELM_LIMIT_ACTOR_BURST": "2"})
+    )
+    statuses = [
+        client.post(
+            "/api/v1/evidence/verify", headers={"X-Helm-Principal-ID": f"fresh-{n}"}, content=b"x"
+        ).status_code
+        for n in range(4)
+    ]
+    assert statuses[2:] == [429, 429], statuses  # a fresh header value is not a fresh bucket
+
+
 def test_evaluate_body_over_1mib_is_413(client: TestClient, runtime: Runtime) -> None:
     huge = (
         b'{"tool": "a", "effect_level": "E1", "session_id": "s", "args": {"x": "'
