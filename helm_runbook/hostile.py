@@ -227,6 +227,56 @@ def multipart_flood(url: str, files: int = 200) -> Outcome:
     return Outcome([response.status_code], [_detail(response.text)])
 
 
+GARBAGE_QUERIES = (
+    ("/api/v1/receipts", "limit=%C2%B2"),
+    ("/api/v1/receipts", "limit=18446744073709551616"),
+    ("/api/v1/proofgraph/sessions", "offset=9223372036854775808"),
+    ("/api/v1/receipts", "session_id=s&since=lamport:%C2%B2"),
+    ("/api/v1/receipts", "from=9999-12-31T23:59:59Z"),
+    ("/api/v1/receipts", "to=0001-01-01T00:00:00%2B23:59"),
+)
+
+
+def garbage(url: str, headers: dict[str, str]) -> Outcome:
+    """Query values ``str.isdigit()`` accepts but ``int()`` or the store cannot take, and lone
+    surrogates in the proxy's JSON and raw UTF-8 surrogate bytes in its principal header."""
+    out = Outcome()
+    with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+        for path, query in GARBAGE_QUERIES:
+            response = client.get(f"{path}?{query}")
+            out.statuses.append(response.status_code)
+            out.details.append(_detail(response.text))
+        chat = b'{"model": "m\\ud800", "messages": [{"role": "user", "content": "\\udfff"}]}'
+        response = client.post("/v1/chat/completions", content=chat)
+        out.statuses.append(response.status_code)
+        out.details.append(_detail(response.text))
+        response = client.post(
+            "/v1/chat/completions", json={"model": "m", "messages": []},
+            headers=[(b"X-Helm-Principal", b"\xed\xa0\x80"), (b"X-Helm-Agent", b"\xed\xbf\xbf")],
+        )  # fmt: skip
+        out.statuses.append(response.status_code)
+        out.details.append(_detail(response.text))
+    return out
+
+
+def big_listing(
+    url: str, headers: dict[str, str], receipts: int = 10, size: int = 1_000_000
+) -> Outcome:
+    """``receipts`` receipts with ``size``-character tool names, then one listing of up to 1,000."""
+    out = Outcome()
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        for n in range(receipts):
+            body = {"tool": f"{n}-" + "t" * size, "effect_level": "E1", "session_id": "big-listing"}
+            client.post("/api/v1/evaluate", json=body).raise_for_status()
+        response = client.get("/api/v1/receipts", params={"limit": 1000})
+        out.statuses.append(response.status_code)
+        page = response.json()
+        out.figures["response_mib"] = len(response.content) / (1 << 20)
+        out.figures["count"] = page.get("count", 0)
+        out.figures["has_more"] = float(bool(page.get("has_more")))
+    return out
+
+
 # -- watchers -------------------------------------------------------------------------------
 
 

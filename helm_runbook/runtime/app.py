@@ -7,6 +7,7 @@ Domain errors become HTTP errors here, in one place: ``ProblemError`` → its st
 
 from __future__ import annotations
 
+import traceback
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -192,7 +193,12 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _internal(request: Request, exc: Exception) -> Response:
-    log("unhandled error", level="ERROR", path=request.url.path, error=repr(exc))
+    # The exception's type and where it was raised, never its message or repr: those can hold
+    # the request body (a UnicodeEncodeError's repr carries the whole string it failed on).
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}" if frame else ""
+    log("unhandled error", level="ERROR", path=request.url.path, error=type(exc).__name__,
+        where=where)  # fmt: skip
     return problem(500, INTERNAL_DETAIL, instance=request.url.path)
 
 

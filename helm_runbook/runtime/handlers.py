@@ -22,7 +22,11 @@ from helm_runbook.runtime import KERNEL_VERSION, evidence
 from helm_runbook.runtime.auth import Identity
 from helm_runbook.runtime.guardian import rfc3339_nano
 from helm_runbook.runtime.json_reader import parse_json
-from helm_runbook.runtime.limits import MAX_MULTIPART_FIELDS, MAX_MULTIPART_FILES
+from helm_runbook.runtime.limits import (
+    MAX_LISTING_BYTES,
+    MAX_MULTIPART_FIELDS,
+    MAX_MULTIPART_FILES,
+)
 from helm_runbook.runtime.policy.reconciler import log_reconcile
 from helm_runbook.runtime.problems import ProblemError
 from helm_runbook.runtime.store.base import ReceiptQuery
@@ -197,14 +201,27 @@ async def evaluate(request: Request, identity: Identity) -> Response:
 # -- receipts -----------------------------------------------------------------------------
 
 
+_INT64_MAX = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also accepts "²" and "٣"
+
+
+def non_negative_int(name: str, raw: str) -> int:
+    """A query integer the stores can take (0..2^63-1), or a 400 naming the parameter."""
+    if not _DIGITS.fullmatch(raw) or int(raw) > _INT64_MAX:
+        raise ProblemError(400, f"{name} must be an integer from 0 to {_INT64_MAX}")
+    return int(raw)
+
+
 def _int_param(request: Request, name: str, default: int, *, maximum: int | None = None) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
-        raise ProblemError(400, f"{name} must be a non-negative integer")
-    value = int(raw)
+    value = non_negative_int(name, raw)
     return min(value, maximum) if maximum is not None else value
+
+
+# Receipt times are int64 nanoseconds: 1677-09-21T00:12:43.145224192Z .. 2262-04-11T23:47:16.854775807Z.
+_TIME_NS_RANGE = (-(2**63), 2**63 - 1)
 
 
 def parse_time_ns(name: str, raw: str) -> int:
@@ -217,9 +234,14 @@ def parse_time_ns(name: str, raw: str) -> int:
     base, frac, zone = m.groups()
     try:
         dt = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
-    except ValueError as exc:
+        ns = int(dt.timestamp()) * 1_000_000_000 + int((frac or "").ljust(9, "0") or 0)
+    except (ValueError, OverflowError) as exc:
         raise ProblemError(400, f"{name}: {exc}") from exc
-    return int(dt.timestamp()) * 1_000_000_000 + int((frac or "").ljust(9, "0") or 0)
+    if not _TIME_NS_RANGE[0] <= ns <= _TIME_NS_RANGE[1]:
+        raise ProblemError(
+            400, f"{name} must lie between 1677-09-21 and 2262-04-11 (int64 nanoseconds)"
+        )
+    return ns
 
 
 def encode_cursor(receipt: dict[str, Any]) -> str:
@@ -260,10 +282,7 @@ async def list_receipts(request: Request, identity: Identity) -> Response:
             raise ProblemError(
                 400, "since=lamport:<n> needs session_id; use next_cursor for tenant-wide listing"
             )
-        tail = since[len("lamport:") :]
-        if not tail.isdigit():
-            raise ProblemError(400, "since=lamport:<n> needs a non-negative integer")
-        after_lamport = int(tail)
+        after_lamport = non_negative_int("since=lamport:<n>", since[len("lamport:") :])
     elif since.startswith("v1."):
         seq = runtime.store.sequence_of(identity.tenant_id, decode_cursor(since))
         if seq is None:
@@ -283,6 +302,7 @@ async def list_receipts(request: Request, identity: Identity) -> Response:
         effect_id=q.get("effect") or q.get("resource") or None,
         time_from_ns=parse_time_ns("from", q["from"]) if q.get("from") else None,
         time_to_ns=parse_time_ns("to", q["to"]) if q.get("to") else None,
+        max_bytes=MAX_LISTING_BYTES,
     )
     page = runtime.store.list(query)
     receipts = [item.receipt for item in page.items]
@@ -330,14 +350,22 @@ async def proofgraph_session_receipts(request: Request, identity: Identity) -> R
         raise ProblemError(400, "session_id must not be blank or contain '/', '\\' or NUL")
     store = _runtime(request).store
     receipts: list[dict[str, Any]] = []
-    after = 0
-    while True:  # bounded: each page advances the lamport cursor
+    after, budget = 0, MAX_LISTING_BYTES
+    while True:  # bounded: each page advances the lamport cursor and spends the byte budget
         page = store.list(
-            ReceiptQuery(identity.tenant_id, limit=1000, session_id=session_id, after_lamport=after)
-        )
+            ReceiptQuery(identity.tenant_id, limit=1000, session_id=session_id,
+                         after_lamport=after, max_bytes=budget)
+        )  # fmt: skip
         receipts.extend(item.receipt for item in page.items)
+        budget -= sum(len(json.dumps(item.receipt)) for item in page.items)
         if not page.has_more:
             break
+        if budget <= 0:
+            raise ProblemError(
+                413,
+                f"Session receipts exceed {MAX_LISTING_BYTES} bytes: page through "
+                f"GET /api/v1/receipts?session_id={session_id} instead",
+            )
         after = receipts[-1]["lamport_clock"]
     if not receipts:
         raise ProblemError(404, "Session not found")

@@ -25,6 +25,16 @@ Reading a request (``edge.py``; nothing past a cap is held in memory):
 | multipart | ``MAX_MULTIPART_FILES`` = 1, ``MAX_MULTIPART_FIELDS`` = 4, part = pack limit | |
 
 The concurrency slot is taken only once the body is in, so slow senders never hold one.
+
+Answers and other state:
+
+| limit | value |
+| --- | --- |
+| query integers (``limit``, ``offset``, ``since=lamport:``) | ASCII digits, 0..2^63-1, else 400 |
+| ``from``/``to`` | RFC3339 within int64 nanoseconds (1677-09-21..2262-04-11), else 400 |
+| receipt envelopes in one listing page | ``MAX_LISTING_BYTES`` = 8 MiB (``has_more`` says the rest) |
+| ProofGraph receipts of one session | ``MAX_LISTING_BYTES``, else 413 naming the paged route |
+| distinct ``tool`` / ``reason`` metric labels | ``MAX_METRIC_LABELS`` = 64 each, the rest fold into ``_other`` |
 """
 
 from __future__ import annotations
@@ -45,6 +55,8 @@ MAX_JSON_STRING_CHARS = 1 << 20
 MAX_HEADER_BYTES = 64 << 10
 MAX_MULTIPART_FILES = 1
 MAX_MULTIPART_FIELDS = 4
+MAX_LISTING_BYTES = 8 << 20
+MAX_METRIC_LABELS = 64
 
 
 @dataclass(frozen=True)

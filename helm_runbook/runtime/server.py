@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import signal
 import socket
 import sys
@@ -81,11 +82,22 @@ def open_store(settings: Settings) -> ReceiptStore:
                                         max_idle=pool.max_idle_conns, max_lifetime_s=pool.conn_max_lifetime_s,
                                         production=settings.production)  # fmt: skip
         except (ValueError, StoreUnavailable) as exc:
-            raise StartupError(str(exc)) from exc
+            raise StartupError(redact_fragments(str(exc), str(settings.database_url))) from None
     try:
         return SQLiteReceiptStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
     except StoreUnavailable as exc:
         raise StartupError(str(exc)) from exc
+
+
+def redact_fragments(message: str, secret: str) -> str:
+    """``message`` without any quoted fragment of ``secret``: a connection-string parser quotes
+    the part it choked on, which may be part of the password."""
+
+    def scrub(match: re.Match[str]) -> str:
+        inner = match.group(1)
+        return '"<redacted>"' if inner and inner in secret else match.group(0)
+
+    return re.sub(r'"([^"]*)"', scrub, message)
 
 
 def policy_source(settings: Settings) -> PolicySource:
@@ -155,8 +167,9 @@ def build_runtime(settings: Settings) -> Runtime:
         f"[helm] policy: source={settings.policy.source_kind} reconciled snapshot "
         f"hash={status['policy_hash']} epoch={status['policy_epoch']} actions={actions}"
     )
-    metrics = Metrics()
-    metrics.chain_length.set(store.count())
+    metrics = Metrics() if settings.metrics_enabled else None  # off: no registry, no labels
+    if metrics is not None:
+        metrics.chain_length.set(store.count())
     kernel = Kernel(scope=scope, snapshots=snapshots, store=store, signer=signer, metrics=metrics)
     limits = settings.limits
     limiter = RateLimiter(limits) if limits.global_rps > 0 or limits.actor_rps > 0 else None

@@ -16,8 +16,10 @@ import pytest
 from helm_runbook.hostile import (
     HealthWatch,
     RssWatch,
+    big_listing,
     chunked_flood,
     deep_json,
+    garbage,
     huge_header,
     multipart_flood,
     slow_bodies,
@@ -47,6 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]
             "HELM_HTTP_HEADER_TIMEOUT": f"{HEADER_TIMEOUT_S:g}s",
             "HELM_HTTP_BODY_TIMEOUT": f"{BODY_TIMEOUT_S:g}s",
             "HELM_CONCURRENCY_MAX": "4",
+            "HELM_ENABLE_OPENAI_PROXY": "1",
         },
     )
     yield proc
@@ -137,3 +140,27 @@ def test_spoofed_principals_spend_no_real_principals_bucket(
         assert not watch.failures and watch.worst_s < 1.0
     finally:
         proc.stop()
+
+
+def test_garbage_parameters_and_lone_surrogates_are_4xx(
+    server: RuntimeProcess, health: HealthWatch
+) -> None:
+    seen = garbage(server.url, TENANT_HEADERS)
+    assert seen.statuses[:-1] == [400] * (len(seen.statuses) - 1), list(
+        zip(seen.statuses, seen.details, strict=True)
+    )
+    assert seen.details[-2].startswith(
+        "Invalid JSON body: a string contains a lone UTF-16 surrogate"
+    )
+    assert seen.statuses[-1] == 503  # raw surrogate bytes in headers: governed, then no upstream
+
+
+def test_a_receipt_listing_of_large_receipts_is_bounded_in_bytes(
+    server: RuntimeProcess, health: HealthWatch
+) -> None:
+    assert server.proc is not None
+    with RssWatch(server.proc.pid) as rss:
+        seen = big_listing(server.url, TENANT_HEADERS, receipts=10, size=1_000_000)
+    assert seen.statuses == [200]
+    assert seen.figures["response_mib"] <= 8.1 and seen.figures["has_more"] == 1.0, seen
+    assert rss.peak_mib - rss.baseline_mib < 200, (rss.baseline_mib, rss.peak_mib)

@@ -12,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from helm_runbook.runtime.app import Runtime, create_health_app
+from helm_runbook.runtime.limits import MAX_LISTING_BYTES
 from helm_runbook.runtime.routes import API_ROUTES
 from helm_runbook.runtime.store.base import ReceiptQuery
 from tests.conftest import ADMIN_KEY, PRINCIPAL, TENANT, TENANT_HEADERS, RuntimeFactory
@@ -402,6 +403,75 @@ def test_receipt_listing_pages_visit_every_receipt_once(client: TestClient) -> N
         assert (
             client.get("/api/v1/receipts", headers=TENANT_HEADERS, params=bad).status_code == 400
         ), bad
+
+
+GARBAGE_QUERIES = [
+    ("/api/v1/receipts", {"limit": "\u00b2"}, "limit must be an integer from 0 to 9223372036854775807"),
+    ("/api/v1/receipts", {"limit": "\u0663"}, "limit must be an integer from 0 to 9223372036854775807"),
+    ("/api/v1/receipts", {"limit": str(2**64)}, "limit must be an integer from 0 to 9223372036854775807"),
+    ("/api/v1/proofgraph/sessions", {"offset": str(2**63)}, "offset must be an integer from 0 to 9223372036854775807"),
+    ("/api/v1/proofgraph/sessions", {"limit": "\u00b3"}, "limit must be an integer from 0 to 9223372036854775807"),
+    ("/api/v1/receipts", {"since": "lamport:\u00b2", "session_id": "s"}, "since=lamport:<n> must be an integer"),
+    ("/api/v1/receipts", {"since": f"lamport:{2**64}", "session_id": "s"}, "since=lamport:<n> must be an integer"),
+    ("/api/v1/receipts", {"from": "9999-12-31T23:59:59Z"}, "from must lie between 1677-09-21 and 2262-04-11"),
+    ("/api/v1/receipts", {"to": "0001-01-01T00:00:00+23:59"}, "to must lie between 1677-09-21 and 2262-04-11"),
+    ("/api/v1/receipts", {"from": "2026-02-30T00:00:00Z"}, "from: day is out of range for month"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "params", "detail"), GARBAGE_QUERIES)
+def test_garbage_query_parameters_are_400(
+    client: TestClient, path: str, params: dict[str, str], detail: str
+) -> None:
+    response = client.get(path, headers=TENANT_HEADERS, params=params)
+    assert response.status_code == 400, (params, response.status_code, response.text[:200])
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"].startswith(detail), response.json()["detail"]
+
+
+def _big_receipts(client: TestClient, count: int, session: str) -> None:
+    for n in range(count):
+        body = {"tool": f"{n}" + "t" * 1_000_000, "effect_level": "E1", "session_id": session}
+        assert client.post("/api/v1/evaluate", headers=TENANT_HEADERS, json=body).status_code == 200
+
+
+def test_a_receipt_listing_page_is_bounded_in_bytes_and_pages_reach_every_receipt(
+    client: TestClient,
+) -> None:
+    _big_receipts(client, 10, "big")
+    seen: list[str] = []
+    params: dict[str, str | int] = {"limit": 1000}
+    for _ in range(10):
+        response = client.get("/api/v1/receipts", headers=TENANT_HEADERS, params=params)
+        assert len(response.content) <= MAX_LISTING_BYTES + (64 << 10)
+        page = response.json()
+        seen += [r["receipt_id"] for r in page["receipts"]]
+        if not page["has_more"]:
+            break
+        assert 0 < page["count"] < 10
+        params["since"] = page["next_cursor"]
+    assert len(seen) == len(set(seen)) == 10
+    too_big = client.get("/api/v1/proofgraph/sessions/big/receipts", headers=TENANT_HEADERS)
+    assert too_big.status_code == 413
+    assert "page through GET /api/v1/receipts?session_id=big" in too_big.json()["detail"]
+
+
+def test_an_unhandled_error_logs_neither_the_body_nor_the_message(
+    runtime: Runtime,
+    client: TestClient,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def explode(**kwargs: object) -> None:
+        raise LookupError(f"no luck with {kwargs}")
+
+    monkeypatch.setattr(runtime.kernel, "evaluate_async", explode)
+    body = {**EVAL, "args": {"card": "4111-1111-1111-SECRET"}}
+    response = client.post("/api/v1/evaluate", headers=TENANT_HEADERS, json=body)
+    assert response.status_code == 500
+    logged = capsys.readouterr().err
+    assert "unhandled error" in logged and "LookupError" in logged
+    assert "SECRET" not in logged
 
 
 def test_every_api_route_is_covered_here() -> None:
