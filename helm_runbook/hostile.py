@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -294,7 +295,7 @@ class _Watch(threading.Thread):
             self.sample()
             self._halt.wait(self.interval)
 
-    def __enter__(self) -> _Watch:
+    def __enter__(self) -> Self:
         self.sample()
         self.start()
         return self

@@ -60,7 +60,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]
 def health(server: RuntimeProcess) -> Iterator[HealthWatch]:
     """The health port, polled through the attack: never a failure, never slower than 1 s."""
     with HealthWatch(server.health_url) as watch:
-        yield watch  # type: ignore[misc]
+        yield watch
     assert not watch.failures, watch.failures
     assert watch.worst_s < 1.0, f"health port took {watch.worst_s:.2f}s during the attack"
     assert server.proc is not None and server.proc.poll() is None, "the runtime died"
@@ -82,7 +82,7 @@ def test_a_chunked_flood_is_refused_without_buffering_it(
         seen = chunked_flood(server.url, TENANT_HEADERS, total=300 << 20)
     assert seen.statuses == [413], seen
     assert seen.details == ["Request body exceeds 1048576 bytes"]
-    assert rss.peak_mib - rss.baseline_mib < 64, (rss.baseline_mib, rss.peak_mib)  # type: ignore[attr-defined]
+    assert rss.peak_mib - rss.baseline_mib < 64, (rss.baseline_mib, rss.peak_mib)
 
 
 @pytest.mark.parametrize("port", ["api", "health"])
