@@ -94,8 +94,11 @@ class _BoundedHttpTools(HttpToolsProtocol):
                          f"Request headers not received within {self.header_timeout_s:g}s")  # fmt: skip
 
     def _refuse(self, status: bytes, reason: str) -> None:
+        """Answer and close; with an earlier (pipelined) response still being written, just
+        close, so the two never interleave on the wire."""
         self._cancel_header_timer()
-        self.transport.write(_raw_response(status, reason))
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.write(_raw_response(status, reason))
         self.transport.close()
 
 
