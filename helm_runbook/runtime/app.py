@@ -156,6 +156,35 @@ def _limited(request: Request, reason: str) -> Response:
     )  # fmt: skip
 
 
+class ContainErrors:
+    """The outermost layer: an unhandled error ends here. Starlette re-raises it after the 500
+    is sent so that servers can log it, but uvicorn would then print the traceback (the
+    exception's message may quote the request body) and drop the keep-alive connection. The
+    500 handler below has already logged the type and place; nothing more leaves this layer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if scope["type"] != "http":
+                raise
+            if not started:
+                log("unhandled error", level="ERROR", path=scope.get("path", ""),
+                    error=type(exc).__name__)  # fmt: skip
+                response = problem(500, INTERNAL_DETAIL, instance=scope.get("path", ""))
+                await response(scope, receive, send)
+
+
 def _endpoint(spec: RouteSpec, runtime: Runtime | None) -> Any:
     allowed = set(spec.methods)
 
@@ -209,7 +238,7 @@ def create_app(runtime: Runtime) -> ASGIApp:
         exception_handlers={404: _not_found, 500: _internal},
     )
     app.state.runtime = runtime
-    return SecurityHeaders(app)
+    return ContainErrors(SecurityHeaders(app))
 
 
 def _metrics_route(metrics: Metrics) -> Route:

@@ -7,12 +7,14 @@ never a 5xx, and keep serving ordinary clients.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from helm_runbook.background import BackgroundServer
 from helm_runbook.hostile import (
     HealthWatch,
     RssWatch,
@@ -22,11 +24,19 @@ from helm_runbook.hostile import (
     garbage,
     huge_header,
     multipart_flood,
+    read_response,
     slow_bodies,
     slow_headers,
 )
 from helm_runbook.process import RuntimeProcess
-from tests.conftest import ALLOW_FILE_READ, TENANT_HEADERS, default_env, write_policy
+from helm_runbook.runtime.app import create_app
+from tests.conftest import (
+    ALLOW_FILE_READ,
+    TENANT_HEADERS,
+    RuntimeFactory,
+    default_env,
+    write_policy,
+)
 
 pytestmark = pytest.mark.slow
 HEADER_TIMEOUT_S = 1.0
@@ -164,3 +174,31 @@ def test_a_receipt_listing_of_large_receipts_is_bounded_in_bytes(
     assert seen.statuses == [200]
     assert seen.figures["response_mib"] <= 8.1 and seen.figures["has_more"] == 1.0, seen
     assert rss.peak_mib - rss.baseline_mib < 200, (rss.baseline_mib, rss.peak_mib)
+
+
+def test_an_unhandled_error_keeps_the_connection_and_logs_no_body(
+    make_runtime: RuntimeFactory, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = make_runtime()
+
+    async def explode(**kwargs: object) -> None:
+        raise LookupError(f"no luck with {kwargs}")
+
+    monkeypatch.setattr(runtime.kernel, "evaluate_async", explode)
+    body = (
+        b'{"tool": "t", "effect_level": "E1", "session_id": "s", "args": {"card": "SECRET-4111"}}'
+    )
+    with (
+        BackgroundServer(create_app(runtime)) as server,
+        socket.create_connection(("127.0.0.1", server.port)) as sock,
+    ):
+        head = "".join(f"{k}: {v}\r\n" for k, v in TENANT_HEADERS.items())
+        sock.sendall(
+            f"POST /api/v1/evaluate HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        assert read_response(sock)[0] == 500
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock)[0] == 200, "the keep-alive connection was dropped after the 500"
+    logged = capfd.readouterr().err
+    assert "LookupError" in logged and "SECRET" not in logged
