@@ -24,6 +24,7 @@ from helm_runbook.runtime.guardian import rfc3339_nano
 from helm_runbook.runtime.json_reader import parse_json
 from helm_runbook.runtime.limits import (
     MAX_LISTING_BYTES,
+    MAX_MULTIPART_FIELD_BYTES,
     MAX_MULTIPART_FIELDS,
     MAX_MULTIPART_FILES,
 )
@@ -464,7 +465,7 @@ async def _pack_from(request: Request) -> bytes:
         async with request.form(
             max_files=MAX_MULTIPART_FILES,
             max_fields=MAX_MULTIPART_FIELDS,
-            max_part_size=evidence.MAX_PACK_BYTES,
+            max_part_size=MAX_MULTIPART_FIELD_BYTES,  # text fields; the file is bounded by the route
         ) as form:
             part = form.get("bundle")
             if part is None or isinstance(part, str):

@@ -22,7 +22,7 @@ Reading a request (``edge.py``; nothing past a cap is held in memory):
 | time to send the request line and headers | 10 s, else 408 and close | ``HELM_HTTP_HEADER_TIMEOUT`` |
 | time to send the whole body | 30 s, else 408 problem | ``HELM_HTTP_BODY_TIMEOUT`` |
 | body bytes, streamed (chunked too) | per route in ``routes.py``, else 413 problem | |
-| multipart | ``MAX_MULTIPART_FILES`` = 1, ``MAX_MULTIPART_FIELDS`` = 4, part = pack limit | |
+| multipart | ``MAX_MULTIPART_FILES`` = 1, ``MAX_MULTIPART_FIELDS`` = 4 of ``MAX_MULTIPART_FIELD_BYTES`` = 64 KiB; the file within the route's cap | |
 
 The concurrency slot is taken only once the body is in, so slow senders never hold one.
 
@@ -55,6 +55,7 @@ MAX_JSON_STRING_CHARS = 1 << 20
 MAX_HEADER_BYTES = 64 << 10
 MAX_MULTIPART_FILES = 1
 MAX_MULTIPART_FIELDS = 4
+MAX_MULTIPART_FIELD_BYTES = 64 << 10
 MAX_LISTING_BYTES = 8 << 20
 MAX_METRIC_LABELS = 64
 

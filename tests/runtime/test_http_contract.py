@@ -474,6 +474,25 @@ def test_an_unhandled_error_logs_neither_the_body_nor_the_message(
     assert "SECRET" not in logged
 
 
+@pytest.mark.parametrize(
+    ("files", "data", "detail"),
+    [
+        ([("bundle", ("a.tar.gz", b"x", "application/gzip"))] * 2, {}, "Too many files. Maximum number of files is 1."),
+        ([("bundle", ("a.tar.gz", b"x", "application/gzip"))], {f"f{n}": "v" for n in range(5)},
+         "Too many fields. Maximum number of fields is 4."),
+        ([("bundle", ("a.tar.gz", b"x", "application/gzip"))], {"note": "n" * (65 << 10)},
+         "Part exceeded maximum size of 64KB."),
+    ],
+)  # fmt: skip
+def test_multipart_uploads_are_bounded_in_parts_and_field_size(
+    client: TestClient, files: list[object], data: dict[str, str], detail: str
+) -> None:
+    response = client.post("/api/v1/evidence/verify", files=files, data=data)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == detail
+
+
 def test_every_api_route_is_covered_here() -> None:
     covered = {
         "/health", "/healthz", "/api/health", "/version", "/api/v1/version", "/api/v1/evaluate", "/api/v1/receipts",
