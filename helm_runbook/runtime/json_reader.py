@@ -78,29 +78,33 @@ def _check_string(text: str, where: str) -> None:
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(pairs) > MAX_JSON_OBJECT_MEMBERS:
         raise ValueError(f"an object has more than {MAX_JSON_OBJECT_MEMBERS} members")
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key[:40]!r} in an object")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):  # rare: find the duplicate to name it
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key[:40]!r} in an object")
+            seen.add(key)
     return out
 
 
 def _check_values(value: Any) -> None:
     """Array lengths, string lengths and encodability, walked without recursion."""
     stack = [value]
+    pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:
-        item = stack.pop()
-        if isinstance(item, str):
+        item = pop()
+        kind = type(item)
+        if kind is str:
             _check_string(item, "a string")
-        elif isinstance(item, list):
+        elif kind is list:
             if len(item) > MAX_JSON_ARRAY_ITEMS:
                 raise ValueError(f"an array has more than {MAX_JSON_ARRAY_ITEMS} items")
-            stack.extend(item)
-        elif isinstance(item, dict):
+            extend(item)
+        elif kind is dict:
             for key, member in item.items():
                 _check_string(key, "an object key")
-                stack.append(member)
+                push(member)
 
 
 def parse_json(body: bytes) -> Any:
