@@ -34,6 +34,7 @@ Answers and other state:
 | ``from``/``to`` | RFC3339 within int64 nanoseconds (1677-09-21..2262-04-11), else 400 |
 | receipt envelopes in one listing page | ``MAX_LISTING_BYTES`` = 8 MiB (``has_more`` says the rest) |
 | ProofGraph receipts of one session | ``MAX_LISTING_BYTES``, else 413 naming the paged route |
+| a non-streamed upstream answer on the proxy | ``MAX_UPSTREAM_RESPONSE_BYTES`` = 32 MiB decoded, else 502 |
 | distinct ``tool`` / ``reason`` metric labels | ``MAX_METRIC_LABELS`` = 64 each, the rest fold into ``_other`` |
 """
 
@@ -58,6 +59,7 @@ MAX_MULTIPART_FIELDS = 4
 MAX_MULTIPART_FIELD_BYTES = 64 << 10
 MAX_LISTING_BYTES = 8 << 20
 MAX_METRIC_LABELS = 64
+MAX_UPSTREAM_RESPONSE_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,17 @@ never a 5xx, and keep serving ordinary clients.
 
 from __future__ import annotations
 
+import gzip
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from helm_runbook.background import BackgroundServer
 from helm_runbook.hostile import (
@@ -29,6 +34,7 @@ from helm_runbook.hostile import (
     slow_headers,
 )
 from helm_runbook.process import RuntimeProcess
+from helm_runbook.runtime import proxy
 from helm_runbook.runtime.app import create_app
 from tests.conftest import (
     ALLOW_FILE_READ,
@@ -202,3 +208,29 @@ def test_an_unhandled_error_keeps_the_connection_and_logs_no_body(
         assert read_response(sock)[0] == 200, "the keep-alive connection was dropped after the 500"
     logged = capfd.readouterr().err
     assert "LookupError" in logged and "SECRET" not in logged
+
+
+def test_a_huge_or_gzip_bomb_upstream_answer_is_502_not_buffered(
+    make_runtime: RuntimeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bomb = gzip.compress(b'{"choices": "' + b"a" * (4 << 20) + b'"}')  # ~4 KiB on the wire
+
+    async def upstream(request: Request) -> Response:
+        return Response(
+            bomb, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        )
+
+    monkeypatch.setattr(proxy, "MAX_UPSTREAM_RESPONSE_BYTES", 1 << 20, raising=False)
+    with BackgroundServer(
+        Starlette(routes=[Route("/v1/chat/completions", upstream, methods=["POST"])])
+    ) as up:
+        runtime = make_runtime(
+            [{"action": "LLM_INFERENCE"}],
+            env={"HELM_ENABLE_OPENAI_PROXY": "1", "HELM_UPSTREAM_URL": up.base_url},
+        )
+        with BackgroundServer(create_app(runtime), on_shutdown=runtime.aclose) as server:
+            response = httpx.post(server.base_url + "/v1/chat/completions", timeout=30,
+                                  json={"model": "m", "messages": [{"role": "user", "content": "x"}]})  # fmt: skip
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "upstream_response_too_large"
+    assert response.headers["x-helm-governed"] == "true"
