@@ -75,7 +75,11 @@ class Runtime:
 
 
 class SecurityHeaders:
-    """Security headers and ``X-Request-ID`` on every API response (contract 3.1)."""
+    """Security headers and ``X-Request-ID`` on every API response (contract 3.1); as the
+    outermost layer, also where an unhandled error ends. Starlette re-raises it after the 500
+    is sent so that servers can log it, but uvicorn would then print the traceback (the
+    exception's message may quote the request body) and drop the keep-alive connection. The
+    500 handler has already logged the type and place; nothing more leaves this layer."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -92,8 +96,12 @@ class SecurityHeaders:
         if not request_id:
             request_id = uuid.uuid4().hex.encode()
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [
                     *message.get("headers", []),
                     *_SECURITY_HEADERS,
@@ -101,7 +109,14 @@ class SecurityHeaders:
                 ]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            if not started:
+                log("unhandled error", level="ERROR", path=scope.get("path", ""),
+                    error=type(exc).__name__)  # fmt: skip
+                response = problem(500, INTERNAL_DETAIL, instance=scope.get("path", ""))
+                await response(scope, receive, send_with_headers)
 
 
 def _client_key(request: Request) -> str:
@@ -154,35 +169,6 @@ def _limited(request: Request, reason: str) -> Response:
         429, reason, instance=request.url.path,
         headers={"Retry-After": "5", "X-Helm-Limiter-Reason": reason},
     )  # fmt: skip
-
-
-class ContainErrors:
-    """The outermost layer: an unhandled error ends here. Starlette re-raises it after the 500
-    is sent so that servers can log it, but uvicorn would then print the traceback (the
-    exception's message may quote the request body) and drop the keep-alive connection. The
-    500 handler below has already logged the type and place; nothing more leaves this layer."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            if scope["type"] != "http":
-                raise
-            if not started:
-                log("unhandled error", level="ERROR", path=scope.get("path", ""),
-                    error=type(exc).__name__)  # fmt: skip
-                response = problem(500, INTERNAL_DETAIL, instance=scope.get("path", ""))
-                await response(scope, receive, send)
 
 
 def _endpoint(spec: RouteSpec, runtime: Runtime | None) -> Any:
@@ -238,7 +224,7 @@ def create_app(runtime: Runtime) -> ASGIApp:
         exception_handlers={404: _not_found, 500: _internal},
     )
     app.state.runtime = runtime
-    return ContainErrors(SecurityHeaders(app))
+    return SecurityHeaders(app)
 
 
 def _metrics_route(metrics: Metrics) -> Route:
