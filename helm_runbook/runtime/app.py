@@ -7,6 +7,7 @@ Domain errors become HTTP errors here, in one place: ``ProblemError`` → its st
 
 from __future__ import annotations
 
+import traceback
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -14,12 +15,14 @@ from typing import Any
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helm_runbook.runtime.auth import Identity, authorize
+from helm_runbook.runtime.edge import read_body
 from helm_runbook.runtime.kernel import Kernel
 from helm_runbook.runtime.keys import Signer
 from helm_runbook.runtime.limits import CONCURRENCY_LIMIT_EXCEEDED, ConcurrencyGate, RateLimiter
@@ -72,7 +75,11 @@ class Runtime:
 
 
 class SecurityHeaders:
-    """Security headers and ``X-Request-ID`` on every API response (contract 3.1)."""
+    """Security headers and ``X-Request-ID`` on every API response (contract 3.1); as the
+    outermost layer, also where an unhandled error ends. Starlette re-raises it after the 500
+    is sent so that servers can log it, but uvicorn would then print the traceback (the
+    exception's message may quote the request body) and drop the keep-alive connection. The
+    500 handler has already logged the type and place; nothing more leaves this layer."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -89,8 +96,12 @@ class SecurityHeaders:
         if not request_id:
             request_id = uuid.uuid4().hex.encode()
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [
                     *message.get("headers", []),
                     *_SECURITY_HEADERS,
@@ -98,7 +109,66 @@ class SecurityHeaders:
                 ]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            if not started:
+                log("unhandled error", level="ERROR", path=scope.get("path", ""),
+                    error=type(exc).__name__)  # fmt: skip
+                response = problem(500, INTERNAL_DETAIL, instance=scope.get("path", ""))
+                await response(scope, receive, send_with_headers)
+
+
+def _client_key(request: Request) -> str:
+    return "addr:" + (request.client.host if request.client else "unknown")
+
+
+async def _serve_limited(spec: RouteSpec, runtime: Runtime, request: Request) -> Response:
+    """Auth, then the rate limit on who authenticated, then the body under the route's cap, and
+    only then a concurrency slot: a slow or refused sender never holds one."""
+    settings = runtime.settings
+    limiter = runtime.limiter if spec.limited else None
+    try:
+        identity = authorize(
+            request,
+            spec.auth,
+            admin_key=settings.admin_api_key,
+            service_key=settings.service_api_key,
+            tenant_id=settings.tenant_id,
+            principal_id=settings.principal_id,
+        )
+    except ProblemError:
+        # A failed login spends only its address's bucket, never the principal's it claimed.
+        if limiter is not None and (reason := limiter.check(_client_key(request))) is not None:
+            return _limited(request, reason)
+        raise
+    if limiter is not None:
+        actor = (
+            f"principal:{identity.tenant_id}/{identity.principal_id}"
+            if identity.principal_id
+            else _client_key(request)
+        )
+        if (reason := limiter.check(actor)) is not None:
+            return _limited(request, reason)
+    await read_body(request, limit=spec.max_body, timeout_s=settings.limits.body_timeout_s)
+    gate = runtime.gate if spec.limited else None
+    if gate is not None and not gate.enter():
+        return problem(
+            503, CONCURRENCY_LIMIT_EXCEEDED, instance=request.url.path,
+            headers={"Retry-After": "1", "X-Helm-Limiter-Reason": CONCURRENCY_LIMIT_EXCEEDED},
+        )  # fmt: skip
+    try:
+        return await spec.handler(request, identity)
+    finally:
+        if gate is not None:
+            gate.exit()
+
+
+def _limited(request: Request, reason: str) -> Response:
+    return problem(
+        429, reason, instance=request.url.path,
+        headers={"Retry-After": "5", "X-Helm-Limiter-Reason": reason},
+    )  # fmt: skip
 
 
 def _endpoint(spec: RouteSpec, runtime: Runtime | None) -> Any:
@@ -114,37 +184,12 @@ def _endpoint(spec: RouteSpec, runtime: Runtime | None) -> Any:
             )
         if runtime is None:
             return await spec.handler(request, Identity())
-        if spec.limited and runtime.limiter is not None:
-            actor = request.headers.get("x-helm-principal-id") or request.headers.get(
-                "x-helm-principal"
-            )
-            if not actor:
-                actor = request.client.host if request.client else "unknown"
-            reason = runtime.limiter.check(actor)
-            if reason is not None:
-                return problem(
-                    429, reason, instance=request.url.path,
-                    headers={"Retry-After": "5", "X-Helm-Limiter-Reason": reason},
-                )  # fmt: skip
-        gate = runtime.gate if spec.limited else None
-        if gate is not None and not gate.enter():
-            return problem(
-                503, CONCURRENCY_LIMIT_EXCEEDED, instance=request.url.path,
-                headers={"Retry-After": "1", "X-Helm-Limiter-Reason": CONCURRENCY_LIMIT_EXCEEDED},
-            )  # fmt: skip
         try:
-            settings = runtime.settings
-            identity = authorize(
-                request,
-                spec.auth,
-                admin_key=settings.admin_api_key,
-                service_key=settings.service_api_key,
-                tenant_id=settings.tenant_id,
-                principal_id=settings.principal_id,
-            )
-            return await spec.handler(request, identity)
+            return await _serve_limited(spec, runtime, request)
         except ProblemError as exc:
             return problem(exc.status, exc.detail, instance=request.url.path, headers=exc.headers)
+        except HTTPException as exc:  # Starlette's own refusals, e.g. a multipart over its limits
+            return problem(exc.status_code, exc.detail, instance=request.url.path)
         except StoreUnavailable as exc:
             log("receipt store unavailable", level="ERROR", path=request.url.path, error=str(exc))
             return problem(
@@ -153,9 +198,6 @@ def _endpoint(spec: RouteSpec, runtime: Runtime | None) -> Any:
                 instance=request.url.path,
                 headers={"Retry-After": "1"},
             )
-        finally:
-            if gate is not None:
-                gate.exit()
 
     endpoint.__name__ = spec.operation_id
     return endpoint
@@ -166,7 +208,12 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _internal(request: Request, exc: Exception) -> Response:
-    log("unhandled error", level="ERROR", path=request.url.path, error=repr(exc))
+    # The exception's type and where it was raised, never its message or repr: those can hold
+    # the request body (a UnicodeEncodeError's repr carries the whole string it failed on).
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}" if frame else ""
+    log("unhandled error", level="ERROR", path=request.url.path, error=type(exc).__name__,
+        where=where)  # fmt: skip
     return problem(500, INTERNAL_DETAIL, instance=request.url.path)
 
 

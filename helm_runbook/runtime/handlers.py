@@ -21,6 +21,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from helm_runbook.runtime import KERNEL_VERSION, evidence
 from helm_runbook.runtime.auth import Identity
 from helm_runbook.runtime.guardian import rfc3339_nano
+from helm_runbook.runtime.json_reader import parse_json
+from helm_runbook.runtime.limits import (
+    MAX_LISTING_BYTES,
+    MAX_MULTIPART_FIELD_BYTES,
+    MAX_MULTIPART_FIELDS,
+    MAX_MULTIPART_FILES,
+)
 from helm_runbook.runtime.policy.reconciler import log_reconcile
 from helm_runbook.runtime.problems import ProblemError
 from helm_runbook.runtime.store.base import ReceiptQuery
@@ -28,7 +35,6 @@ from helm_runbook.runtime.store.base import ReceiptQuery
 if TYPE_CHECKING:
     from helm_runbook.runtime.app import Runtime
 
-MAX_EVALUATE_BODY = 1 << 20
 _AUTHORITY_KEYS = ("principal", "principal_id", "tenant", "tenant_id", "workspace", "workspace_id")
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
 
@@ -84,42 +90,18 @@ async def version(request: Request, identity: Identity) -> Response:
 # -- evaluate -----------------------------------------------------------------------------
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+_PARSE_OFF_LOOP_BYTES = 256 << 10  # bigger bodies parse in a thread: health probes keep answering
 
 
-_MAX_EXACT_INT = 2**53 - 1
-
-
-def _exact_int(text: str) -> int:
-    """Integers a receipt can carry exactly (I-JSON, RFC 7493): beyond ±(2^53-1) is refused."""
-    value = int(text)
-    if abs(value) > _MAX_EXACT_INT:
-        raise ValueError(
-            f"integer {text[:40]} is outside ±(2^53-1), the range JSON numbers carry exactly"
-        )
-    return value
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"number {text[:40]} overflows a double")
-    return value
-
-
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object, or a 400/413 problem naming what is wrong."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ProblemError(413, f"Request body exceeds {limit} bytes")
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The body (already read under the route's byte cap) as a JSON object, or a 400 problem
+    naming what is wrong."""
     body = await request.body()
-    if len(body) > limit:
-        raise ProblemError(413, f"Request body exceeds {limit} bytes")
     try:
-        value = json.loads(
-            body, parse_constant=_reject_constant, parse_int=_exact_int, parse_float=_finite_float
-        )
+        if len(body) > _PARSE_OFF_LOOP_BYTES:
+            value = await asyncio.to_thread(parse_json, body)
+        else:
+            value = parse_json(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProblemError(400, f"Invalid JSON body: {exc}") from exc
     if not isinstance(value, dict):
@@ -150,7 +132,7 @@ def valid_session_id(session_id: str) -> bool:
 async def evaluate(request: Request, identity: Identity) -> Response:
     """``POST /api/v1/evaluate``: decide, persist the signed receipt, then answer (contract 3.4)."""
     runtime = _runtime(request)
-    body = await read_json_object(request, MAX_EVALUATE_BODY)
+    body = await read_json_object(request)
     context = body.get("context", {})
     if context is None:
         context = {}
@@ -220,14 +202,27 @@ async def evaluate(request: Request, identity: Identity) -> Response:
 # -- receipts -----------------------------------------------------------------------------
 
 
+_INT64_MAX = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also accepts "²" and "٣"
+
+
+def non_negative_int(name: str, raw: str) -> int:
+    """A query integer the stores can take (0..2^63-1), or a 400 naming the parameter."""
+    if not _DIGITS.fullmatch(raw) or int(raw) > _INT64_MAX:
+        raise ProblemError(400, f"{name} must be an integer from 0 to {_INT64_MAX}")
+    return int(raw)
+
+
 def _int_param(request: Request, name: str, default: int, *, maximum: int | None = None) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
-        raise ProblemError(400, f"{name} must be a non-negative integer")
-    value = int(raw)
+    value = non_negative_int(name, raw)
     return min(value, maximum) if maximum is not None else value
+
+
+# Receipt times are int64 nanoseconds: 1677-09-21T00:12:43.145224192Z .. 2262-04-11T23:47:16.854775807Z.
+_TIME_NS_RANGE = (-(2**63), 2**63 - 1)
 
 
 def parse_time_ns(name: str, raw: str) -> int:
@@ -240,9 +235,14 @@ def parse_time_ns(name: str, raw: str) -> int:
     base, frac, zone = m.groups()
     try:
         dt = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
-    except ValueError as exc:
+        ns = int(dt.timestamp()) * 1_000_000_000 + int((frac or "").ljust(9, "0") or 0)
+    except (ValueError, OverflowError) as exc:
         raise ProblemError(400, f"{name}: {exc}") from exc
-    return int(dt.timestamp()) * 1_000_000_000 + int((frac or "").ljust(9, "0") or 0)
+    if not _TIME_NS_RANGE[0] <= ns <= _TIME_NS_RANGE[1]:
+        raise ProblemError(
+            400, f"{name} must lie between 1677-09-21 and 2262-04-11 (int64 nanoseconds)"
+        )
+    return ns
 
 
 def encode_cursor(receipt: dict[str, Any]) -> str:
@@ -283,10 +283,7 @@ async def list_receipts(request: Request, identity: Identity) -> Response:
             raise ProblemError(
                 400, "since=lamport:<n> needs session_id; use next_cursor for tenant-wide listing"
             )
-        tail = since[len("lamport:") :]
-        if not tail.isdigit():
-            raise ProblemError(400, "since=lamport:<n> needs a non-negative integer")
-        after_lamport = int(tail)
+        after_lamport = non_negative_int("since=lamport:<n>", since[len("lamport:") :])
     elif since.startswith("v1."):
         seq = runtime.store.sequence_of(identity.tenant_id, decode_cursor(since))
         if seq is None:
@@ -306,6 +303,7 @@ async def list_receipts(request: Request, identity: Identity) -> Response:
         effect_id=q.get("effect") or q.get("resource") or None,
         time_from_ns=parse_time_ns("from", q["from"]) if q.get("from") else None,
         time_to_ns=parse_time_ns("to", q["to"]) if q.get("to") else None,
+        max_bytes=MAX_LISTING_BYTES,
     )
     page = runtime.store.list(query)
     receipts = [item.receipt for item in page.items]
@@ -353,14 +351,22 @@ async def proofgraph_session_receipts(request: Request, identity: Identity) -> R
         raise ProblemError(400, "session_id must not be blank or contain '/', '\\' or NUL")
     store = _runtime(request).store
     receipts: list[dict[str, Any]] = []
-    after = 0
-    while True:  # bounded: each page advances the lamport cursor
+    after, budget = 0, MAX_LISTING_BYTES
+    while True:  # bounded: each page advances the lamport cursor and spends the byte budget
         page = store.list(
-            ReceiptQuery(identity.tenant_id, limit=1000, session_id=session_id, after_lamport=after)
-        )
+            ReceiptQuery(identity.tenant_id, limit=1000, session_id=session_id,
+                         after_lamport=after, max_bytes=budget)
+        )  # fmt: skip
         receipts.extend(item.receipt for item in page.items)
+        budget -= sum(len(json.dumps(item.receipt)) for item in page.items)
         if not page.has_more:
             break
+        if budget <= 0:
+            raise ProblemError(
+                413,
+                f"Session receipts exceed {MAX_LISTING_BYTES} bytes: page through "
+                f"GET /api/v1/receipts?session_id={session_id} instead",
+            )
         after = receipts[-1]["lamport_clock"]
     if not receipts:
         raise ProblemError(404, "Session not found")
@@ -415,7 +421,7 @@ def _collect(
 async def evidence_export(request: Request, identity: Identity) -> Response:
     """``POST /api/v1/evidence/export``: a sealed tar.gz of the session's (or tenant's) receipts."""
     runtime = _runtime(request)
-    body = await read_json_object(request, 64 << 10) if await request.body() else {}
+    body = await read_json_object(request) if await request.body() else {}
     fmt = body.get("format", "tar.gz")
     if fmt != "tar.gz":
         raise ProblemError(400, f"format {fmt!r} is not supported; use tar.gz")
@@ -456,7 +462,11 @@ async def _pack_from(request: Request) -> bytes:
     if declared and declared.isdigit() and int(declared) > evidence.MAX_PACK_BYTES + (1 << 20):
         raise ProblemError(413, f"Evidence pack exceeds {evidence.MAX_PACK_BYTES} bytes")
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        async with request.form(max_part_size=evidence.MAX_PACK_BYTES) as form:
+        async with request.form(
+            max_files=MAX_MULTIPART_FILES,
+            max_fields=MAX_MULTIPART_FIELDS,
+            max_part_size=MAX_MULTIPART_FIELD_BYTES,  # text fields; the file is bounded by the route
+        ) as form:
             part = form.get("bundle")
             if part is None or isinstance(part, str):
                 raise ProblemError(400, "multipart body needs a file field named 'bundle'")

@@ -1,7 +1,41 @@
-"""Request limits (contract 6): global and per-actor token buckets, and a concurrency cap.
+"""Request limits (contract 6): token buckets, the concurrency cap, and what a request may carry.
 
 A bucket refills at ``rps`` tokens a second up to ``burst``; a request takes one token. Zero
 disables a limit. Time comes from an injectable clock so tests never sleep.
+
+JSON bodies (every route that reads JSON; a broken limit answers 400 problem+json naming it):
+
+| limit | value |
+| --- | --- |
+| nesting depth (arrays and objects) | ``MAX_JSON_DEPTH`` = 64 |
+| items in one array | ``MAX_JSON_ARRAY_ITEMS`` = 10,000 |
+| members in one object | ``MAX_JSON_OBJECT_MEMBERS`` = 10,000 |
+| characters in one string or key | ``MAX_JSON_STRING_CHARS`` = 1,048,576 |
+| integers | ±(2^53-1) (I-JSON); floats must be finite, at most 64 characters |
+| duplicate keys, lone surrogates, NaN/Infinity | refused |
+
+Reading a request (``edge.py``; nothing past a cap is held in memory):
+
+| limit | value | env |
+| --- | --- | --- |
+| request line + headers | ``MAX_HEADER_BYTES`` = 64 KiB, else 431 and close | |
+| time to send the request line and headers | 10 s, else 408 and close | ``HELM_HTTP_HEADER_TIMEOUT`` |
+| time to send the whole body | 30 s, else 408 problem | ``HELM_HTTP_BODY_TIMEOUT`` |
+| body bytes, streamed (chunked too) | per route in ``routes.py``, else 413 problem | |
+| multipart | ``MAX_MULTIPART_FILES`` = 1, ``MAX_MULTIPART_FIELDS`` = 4 of ``MAX_MULTIPART_FIELD_BYTES`` = 64 KiB; the file within the route's cap | |
+
+The concurrency slot is taken only once the body is in, so slow senders never hold one.
+
+Answers and other state:
+
+| limit | value |
+| --- | --- |
+| query integers (``limit``, ``offset``, ``since=lamport:``) | ASCII digits, 0..2^63-1, else 400 |
+| ``from``/``to`` | RFC3339 within int64 nanoseconds (1677-09-21..2262-04-11), else 400 |
+| receipt envelopes in one listing page | ``MAX_LISTING_BYTES`` = 8 MiB (``has_more`` says the rest) |
+| ProofGraph receipts of one session | ``MAX_LISTING_BYTES``, else 413 naming the paged route |
+| a non-streamed upstream answer on the proxy | ``MAX_UPSTREAM_RESPONSE_BYTES`` = 32 MiB decoded, else 502 |
+| distinct ``tool`` / ``reason`` metric labels | ``MAX_METRIC_LABELS`` = 64 each, the rest fold into ``_other`` |
 """
 
 from __future__ import annotations
@@ -15,6 +49,18 @@ GLOBAL_RATE_LIMIT_EXCEEDED = "GLOBAL_RATE_LIMIT_EXCEEDED"
 ACTOR_RATE_LIMIT_EXCEEDED = "ACTOR_RESOURCE_RATE_LIMIT_EXCEEDED"
 CONCURRENCY_LIMIT_EXCEEDED = "CONCURRENCY_LIMIT_EXCEEDED"
 
+MAX_JSON_DEPTH = 64
+MAX_JSON_ARRAY_ITEMS = 10_000
+MAX_JSON_OBJECT_MEMBERS = 10_000
+MAX_JSON_STRING_CHARS = 1 << 20
+MAX_HEADER_BYTES = 64 << 10
+MAX_MULTIPART_FILES = 1
+MAX_MULTIPART_FIELDS = 4
+MAX_MULTIPART_FIELD_BYTES = 64 << 10
+MAX_LISTING_BYTES = 8 << 20
+MAX_METRIC_LABELS = 64
+MAX_UPSTREAM_RESPONSE_BYTES = 32 << 20
+
 
 @dataclass(frozen=True)
 class LimitSettings:
@@ -23,6 +69,8 @@ class LimitSettings:
     actor_rps: float = 0.0
     actor_burst: int = 0
     concurrency_max: int = 0
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
 
 
 class TokenBucket:
@@ -42,7 +90,12 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """Global bucket first, then the actor's; actors are kept in a bounded LRU map."""
+    """Global bucket first, then the actor's; actors are kept in a bounded LRU map.
+
+    The app keys actors on who *authenticated* (``principal:<tenant>/<principal>``); requests on
+    public routes and requests that fail auth spend their client address's bucket
+    (``addr:<ip>``), so a claimed principal header never costs the real principal a token.
+    """
 
     def __init__(
         self,

@@ -1,7 +1,8 @@
 """Prometheus metrics with upstream's names (contract 3.2), really counting.
 
 Each runtime owns a ``CollectorRegistry`` (no process-global state, so tests and several
-runtimes in one process do not bleed into each other), with process metrics on it.
+runtimes in one process do not bleed into each other), with process metrics on it. The runtime
+creates one only when ``HELM_METRICS_ENABLED`` is on; label values are bounded (``BoundedLabels``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,28 @@ from collections import deque
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+
+from helm_runbook.runtime.limits import MAX_METRIC_LABELS
+
+OTHER_LABEL = "_other"
+
+
+class BoundedLabels:
+    """Label values as clients send them, up to ``maximum`` distinct short printable ones; every
+    later or odd value folds into ``_other``, so a stream of new tool names cannot grow the
+    registry (each label set is kept for the life of the process)."""
+
+    def __init__(self, maximum: int = MAX_METRIC_LABELS) -> None:
+        self.maximum = maximum
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self.maximum or not (0 < len(value) <= 64 and value.isprintable()):
+            return OTHER_LABEL
+        self._seen.add(value)
+        return value
 
 
 def _percentile(samples: deque[float], q: float) -> float:
@@ -66,6 +89,8 @@ class Metrics:
             "helm_denial_reasons", "Denials per reason code", ["reason"], registry=r
         )
         self._sessions: set[str] = set()
+        self._tool_label = BoundedLabels()
+        self._reason_label = BoundedLabels()
 
     def observe_decision(
         self, *, tool: str, verdict: str, reason_code: str, session: str, seconds: float
@@ -73,8 +98,8 @@ class Metrics:
         self.decisions.inc()
         (self.allows if verdict == "ALLOW" else self.denials).inc()
         if verdict != "ALLOW":
-            self.denial_reasons.labels(reason=reason_code or verdict).inc()
-        self.tool_decisions.labels(tool=tool).inc()
+            self.denial_reasons.labels(reason=self._reason_label(reason_code or verdict)).inc()
+        self.tool_decisions.labels(tool=self._tool_label(tool)).inc()
         self.latency.observe(seconds)
         self._window.append(seconds * 1000)
         self.chain_length.inc()

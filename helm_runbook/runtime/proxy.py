@@ -19,12 +19,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from helm_runbook.runtime.auth import Identity
 from helm_runbook.runtime.handlers import read_json_object, valid_session_id
+from helm_runbook.runtime.limits import MAX_UPSTREAM_RESPONSE_BYTES
 from helm_runbook.runtime.problems import ProblemError, problem
 
 if TYPE_CHECKING:
     from helm_runbook.runtime.app import Runtime
 
-MAX_PROXY_BODY = 10 << 20
 _HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -67,7 +67,7 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
             404,
             "OpenAI-compatible proxy is disabled: set HELM_ENABLE_OPENAI_PROXY=1 (helm.proxy.enabled)",
         )
-    body = await read_json_object(request, MAX_PROXY_BODY)
+    body = await read_json_object(request)
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise ProblemError(400, "Chat completion request requires a non-empty model")
@@ -147,7 +147,15 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
             background=BackgroundTask(response.aclose),
         )
     try:
-        content = await response.aread()
+        content = await _read_bounded(response, MAX_UPSTREAM_RESPONSE_BYTES)
+    except _TooLarge:
+        return openai_error(
+            502,
+            f"Upstream response exceeds {MAX_UPSTREAM_RESPONSE_BYTES} bytes; use stream=true for long outputs",
+            "helm_upstream_error",
+            "upstream_response_too_large",
+            headers,
+        )
     except httpx.HTTPError as exc:
         return openai_error(
             502,
@@ -159,6 +167,22 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
     finally:
         await response.aclose()
     return Response(content, status_code=response.status_code, headers=relayed)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
+    """The decoded body, refused once it passes ``limit`` bytes (a gzip bomb included)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:

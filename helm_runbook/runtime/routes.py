@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from helm_runbook.runtime import handlers, proxy
+from helm_runbook.runtime import evidence, handlers, proxy
 from helm_runbook.runtime.auth import PUBLIC, SERVICE_INTERNAL, TENANT_SCOPED, Identity
 
 Handler = Callable[[Request, Identity], Awaitable[Response]]
@@ -28,11 +28,19 @@ class RouteSpec:
     handler: Handler
     summary: str
     limited: bool = True  # rate limits and the concurrency cap apply (not to health/version)
+    max_body: int = 0  # bytes; the body is streamed under this cap before the handler runs
 
 
 def _route(path: str, methods: tuple[str, ...], auth: str, op: str, handler: Handler, summary: str, *,
-           limited: bool = True) -> RouteSpec:  # fmt: skip
-    return RouteSpec(path, methods, auth, op, handler, summary, limited)
+           limited: bool = True, max_body: int = 0) -> RouteSpec:  # fmt: skip
+    return RouteSpec(path, methods, auth, op, handler, summary, limited, max_body)
+
+
+EVALUATE_BODY = 1 << 20
+PROXY_BODY = 10 << 20
+EXPORT_BODY = 64 << 10
+PACK_BODY = evidence.MAX_PACK_BYTES + (1 << 20)  # the pack plus multipart framing
+WAKE_HINT_BODY = 1 << 10  # wake hints carry no body; a small one is read to be refused with 400
 
 
 # fmt: off
@@ -46,7 +54,7 @@ API_ROUTES: tuple[RouteSpec, ...] = (
     _route("/api/v1/version", GET, PUBLIC, "getVersionV1", handlers.version, "Version information",
            limited=False),
     _route("/api/v1/evaluate", POST, TENANT_SCOPED, "evaluateDecision", handlers.evaluate,
-           "Evaluate a governed intent and emit a receipt"),
+           "Evaluate a governed intent and emit a receipt", max_body=EVALUATE_BODY),
     _route("/api/v1/receipts", GET, TENANT_SCOPED, "listReceipts", handlers.list_receipts,
            "List durable receipts, oldest first"),
     _route("/api/v1/receipts/{receipt_id}", GET, TENANT_SCOPED, "getConsoleReceipt", handlers.get_receipt,
@@ -58,15 +66,15 @@ API_ROUTES: tuple[RouteSpec, ...] = (
     _route("/api/v1/proofgraph/receipts/{receipt_hash}", GET, TENANT_SCOPED, "getReceipt",
            handlers.proofgraph_receipt, "Get a single receipt by chain hash"),
     _route("/v1/chat/completions", POST, PUBLIC, "chatCompletions", proxy.chat_completions,
-           "Governed OpenAI-compatible chat completions"),
+           "Governed OpenAI-compatible chat completions", max_body=PROXY_BODY),
     _route("/api/v1/evidence/export", POST, TENANT_SCOPED, "exportEvidence", handlers.evidence_export,
-           "Export a sealed evidence pack (tar.gz)"),
+           "Export a sealed evidence pack (tar.gz)", max_body=EXPORT_BODY),
     _route("/api/v1/evidence/verify", POST, PUBLIC, "verifyEvidence", handlers.evidence_verify,
-           "Verify an evidence pack against the runtime's keys"),
+           "Verify an evidence pack against the runtime's keys", max_body=PACK_BODY),
     _route("/api/v1/replay/verify", POST, PUBLIC, "replayVerify", handlers.replay_verify,
-           "Verify an evidence pack and its replay bindings"),
+           "Verify an evidence pack and its replay bindings", max_body=PACK_BODY),
     _route("/internal/policy/reconcile", POST, SERVICE_INTERNAL, "reconcilePolicy", handlers.policy_reconcile,
-           "Wake hint: reconcile the policy now (no body; returns ReconcileStatus)"),
+           "Wake hint: reconcile the policy now (no body; returns ReconcileStatus)", max_body=WAKE_HINT_BODY),
 )
 
 # Health port (8081): no middleware, any method (contract 3.2).

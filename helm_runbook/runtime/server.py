@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import signal
 import socket
 import sys
@@ -23,9 +24,15 @@ import uvicorn
 
 from helm_runbook.runtime import KERNEL_VERSION
 from helm_runbook.runtime.app import Runtime, create_app, create_health_app, create_metrics_app
+from helm_runbook.runtime.edge import bounded_protocol
 from helm_runbook.runtime.kernel import Kernel
 from helm_runbook.runtime.keys import KeyMaterialError, evidence_signer, load_root_signer
-from helm_runbook.runtime.limits import ConcurrencyGate, RateLimiter
+from helm_runbook.runtime.limits import (
+    MAX_HEADER_BYTES,
+    ConcurrencyGate,
+    LimitSettings,
+    RateLimiter,
+)
 from helm_runbook.runtime.log import configure, log
 from helm_runbook.runtime.metrics import Metrics
 from helm_runbook.runtime.policy.bundle import PolicyFileError
@@ -75,11 +82,22 @@ def open_store(settings: Settings) -> ReceiptStore:
                                         max_idle=pool.max_idle_conns, max_lifetime_s=pool.conn_max_lifetime_s,
                                         production=settings.production)  # fmt: skip
         except (ValueError, StoreUnavailable) as exc:
-            raise StartupError(str(exc)) from exc
+            raise StartupError(redact_fragments(str(exc), str(settings.database_url))) from None
     try:
         return SQLiteReceiptStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
     except StoreUnavailable as exc:
         raise StartupError(str(exc)) from exc
+
+
+def redact_fragments(message: str, secret: str) -> str:
+    """``message`` without any quoted fragment of ``secret``: a connection-string parser quotes
+    the part it choked on, which may be part of the password."""
+
+    def scrub(match: re.Match[str]) -> str:
+        inner = match.group(1)
+        return '"<redacted>"' if inner and inner in secret else match.group(0)
+
+    return re.sub(r'"([^"]*)"', scrub, message)
 
 
 def policy_source(settings: Settings) -> PolicySource:
@@ -149,8 +167,9 @@ def build_runtime(settings: Settings) -> Runtime:
         f"[helm] policy: source={settings.policy.source_kind} reconciled snapshot "
         f"hash={status['policy_hash']} epoch={status['policy_epoch']} actions={actions}"
     )
-    metrics = Metrics()
-    metrics.chain_length.set(store.count())
+    metrics = Metrics() if settings.metrics_enabled else None  # off: no registry, no labels
+    if metrics is not None:
+        metrics.chain_length.set(store.count())
     kernel = Kernel(scope=scope, snapshots=snapshots, store=store, signer=signer, metrics=metrics)
     limits = settings.limits
     limiter = RateLimiter(limits) if limits.global_rps > 0 or limits.actor_rps > 0 else None
@@ -187,9 +206,12 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _uvicorn(app: Any) -> _Server:
+def _uvicorn(app: Any, limits: LimitSettings) -> _Server:
+    protocol = bounded_protocol(
+        max_header_bytes=MAX_HEADER_BYTES, header_timeout_s=limits.header_timeout_s
+    )
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="off", server_header=False
+        app, http=protocol, log_config=None, access_log=False, lifespan="off", server_header=False
     )
     return _Server(config)
 
@@ -210,10 +232,14 @@ async def serve_forever(
     on_health_port = (
         runtime.metrics if runtime.settings.metrics_enabled and listeners.metrics is None else None
     )
-    servers = [_uvicorn(create_app(runtime)), _uvicorn(create_health_app(on_health_port))]
+    limits = runtime.settings.limits
+    servers = [
+        _uvicorn(create_app(runtime), limits),
+        _uvicorn(create_health_app(on_health_port), limits),
+    ]
     sockets = [listeners.api, listeners.health]
     if listeners.metrics is not None and runtime.metrics is not None:
-        servers.append(_uvicorn(create_metrics_app(runtime.metrics)))
+        servers.append(_uvicorn(create_metrics_app(runtime.metrics), limits))
         sockets.append(listeners.metrics)
     loop = asyncio.get_running_loop()
 

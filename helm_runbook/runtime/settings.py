@@ -194,7 +194,8 @@ def _db_settings(env: Mapping[str, str]) -> DatabasePoolSettings:
 
 
 def _limit_settings(env: Mapping[str, str]) -> LimitSettings:
-    """``HELM_LIMIT_*`` and ``HELM_CONCURRENCY_MAX``; unset or 0 disables a limit."""
+    """``HELM_LIMIT_*`` and ``HELM_CONCURRENCY_MAX`` (unset or 0 disables a limit), and the read
+    deadlines ``HELM_HTTP_HEADER_TIMEOUT`` / ``HELM_HTTP_BODY_TIMEOUT``."""
 
     def number(name: str) -> float:
         raw = env.get(name, "")
@@ -208,12 +209,24 @@ def _limit_settings(env: Mapping[str, str]) -> LimitSettings:
             raise SettingsError(f"{name}={raw!r} must be a non-negative number")
         return value
 
+    def seconds(name: str, default: float) -> float:
+        raw = env.get(name, "")
+        try:
+            value = parse_duration(raw) if raw else default
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {exc}") from exc
+        if value <= 0:
+            raise SettingsError(f"{name}={raw!r} must be a positive duration such as 10s")
+        return value
+
     return LimitSettings(
         global_rps=number("HELM_LIMIT_GLOBAL_RPS"),
         global_burst=int(number("HELM_LIMIT_GLOBAL_BURST")),
         actor_rps=number("HELM_LIMIT_ACTOR_RPS"),
         actor_burst=int(number("HELM_LIMIT_ACTOR_BURST")),
         concurrency_max=int(number("HELM_CONCURRENCY_MAX")),
+        header_timeout_s=seconds("HELM_HTTP_HEADER_TIMEOUT", 10.0),
+        body_timeout_s=seconds("HELM_HTTP_BODY_TIMEOUT", 30.0),
     )
 
 

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from helm_runbook.cli import main as cli_main
 from helm_runbook.runtime.app import Runtime, create_health_app, create_metrics_app
-from tests.conftest import TENANT_HEADERS, RuntimeFactory
+from tests.conftest import ALLOW_FILE_READ, TENANT_HEADERS, RuntimeFactory
 
 Client = Callable[[Runtime], TestClient]
 
@@ -94,7 +94,9 @@ def test_export_rejects_bad_input(client: TestClient) -> None:
     assert garbage["verdict"] == "FAIL"
 
 
-def test_metrics_count_what_happened(client: TestClient, runtime: Runtime) -> None:
+def test_metrics_count_what_happened(make_runtime: RuntimeFactory, client_for: Client) -> None:
+    runtime = make_runtime(ALLOW_FILE_READ, env={"HELM_METRICS_ENABLED": "1"})  # off: no registry
+    client = client_for(runtime)
     _evaluate(client, "m")  # ALLOW (file_read on /etc/hostname)
     _evaluate(client, "m", tool="rm_rf")  # PDP_DENY
     _evaluate(client, "m", tool="rm_rf")

@@ -12,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from helm_runbook.runtime.app import Runtime, create_health_app
+from helm_runbook.runtime.limits import MAX_LISTING_BYTES
 from helm_runbook.runtime.routes import API_ROUTES
 from helm_runbook.runtime.store.base import ReceiptQuery
 from tests.conftest import ADMIN_KEY, PRINCIPAL, TENANT, TENANT_HEADERS, RuntimeFactory
@@ -124,6 +125,65 @@ def test_evaluate_rejects_bad_input_without_a_receipt(
     assert response.status_code == 400, response.text
     assert response.json()["detail"].startswith(detail)
     assert _stored(runtime) == 0
+
+
+HOSTILE_JSON = [
+    (b"[" * 60_000, "Invalid JSON body: nesting deeper than 64 levels"),
+    (b'{"a":' * 10_000 + b"1" + b"}" * 10_000, "Invalid JSON body: nesting deeper than 64 levels"),
+    (b'{"tool": "a", "tool": "b"}', "Invalid JSON body: duplicate key 'tool' in an object"),
+    (b'{"args": [' + b"0," * 20_000 + b"0]}", "Invalid JSON body: an array has more than 10000 items"),
+    (b'{"model": "\\ud800", "session_id": "\\udfff"}', "Invalid JSON body: a string contains a lone UTF-16 surrogate"),
+    (b'{"n": ' + b"7" * 5000 + b"}", "Invalid JSON body: integer 7777"),
+    (b'{"f": 1' + b"0" * 5000 + b'.5}', "Invalid JSON body: number 1000"),
+]  # fmt: skip
+JSON_ROUTES = ["/api/v1/evaluate", "/v1/chat/completions", "/api/v1/evidence/export"]
+
+
+@pytest.mark.parametrize("path", JSON_ROUTES)
+@pytest.mark.parametrize(("body", "detail"), HOSTILE_JSON)
+def test_hostile_json_is_400_problem_on_every_json_route(
+    make_runtime: RuntimeFactory,
+    client_for,
+    path: str,
+    body: bytes,
+    detail: str,  # type: ignore[no-untyped-def]
+) -> None:
+    runtime = make_runtime(env={"HELM_ENABLE_OPENAI_PROXY": "1"})
+    response = client_for(runtime).post(path, headers=TENANT_HEADERS, content=body)
+    assert response.status_code == 400, (path, response.status_code, response.text[:200])
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"].startswith(detail), response.json()["detail"]
+    assert _stored(runtime) == 0
+
+
+def test_failed_auth_never_spends_the_claimed_principals_bucket(
+    make_runtime: RuntimeFactory,
+    client_for,  # type: ignore[no-untyped-def]
+) -> None:
+    client = client_for(
+        make_runtime(env={"HELM_LIMIT_ACTOR_RPS": "0.001", "HELM_LIMIT_ACTOR_BURST": "2"})
+    )
+    spoofed = {**TENANT_HEADERS, "Authorization": "Bearer wrong"}
+    refused = [client.get("/api/v1/receipts", headers=spoofed).status_code for _ in range(4)]
+    assert refused == [401, 401, 429, 429]  # the failures spend their address's bucket
+    assert client.get("/api/v1/receipts", headers=TENANT_HEADERS).status_code == 200
+    assert client.get("/api/v1/receipts", headers=TENANT_HEADERS).status_code == 200
+
+
+def test_unauthenticated_routes_are_limited_per_address_not_per_claimed_principal(
+    make_runtime: RuntimeFactory,
+    client_for,  # type: ignore[no-untyped-def]
+) -> None:
+    client = client_for(
+        make_runtime(env={"HELM_LIMIT_ACTOR_RPS": "0.001", "HELM_LIMIT_ACTOR_BURST": "2"})
+    )
+    statuses = [
+        client.post(
+            "/api/v1/evidence/verify", headers={"X-Helm-Principal-ID": f"fresh-{n}"}, content=b"x"
+        ).status_code
+        for n in range(4)
+    ]
+    assert statuses[2:] == [429, 429], statuses  # a fresh header value is not a fresh bucket
 
 
 def test_evaluate_body_over_1mib_is_413(client: TestClient, runtime: Runtime) -> None:
@@ -343,6 +403,94 @@ def test_receipt_listing_pages_visit_every_receipt_once(client: TestClient) -> N
         assert (
             client.get("/api/v1/receipts", headers=TENANT_HEADERS, params=bad).status_code == 400
         ), bad
+
+
+GARBAGE_QUERIES = [
+    ("/api/v1/receipts", {"limit": "\u00b2"}, "limit must be an integer from 0 to 9223372036854775807"),
+    ("/api/v1/receipts", {"limit": "\u0663"}, "limit must be an integer from 0 to 9223372036854775807"),
+    ("/api/v1/receipts", {"limit": str(2**64)}, "limit must be an integer from 0 to 9223372036854775807"),
+    ("/api/v1/proofgraph/sessions", {"offset": str(2**63)}, "offset must be an integer from 0 to 9223372036854775807"),
+    ("/api/v1/proofgraph/sessions", {"limit": "\u00b3"}, "limit must be an integer from 0 to 9223372036854775807"),
+    ("/api/v1/receipts", {"since": "lamport:\u00b2", "session_id": "s"}, "since=lamport:<n> must be an integer"),
+    ("/api/v1/receipts", {"since": f"lamport:{2**64}", "session_id": "s"}, "since=lamport:<n> must be an integer"),
+    ("/api/v1/receipts", {"from": "9999-12-31T23:59:59Z"}, "from must lie between 1677-09-21 and 2262-04-11"),
+    ("/api/v1/receipts", {"to": "0001-01-01T00:00:00+23:59"}, "to must lie between 1677-09-21 and 2262-04-11"),
+    ("/api/v1/receipts", {"from": "2026-02-30T00:00:00Z"}, "from: day is out of range for month"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "params", "detail"), GARBAGE_QUERIES)
+def test_garbage_query_parameters_are_400(
+    client: TestClient, path: str, params: dict[str, str], detail: str
+) -> None:
+    response = client.get(path, headers=TENANT_HEADERS, params=params)
+    assert response.status_code == 400, (params, response.status_code, response.text[:200])
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"].startswith(detail), response.json()["detail"]
+
+
+def _big_receipts(client: TestClient, count: int, session: str) -> None:
+    for n in range(count):
+        body = {"tool": f"{n}" + "t" * 1_000_000, "effect_level": "E1", "session_id": session}
+        assert client.post("/api/v1/evaluate", headers=TENANT_HEADERS, json=body).status_code == 200
+
+
+def test_a_receipt_listing_page_is_bounded_in_bytes_and_pages_reach_every_receipt(
+    client: TestClient,
+) -> None:
+    _big_receipts(client, 10, "big")
+    seen: list[str] = []
+    params: dict[str, str | int] = {"limit": 1000}
+    for _ in range(10):
+        response = client.get("/api/v1/receipts", headers=TENANT_HEADERS, params=params)
+        assert len(response.content) <= MAX_LISTING_BYTES + (64 << 10)
+        page = response.json()
+        seen += [r["receipt_id"] for r in page["receipts"]]
+        if not page["has_more"]:
+            break
+        assert 0 < page["count"] < 10
+        params["since"] = page["next_cursor"]
+    assert len(seen) == len(set(seen)) == 10
+    too_big = client.get("/api/v1/proofgraph/sessions/big/receipts", headers=TENANT_HEADERS)
+    assert too_big.status_code == 413
+    assert "page through GET /api/v1/receipts?session_id=big" in too_big.json()["detail"]
+
+
+def test_an_unhandled_error_logs_neither_the_body_nor_the_message(
+    runtime: Runtime,
+    client: TestClient,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def explode(**kwargs: object) -> None:
+        raise LookupError(f"no luck with {kwargs}")
+
+    monkeypatch.setattr(runtime.kernel, "evaluate_async", explode)
+    body = {**EVAL, "args": {"card": "4111-1111-1111-SECRET"}}
+    response = client.post("/api/v1/evaluate", headers=TENANT_HEADERS, json=body)
+    assert response.status_code == 500
+    logged = capsys.readouterr().err
+    assert "unhandled error" in logged and "LookupError" in logged
+    assert "SECRET" not in logged
+
+
+@pytest.mark.parametrize(
+    ("files", "data", "detail"),
+    [
+        ([("bundle", ("a.tar.gz", b"x", "application/gzip"))] * 2, {}, "Too many files. Maximum number of files is 1."),
+        ([("bundle", ("a.tar.gz", b"x", "application/gzip"))], {f"f{n}": "v" for n in range(5)},
+         "Too many fields. Maximum number of fields is 4."),
+        ([("bundle", ("a.tar.gz", b"x", "application/gzip"))], {"note": "n" * (65 << 10)},
+         "Part exceeded maximum size of 64KB."),
+    ],
+)  # fmt: skip
+def test_multipart_uploads_are_bounded_in_parts_and_field_size(
+    client: TestClient, files: list[object], data: dict[str, str], detail: str
+) -> None:
+    response = client.post("/api/v1/evidence/verify", files=files, data=data)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == detail
 
 
 def test_every_api_route_is_covered_here() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from helm_runbook.runtime.limits import (
     ACTOR_RATE_LIMIT_EXCEEDED,
     GLOBAL_RATE_LIMIT_EXCEEDED,
@@ -9,6 +13,7 @@ from helm_runbook.runtime.limits import (
     LimitSettings,
     RateLimiter,
 )
+from helm_runbook.runtime.settings import Settings, SettingsError
 
 
 class Clock:
@@ -52,3 +57,23 @@ def test_concurrency_gate() -> None:
     gate.exit()
     assert gate.enter()
     assert all(ConcurrencyGate(0).enter() for _ in range(100))
+
+
+def test_read_deadlines_come_from_the_environment_and_bad_values_name_the_variable(
+    tmp_path: Path,
+) -> None:
+    def limits(env: dict[str, str]) -> LimitSettings:
+        return Settings.from_env(
+            policy_path=tmp_path / "p.toml",
+            addr="127.0.0.1",
+            port=0,
+            data_dir=tmp_path,
+            environ=env,
+        ).limits
+
+    assert (limits({}).header_timeout_s, limits({}).body_timeout_s) == (10.0, 30.0)
+    custom = limits({"HELM_HTTP_HEADER_TIMEOUT": "500ms", "HELM_HTTP_BODY_TIMEOUT": "1m"})
+    assert (custom.header_timeout_s, custom.body_timeout_s) == (0.5, 60.0)
+    for name, raw in (("HELM_HTTP_HEADER_TIMEOUT", "0"), ("HELM_HTTP_BODY_TIMEOUT", "soon")):
+        with pytest.raises(SettingsError, match=name):
+            limits({name: raw})

@@ -88,6 +88,23 @@ def test_production_without_evidence_key_refuses(tmp_path: Path) -> None:
     assert "EVIDENCE_SIGNING_KEY" in refused.value.stderr
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://helm:pa ss-hunter2@db/helm", "postgresql://helm:hunter2%ZZ@db/helm",
+     "host=db password='hunter2"],
+)  # fmt: skip
+def test_a_malformed_database_url_never_echoes_its_password(tmp_path: Path, url: str) -> None:
+    with pytest.raises(RuntimeExited) as refused:
+        RuntimeProcess(
+            write_policy(tmp_path / "policy"),
+            tmp_path / "data",
+            env={**default_env(), "DATABASE_URL": url},
+        ).start()
+    assert refused.value.returncode == 1
+    assert "DATABASE_URL is not a PostgreSQL URL" in refused.value.stderr
+    assert "hunter2" not in refused.value.stderr
+
+
 def test_root_key_with_trailing_newline_is_refused_with_the_fix(tmp_path: Path) -> None:
     policy = write_policy(tmp_path / "policy")
     data = tmp_path / "data"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import multiprocessing
 import threading
 from collections.abc import Callable, Iterator
@@ -13,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from helm_runbook.runtime.store.base import AppendedReceipt, ChainHead, ReceiptQuery, ReceiptStore
+from helm_runbook.runtime.store.base import (
+    AppendedReceipt,
+    ChainHead,
+    ReceiptPage,
+    ReceiptQuery,
+    ReceiptStore,
+)
 from tests.runtime.test_receipts_independent import independent_chain_hash
 
 StoreFactory = Callable[[], ReceiptStore]
@@ -113,6 +120,22 @@ def test_list_filters_and_pages_in_append_order(open_store: StoreFactory) -> Non
     ] == [1, 2, 3, 4]
     window = store.list(ReceiptQuery("t", limit=10, time_from_ns=20, time_to_ns=50)).items
     assert [i.sequence for i in window] == [2, 3, 4]
+
+
+def test_a_page_stops_at_its_byte_budget_but_always_serves_one_receipt(
+    open_store: StoreFactory,
+) -> None:
+    store = open_store()
+    for n in range(1, 6):
+        store.append("t", "s", builder("s", n))
+    size = len(json.dumps(store.list(ReceiptQuery("t", limit=1)).items[0].receipt))
+    page = store.list(ReceiptQuery("t", limit=10, max_bytes=size * 2 + size // 2))
+    assert [i.sequence for i in page.items] == [1, 2] and page.has_more
+    tiny = store.list(ReceiptQuery("t", limit=10, after_sequence=2, max_bytes=1))
+    assert [i.sequence for i in tiny.items] == [3] and tiny.has_more
+    last = store.list(ReceiptQuery("t", limit=10, after_sequence=4, max_bytes=1))
+    assert [i.sequence for i in last.items] == [5] and not last.has_more
+    assert store.list(ReceiptQuery("t", limit=10, after_sequence=5)) == ReceiptPage([], False)
 
 
 def test_a_failing_builder_rolls_back_only_its_own_receipt(open_store: StoreFactory) -> None:

@@ -54,6 +54,9 @@ class ReceiptQuery:
     effect_id: str | None = None
     time_from_ns: int | None = None
     time_to_ns: int | None = None
+    # The page stops before the receipt that would take it past this many envelope bytes
+    # (the first receipt is always served); has_more then says there is more.
+    max_bytes: int = 1 << 62
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ from helm_runbook.runtime.store.base import (
     ChainHead,
     ReceiptPage,
     ReceiptQuery,
-    StoredReceipt,
     StoreUnavailable,
 )
 
@@ -172,8 +171,7 @@ class PostgresReceiptStore(BatchAppender):
     def list(self, query: ReceiptQuery) -> ReceiptPage:
         statement, args = sql.list_sql(query, "%s")
         rows = self._rows(statement, args)
-        items = [StoredReceipt(int(seq), json.loads(env)) for seq, env in rows[: query.limit]]
-        return ReceiptPage(items=items, has_more=len(rows) > query.limit)
+        return sql.list_page(rows, query.limit)
 
     def sessions(self, tenant_id: str, limit: int, offset: int) -> builtins.list[dict[str, Any]]:
         return [

@@ -7,7 +7,12 @@ import json
 from typing import Any
 
 from helm_runbook.runtime.receipts import causal_session_key
-from helm_runbook.runtime.store.base import AppendedReceipt, ReceiptQuery
+from helm_runbook.runtime.store.base import (
+    AppendedReceipt,
+    ReceiptPage,
+    ReceiptQuery,
+    StoredReceipt,
+)
 
 COLUMNS = (
     "receipt_id", "tenant_id", "causal_session_id", "session_id", "lamport_clock", "prev_hash",
@@ -58,7 +63,9 @@ def head_sql(mark: str) -> str:
 
 
 def list_sql(query: ReceiptQuery, mark: str) -> tuple[str, list[Any]]:
-    """``GET /api/v1/receipts`` filters, in append order, one row more than the page (has_more)."""
+    """``GET /api/v1/receipts`` filters, in append order, one row more than the page (has_more),
+    cut where the envelopes' running size passes ``max_bytes``: the database sums lengths, so
+    no more envelope bytes than that ever leave it. Each row ends with the uncut page's size."""
     where = [f"tenant_id = {mark}", f"append_sequence > {mark}"]
     args: list[Any] = [query.tenant_id, query.after_sequence]
     if query.session_id is not None:
@@ -78,10 +85,25 @@ def list_sql(query: ReceiptQuery, mark: str) -> tuple[str, list[Any]]:
     if query.time_to_ns is not None:
         where.append(f"timestamp_ns < {mark}")
         args.append(query.time_to_ns)
-    args.append(query.limit + 1)
-    sql = (f"SELECT append_sequence, receipt_envelope FROM receipts WHERE {' AND '.join(where)} "
-           f"ORDER BY append_sequence LIMIT {mark}")  # fmt: skip
+    args += [query.limit + 1, query.max_bytes]
+    sql = (
+        "SELECT r.append_sequence, r.receipt_envelope, sized.total FROM receipts r JOIN ("
+        " SELECT append_sequence AS seq, COUNT(*) OVER () AS total,"
+        " ROW_NUMBER() OVER (ORDER BY append_sequence) AS n,"
+        " SUM(size) OVER (ORDER BY append_sequence) AS running"
+        " FROM (SELECT append_sequence, LENGTH(receipt_envelope) AS size FROM receipts"
+        f" WHERE {' AND '.join(where)} ORDER BY append_sequence LIMIT {mark}) page"
+        f") sized ON r.append_sequence = sized.seq WHERE sized.n = 1 OR sized.running <= {mark}"
+        " ORDER BY r.append_sequence"
+    )
     return sql, args
+
+
+def list_page(rows: list[tuple[Any, ...]], limit: int) -> ReceiptPage:
+    """The page from ``list_sql``'s rows: at most ``limit`` receipts; more when any were cut."""
+    items = [StoredReceipt(int(seq), json.loads(env)) for seq, env, _total in rows[:limit]]
+    total = int(rows[0][2]) if rows else 0
+    return ReceiptPage(items=items, has_more=total > len(items))
 
 
 def sessions_sql(mark: str) -> str:

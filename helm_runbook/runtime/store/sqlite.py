@@ -29,7 +29,6 @@ from helm_runbook.runtime.store.base import (
     ReceiptBuilder,
     ReceiptPage,
     ReceiptQuery,
-    StoredReceipt,
     StoreUnavailable,
 )
 
@@ -159,8 +158,7 @@ class SQLiteReceiptStore(BatchAppender):
         statement, args = sql.list_sql(query, "?")
         with self._lock:
             rows = self._db.execute(statement, args).fetchall()
-        items = [StoredReceipt(seq, json.loads(env)) for seq, env in rows[: query.limit]]
-        return ReceiptPage(items=items, has_more=len(rows) > query.limit)
+        return sql.list_page(rows, query.limit)
 
     def sessions(self, tenant_id: str, limit: int, offset: int) -> builtins.list[dict[str, Any]]:
         with self._lock:

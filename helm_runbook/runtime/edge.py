@@ -1,0 +1,147 @@
+"""Bounded reading at the HTTP edge, in one place: header bytes and time, body bytes and time.
+
+uvicorn's httptools protocol has no cap on header size (httptools concatenates a header value
+until it ends, so a 100 MB header is held in memory and then served) and no timer before the
+first request or while headers trickle in. ``bounded_protocol`` adds both; every server of the
+runtime (API, health, metrics) uses it. ``read_body`` streams a request body under a byte cap
+and a deadline, chunked bodies included, so nothing larger than the route allows is ever held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from helm_runbook.runtime.problems import ProblemError
+
+# Answering a refused request while the client is still sending: close after it, do not drain.
+_CLOSE = {"Connection": "close"}
+
+
+def _raw_response(status: bytes, reason: str) -> bytes:
+    body = reason.encode()
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+    )
+
+
+class _BoundedHttpTools(HttpToolsProtocol):
+    """httptools with a cap on request-line + header bytes and a deadline to finish them."""
+
+    max_header_bytes = 64 << 10
+    header_timeout_s = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_headers = True
+        self._header_bytes = 0
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._parser_events = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()  # a connection that sends nothing must not sit here forever
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_headers and self._header_timer is None:
+            self._arm_header_timer()
+        done_before = self._parser_events
+        super().data_received(data)
+        if self._in_headers and self._parser_events == done_before:
+            # neither a header block nor a message ended in this chunk: it is all header bytes
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes and not self.transport.is_closing():
+                self._refuse(b"431 Request Header Fields Too Large",
+                             f"Request line and headers exceed {self.max_header_bytes} bytes")  # fmt: skip
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._header_bytes = 0
+        self._parser_events += 1
+        self._cancel_header_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._parser_events += 1
+        self._header_bytes = 0
+        self._in_headers = True  # the next bytes on this connection start a new header block
+
+    def _arm_header_timer(self) -> None:
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._header_timeout)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        if self._in_headers and not self.transport.is_closing():
+            self._refuse(b"408 Request Timeout",
+                         f"Request headers not received within {self.header_timeout_s:g}s")  # fmt: skip
+
+    def _refuse(self, status: bytes, reason: str) -> None:
+        """Answer and close; with an earlier (pipelined) response still being written, just
+        close, so the two never interleave on the wire."""
+        self._cancel_header_timer()
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.write(_raw_response(status, reason))
+        self.transport.close()
+
+
+def bounded_protocol(*, max_header_bytes: int, header_timeout_s: float) -> type[HttpToolsProtocol]:
+    """The protocol class for ``uvicorn.Config(http=...)`` with these bounds."""
+    return type(
+        "BoundedHttpTools",
+        (_BoundedHttpTools,),
+        {"max_header_bytes": max_header_bytes, "header_timeout_s": header_timeout_s},
+    )
+
+
+def _declared_length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise ProblemError(400, "Content-Length must be a decimal byte count", headers=_CLOSE)
+    return int(raw)
+
+
+async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
+    """The whole body, refused with 413 as soon as it passes ``limit`` bytes (declared or not)
+    and with 408 when it has not arrived within ``timeout_s``. Later reads of the request
+    (``body()``, ``form()``, ``stream()``) see these bytes."""
+    declared = _declared_length(request)
+    if declared is not None and declared > limit:
+        raise ProblemError(413, f"Request body exceeds {limit} bytes", headers=_CLOSE)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ProblemError(413, f"Request body exceeds {limit} bytes", headers=_CLOSE)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ProblemError(
+            408, f"Request body not received within {timeout_s:g}s", headers=_CLOSE
+        ) from None
+    except ClientDisconnect:
+        raise ProblemError(400, "Client disconnected before the body was complete") from None
+    body = b"".join(chunks)
+    request._body = body  # Starlette's cache: body(), json(), form() and stream() replay it
+    return body
