@@ -475,9 +475,8 @@ def _verify_response(runtime: Runtime, pack: bytes, *, replay: bool) -> Response
         pack,
         receipt_public_key=runtime.signer.public_key_hex,
         evidence_public_key=runtime.evidence_signer.public_key_hex,
+        replay=replay,
     )
-    if replay:
-        evidence.replay_check(pack, result)
     if runtime.metrics is not None:
         runtime.metrics.verifications.inc()
     doc = result.as_json()
