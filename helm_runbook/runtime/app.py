@@ -8,7 +8,7 @@ Domain errors become HTTP errors here, in one place: ``ProblemError`` → its st
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helm_runbook.runtime.auth import Identity, authorize
+from helm_runbook.runtime.evidence import VerifyWorkers
 from helm_runbook.runtime.kernel import Kernel
 from helm_runbook.runtime.keys import Signer
 from helm_runbook.runtime.limits import CONCURRENCY_LIMIT_EXCEEDED, ConcurrencyGate, RateLimiter
@@ -57,6 +58,7 @@ class Runtime:
     metrics: Metrics | None = None
     limiter: RateLimiter | None = None
     gate: ConcurrencyGate | None = None
+    verify_workers: VerifyWorkers = field(default_factory=VerifyWorkers)
     _upstream: httpx.AsyncClient | None = None
 
     def upstream_client(self) -> httpx.AsyncClient:
@@ -66,6 +68,7 @@ class Runtime:
         return self._upstream
 
     async def aclose(self) -> None:
+        self.verify_workers.close()
         if self._upstream is not None:
             await self._upstream.aclose()
             self._upstream = None

@@ -470,13 +470,18 @@ async def _pack_from(request: Request) -> bytes:
     return data
 
 
-def _verify_response(runtime: Runtime, pack: bytes, *, replay: bool) -> Response:
-    result = evidence.verify_pack(
-        pack,
-        receipt_public_key=runtime.signer.public_key_hex,
-        evidence_public_key=runtime.evidence_signer.public_key_hex,
-        replay=replay,
-    )
+async def _verify_response(runtime: Runtime, pack: bytes, *, replay: bool) -> Response:
+    try:
+        result = await runtime.verify_workers.verify(
+            pack,
+            receipt_public_key=runtime.signer.public_key_hex,
+            evidence_public_key=runtime.evidence_signer.public_key_hex,
+            replay=replay,
+        )
+    except evidence.VerifierBusy as exc:
+        raise ProblemError(
+            503, f"Evidence verification is at capacity ({exc}): retry", {"Retry-After": "1"}
+        ) from exc
     if runtime.metrics is not None:
         runtime.metrics.verifications.inc()
     doc = result.as_json()
@@ -485,8 +490,8 @@ def _verify_response(runtime: Runtime, pack: bytes, *, replay: bool) -> Response
 
 
 async def evidence_verify(request: Request, identity: Identity) -> Response:
-    return _verify_response(_runtime(request), await _pack_from(request), replay=False)
+    return await _verify_response(_runtime(request), await _pack_from(request), replay=False)
 
 
 async def replay_verify(request: Request, identity: Identity) -> Response:
-    return _verify_response(_runtime(request), await _pack_from(request), replay=True)
+    return await _verify_response(_runtime(request), await _pack_from(request), replay=True)

@@ -3,19 +3,22 @@ on the routes and the CLI alike, and nothing raises."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import json
 import tarfile
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from helm_runbook.cli import main as cli_main
 from helm_runbook.runtime import evidence
-from helm_runbook.runtime.app import Runtime
+from helm_runbook.runtime.app import Runtime, create_app, create_health_app
 from helm_runbook.runtime.evidence import INDEX, MANIFEST, SEAL, verify_pack
 from tests.conftest import TENANT_HEADERS
 from tests.runtime.test_evidence import EVIDENCE, RECEIPTS, ROOT, _files, _pack
@@ -207,3 +210,62 @@ def test_route_and_cli_refuse_the_duplicate(
     assert (
         cli_main(["verify-evidence", str(path), "--public-key", runtime.signer.public_key_hex]) == 2
     )
+
+
+def _blocking_verify(release: threading.Event, entered: threading.Event) -> Any:
+    """A stand-in for a slow verification: holds its caller until ``release`` (at most 10 s)."""
+
+    def slow(pack: bytes | BinaryIO, **kwargs: Any) -> evidence.PackVerification:
+        entered.set()
+        result = evidence.PackVerification()
+        if not release.wait(10):
+            result.fail("signatures", "test", "never released")
+        return result
+
+    return slow
+
+
+async def test_a_slow_verification_never_delays_the_health_port(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verification waits for the health probe's answer: it gets it only when the probe is
+    served while the verification runs (on the old code it held the event loop, so it waited in
+    vain and the probe came after it)."""
+    probe_answered, entered = threading.Event(), threading.Event()
+    monkeypatch.setattr(evidence, "verify_pack", _blocking_verify(probe_answered, entered))
+    api = httpx.AsyncClient(transport=httpx.ASGITransport(create_app(runtime)), base_url="http://a")
+    health = httpx.AsyncClient(
+        transport=httpx.ASGITransport(create_health_app()), base_url="http://h"
+    )
+    async with api, health:
+        verifying = asyncio.create_task(api.post("/api/v1/evidence/verify", content=b"x"))
+        while not entered.is_set() and not verifying.done():
+            await asyncio.sleep(0.01)
+        served_while_verifying = not verifying.done()
+        probe = await health.get("/healthz")
+        probe_answered.set()
+        assert (await verifying).json()["verdict"] == "PASS"
+    assert probe.status_code == 200
+    assert served_while_verifying
+
+
+async def test_verifications_beyond_workers_and_queue_get_503(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release, entered = threading.Event(), threading.Event()
+    monkeypatch.setattr(evidence, "verify_pack", _blocking_verify(release, entered))
+    runtime.verify_workers = evidence.VerifyWorkers(workers=1, queue=1)
+    api = httpx.AsyncClient(transport=httpx.ASGITransport(create_app(runtime)), base_url="http://a")
+    async with api:
+        held = [
+            asyncio.create_task(api.post("/api/v1/evidence/verify", content=b"x")) for _ in range(2)
+        ]
+        while not entered.is_set():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # let the second request reach the queue
+        refused = await api.post("/api/v1/replay/verify", content=b"x")
+        release.set()
+        assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200]
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "1"
+    assert "capacity" in refused.json()["detail"]
