@@ -8,6 +8,7 @@ Domain errors become HTTP errors here, in one place: ``ProblemError`` → its st
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,6 +181,7 @@ def create_app(runtime: Runtime) -> ASGIApp:
         exception_handlers={404: _not_found, 500: _internal},
     )
     app.state.runtime = runtime
+    app.state.readiness = runtime.store.health
     return SecurityHeaders(app)
 
 
@@ -192,13 +194,18 @@ def _metrics_route(metrics: Metrics) -> Route:
     return Route("/metrics", scrape, methods=["GET", "HEAD"])
 
 
-def create_health_app(metrics: Metrics | None = None) -> ASGIApp:
-    """The health-port application (8081): ``/health`` and ``/healthz`` answer ``OK``; no
-    middleware. ``/metrics`` is added here when the metrics port equals the health port."""
+def create_health_app(
+    metrics: Metrics | None = None, readiness: Callable[[], str] | None = None
+) -> ASGIApp:
+    """The health-port application (8081): ``/health`` and ``/healthz`` answer ``OK`` (503 while
+    ``readiness`` names a fault); no middleware. ``/metrics`` is added here when the metrics port
+    equals the health port."""
     routes = [Route(s.path, _endpoint(s, None), methods=_ALL_METHODS) for s in HEALTH_ROUTES]
     if metrics is not None:
         routes.append(_metrics_route(metrics))
-    return Starlette(routes=routes, exception_handlers={404: _not_found})
+    app = Starlette(routes=routes, exception_handlers={404: _not_found})
+    app.state.readiness = readiness
+    return app
 
 
 def create_metrics_app(metrics: Metrics) -> ASGIApp:

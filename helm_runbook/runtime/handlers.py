@@ -46,12 +46,28 @@ class CompactJSON(JSONResponse):
 # -- health and version -------------------------------------------------------------------
 
 
+async def _not_ready(request: Request) -> str:
+    """Why the runtime cannot serve now ('' when it can): the receipt store's health, probed in
+    a thread (it takes the store's lock) so a slow store never stalls the probe loop."""
+    check = getattr(request.app.state, "readiness", None)
+    return str(await asyncio.to_thread(check)) if check is not None else ""
+
+
 async def plain_ok(request: Request, identity: Identity) -> Response:
-    """``/health`` on the API port (decision D1) and both health-port routes: plain ``OK``."""
+    """``/health`` on the API port (decision D1) and both health-port routes: plain ``OK``, or
+    503 naming the fault while the receipt store is malformed or unwritable (readiness)."""
+    why = await _not_ready(request)
+    if why:
+        return PlainTextResponse(f"NOT READY: {why}", status_code=503)
     return PlainTextResponse("OK")
 
 
 async def healthz(request: Request, identity: Identity) -> Response:
+    why = await _not_ready(request)
+    if why:
+        return CompactJSON(
+            {"status": "unavailable", "version": KERNEL_VERSION, "reason": why}, status_code=503
+        )
     return CompactJSON({"status": "ok", "version": KERNEL_VERSION})
 
 

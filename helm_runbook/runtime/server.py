@@ -214,7 +214,10 @@ async def serve_forever(
     on_health_port = (
         runtime.metrics if runtime.settings.metrics_enabled and listeners.metrics is None else None
     )
-    servers = [_uvicorn(create_app(runtime)), _uvicorn(create_health_app(on_health_port))]
+    servers = [
+        _uvicorn(create_app(runtime)),
+        _uvicorn(create_health_app(on_health_port, runtime.store.health)),
+    ]
     sockets = [listeners.api, listeners.health]
     if listeners.metrics is not None and runtime.metrics is not None:
         servers.append(_uvicorn(create_metrics_app(runtime.metrics)))
