@@ -176,11 +176,12 @@ _TYPE_NAMES = {
 
 
 class PackRefused(Exception):
-    """The pack broke a limit or the exported form: verification stops at once."""
+    """The pack broke a limit or the exported form, or its seal is not genuine: verification
+    stops at once, before any more of the pack is read."""
 
-    def __init__(self, where: str, why: str) -> None:
+    def __init__(self, where: str, why: str, check: str = "policy_compliance") -> None:
         super().__init__(f"{where}: {why}")
-        self.where, self.why = where, why
+        self.where, self.why, self.check = where, why, check
 
 
 class _CappedFile:
@@ -344,8 +345,9 @@ class _PackContents:
     hashes: dict[str, str] = field(default_factory=dict)
 
 
-def _read_pack(raw: BinaryIO) -> _PackContents:
-    """Stream the pack under the limits above; raise PackRefused at the first one crossed."""
+def _read_pack(raw: BinaryIO, evidence_public_key: str) -> _PackContents:
+    """Stream the pack under the limits above; raise PackRefused at the first one crossed, or
+    as soon as the seal (the second member) does not verify over the index (the first)."""
     stream = _TarStream(raw, time.monotonic() + MAX_VERIFY_SECONDS)
     out = _PackContents()
     seen: set[str] = set()
@@ -384,6 +386,14 @@ def _read_pack(raw: BinaryIO) -> _PackContents:
             out.control[member.name] = bytes(kept)
         elif keep:
             out.receipts[member.name] = bytes(kept)
+        if member.name == SEAL and not verify_hex(
+            evidence_public_key, out.control[INDEX], bytes(kept).decode(errors="replace").strip()
+        ):
+            raise PackRefused(
+                SEAL,
+                "seal does not verify over 00_INDEX.json with the trusted evidence key",
+                check="signatures",
+            )
     for name in _LEADING:
         if name not in out.control:
             raise PackRefused(name, "missing from the pack")
@@ -424,21 +434,14 @@ def verify_pack(
         result.checks["replay"] = "PASS"
     raw = io.BytesIO(pack) if isinstance(pack, bytes) else pack
     try:
-        contents = _read_pack(raw)
+        contents = _read_pack(raw, evidence_public_key)
     except PackRefused as exc:
-        result.fail("policy_compliance", exc.where, exc.why)
+        result.fail(exc.check, exc.where, exc.why)
         return result
     except (OSError, EOFError, zlib.error) as exc:
         result.fail("policy_compliance", "archive", f"not a readable tar.gz ({exc})")
         return result
     index_bytes, manifest_bytes = contents.control[INDEX], contents.control[MANIFEST]
-    seal = contents.control[SEAL].decode(errors="replace").strip()
-    if not verify_hex(evidence_public_key, index_bytes, seal):
-        result.fail(
-            "signatures",
-            SEAL,
-            "seal does not verify over 00_INDEX.json with the trusted evidence key",
-        )
     try:
         index, manifest = _load_json(index_bytes), _load_json(manifest_bytes)
         if not isinstance(index, dict) or not isinstance(manifest, dict):

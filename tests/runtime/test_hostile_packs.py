@@ -170,7 +170,17 @@ def test_a_receipt_that_is_not_an_object_fails_cleanly(body: bytes) -> None:
 def test_control_files_of_the_wrong_shape_fail_cleanly(target: str, body: bytes) -> None:
     files = dict(_genuine())
     files[target] = body
+    files[SEAL] = EVIDENCE.sign_hex(files[INDEX]).encode()  # sealed: the shape is what fails
     _failed_naming(_tar(list(files.items())), MANIFEST, "unreadable")
+
+
+def test_a_bad_seal_stops_the_read_before_the_receipts() -> None:
+    files = _genuine()
+    bomb = [(f"receipts/{i}.json", b"x") for i in range(evidence.MAX_MEMBERS)]
+    result = _failed_naming(
+        _tar([files[0], (SEAL, b"00" * 64), files[2], *bomb]), SEAL, "seal does not verify"
+    )
+    assert result["checks"]["signatures"] == "FAIL" and len(result["errors"]) == 1
 
 
 def test_the_time_limit_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
