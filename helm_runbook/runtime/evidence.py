@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import tarfile
 import threading
 import time
@@ -180,6 +181,7 @@ class PackRefused(Exception):
     stops at once, before any more of the pack is read."""
 
     def __init__(self, where: str, why: str, check: str = "policy_compliance") -> None:
+        where = "".join(c if c.isprintable() else "?" for c in where[:200])  # names are untrusted
         super().__init__(f"{where}: {why}")
         self.where, self.why, self.check = where, why, check
 
@@ -313,14 +315,14 @@ def _members(stream: _TarStream) -> Iterator[_Member]:
             plain = prefix + b"/" + plain
         name = pax.get("path") or long_name or plain.decode(errors="replace")
         if "size" in pax:
-            size = int(pax["size"]) if pax["size"].isdigit() else -1
+            size = int(pax["size"]) if re.fullmatch(r"[0-9]{1,19}", pax["size"]) else -1
         sparse = any(key.startswith("GNU.sparse.") for key in pax)
         long_name, pax = None, {}
         if kind not in (b"0", b"\0") or sparse:
             what = "a sparse file" if sparse else _TYPE_NAMES.get(kind, f"of tar type {kind!r}")
-            raise PackRefused(name[:200], f"member is {what}: only regular files are accepted")
+            raise PackRefused(name, f"member is {what}: only regular files are accepted")
         if size < 0:
-            raise PackRefused(name[:200], "malformed pax size")
+            raise PackRefused(name, "malformed pax size")
         _check_path(name)
         yield _Member(name, size)
         padding = -size % _BLOCK

@@ -138,6 +138,22 @@ def test_only_regular_files_with_plain_relative_names(
     _failed_naming(_tar([*_genuine()[:3], member]), *words)
 
 
+@pytest.mark.parametrize("size", ["\u00b2", "-1", "1e9", ""])
+def test_a_malformed_pax_size_fails_cleanly(size: str) -> None:
+    info = tarfile.TarInfo("receipts/x.json")
+    info.pax_headers = {"size": size}
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(info, io.BytesIO(b""))
+    _failed_naming(gzip.compress(raw.getvalue()), "pax size")
+
+
+def test_names_in_errors_are_printable() -> None:
+    result = _verify(_tar([("\x1b[31mevil\n.json", b"{}")]))
+    assert result["verdict"] == "FAIL"
+    assert all(c.isprintable() for e in result["errors"] for c in e), result["errors"]
+
+
 def test_a_pax_sparse_member_is_refused() -> None:
     info = tarfile.TarInfo("receipts/sparse.json")
     info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.realsize": str(1 << 30)}
