@@ -57,9 +57,11 @@ runbook: setup runbook-deps ## the main job: execute every runbook against the b
 helm-chart-smoke: setup ## lint, render and validate the chart; every guard must refuse with its message
 	$(BIN)/python -m helm_runbook.chart.smoke
 
-bench: setup ## print benchmark figures (hot path, HTTP, proxy latency, evidence packs, stores under load)
+bench: setup ## print benchmark figures (hot path, HTTP, proxy latency, evidence packs, hostile packs, CEL bounds, stores under load)
 	$(BIN)/python benchmarks/hot_path.py
 	$(BIN)/python benchmarks/proxy_evidence.py
+	$(BIN)/python benchmarks/evidence_limits.py
+	$(BIN)/python benchmarks/cel_limits.py
 	$(BIN)/python benchmarks/chart_render.py
 	$(BIN)/python benchmarks/store_load.py
 
