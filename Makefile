@@ -64,9 +64,11 @@ lab: setup runbook-deps ## JupyterLab on 127.0.0.1 (port LAB_PORT, 8888) in note
 helm-chart-smoke: setup ## lint, render and validate the chart; every guard must refuse with its message
 	$(BIN)/python -m helm_runbook.chart.smoke
 
-bench: setup ## print benchmark figures (hot path, HTTP, proxy latency, evidence packs, stores under load, hostile clients)
+bench: setup ## print benchmark figures (hot path, HTTP, proxy latency, evidence packs, hostile packs, CEL bounds, stores under load, hostile clients)
 	$(BIN)/python benchmarks/hot_path.py
 	$(BIN)/python benchmarks/proxy_evidence.py
+	$(BIN)/python benchmarks/evidence_limits.py
+	$(BIN)/python benchmarks/cel_limits.py
 	$(BIN)/python benchmarks/chart_render.py
 	$(BIN)/python benchmarks/store_load.py
 	$(BIN)/python benchmarks/hostile_clients.py

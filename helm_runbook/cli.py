@@ -95,13 +95,14 @@ def _cmd_verify_evidence(opts: argparse.Namespace) -> int:
         normalise_public_key(opts.evidence_public_key) if opts.evidence_public_key else key
     )
     try:
-        pack = Path(opts.pack).read_bytes()
+        with Path(opts.pack).open("rb") as pack:  # streamed: the pack's size is bounded there
+            verified = verify_pack(pack, receipt_public_key=key, evidence_public_key=evidence_key)
     except OSError as exc:
         raise InputError(
             f"cannot read {opts.pack}: {exc.strerror}",
             fix="pass the tar.gz from /api/v1/evidence/export",
         ) from exc
-    result = verify_pack(pack, receipt_public_key=key, evidence_public_key=evidence_key).as_json()
+    result = verified.as_json()
     print(f"evidence verification: {result['verdict']} ({result['roots']['entry_count']} receipts)")
     for check, status in result["checks"].items():
         print(f"  {check:<18} {status}")

@@ -15,8 +15,9 @@ ADAPTERS = {
     "sqlite3": {"runtime/store/sqlite.py"},
 }
 # The operator side talks HTTP to a runtime only through client.py; the local target's kubelet
-# probe is the one other HTTP caller. The runtime's own HTTP (upstream, control plane) is its own.
-HTTP_CLIENTS = {"client.py", "targets/local.py"}
+# probe and the hostile-client tool (an attacker, malformed on purpose) are the other callers.
+# The runtime's own HTTP (upstream, control plane) is its own.
+HTTP_CLIENTS = {"client.py", "targets/local.py", "hostile.py"}
 
 
 def _imports(path: Path) -> set[str]:

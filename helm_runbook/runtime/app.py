@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import traceback
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -23,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helm_runbook.runtime.auth import Identity, authorize
 from helm_runbook.runtime.edge import read_body
+from helm_runbook.runtime.evidence import VerifyWorkers
 from helm_runbook.runtime.kernel import Kernel
 from helm_runbook.runtime.keys import Signer
 from helm_runbook.runtime.limits import CONCURRENCY_LIMIT_EXCEEDED, ConcurrencyGate, RateLimiter
@@ -60,6 +62,7 @@ class Runtime:
     metrics: Metrics | None = None
     limiter: RateLimiter | None = None
     gate: ConcurrencyGate | None = None
+    verify_workers: VerifyWorkers = field(default_factory=VerifyWorkers)
     _upstream: httpx.AsyncClient | None = None
 
     def upstream_client(self) -> httpx.AsyncClient:
@@ -69,6 +72,7 @@ class Runtime:
         return self._upstream
 
     async def aclose(self) -> None:
+        self.verify_workers.close()
         if self._upstream is not None:
             await self._upstream.aclose()
             self._upstream = None
@@ -224,6 +228,7 @@ def create_app(runtime: Runtime) -> ASGIApp:
         exception_handlers={404: _not_found, 500: _internal},
     )
     app.state.runtime = runtime
+    app.state.readiness = runtime.store.health
     return SecurityHeaders(app)
 
 
@@ -236,13 +241,18 @@ def _metrics_route(metrics: Metrics) -> Route:
     return Route("/metrics", scrape, methods=["GET", "HEAD"])
 
 
-def create_health_app(metrics: Metrics | None = None) -> ASGIApp:
-    """The health-port application (8081): ``/health`` and ``/healthz`` answer ``OK``; no
-    middleware. ``/metrics`` is added here when the metrics port equals the health port."""
+def create_health_app(
+    metrics: Metrics | None = None, readiness: Callable[[], str] | None = None
+) -> ASGIApp:
+    """The health-port application (8081): ``/health`` and ``/healthz`` answer ``OK`` (503 while
+    ``readiness`` names a fault); no middleware. ``/metrics`` is added here when the metrics port
+    equals the health port."""
     routes = [Route(s.path, _endpoint(s, None), methods=_ALL_METHODS) for s in HEALTH_ROUTES]
     if metrics is not None:
         routes.append(_metrics_route(metrics))
-    return Starlette(routes=routes, exception_handlers={404: _not_found})
+    app = Starlette(routes=routes, exception_handlers={404: _not_found})
+    app.state.readiness = readiness
+    return app
 
 
 def create_metrics_app(metrics: Metrics) -> ASGIApp:

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from helm_runbook.runtime.policy.compiler import CelError, evaluate_cel
 from helm_runbook.runtime.policy.snapshot import EffectivePolicySnapshot, PolicyScope
 
 ALLOW, DENY = "ALLOW", "DENY"
@@ -88,8 +89,8 @@ def decide(
             }
         }
         try:
-            result = rule.program.execute(cel_input)
-        except Exception as exc:  # any CEL runtime error fails closed
+            result = evaluate_cel(rule, cel_input)
+        except CelError as exc:  # any CEL failure or refusal fails closed
             return deny(
                 "PRG_EVALUATION_ERROR",
                 f"requirement {rule.requirement_set_id}:expression failed to evaluate: {exc}",

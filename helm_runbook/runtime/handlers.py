@@ -52,12 +52,28 @@ class CompactJSON(JSONResponse):
 # -- health and version -------------------------------------------------------------------
 
 
+async def _not_ready(request: Request) -> str:
+    """Why the runtime cannot serve now ('' when it can): the receipt store's health, probed in
+    a thread (it takes the store's lock) so a slow store never stalls the probe loop."""
+    check = getattr(request.app.state, "readiness", None)
+    return str(await asyncio.to_thread(check)) if check is not None else ""
+
+
 async def plain_ok(request: Request, identity: Identity) -> Response:
-    """``/health`` on the API port (decision D1) and both health-port routes: plain ``OK``."""
+    """``/health`` on the API port (decision D1) and both health-port routes: plain ``OK``, or
+    503 naming the fault while the receipt store is malformed or unwritable (readiness)."""
+    why = await _not_ready(request)
+    if why:
+        return PlainTextResponse(f"NOT READY: {why}", status_code=503)
     return PlainTextResponse("OK")
 
 
 async def healthz(request: Request, identity: Identity) -> Response:
+    why = await _not_ready(request)
+    if why:
+        return CompactJSON(
+            {"status": "unavailable", "version": KERNEL_VERSION, "reason": why}, status_code=503
+        )
     return CompactJSON({"status": "ok", "version": KERNEL_VERSION})
 
 
@@ -480,14 +496,18 @@ async def _pack_from(request: Request) -> bytes:
     return data
 
 
-def _verify_response(runtime: Runtime, pack: bytes, *, replay: bool) -> Response:
-    result = evidence.verify_pack(
-        pack,
-        receipt_public_key=runtime.signer.public_key_hex,
-        evidence_public_key=runtime.evidence_signer.public_key_hex,
-    )
-    if replay:
-        evidence.replay_check(pack, result)
+async def _verify_response(runtime: Runtime, pack: bytes, *, replay: bool) -> Response:
+    try:
+        result = await runtime.verify_workers.verify(
+            pack,
+            receipt_public_key=runtime.signer.public_key_hex,
+            evidence_public_key=runtime.evidence_signer.public_key_hex,
+            replay=replay,
+        )
+    except evidence.VerifierBusy as exc:
+        raise ProblemError(
+            503, f"Evidence verification is at capacity ({exc}): retry", {"Retry-After": "1"}
+        ) from exc
     if runtime.metrics is not None:
         runtime.metrics.verifications.inc()
     doc = result.as_json()
@@ -496,8 +516,8 @@ def _verify_response(runtime: Runtime, pack: bytes, *, replay: bool) -> Response
 
 
 async def evidence_verify(request: Request, identity: Identity) -> Response:
-    return _verify_response(_runtime(request), await _pack_from(request), replay=False)
+    return await _verify_response(_runtime(request), await _pack_from(request), replay=False)
 
 
 async def replay_verify(request: Request, identity: Identity) -> Response:
-    return _verify_response(_runtime(request), await _pack_from(request), replay=True)
+    return await _verify_response(_runtime(request), await _pack_from(request), replay=True)

@@ -46,7 +46,7 @@ WAKE_HINT_BODY = 1 << 10  # wake hints carry no body; a small one is read to be 
 # fmt: off
 API_ROUTES: tuple[RouteSpec, ...] = (
     _route("/health", GET, PUBLIC, "health", handlers.plain_ok,
-           "Plain OK; also on the API port (decision D1)", limited=False),
+           "Plain OK (503 naming a storage fault); also on the API port (decision D1)", limited=False),
     _route("/healthz", GET, PUBLIC, "healthCheck", handlers.healthz, "Health check (JSON)", limited=False),
     _route("/api/health", GET, PUBLIC, "getPublicDemoHealth", handlers.api_health,
            "Health with build and version metadata", limited=False),
@@ -79,7 +79,7 @@ API_ROUTES: tuple[RouteSpec, ...] = (
 
 # Health port (8081): no middleware, any method (contract 3.2).
 HEALTH_ROUTES: tuple[RouteSpec, ...] = (
-    _route("/health", ("*",), PUBLIC, "healthPort", handlers.plain_ok, "Liveness/readiness: OK", limited=False),
-    _route("/healthz", ("*",), PUBLIC, "healthPortZ", handlers.plain_ok, "Liveness/readiness: OK", limited=False),
+    _route("/health", ("*",), PUBLIC, "healthPort", handlers.plain_ok, "Liveness/readiness: OK, or 503 naming a storage fault", limited=False),
+    _route("/healthz", ("*",), PUBLIC, "healthPortZ", handlers.plain_ok, "Liveness/readiness: OK, or 503 naming a storage fault", limited=False),
 )
 # fmt: on

@@ -220,7 +220,11 @@ async def _poll(runtime: Runtime, interval_s: float) -> None:
     """Level-based polling: lost wake hints are recovered within one interval."""
     while True:
         await asyncio.sleep(interval_s)
-        status = await asyncio.to_thread(runtime.reconciler.reconcile, runtime.scope)
+        try:
+            status = await asyncio.to_thread(runtime.reconciler.reconcile, runtime.scope)
+        except Exception as exc:  # the reconciler reports its own failures; this is the backstop
+            log("[helm] policy poll failed", level="ERROR", error=str(exc)[:300])
+            continue
         if status["reconcile_status"] not in ("no_change",):
             log_reconcile(status, trigger="poll")
 
@@ -235,7 +239,7 @@ async def serve_forever(
     limits = runtime.settings.limits
     servers = [
         _uvicorn(create_app(runtime), limits),
-        _uvicorn(create_health_app(on_health_port), limits),
+        _uvicorn(create_health_app(on_health_port, runtime.store.health), limits),
     ]
     sockets = [listeners.api, listeners.health]
     if listeners.metrics is not None and runtime.metrics is not None:

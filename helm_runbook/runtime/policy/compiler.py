@@ -8,6 +8,8 @@ key must not silently drop a requirement).
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,122 @@ import cel
 
 from helm_runbook.runtime.canonical import canonical_json, sha256_ref
 from helm_runbook.runtime.policy.bundle import PolicyFileError
+
+# CEL work is bounded before it starts: the binding holds the GIL while it evaluates, so a slow
+# expression would stall every thread of the runtime, the health port's included.
+CEL_MAX_SOURCE_CHARS = 4096
+CEL_MAX_NESTING = 32  # (, [ and { deep, outside string literals
+CEL_MAX_INPUT_VALUES = 10_000  # every scalar, list and map in the request context fed to CEL
+CEL_MAX_INPUT_DEPTH = 32
+CEL_MAX_INPUT_STRING_BYTES = 256 << 10
+CEL_MAX_COST = 5_000_000  # source chars x input values ^ comprehension macros (at least ^1)
+_MACRO = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(")
+_FATAL = (KeyboardInterrupt, SystemExit)  # the only BaseExceptions let through: shutdown
+
+
+class CelError(Exception):
+    """A CEL expression that is refused, fails to compile or fails to evaluate (fail closed)."""
+
+
+def _code_outside_strings(expression: str) -> str:
+    """The expression with string literals blanked, so brackets and macros in them do not count."""
+    out: list[str] = []
+    i, n = 0, len(expression)
+    while i < n:
+        c = expression[i]
+        if c not in "'\"":
+            out.append(c)
+            i += 1
+            continue
+        raw = i > 0 and expression[i - 1] in "rR"
+        quote = expression[i : i + 3] if expression[i : i + 3] in ("'''", '"""') else c
+        i += len(quote)
+        while i < n and not expression.startswith(quote, i):
+            i += 2 if expression[i] == "\\" and not raw else 1
+        i += len(quote)
+        out.append(" ")
+    return "".join(out)
+
+
+def cel_macros(expression: str) -> int:
+    """Comprehension macros in ``expression`` (an upper bound on their nesting); raise CelError
+    past the source-size or nesting limits."""
+    if len(expression) > CEL_MAX_SOURCE_CHARS:
+        raise CelError(
+            f"expression is {len(expression)} characters, over {CEL_MAX_SOURCE_CHARS} "
+            "(CEL_MAX_SOURCE_CHARS)"
+        )
+    code = _code_outside_strings(expression)
+    depth = deepest = 0
+    for c in code:
+        depth += 1 if c in "([{" else -1 if c in ")]}" else 0
+        deepest = max(deepest, depth)
+    if deepest > CEL_MAX_NESTING:
+        raise CelError(f"expression nests {deepest} deep, over {CEL_MAX_NESTING} (CEL_MAX_NESTING)")
+    return len(_MACRO.findall(code))
+
+
+def compile_cel(expression: str) -> Any:
+    """A CEL program within the limits; any failure of the library (a parser panic is a
+    BaseException) becomes CelError."""
+    cel_macros(expression)
+    try:
+        return cel.compile(expression)
+    except _FATAL:
+        raise
+    except BaseException as exc:
+        raise CelError(f"does not compile: {type(exc).__name__}: {str(exc)[:300]}") from None
+
+
+def cel_input_values(value: Any) -> int:
+    """How many values ``value`` holds; raise CelError past the input limits (walked without
+    recursion, stopping at the first limit)."""
+    count, text = 0, 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > CEL_MAX_INPUT_VALUES:
+            raise CelError(
+                f"request context holds over {CEL_MAX_INPUT_VALUES} values (CEL_MAX_INPUT_VALUES)"
+            )
+        if depth > CEL_MAX_INPUT_DEPTH:
+            raise CelError(
+                f"request context nests over {CEL_MAX_INPUT_DEPTH} deep (CEL_MAX_INPUT_DEPTH)"
+            )
+        if isinstance(item, str):
+            text += len(item)
+        elif isinstance(item, Mapping):
+            for key, child in item.items():
+                text += len(str(key))
+                stack.append((child, depth + 1))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((child, depth + 1) for child in item)
+        if text > CEL_MAX_INPUT_STRING_BYTES:
+            raise CelError(
+                f"request context holds over {CEL_MAX_INPUT_STRING_BYTES} characters of text "
+                "(CEL_MAX_INPUT_STRING_BYTES)"
+            )
+    return count
+
+
+def evaluate_cel(rule: Rule, cel_input: Mapping[str, Any]) -> Any:
+    """Run ``rule``'s program on ``cel_input`` when its worst-case cost is within CEL_MAX_COST;
+    any failure of the library becomes CelError."""
+    values = cel_input_values(cel_input)
+    cost = len(rule.expression) * values ** max(rule.macros, 1)
+    if cost > CEL_MAX_COST:
+        raise CelError(
+            f"cost bound {len(rule.expression)} chars x {values} values ^ {max(rule.macros, 1)} "
+            f"exceeds {CEL_MAX_COST} (CEL_MAX_COST)"
+        )
+    try:
+        return rule.program.execute(dict(cel_input))
+    except _FATAL:
+        raise
+    except BaseException as exc:
+        raise CelError(f"{type(exc).__name__}: {str(exc)[:300]}") from None
+
 
 _ITEM_KEYS = frozenset(
     {"action", "resource", "enabled", "requirement_set", "expression", "description"}
@@ -30,6 +148,7 @@ class Rule:
     requirement_set_hash: str
     expression: str = ""
     program: Any = field(default=None, compare=False, repr=False)
+    macros: int = 0  # comprehension macros in ``expression``: the exponent of its cost bound
     resource: str = ""
     description: str = ""
 
@@ -94,15 +213,14 @@ def compile_pack(policy_name: str, pack: dict[str, Any], *, source: str) -> Comp
         set_id = item.get("requirement_set") or f"{policy_name}:{action}"
         if not isinstance(set_id, str):
             raise PolicyFileError(f"{where} ({action}): requirement_set must be a string")
-        program = None
+        program, macros = None, 0
         requirements = []
         if expression.strip():
             try:
-                program = cel.compile(expression)
-            except (ValueError, RuntimeError) as exc:
-                raise PolicyFileError(
-                    f"{where} ({action}): CEL expression does not compile: {exc}"
-                ) from exc
+                macros = cel_macros(expression)
+                program = compile_cel(expression)
+            except CelError as exc:
+                raise PolicyFileError(f"{where} ({action}): CEL expression refused: {exc}") from exc
             requirements.append({"id": f"{set_id}:expression", "expression": expression})
         set_hash = sha256_ref(
             canonical_json({"id": set_id, "logic": "AND", "requirements": requirements})
@@ -113,6 +231,7 @@ def compile_pack(policy_name: str, pack: dict[str, Any], *, source: str) -> Comp
             requirement_set_hash=set_hash,
             expression=expression,
             program=program,
+            macros=macros,
             resource=str(item.get("resource") or ""),
             description=str(item.get("description") or ""),
         )

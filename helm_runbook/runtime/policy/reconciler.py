@@ -16,6 +16,7 @@ from typing import Any
 
 from helm_runbook.runtime.canonical import sha256_ref
 from helm_runbook.runtime.keys import verify_hex
+from helm_runbook.runtime.log import log
 from helm_runbook.runtime.policy.bundle import PolicyFileError, composite_material, policy_hash
 from helm_runbook.runtime.policy.snapshot import EffectivePolicySnapshot, PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import (  # re-exported: the reconciler's vocabulary
@@ -59,10 +60,26 @@ class Reconciler:
     def reconcile(self, scope: PolicyScope) -> dict[str, Any]:
         """Run one reconcile for ``scope`` and return the ReconcileStatus JSON (contract 3.8)."""
         with self._lock:
-            status = self._reconcile(scope)
+            try:
+                status = self._reconcile(scope)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # a library panic (pyo3) is a BaseException
+                # Whatever broke, the outcome is a refused update: the installed snapshot is
+                # kept or expired by the same rule, and the next poll tries again.
+                status = self._refused(
+                    scope,
+                    self.snapshots.get(scope),
+                    None,
+                    "internal_error",
+                    f"reconcile failed: {type(exc).__name__}: {str(exc)[:300]}",
+                )
             self.last_status = status
         if self.on_status:
-            self.on_status(status)
+            try:
+                self.on_status(status)
+            except Exception as exc:  # a status listener must not end the poll loop
+                log("[helm] policy status listener failed", level="WARN", error=str(exc)[:300])
         return status
 
     def _reconcile(self, scope: PolicyScope) -> dict[str, Any]:
@@ -203,8 +220,6 @@ class Reconciler:
 
 def log_reconcile(status: Mapping[str, Any], *, trigger: str) -> None:
     """One log line per reconcile that changed something or failed (``kubectl logs`` shows why)."""
-    from helm_runbook.runtime.log import log
-
     log(
         "[helm] policy reconcile",
         level="INFO" if status["reconcile_status"] in ("ok", "no_change") else "WARN",

@@ -96,6 +96,9 @@ class ReceiptStore(Protocol):
     def count(self) -> int:
         """Receipts stored, all tenants (the ``helm_chain_length`` gauge starts here)."""
 
+    def health(self) -> str:
+        """'' when receipts can be read and written now; else why not (readiness fails on it)."""
+
     def close(self) -> None: ...
 
 

@@ -182,5 +182,13 @@ class PostgresReceiptStore(BatchAppender):
     def count(self) -> int:
         return int(self._rows("SELECT COUNT(*) FROM receipts", ())[0][0])
 
+    def health(self) -> str:
+        """'' while the server answers (its outages are StoreUnavailable, see ``_rows``)."""
+        try:
+            self._rows("SELECT 1", ())
+        except StoreUnavailable as exc:
+            return str(exc)
+        return ""
+
     def close(self) -> None:
         self._pool.close()

@@ -15,7 +15,8 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,25 @@ from helm_runbook.runtime.store.base import (
 _SCHEMA = sql.schema_sql("INTEGER PRIMARY KEY", "INTEGER")
 _INSERT = sql.insert_sql("?")
 _HEAD = sql.head_sql("?")
+# SQLite primary result codes (``sqlite_errorcode & 0xFF``) that mean the store is not usable.
+_CORRUPT = {11: "malformed (SQLITE_CORRUPT)", 26: "not a database (SQLITE_NOTADB)"}
+_UNWRITABLE = {
+    8: "read-only (SQLITE_READONLY)",
+    10: "failing I/O (SQLITE_IOERR)",
+    13: "full (SQLITE_FULL)",
+    14: "unopenable (SQLITE_CANTOPEN)",
+}
+STORE_FAULT_HOLD_S = 10.0  # readiness stays failed this long after a write hit an unwritable store
+HEALTH_CACHE_S = 1.0  # a public /health answered from the last probe within this window
+_PROBE_BUSY_TIMEOUT_MS = 500
+
+
+def _primary_code(exc: sqlite3.Error) -> int:
+    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:200] if text.strip() else ""
 
 
 class SQLiteReceiptStore(BatchAppender):
@@ -50,6 +70,7 @@ class SQLiteReceiptStore(BatchAppender):
     ):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.path = path
+        self._busy_timeout_ms = int(busy_timeout_ms)
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -58,8 +79,25 @@ class SQLiteReceiptStore(BatchAppender):
             self._db.execute(f"PRAGMA synchronous = {synchronous}")
             self._db.execute("PRAGMA wal_autocheckpoint = 0")
             self._db.executescript(_SCHEMA)
+            # A page read by no query yet is found here, not by a request (reads every page once).
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open receipt database {path}: {exc}") from exc
+            with contextlib.suppress(sqlite3.Error, AttributeError):
+                self._db.close()
+            raise StoreUnavailable(
+                f"cannot open receipt database {path}: {_first_line(str(exc))} (restore it from a "
+                "backup or move it aside; a new empty database starts a new chain)"
+            ) from exc
+        if problems != ["ok"]:
+            self._db.close()
+            raise StoreUnavailable(
+                f"receipt database {path} is malformed: {_first_line(problems[0])} "
+                f"({len(problems)} problems found by quick_check; restore it from a backup or "
+                "move it aside)"
+            )
+        self._corrupt = ""  # sticky: a malformed database does not heal
+        self._unwritable_at, self._unwritable = 0.0, ""
+        self._health_cache: tuple[float, str] = (0.0, "")
         self._closed = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop,
@@ -85,10 +123,13 @@ class SQLiteReceiptStore(BatchAppender):
         savepoint, so one failing builder rolls back only its own receipt."""
         results: list[AppendedReceipt | Exception] = []
         with self._lock:
+            if self._corrupt:
+                raise StoreUnavailable(f"receipt database is {self._corrupt}")
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
+                self._note(exc)
                 raise StoreUnavailable(f"receipt database is not writable: {exc}") from exc
             try:
                 for tenant_id, session_id, build in jobs:
@@ -115,9 +156,67 @@ class SQLiteReceiptStore(BatchAppender):
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
+                    self._note(exc)
                     raise StoreUnavailable(f"receipt write failed: {exc}") from exc
                 raise
         return results
+
+    def _note(self, exc: sqlite3.Error) -> None:
+        """Remember a failure that makes the store unusable (readiness reports it)."""
+        code = _primary_code(exc)
+        if code in _CORRUPT:
+            self._corrupt = _CORRUPT[code]
+        elif code in _UNWRITABLE:
+            self._unwritable_at, self._unwritable = time.monotonic(), _UNWRITABLE[code]
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection under the lock; a storage failure is StoreUnavailable (503), not a 500."""
+        with self._lock:
+            if self._corrupt:
+                raise StoreUnavailable(f"receipt database is {self._corrupt}")
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                self._note(exc)
+                raise StoreUnavailable(f"receipt read failed: {exc}") from exc
+
+    def health(self) -> str:
+        """'' when the store can be read and written; else why not (for readiness). Probes at
+        most once per HEALTH_CACHE_S: a read of the newest receipt and an empty write transaction."""
+        now = time.monotonic()
+        checked_at, verdict = self._health_cache
+        if now - checked_at < HEALTH_CACHE_S:
+            return verdict
+        verdict = self._probe(now)
+        self._health_cache = (now, verdict)
+        return verdict
+
+    def _probe(self, now: float) -> str:
+        if self._unwritable and now - self._unwritable_at < STORE_FAULT_HOLD_S:
+            return f"receipt database is {self._unwritable}"
+        with self._lock:
+            if self._corrupt:
+                return f"receipt database is {self._corrupt}"
+            db = self._db
+            try:
+                db.execute(
+                    "SELECT append_sequence FROM receipts ORDER BY append_sequence DESC LIMIT 1"
+                ).fetchall()
+                db.execute(f"PRAGMA busy_timeout = {_PROBE_BUSY_TIMEOUT_MS}")
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.execute("ROLLBACK")
+                finally:
+                    db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            except sqlite3.Error as exc:
+                code = _primary_code(exc)
+                if code == 5:  # SQLITE_BUSY: another process is writing, which is no fault
+                    return ""
+                self._note(exc)
+                label = _CORRUPT.get(code) or _UNWRITABLE.get(code) or "failing"
+                return f"receipt database is {label}: {exc}"
+        return ""
 
     def _append_one(
         self, tenant_id: str, session_id: str, build: ReceiptBuilder
@@ -129,8 +228,8 @@ class SQLiteReceiptStore(BatchAppender):
         return appended
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> Any:
-        with self._lock:
-            return self._db.execute(sql, args).fetchone()
+        with self._reading() as db:
+            return db.execute(sql, args).fetchone()
 
     def get(self, tenant_id: str, receipt_id: str) -> dict[str, Any] | None:
         row = self._one(
@@ -156,13 +255,13 @@ class SQLiteReceiptStore(BatchAppender):
 
     def list(self, query: ReceiptQuery) -> ReceiptPage:
         statement, args = sql.list_sql(query, "?")
-        with self._lock:
-            rows = self._db.execute(statement, args).fetchall()
+        with self._reading() as db:
+            rows = db.execute(statement, args).fetchall()
         return sql.list_page(rows, query.limit)
 
     def sessions(self, tenant_id: str, limit: int, offset: int) -> builtins.list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute(sql.sessions_sql("?"), (tenant_id, limit, offset)).fetchall()
+        with self._reading() as db:
+            rows = db.execute(sql.sessions_sql("?"), (tenant_id, limit, offset)).fetchall()
         return [sql.session_row(row) for row in rows]
 
     def count(self) -> int:
