@@ -52,6 +52,22 @@ def bubblewrap() -> str:
     return found
 
 
+# What a container gets from its image in the absence of declared env (PATH, HOME).
+POD_BASE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/tmp",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
+@dataclass(frozen=True)
+class Sandboxed:
+    """A bwrap command line (no values of the pod's env on it) and the exact env to start it with."""
+
+    argv: list[str]
+    env: dict[str, str]
+
+
 @dataclass
 class Pod:
     """One running incarnation of the Deployment's pod (possibly started by another process)."""
@@ -301,7 +317,7 @@ class LocalTarget:
         return env
 
     def _sandbox(self, command: list[str], container: dict[str, Any], volumes: dict[str, Path], uid: int, gid: int,
-                 env: dict[str, str]) -> list[str]:  # fmt: skip
+                 env: dict[str, str]) -> Sandboxed:  # fmt: skip
         args = [bubblewrap(), "--unshare-user", "--uid", str(uid), "--gid", str(gid),
                 "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--proc", "/proc", "--dev", "/dev",
                 "--ro-bind", "/usr", "/usr"]  # fmt: skip
@@ -335,22 +351,22 @@ class LocalTarget:
         # hide a checkout or venv that lives under /tmp.
         for prefix in sorted({sys.base_prefix, sys.prefix, str(PROJECT_ROOT)}):
             args += ["--ro-bind", prefix, prefix]
-        args += ["--chdir", "/", "--clearenv"]
-        for key, value in {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1",
-                           **env}.items():  # fmt: skip
-            args += ["--setenv", key, value]
-        return [*args, *command]
+        args += ["--chdir", "/"]
+        if "PWD" not in env:
+            args += ["--unsetenv", "PWD"]  # a shell in between exports its own working directory
+        # The pod's environment reaches it as a container runtime gives it: bwrap hands its own
+        # environment to the child, which only this user can read (/proc/PID/environ is 0400);
+        # never as --setenv arguments, which every local user sees in ps.
+        return Sandboxed([*args, *command], {**POD_BASE_ENV, **env})
 
     def _run_init(
         self, init: dict[str, Any], volumes: dict[str, Path], uid: int, gid: int, pod_dir: Path
     ) -> None:
         command = [*init.get("command", []), *init.get("args", [])]
         ctx = init.get("securityContext", {})
-        proc = subprocess.run(
-            self._sandbox(command, init, volumes, int(ctx.get("runAsUser", uid)), int(ctx.get("runAsGroup", gid)),
-                          self._env(init)),
-            capture_output=True, timeout=60,
-        )  # fmt: skip
+        sandboxed = self._sandbox(command, init, volumes, int(ctx.get("runAsUser", uid)),
+                                  int(ctx.get("runAsGroup", gid)), self._env(init))  # fmt: skip
+        proc = subprocess.run(sandboxed.argv, env=sandboxed.env, capture_output=True, timeout=60)
         (pod_dir / f"{init['name']}.log").write_bytes(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             seen = (proc.stderr or proc.stdout).decode(errors="replace").strip()
@@ -455,14 +471,16 @@ class LocalTarget:
             self.stop_pod()
 
 
-def _launch_detached(command: list[str], log_path: Path, pid_file: Path) -> int:
-    """Start ``command`` re-parented away from this process (a pod outlives the kubectl or
-    notebook kernel that created it: ipykernel signals its own children when it shuts down)."""
-    script = '"$@" >"$POD_LOG" 2>&1 </dev/null & echo $! >"$POD_PID"'
+def _launch_detached(sandboxed: Sandboxed, log_path: Path, pid_file: Path) -> int:
+    """Start the sandbox re-parented away from this process (a pod outlives the kubectl or
+    notebook kernel that created it: ipykernel signals its own children when it shuts down).
+
+    The shell in between gets exactly the pod's environment (it passes it on to bwrap) and the
+    log and pid paths as arguments, so no variable of its own reaches the pod."""
+    script = 'log=$1 pidfile=$2; shift 2; "$@" >"$log" 2>&1 </dev/null & echo $! >"$pidfile"'
     subprocess.run(
-        ["/bin/sh", "-c", script, "sh", *command],
-        env={**os.environ, "POD_LOG": str(log_path), "POD_PID": str(pid_file)},
-        start_new_session=True, check=True, timeout=10,
+        ["/bin/sh", "-c", script, "sh", str(log_path), str(pid_file), *sandboxed.argv],
+        env=sandboxed.env, start_new_session=True, check=True, timeout=10,
     )  # fmt: skip
     return int(pid_file.read_text().strip())
 
