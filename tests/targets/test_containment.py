@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import sys
 import time
@@ -32,7 +33,7 @@ HEADERS = {
     "X-Helm-Principal-ID": "system-admin",
 }
 PROBE = r"""
-import json, os, sys
+import json, os, socket, sys
 def writable(directory):
     path = os.path.join(directory, ".probe-%d" % os.getpid())
     try:
@@ -46,11 +47,18 @@ def mode(path):
         return os.stat(path).st_mode & 0o7777
     except OSError:
         return None
+def reaches(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return False
+    return True
 umask = os.umask(0); os.umask(umask)
 paths = ["/", "/etc", "/usr", "/data", "/tmp", "/etc/helm-ai-kernel/policy", "/var/run/helm-signing-key"]
 print(json.dumps({
     "writable": {p: writable(p) for p in paths},
-    "visible": {p: os.path.exists(p) for p in sys.argv[1:]},
+    "visible": {p: os.path.exists(p) for p in sys.argv[2:]},
+    "host_loopback": reaches(int(sys.argv[1])),
     "modes": {p: mode(p) for p in ["/var/run/helm-signing-key/root.key",
                                     "/etc/helm-ai-kernel/policy/serve-policy.toml"]},
     "uid": os.getuid(), "gid": os.getgid(), "umask": umask, "env": sorted(os.environ),
@@ -211,18 +219,22 @@ def _probe(target: LocalTarget, values: dict[str, Any], read_only_root: bool) ->
     project = Path(__file__).resolve().parents[2]  # bound: its package and venv, nothing else
     hidden = [str(target.workdir.resolve()), str(project / "README.md"), str(project / ".git"),
               "/etc/shadow", "/home", "/var/lib"]  # fmt: skip
-    container["command"] = [sys.executable, "-I", "-c", PROBE, *hidden]
     container["args"] = []
     # The Secret the init container reads, mounted without readOnly: still read-only (kubelet).
     container["volumeMounts"].append(
         {"name": "signing-key", "mountPath": "/var/run/helm-signing-key"}
     )
     container["securityContext"]["readOnlyRootFilesystem"] = read_only_root
-    target.apply(release)
-    pod = target.start_pod()
-    deadline = time.monotonic() + 30
-    while pod.exit_code() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    with socket.socket() as host_service:  # on the host's loopback, not in the pod spec
+        host_service.bind(("127.0.0.1", 0))
+        host_service.listen()
+        port = str(host_service.getsockname()[1])
+        container["command"] = [sys.executable, "-I", "-c", PROBE, port, *hidden]
+        target.apply(release)
+        pod = target.start_pod()
+        deadline = time.monotonic() + 30
+        while pod.exit_code() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert pod.exit_code() is not None, "the probe must exit"
     report: dict[str, Any] = json.loads(target.logs().strip().splitlines()[-1])
     return report
@@ -243,6 +255,8 @@ def test_the_probe_pod_sees_and_writes_only_what_its_spec_grants(
         "/var/run/helm-signing-key": False,  # a Secret
     }
     assert not any(seen["visible"].values()), seen["visible"]
+    # The one namespace the pod shares with the host (README, "The local target"): its network.
+    assert seen["host_loopback"]
     # defaultMode 0400 (256) plus the group-read bits the kubelet adds for fsGroup 65534
     assert seen["modes"] == {
         "/var/run/helm-signing-key/root.key": 0o440,
