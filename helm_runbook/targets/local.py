@@ -16,11 +16,12 @@ The pod's environment (keys included) is bwrap's process environment, never its 
 Everything on the host is owner-only: the workdir and its directories 0700, files 0600 (the pod
 runs with umask 077), Secret/ConfigMap items with their kubelet modes behind those directories.
 
-Two deliberate differences. First, the one ``kubectl port-forward`` makes: each container port is
-served on a free 127.0.0.1 port (servers here bind loopback only), so ``--addr`` becomes 127.0.0.1
-and ``--port``/``HELM_HEALTH_PORT``/``HELM_METRICS_PORT`` become the forwarded ports. Second, the
-pod shares the host's network namespace (so it reaches the stand-in upstream and a test
-PostgreSQL on 127.0.0.1, as the runbooks need); see the README's local-target section.
+The pod has its own network namespace; ``targets/netrelay.py`` carries its declared ports out
+and, in, the host loopback ports its env's URLs name (the upstream, ``DATABASE_URL``).
+
+One deliberate difference, the one ``kubectl port-forward`` makes: each container port is served
+on a free 127.0.0.1 port, so ``--addr`` becomes 127.0.0.1 and ``--port``/``HELM_HEALTH_PORT``/
+``HELM_METRICS_PORT`` become the forwarded ports (the same numbers inside the pod).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -56,6 +59,9 @@ from helm_runbook.targets.validation import (
 )
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
+NETRELAY = Path(__file__).resolve().parent / "netrelay.py"  # run as a script: stdlib imports only
+POD_NET_DIR = "/run/helm-pod-net"  # where the pod sees the relays' socket directory
+LOOPBACK = {"127.0.0.1", "localhost"}
 # What the pod writes through host-backed volumes (its database, root.key) is owner-only.
 POD_UMASK = 0o077
 PORT_ENV = {"health": "HELM_HEALTH_PORT", "metrics": "HELM_METRICS_PORT"}
@@ -97,6 +103,7 @@ class Pod:
     ports: dict[str, int]  # container port name -> forwarded 127.0.0.1 port
     log_path: Path
     pid: int = 0
+    relay_pid: int = 0  # the host side of the pod's network (targets/netrelay.py)
 
     @property
     def process_pid(self) -> int:
@@ -142,7 +149,7 @@ class LocalTarget:
             "restarts": self.restarts,
             "pod": None if self.pod is None else {
                 "number": self.pod.number, "pid": self.pod.process_pid, "ports": self.pod.ports,
-                "log_path": str(self.pod.log_path),
+                "log_path": str(self.pod.log_path), "relay_pid": self.pod.relay_pid,
             },
         }  # fmt: skip
         fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -168,7 +175,10 @@ class LocalTarget:
         target.restarts = state["restarts"]
         pod = state["pod"]
         if pod and _alive(pod["pid"]):
-            target.pod = Pod(pod["number"], None, pod["ports"], Path(pod["log_path"]), pod["pid"])
+            target.pod = Pod(pod["number"], None, pod["ports"], Path(pod["log_path"]), pod["pid"],
+                             pod.get("relay_pid", 0))  # fmt: skip
+        elif pod:
+            _stop_relay(pod.get("relay_pid", 0))  # the pod died with nobody watching
         return target
 
     # -- objects ------------------------------------------------------------------------
@@ -279,12 +289,22 @@ class LocalTarget:
                 args[args.index(flag) + 1] = value
         # The image's entrypoint is this package's runtime; a declared command replaces it.
         entrypoint = container.get("command") or [sys.executable, "-m", "helm_runbook.runtime"]
+        inbound = ",".join(str(p) for p in sorted(ports.values()))
+        outbound = ",".join(str(p) for p in egress_ports(env))
+        net_dir = _private_dir(pod_dir / "net")
+        relay_pid = _start_host_relay(net_dir, inbound, outbound, pod_dir)
+        in_pod = [sys.executable, "-I", str(NETRELAY), "pod", POD_NET_DIR, "--in", inbound, "--out", outbound,
+                  "--", *entrypoint, *args]  # fmt: skip
         log_path = _private_file(pod_dir / f"{container['name']}.log")
-        pid = _launch_detached(
-            self._sandbox([*entrypoint, *args], spec, container, volumes, env), log_path,
-            _private_file(pod_dir / "pod.pid"),
-        )  # fmt: skip
-        self.pod = Pod(number, None, ports, log_path, pid)
+        try:
+            pid = _launch_detached(
+                self._sandbox(in_pod, spec, container, volumes, env, net_dir), log_path,
+                _private_file(pod_dir / "pod.pid"),
+            )  # fmt: skip
+        except BaseException:
+            _stop_relay(relay_pid)
+            raise
+        self.pod = Pod(number, None, ports, log_path, pid, relay_pid)
         self.save()
         return self.pod
 
@@ -361,12 +381,13 @@ class LocalTarget:
         return env
 
     def _sandbox(self, command: list[str], spec: dict[str, Any], container: dict[str, Any], volumes: dict[str, Path],
-                 env: dict[str, str]) -> Sandboxed:  # fmt: skip
-        """The bwrap command for one container: its identity, mounts and root as the spec grants."""
+                 env: dict[str, str], net_dir: Path | None = None) -> Sandboxed:  # fmt: skip
+        """The bwrap command for one container: its identity, mounts and root as the spec grants,
+        and its own network namespace (only a loopback; ``net_dir`` joins it to the relays)."""
         uid, gid = _identity(spec, container)
         args = [bubblewrap(), "--unshare-user", "--uid", str(uid), "--gid", str(gid),
-                "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--proc", "/proc", "--dev", "/dev",
-                "--ro-bind", "/usr", "/usr"]  # fmt: skip
+                "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+                "--proc", "/proc", "--dev", "/dev", "--ro-bind", "/usr", "/usr"]  # fmt: skip
         for top in ("bin", "lib", "lib64", "sbin"):
             path = Path("/") / top
             if path.is_symlink():
@@ -401,6 +422,8 @@ class LocalTarget:
             mounted.add(mount["mountPath"])
         if "/tmp" not in mounted:
             args += ["--tmpfs", "/tmp"]
+        if net_dir is not None:
+            args += ["--bind", str(net_dir), POD_NET_DIR]
         # The interpreter and this package last: a volume at /tmp (the chart's emptyDir) must not
         # hide a checkout or venv that lives under /tmp. Only the package directory of the
         # checkout, so the pod never sees a workdir kept in it (state.json holds every Secret).
@@ -509,10 +532,14 @@ class LocalTarget:
         deadline = time.monotonic() + timeout
         while pod.exit_code() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        if pod.exit_code() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+        if pod.exit_code() is None:  # past the grace period: SIGKILL, deepest first
+            for process in [*reversed(_descendants(pid)), pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process, signal.SIGKILL)
+            while pod.exit_code() is None and time.monotonic() < deadline + 5:
+                time.sleep(0.05)
         code = pod.process.wait(5) if pod.process is not None else pod.exit_code()
+        _stop_relay(pod.relay_pid)
         self.pod = None
         self.save()
         return code
@@ -541,6 +568,75 @@ def _launch_detached(sandboxed: Sandboxed, log_path: Path, pid_file: Path) -> in
         env=sandboxed.env, start_new_session=True, check=True, timeout=10, umask=POD_UMASK,
     )  # fmt: skip
     return int(pid_file.read_text().strip())
+
+
+def egress_ports(env: dict[str, str]) -> list[int]:
+    """The host loopback ports the pod may reach: those of the URLs its env names (the upstream,
+    ``DATABASE_URL``, a control plane), as a pod reaches the Services its config names."""
+    ports = set()
+    for value in env.values():
+        if "://" not in value:
+            continue
+        with contextlib.suppress(ValueError):
+            url = urlsplit(value)
+            if url.hostname in LOOPBACK and url.port:
+                ports.add(url.port)
+    return sorted(ports)
+
+
+def _start_host_relay(net_dir: Path, inbound: str, outbound: str, pod_dir: Path) -> int:
+    """The host side of the pod's network, listening before the pod starts (its first egress,
+    the database, may come at once); StepFailed with its log when it cannot bind."""
+    command = [
+        sys.executable,
+        "-I",
+        str(NETRELAY),
+        "host",
+        str(net_dir),
+        "--in",
+        inbound,
+        "--out",
+        outbound,
+    ]
+    log_path = _private_file(pod_dir / "net-relay.log")
+    pid = _launch_detached(
+        Sandboxed(command, dict(os.environ)), log_path, _private_file(pod_dir / "net-relay.pid")
+    )
+    wanted = [net_dir / f"out-{p}.sock" for p in outbound.split(",") if p]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        if all(path.exists() for path in wanted) and all(
+            _listening(int(p)) for p in inbound.split(",") if p
+        ):
+            return pid
+        time.sleep(0.02)
+    _stop_relay(pid)
+    raise StepFailed("install.network", expected="the pod's port relay listening within 10s",
+                     seen=log_path.read_text(errors="replace")[-600:] or "no output",
+                     fix="free the forwarded ports (another process holds one) and install again")  # fmt: skip
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+    return False
+
+
+def _stop_relay(pid: int) -> None:
+    """SIGTERM the host relay (only if ``pid`` still is one), then wait briefly."""
+    try:
+        if not pid or b"netrelay.py" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return
+    except OSError:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _identity(spec: dict[str, Any], container: dict[str, Any]) -> tuple[int, int]:

@@ -23,7 +23,7 @@ import pytest
 from helm_runbook.chart import CHART_DIR, render
 from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.errors import StepFailed
-from helm_runbook.targets.local import LocalTarget
+from helm_runbook.targets.local import LocalTarget, egress_ports
 
 pytestmark = pytest.mark.slow
 AUTH = {"helm": {"auth": {"existingSecret": "helm-auth"}}}
@@ -57,8 +57,8 @@ umask = os.umask(0); os.umask(umask)
 paths = ["/", "/etc", "/usr", "/data", "/tmp", "/etc/helm-ai-kernel/policy", "/var/run/helm-signing-key"]
 print(json.dumps({
     "writable": {p: writable(p) for p in paths},
-    "visible": {p: os.path.exists(p) for p in sys.argv[2:]},
-    "host_loopback": reaches(int(sys.argv[1])),
+    "visible": {p: os.path.exists(p) for p in sys.argv[3:]},
+    "reaches": {"undeclared": reaches(int(sys.argv[1])), "declared": reaches(int(sys.argv[2]))},
     "modes": {p: mode(p) for p in ["/var/run/helm-signing-key/root.key",
                                     "/etc/helm-ai-kernel/policy/serve-policy.toml"]},
     "uid": os.getuid(), "gid": os.getgid(), "umask": umask, "env": sorted(os.environ),
@@ -225,11 +225,15 @@ def _probe(target: LocalTarget, values: dict[str, Any], read_only_root: bool) ->
         {"name": "signing-key", "mountPath": "/var/run/helm-signing-key"}
     )
     container["securityContext"]["readOnlyRootFilesystem"] = read_only_root
-    with socket.socket() as host_service:  # on the host's loopback, not in the pod spec
-        host_service.bind(("127.0.0.1", 0))
-        host_service.listen()
-        port = str(host_service.getsockname()[1])
-        container["command"] = [sys.executable, "-I", "-c", PROBE, port, *hidden]
+    with socket.socket() as undeclared, socket.socket() as declared:  # on the host's loopback
+        for service in (undeclared, declared):
+            service.bind(("127.0.0.1", 0))
+            service.listen()
+        ports = [str(service.getsockname()[1]) for service in (undeclared, declared)]
+        container["env"].append(
+            {"name": "PROBE_UPSTREAM_URL", "value": f"http://127.0.0.1:{ports[1]}/v1"}
+        )
+        container["command"] = [sys.executable, "-I", "-c", PROBE, *ports, *hidden]
         target.apply(release)
         pod = target.start_pod()
         deadline = time.monotonic() + 30
@@ -255,8 +259,8 @@ def test_the_probe_pod_sees_and_writes_only_what_its_spec_grants(
         "/var/run/helm-signing-key": False,  # a Secret
     }
     assert not any(seen["visible"].values()), seen["visible"]
-    # The one namespace the pod shares with the host (README, "The local target"): its network.
-    assert seen["host_loopback"]
+    # Its own network: of the host's loopback only what its env names (an upstream, a database).
+    assert seen["reaches"] == {"undeclared": False, "declared": True}
     # defaultMode 0400 (256) plus the group-read bits the kubelet adds for fsGroup 65534
     assert seen["modes"] == {
         "/var/run/helm-signing-key/root.key": 0o440,
@@ -319,3 +323,14 @@ def test_every_host_file_the_target_and_its_pod_write_is_owner_only(target: Loca
                 wide.append(f"{path.relative_to(target.workdir)} {stat.filemode(mode)}")
     assert target.workdir.stat().st_mode & 0o777 == 0o700
     assert wide == []
+
+
+def test_egress_is_the_loopback_ports_the_env_names() -> None:
+    env = {
+        "HELM_UPSTREAM_URL": "http://127.0.0.1:9999/v1",
+        "DATABASE_URL": "postgresql://u:pw@localhost:5433/db?sslmode=disable",
+        "HELM_POLICY_CONTROLPLANE_URL": "https://policy.example:443/v1",  # not this machine
+        "BROKEN_URL": "http://127.0.0.1:99999999/",
+        "HELM_DATA_DIR": "/data",
+    }
+    assert egress_ports(env) == [5433, 9999]
