@@ -275,8 +275,9 @@ class LocalTarget:
         for init in spec.get("initContainers", []):
             self._run_init(init, spec, volumes, pod_dir)
         container = spec["containers"][0]
-        ports = {p["name"]: free_port() for p in container.get("ports", [])}
         env = self._env(container)
+        egress = egress_ports(env)
+        ports = _pick_ports([p["name"] for p in container.get("ports", [])], avoid=set(egress))
         for name, variable in PORT_ENV.items():
             if name in ports:
                 env[variable] = str(ports[name])
@@ -290,7 +291,7 @@ class LocalTarget:
         # The image's entrypoint is this package's runtime; a declared command replaces it.
         entrypoint = container.get("command") or [sys.executable, "-m", "helm_runbook.runtime"]
         inbound = ",".join(str(p) for p in sorted(ports.values()))
-        outbound = ",".join(str(p) for p in egress_ports(env))
+        outbound = ",".join(str(p) for p in egress)
         net_dir = _private_dir(pod_dir / "net")
         relay_pid = _start_host_relay(net_dir, inbound, outbound, pod_dir)
         in_pod = [sys.executable, "-I", str(NETRELAY), "pod", POD_NET_DIR, "--in", inbound, "--out", outbound,
@@ -582,6 +583,23 @@ def egress_ports(env: dict[str, str]) -> list[int]:
             if url.hostname in LOOPBACK and url.port:
                 ports.add(url.port)
     return sorted(ports)
+
+
+def _pick_ports(names: list[str], avoid: set[int]) -> dict[str, int]:
+    """A distinct free host port per container port, none of them an egress port (an upstream
+    the runbook starts later on a port it picked earlier must still find it free)."""
+    picked: dict[str, int] = {}
+    for name in names:
+        for _ in range(100):
+            port = free_port()
+            if port not in avoid and port not in picked.values():
+                picked[name] = port
+                break
+        else:
+            raise TargetUnavailable(
+                "no free 127.0.0.1 port to forward", fix="free some local ports"
+            )
+    return picked
 
 
 def _start_host_relay(net_dir: Path, inbound: str, outbound: str, pod_dir: Path) -> int:
