@@ -8,9 +8,20 @@ volumes at their mount paths (``/data``, ``/etc/helm-ai-kernel/policy``, ...): f
 container's shell script, then the runtime (the image's entrypoint ``helm-ai-kernel`` is this
 package's runtime) with the rendered args.
 
+Contained as a kubelet would contain it: names, keys, item paths, mount paths, modes and ids are
+checked by the API server's rules (``targets/validation.py``) and every host path is resolved
+inside the workdir; Secret and ConfigMap volumes are read-only, the root is read-only when
+``readOnlyRootFilesystem`` says so, and the container runs as its ``runAsUser``/``runAsGroup``.
+The pod's environment (keys included) is bwrap's process environment, never its arguments.
+Everything on the host is owner-only: the workdir and its directories 0700, files 0600 (the pod
+runs with umask 077), Secret/ConfigMap items with their kubelet modes behind those directories.
+
+The pod has its own network namespace; ``targets/netrelay.py`` carries its declared ports out
+and, in, the host loopback ports its env's URLs name (the upstream, ``DATABASE_URL``).
+
 One deliberate difference, the one ``kubectl port-forward`` makes: each container port is served
-on a free 127.0.0.1 port (servers here bind loopback only), so ``--addr`` becomes 127.0.0.1 and
-``--port``/``HELM_HEALTH_PORT``/``HELM_METRICS_PORT`` become the forwarded ports.
+on a free 127.0.0.1 port, so ``--addr`` becomes 127.0.0.1 and ``--port``/``HELM_HEALTH_PORT``/
+``HELM_METRICS_PORT`` become the forwarded ports (the same numbers inside the pod).
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -36,8 +49,21 @@ from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.chart.sdk import render
 from helm_runbook.errors import StepFailed, TargetUnavailable
 from helm_runbook.process import free_port
+from helm_runbook.targets.validation import (
+    check_config_key,
+    check_id,
+    check_item_path,
+    check_pod_spec,
+    check_subdomain,
+    inside,
+)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+NETRELAY = Path(__file__).resolve().parent / "netrelay.py"  # run as a script: stdlib imports only
+POD_NET_DIR = "/run/helm-pod-net"  # where the pod sees the relays' socket directory
+LOOPBACK = {"127.0.0.1", "localhost"}
+# What the pod writes through host-backed volumes (its database, root.key) is owner-only.
+POD_UMASK = 0o077
 PORT_ENV = {"health": "HELM_HEALTH_PORT", "metrics": "HELM_METRICS_PORT"}
 
 
@@ -52,6 +78,22 @@ def bubblewrap() -> str:
     return found
 
 
+# What a container gets from its image in the absence of declared env (PATH, HOME).
+POD_BASE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/tmp",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
+@dataclass(frozen=True)
+class Sandboxed:
+    """A bwrap command line (no values of the pod's env on it) and the exact env to start it with."""
+
+    argv: list[str]
+    env: dict[str, str]
+
+
 @dataclass
 class Pod:
     """One running incarnation of the Deployment's pod (possibly started by another process)."""
@@ -61,6 +103,7 @@ class Pod:
     ports: dict[str, int]  # container port name -> forwarded 127.0.0.1 port
     log_path: Path
     pid: int = 0
+    relay_pid: int = 0  # the host side of the pod's network (targets/netrelay.py)
 
     @property
     def process_pid(self) -> int:
@@ -94,7 +137,7 @@ class LocalTarget:
 
     def save(self) -> None:
         """Persist objects and the running pod (0600: Secrets live here, as in etcd)."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        _private_dir(self.workdir)
         state = {
             "namespace": self.namespace,
             "secrets": {n: {k: base64.b64encode(v).decode() for k, v in d.items()} for n, d in self.secrets.items()},
@@ -106,7 +149,7 @@ class LocalTarget:
             "restarts": self.restarts,
             "pod": None if self.pod is None else {
                 "number": self.pod.number, "pid": self.pod.process_pid, "ports": self.pod.ports,
-                "log_path": str(self.pod.log_path),
+                "log_path": str(self.pod.log_path), "relay_pid": self.pod.relay_pid,
             },
         }  # fmt: skip
         fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -132,13 +175,17 @@ class LocalTarget:
         target.restarts = state["restarts"]
         pod = state["pod"]
         if pod and _alive(pod["pid"]):
-            target.pod = Pod(pod["number"], None, pod["ports"], Path(pod["log_path"]), pod["pid"])
+            target.pod = Pod(pod["number"], None, pod["ports"], Path(pod["log_path"]), pod["pid"],
+                             pod.get("relay_pid", 0))  # fmt: skip
+        elif pod:
+            _stop_relay(pod.get("relay_pid", 0))  # the pod died with nobody watching
         return target
 
     # -- objects ------------------------------------------------------------------------
 
     def create_secret(self, name: str, data: dict[str, str]) -> None:
         """``kubectl create secret generic NAME --from-literal=...`` (values never logged)."""
+        _check_object("Secret", name, data)
         if name in self.secrets:
             raise StepFailed(f"secrets.{name}", expected=f"no Secret {name} yet", seen="it already exists",
                              fix=f"kubectl delete secret {name}, or reuse it")  # fmt: skip
@@ -147,16 +194,31 @@ class LocalTarget:
     def apply_config_map(self, name: str, data: dict[str, str]) -> None:
         """``kubectl apply`` of a ConfigMap: running pods see the new files (as the kubelet syncs
         mounted ConfigMaps without a restart); nothing else happens until the runtime reconciles."""
+        _check_object("ConfigMap", name, data)
         self.config_maps[name] = dict(data)
         if self.pod is not None and self.release is not None:
             pod_dir = self.workdir / "pods" / str(self.pod.number) / "volumes"
-            for volume in self.deployment["spec"]["template"]["spec"].get("volumes", []):
+            spec = self.deployment["spec"]["template"]["spec"]
+            for volume in spec.get("volumes", []):
                 if volume.get("configMap", {}).get("name") == name:
-                    self._volume(volume, pod_dir)
+                    self._volume(volume, pod_dir, _fs_group(spec))
         self.save()
 
     def apply(self, release: RenderedRelease) -> None:
-        """``helm install``: store the release's Secrets and ConfigMaps, keep the Deployment."""
+        """``helm install``: store the release's Secrets and ConfigMaps, keep the Deployment.
+
+        Refused as a whole, before anything is stored, when an object breaks the API server's
+        rules for names, keys, paths, modes or ids (the local target turns them into host paths).
+        """
+        for obj in release.of_kind("Secret"):
+            data = {**(obj.get("data") or {}), **(obj.get("stringData") or {})}
+            _check_object("Secret", obj["metadata"].get("name"), data)
+        for obj in release.of_kind("ConfigMap"):
+            _check_object("ConfigMap", obj["metadata"].get("name"), obj.get("data") or {})
+        for obj in release.of_kind("PersistentVolumeClaim"):
+            check_subdomain("PersistentVolumeClaim metadata.name", obj["metadata"].get("name"))
+        for obj in release.of_kind("Deployment"):
+            check_pod_spec(obj["spec"]["template"]["spec"])
         for obj in release.of_kind("Secret"):
             data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
             data |= {k: v.encode() for k, v in (obj.get("stringData") or {}).items()}
@@ -190,9 +252,9 @@ class LocalTarget:
         return "Bound" if claim in names else None
 
     def pvc_dir(self, claim: str) -> Path:
-        path = self.workdir / "pvc" / claim
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """The claim's volume: an owner-only directory under the workdir, whatever the name says."""
+        check_subdomain("persistentVolumeClaim.claimName", claim)
+        return _private_dir(inside(self.workdir / "pvc", claim))
 
     # -- pods -----------------------------------------------------------------------------
 
@@ -201,17 +263,21 @@ class LocalTarget:
         if self.pod is not None:
             raise TargetUnavailable("a pod is already running", fix="stop or restart it")
         spec = self.deployment["spec"]["template"]["spec"]
+        check_pod_spec(spec)
         number = self.restarts
         pod_dir = self.workdir / "pods" / str(number)
         shutil.rmtree(pod_dir, ignore_errors=True)
-        volumes = {v["name"]: self._volume(v, pod_dir / "volumes") for v in spec.get("volumes", [])}
-        uid = int(spec.get("securityContext", {}).get("runAsUser", 65534))
-        gid = int(spec.get("securityContext", {}).get("runAsGroup", 65534))
+        _private_dir(pod_dir / "volumes")
+        volumes = {
+            v["name"]: self._volume(v, pod_dir / "volumes", _fs_group(spec))
+            for v in spec.get("volumes", [])
+        }
         for init in spec.get("initContainers", []):
-            self._run_init(init, volumes, uid, gid, pod_dir)
+            self._run_init(init, spec, volumes, pod_dir)
         container = spec["containers"][0]
-        ports = {p["name"]: free_port() for p in container.get("ports", [])}
         env = self._env(container)
+        egress = egress_ports(env)
+        ports = _pick_ports([p["name"] for p in container.get("ports", [])], avoid=set(egress))
         for name, variable in PORT_ENV.items():
             if name in ports:
                 env[variable] = str(ports[name])
@@ -222,21 +288,34 @@ class LocalTarget:
         ):
             if flag in args:
                 args[args.index(flag) + 1] = value
-        command = [sys.executable, "-m", "helm_runbook.runtime", *args]
-        log_path = pod_dir / "helm-ai-kernel.log"
-        pid = _launch_detached(
-            self._sandbox(command, container, volumes, uid, gid, env), log_path, pod_dir / "pod.pid"
-        )
-        self.pod = Pod(number, None, ports, log_path, pid)
+        # The image's entrypoint is this package's runtime; a declared command replaces it.
+        entrypoint = container.get("command") or [sys.executable, "-m", "helm_runbook.runtime"]
+        inbound = ",".join(str(p) for p in sorted(ports.values()))
+        outbound = ",".join(str(p) for p in egress)
+        net_dir = _private_dir(pod_dir / "net")
+        relay_pid = _start_host_relay(net_dir, inbound, outbound, pod_dir)
+        in_pod = [sys.executable, "-I", str(NETRELAY), "pod", POD_NET_DIR, "--in", inbound, "--out", outbound,
+                  "--", *entrypoint, *args]  # fmt: skip
+        log_path = _private_file(pod_dir / f"{container['name']}.log")
+        try:
+            pid = _launch_detached(
+                self._sandbox(in_pod, spec, container, volumes, env, net_dir), log_path,
+                _private_file(pod_dir / "pod.pid"),
+            )  # fmt: skip
+        except BaseException:
+            _stop_relay(relay_pid)
+            raise
+        self.pod = Pod(number, None, ports, log_path, pid, relay_pid)
         self.save()
         return self.pod
 
-    def _volume(self, volume: dict[str, Any], root: Path) -> Path:
+    def _volume(self, volume: dict[str, Any], root: Path, fs_group: int | None) -> Path:
+        """The volume's host directory; Secret and ConfigMap files get their final mode at creation
+        (``mode``/``defaultMode``, plus the group-read bits the kubelet adds for an ``fsGroup``)."""
         name = volume["name"]
         if "persistentVolumeClaim" in volume:
             return self.pvc_dir(volume["persistentVolumeClaim"]["claimName"])
-        target: Path = root / str(name)
-        target.mkdir(parents=True, exist_ok=True)
+        target = _private_dir(inside(root, name))
         if "emptyDir" in volume:
             return target
         if "secret" in volume:
@@ -259,15 +338,17 @@ class LocalTarget:
             raise StepFailed("install.volumes", expected=f"{kind} {ref} for volume {name}",
                              seen=f"no {kind} {ref}: the pod would stay in ContainerCreating",
                              fix=f"create the {kind} (kubectl create {kind.lower()} {ref} ...) or fix its name in values")  # fmt: skip
-        items = source.get("items") or [{"key": k, "path": k} for k in data]
+        items = source.get("items") or [
+            {"key": check_config_key(f"{kind} {ref} key", k), "path": k} for k in data
+        ]
+        group_read = 0o440 if fs_group is not None else 0  # kubelet: read-only volume + fsGroup
         for item in items:
             if item["key"] not in data:
                 raise StepFailed("install.volumes", expected=f"key {item['key']} in {kind} {ref}",
                                  seen=f"keys {sorted(data)}", fix=f"add {item['key']} to {kind} {ref}")  # fmt: skip
-            path = target / item["path"]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data[item["key"]])
-            path.chmod(int(item.get("mode", mode)))
+            path = inside(target, check_item_path(f"volume {name} item path", item["path"]))
+            _private_dir(path.parent)
+            _write_file(path, data[item["key"]], int(item.get("mode", mode)) | group_read)
         return target
 
     def _env(self, container: dict[str, Any]) -> dict[str, str]:
@@ -300,11 +381,14 @@ class LocalTarget:
             env[name] = value.decode()
         return env
 
-    def _sandbox(self, command: list[str], container: dict[str, Any], volumes: dict[str, Path], uid: int, gid: int,
-                 env: dict[str, str]) -> list[str]:  # fmt: skip
+    def _sandbox(self, command: list[str], spec: dict[str, Any], container: dict[str, Any], volumes: dict[str, Path],
+                 env: dict[str, str], net_dir: Path | None = None) -> Sandboxed:  # fmt: skip
+        """The bwrap command for one container: its identity, mounts and root as the spec grants,
+        and its own network namespace (only a loopback; ``net_dir`` joins it to the relays)."""
+        uid, gid = _identity(spec, container)
         args = [bubblewrap(), "--unshare-user", "--uid", str(uid), "--gid", str(gid),
-                "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--proc", "/proc", "--dev", "/dev",
-                "--ro-bind", "/usr", "/usr"]  # fmt: skip
+                "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+                "--proc", "/proc", "--dev", "/dev", "--ro-bind", "/usr", "/usr"]  # fmt: skip
         for top in ("bin", "lib", "lib64", "sbin"):
             path = Path("/") / top
             if path.is_symlink():
@@ -324,34 +408,48 @@ class LocalTarget:
         ):
             if (Path("/etc") / name).exists():
                 args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+        # The kubelet mounts Secret and ConfigMap volumes read-only whatever the mount says.
+        always_ro = {
+            v["name"] for v in spec.get("volumes", []) if "secret" in v or "configMap" in v
+        }
         mounted = set()
         for mount in container.get("volumeMounts", []):
-            flag = "--ro-bind" if mount.get("readOnly") else "--bind"
-            args += [flag, str(volumes[mount["name"]]), mount["mountPath"]]
+            read_only = mount.get("readOnly") or mount["name"] in always_ro
+            args += [
+                "--ro-bind" if read_only else "--bind",
+                str(volumes[mount["name"]]),
+                mount["mountPath"],
+            ]
             mounted.add(mount["mountPath"])
         if "/tmp" not in mounted:
             args += ["--tmpfs", "/tmp"]
-        # The interpreter and this project last: a volume at /tmp (the chart's emptyDir) must not
-        # hide a checkout or venv that lives under /tmp.
-        for prefix in sorted({sys.base_prefix, sys.prefix, str(PROJECT_ROOT)}):
+        if net_dir is not None:
+            args += ["--bind", str(net_dir), POD_NET_DIR]
+        # The interpreter and this package last: a volume at /tmp (the chart's emptyDir) must not
+        # hide a checkout or venv that lives under /tmp. Only the package directory of the
+        # checkout, so the pod never sees a workdir kept in it (state.json holds every Secret).
+        bound = sorted({sys.base_prefix, sys.prefix, str(PACKAGE_DIR)})
+        for prefix in bound:
             args += ["--ro-bind", prefix, prefix]
-        args += ["--chdir", "/", "--clearenv"]
-        for key, value in {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1",
-                           **env}.items():  # fmt: skip
-            args += ["--setenv", key, value]
-        return [*args, *command]
+        workdir = self.workdir.resolve()
+        if any(workdir == Path(p) or Path(p) in workdir.parents for p in bound):
+            args += ["--tmpfs", str(workdir)]
+        if (container.get("securityContext") or {}).get("readOnlyRootFilesystem"):
+            args += ["--remount-ro", "/"]  # not recursive: writable volumes stay writable
+        args += ["--chdir", "/"]  # bwrap also sets PWD to it (replacing the launcher shell's)
+        # The pod's environment reaches it as a container runtime gives it: bwrap hands its own
+        # environment to the child, which only this user can read (/proc/PID/environ is 0400);
+        # never as --setenv arguments, which every local user sees in ps.
+        return Sandboxed([*args, *command], {**POD_BASE_ENV, **env})
 
     def _run_init(
-        self, init: dict[str, Any], volumes: dict[str, Path], uid: int, gid: int, pod_dir: Path
+        self, init: dict[str, Any], spec: dict[str, Any], volumes: dict[str, Path], pod_dir: Path
     ) -> None:
         command = [*init.get("command", []), *init.get("args", [])]
-        ctx = init.get("securityContext", {})
-        proc = subprocess.run(
-            self._sandbox(command, init, volumes, int(ctx.get("runAsUser", uid)), int(ctx.get("runAsGroup", gid)),
-                          self._env(init)),
-            capture_output=True, timeout=60,
-        )  # fmt: skip
-        (pod_dir / f"{init['name']}.log").write_bytes(proc.stdout + proc.stderr)
+        sandboxed = self._sandbox(command, spec, init, volumes, self._env(init))
+        proc = subprocess.run(sandboxed.argv, env=sandboxed.env, capture_output=True, timeout=60,
+                              umask=POD_UMASK)  # fmt: skip
+        _write_file(pod_dir / f"{init['name']}.log", proc.stdout + proc.stderr, 0o600)
         if proc.returncode != 0:
             seen = (proc.stderr or proc.stdout).decode(errors="replace").strip()
             fix = ("the data volume holds a root.key from another signing Secret: restore that Secret "
@@ -439,10 +537,14 @@ class LocalTarget:
         deadline = time.monotonic() + timeout
         while pod.exit_code() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        if pod.exit_code() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+        if pod.exit_code() is None:  # past the grace period: SIGKILL, deepest first
+            for process in [*reversed(_descendants(pid)), pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process, signal.SIGKILL)
+            while pod.exit_code() is None and time.monotonic() < deadline + 5:
+                time.sleep(0.05)
         code = pod.process.wait(5) if pod.process is not None else pod.exit_code()
+        _stop_relay(pod.relay_pid)
         self.pod = None
         self.save()
         return code
@@ -459,16 +561,172 @@ class LocalTarget:
             self.stop_pod()
 
 
-def _launch_detached(command: list[str], log_path: Path, pid_file: Path) -> int:
-    """Start ``command`` re-parented away from this process (a pod outlives the kubectl or
-    notebook kernel that created it: ipykernel signals its own children when it shuts down)."""
-    script = '"$@" >"$POD_LOG" 2>&1 </dev/null & echo $! >"$POD_PID"'
+def _launch_detached(sandboxed: Sandboxed, log_path: Path, pid_file: Path) -> int:
+    """Start the sandbox re-parented away from this process (a pod outlives the kubectl or
+    notebook kernel that created it: ipykernel signals its own children when it shuts down).
+
+    The shell in between gets exactly the pod's environment (it passes it on to bwrap) and the
+    log and pid paths as arguments, so no variable of its own reaches the pod."""
+    script = 'log=$1 pidfile=$2; shift 2; "$@" >>"$log" 2>&1 </dev/null & echo $! >"$pidfile"'
     subprocess.run(
-        ["/bin/sh", "-c", script, "sh", *command],
-        env={**os.environ, "POD_LOG": str(log_path), "POD_PID": str(pid_file)},
-        start_new_session=True, check=True, timeout=10,
+        ["/bin/sh", "-c", script, "sh", str(log_path), str(pid_file), *sandboxed.argv],
+        env=sandboxed.env, start_new_session=True, check=True, timeout=10, umask=POD_UMASK,
     )  # fmt: skip
     return int(pid_file.read_text().strip())
+
+
+def egress_ports(env: dict[str, str]) -> list[int]:
+    """The host loopback ports the pod may reach: those of the URLs its env names (the upstream,
+    ``DATABASE_URL``, a control plane), as a pod reaches the Services its config names."""
+    ports = set()
+    for value in env.values():
+        if "://" not in value:
+            continue
+        with contextlib.suppress(ValueError):
+            url = urlsplit(value)
+            if url.hostname in LOOPBACK and url.port:
+                ports.add(url.port)
+    return sorted(ports)
+
+
+def _pick_ports(names: list[str], avoid: set[int]) -> dict[str, int]:
+    """A distinct free host port per container port, none of them an egress port (an upstream
+    the runbook starts later on a port it picked earlier must still find it free)."""
+    picked: dict[str, int] = {}
+    for name in names:
+        for _ in range(100):
+            port = free_port()
+            if port not in avoid and port not in picked.values():
+                picked[name] = port
+                break
+        else:
+            raise TargetUnavailable(
+                "no free 127.0.0.1 port to forward", fix="free some local ports"
+            )
+    return picked
+
+
+def _start_host_relay(net_dir: Path, inbound: str, outbound: str, pod_dir: Path) -> int:
+    """The host side of the pod's network, listening before the pod starts (its first egress,
+    the database, may come at once); StepFailed with its log when it cannot bind."""
+    command = [
+        sys.executable,
+        "-I",
+        str(NETRELAY),
+        "host",
+        str(net_dir),
+        "--in",
+        inbound,
+        "--out",
+        outbound,
+    ]
+    log_path = _private_file(pod_dir / "net-relay.log")
+    pid = _launch_detached(
+        Sandboxed(command, dict(os.environ)), log_path, _private_file(pod_dir / "net-relay.pid")
+    )
+    wanted = [net_dir / f"out-{p}.sock" for p in outbound.split(",") if p]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        if all(path.exists() for path in wanted) and all(
+            _listening(int(p)) for p in inbound.split(",") if p
+        ):
+            return pid
+        time.sleep(0.02)
+    _stop_relay(pid)
+    raise StepFailed("install.network", expected="the pod's port relay listening within 10s",
+                     seen=log_path.read_text(errors="replace")[-600:] or "no output",
+                     fix="free the forwarded ports (another process holds one) and install again")  # fmt: skip
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+    return False
+
+
+def _stop_relay(pid: int) -> None:
+    """SIGTERM the host relay (only if ``pid`` still is one), then wait briefly."""
+    try:
+        if not pid or b"netrelay.py" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return
+    except OSError:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _identity(spec: dict[str, Any], container: dict[str, Any]) -> tuple[int, int]:
+    """uid and gid of a container (its securityContext over the pod's), as the kubelet checks them."""
+    pod = spec.get("securityContext") or {}
+    own = container.get("securityContext") or {}
+    uid = int(own.get("runAsUser", pod.get("runAsUser", 65534)))
+    gid = int(own.get("runAsGroup", pod.get("runAsGroup", 65534)))
+    if own.get("runAsNonRoot", pod.get("runAsNonRoot")) and uid == 0:
+        raise StepFailed(f"install.{container['name']}", expected="runAsNonRoot with a non-zero runAsUser",
+                         seen="runAsUser 0: the container would fail with CreateContainerConfigError",
+                         fix="set podSecurityContext.runAsUser to a non-root uid (65534)")  # fmt: skip
+    fs_group = _fs_group(spec)
+    if fs_group is not None and fs_group != gid:
+        raise StepFailed(f"install.{container['name']}", expected=f"fsGroup equal to runAsGroup {gid}",
+                         seen=f"fsGroup {fs_group}: the local sandbox maps exactly one uid and one gid, so a "
+                              "second group cannot own the volumes",
+                         fix="set podSecurityContext.fsGroup to runAsGroup for the local target, or use a cluster")  # fmt: skip
+    return uid, gid
+
+
+def _fs_group(spec: dict[str, Any]) -> int | None:
+    value = (spec.get("securityContext") or {}).get("fsGroup")
+    return None if value is None else check_id("spec.securityContext.fsGroup", value)
+
+
+def _check_object(kind: str, name: object, data: dict[str, Any]) -> None:
+    """A Secret's or ConfigMap's name and keys, as the API server checks them."""
+    check_subdomain(f"{kind} metadata.name", name)
+    for key in data:
+        check_config_key(f"{kind} {name} data key", key)
+
+
+def _private_dir(path: Path) -> Path:
+    """``path`` and any missing parents created owner-only (0700), never wider first."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory, 0o700)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)  # narrowing one made earlier (or by a pod) never exposes anything
+    return path
+
+
+def _private_file(path: Path) -> Path:
+    """An empty owner-only (0600) file another process will write (a log, a pid file)."""
+    _write_file(path, b"", 0o600)
+    return path
+
+
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` atomically with a file that is never wider than ``mode``.
+
+    Created owner-only (at most ``mode``'s owner bits) and written, then set to exactly ``mode``
+    (the umask cannot narrow it) and renamed into place. The temporary name starts with '..',
+    which no ConfigMap or Secret key may, so it never clobbers an item."""
+    tmp = path.with_name(f"..{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o700)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def _alive(pid: int) -> bool:

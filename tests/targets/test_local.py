@@ -156,3 +156,43 @@ def test_a_postgres_release_keeps_receipts_in_the_database_not_the_pod(
     assert [r["receipt_id"] for r in listed] == ids
     data = target.workdir / "pods" / "1" / "volumes" / "data"  # the emptyDir of the new pod
     assert (data / "root.key").exists() and not (data / "helm.db").exists()
+
+
+def _command_lines() -> dict[int, bytes]:
+    """Every process's argv as ``ps`` shows it to any local user (NULs kept as separators)."""
+    lines: dict[int, bytes] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                lines[int(entry.name)] = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+    return lines
+
+
+def test_a_production_release_keeps_its_secrets_out_of_every_command_line(
+    target: LocalTarget,
+) -> None:
+    """Runbook-style: Secrets created first, a production install from them; while the pod runs,
+    no process's command line (readable by any local user) holds a key."""
+    admin, service, seed = "adm-" + "7" * 40, "svc-" + "8" * 40, "c3" * 32
+    target.create_secret(
+        "helm-auth", {"HELM_ADMIN_API_KEY": admin, "HELM_SERVICE_API_KEY": service}
+    )
+    target.create_secret("helm-signing", {"signing-key": seed})
+    values = {
+        "helm": {
+            "production": True,
+            "signing": {"existingSecret": "helm-signing"},
+            "auth": {"existingSecret": "helm-auth"},
+        }
+    }
+    _install(target, values)
+    headers = {**HEADERS, "Authorization": f"Bearer {admin}"}
+    assert httpx.get(target.url() + "/api/v1/receipts", headers=headers).status_code == 200
+    pod_processes = [target.pod.process_pid] if target.pod else []
+    lines = _command_lines()
+    assert any(pid in lines for pid in pod_processes), "the pod must still be running"
+    for secret in (admin, service, seed):
+        leaking = [pid for pid, line in lines.items() if secret.encode() in line]
+        assert not leaking, f"a secret is on the command line of pids {leaking}"
