@@ -15,6 +15,7 @@ import helm_python as helm
 import yaml
 
 from helm_runbook.chart.manifests import RenderedRelease
+from helm_runbook.chart.schema import explain
 from helm_runbook.chart.values import merge_values
 from helm_runbook.errors import ChartError, RenderError, ValuesError
 from helm_runbook.results import Table
@@ -55,7 +56,12 @@ def lint(
     report = helm.lint(str(chart), values=values, strict=True, kube_version=kube_version)
     messages = [(SEVERITY.get(m.get("severity", 0), "unknown"), m.get("path", ""), m.get("error", ""))
                 for m in report.get("messages", [])]  # fmt: skip
-    return LintReport(str(chart), list(report.get("errors", [])), messages)
+    errors: list[str] = []
+    for text in report.get("errors", []):  # schema refusals restated as operators write values
+        for line in [str(p) for p in explain(text, chart)] or [text]:
+            if line not in errors:
+                errors.append(line)
+    return LintReport(str(chart), errors, messages)
 
 
 def set_values(*expressions: str) -> dict[str, Any]:
@@ -74,7 +80,21 @@ def set_values(*expressions: str) -> dict[str, Any]:
 
 
 _GUARD_LINE = re.compile(r"^\s*- (.+)$", re.M)
-_SCHEMA_LINE = re.compile(r"^- at '([^']*)': (.+)$", re.M)
+GUARD_HEADER = "helm-ai-kernel: values need attention:"  # _validate.tpl's fail() opens with it
+
+
+def refusal(helm_message: str, chart: Path) -> ChartError | None:
+    """Helm's refusal (schema or ``_validate.tpl`` guard) naming each value and its fix, if it is one."""
+    if problems := explain(helm_message, chart):
+        return ValuesError(
+            "values do not meet values.schema.json: " + "; ".join(str(p) for p in problems),
+            fix="; ".join(p.fix for p in problems),
+            helm_message=helm_message,
+        )
+    if GUARD_HEADER in helm_message and (guards := _GUARD_LINE.findall(helm_message)):
+        return RenderError("the chart refused to render: " + "; ".join(guards), fix=guards[0],
+                           helm_message=helm_message)  # fmt: skip
+    return None
 
 
 def render(
@@ -90,24 +110,9 @@ def render(
             rendered: dict[str, str] = loaded.render(
                 values or {}, name=release, namespace=namespace
             )
-    except helm.HelmValuesError as exc:
-        problems = [
-            f"{path.strip('/').replace('/', '.') or '(root)'}: {why}"
-            for path, why in _SCHEMA_LINE.findall(str(exc))
-        ]
-        raise ValuesError(
-            "values do not meet values.schema.json: " + ("; ".join(problems) or str(exc)),
-            fix="correct those values; each key's allowed form is described in deploy/helm-chart/values.yaml "
-            "and its README values table",
-            helm_message=str(exc),
-        ) from exc
-    except helm.HelmRenderError as exc:
-        text = str(exc)
-        problems = _GUARD_LINE.findall(text)
-        raise RenderError(
-            "the chart refused to render: " + ("; ".join(problems) if problems else text),
-            fix=problems[0] if problems else "see Helm's message",
-            helm_message=text,
+    except (helm.HelmValuesError, helm.HelmRenderError) as exc:
+        raise refusal(str(exc), chart) or RenderError(
+            f"the chart refused to render: {exc}", fix="see Helm's message", helm_message=str(exc)
         ) from exc
     except helm.HelmChartLoadError as exc:
         raise ChartError(
@@ -152,8 +157,9 @@ def install_release(
             raise ChartError(f"cannot reach the cluster of context {kube_context!r}", helm_message=str(exc),
                              fix="check `kubectl --context <name> get ns`, or run the runbooks with target=local") from exc  # fmt: skip
         except helm.HelmReleaseError as exc:
-            raise RenderError(f"helm install {release} failed: {exc}", helm_message=str(exc),
-                              fix="read Helm's message; guards list every missing value with its fix") from exc  # fmt: skip
+            raise refusal(str(exc), chart) or RenderError(
+                f"helm install {release} failed: {exc}", helm_message=str(exc),
+                fix="read Helm's message; guards list every missing value with its fix") from exc  # fmt: skip
     objects = [
         (f"{release}/manifest", doc)
         for doc in yaml.safe_load_all(result.get("manifest", ""))

@@ -96,7 +96,13 @@ GUARD_CASES: tuple[GuardCase, ...] = (
     GuardCase("ServiceMonitor without metrics", nested({"helm.metrics.serviceMonitor.enabled": True}),
               "serviceMonitor.enabled=true requires helm.metrics.enabled=true"),
     GuardCase("bad persistence size", nested({"persistence.size": "lots"}), "persistence.size"),
-    GuardCase("unknown image key", nested({"image.tagg": "v1"}), "additional properties 'tagg' not allowed"),
+    GuardCase("unknown image key", nested({"image.tagg": "v1"}), "image.tagg: is not a value of this chart; did you mean image.tag?"),
+    GuardCase("misspelled helm.production", nested({"helm.productoin": True}), "did you mean helm.production?"),
+    GuardCase("empty tenant in any mode", nested({"helm.auth.tenantID": ""}), "helm.auth.tenantID: must not be empty"),
+    GuardCase("upstream emergency stop", nested({"helm.emergencyStop.enabled": True}),
+              "helm.emergencyStop.enabled: this chart does not support the emergency-stop fence"),
+    GuardCase("upstream launchpad app", nested({"launchpadApps.hermes.enabled": True}),
+              "launchpadApps.hermes.enabled: this chart does not support launchpad apps"),
 )  # fmt: skip
 
 

@@ -14,6 +14,25 @@ Usage: {{ include "helm-ai-kernel.validateValues" . }}
 {{- $pg := $h.storage.postgres -}}
 {{- $msgs := list -}}
 
+{{- /* Upstream values this chart does not implement (values.schema.json marks each with
+x-unsupported): refused by name, so asking for e.g. the emergency-stop fence never silently
+gets none. */ -}}
+{{- $unsupported := dict "telemetry" "OTLP telemetry" "openrouter" "the launchpad apps' OpenRouter key" "launchpadApps" "launchpad apps" -}}
+{{- $unsupportedHelm := dict "githubEffects" "GitHub effects" "emergencyStop" "the emergency-stop fence" -}}
+{{- range $key, $feature := $unsupported -}}
+{{- if hasKey $v $key -}}
+{{- $msgs = append $msgs (include "helm-ai-kernel.unsupportedValue" (list $key (index $v $key) $feature)) -}}
+{{- end -}}
+{{- end -}}
+{{- range $key, $feature := $unsupportedHelm -}}
+{{- if hasKey $h $key -}}
+{{- $msgs = append $msgs (include "helm-ai-kernel.unsupportedValue" (list (printf "helm.%s" $key) (index $h $key) $feature)) -}}
+{{- end -}}
+{{- end -}}
+{{- if ne (toString $h.signing.algorithm) "ed25519" -}}
+{{- $msgs = append $msgs (printf "helm.signing.algorithm=%s (ML-DSA / hybrid receipts) is not supported by this chart: leave it at ed25519, or use the upstream helm-ai-kernel chart for that feature." (toString $h.signing.algorithm)) -}}
+{{- end -}}
+
 {{- if not (has $src.kind (list "controlplane" "crd" "mountedFile")) -}}
 {{- $msgs = append $msgs (printf "helm.policy.source.kind=%q must be one of controlplane, crd, mountedFile." $src.kind) -}}
 {{- end -}}
@@ -97,5 +116,35 @@ Usage: {{ include "helm-ai-kernel.validateValues" . }}
 
 {{- if $msgs -}}
 {{- fail (printf "\n\nhelm-ai-kernel: values need attention:\n  - %s" (join "\n  - " $msgs)) -}}
+{{- end -}}
+{{- end -}}
+
+
+{{/*
+helm-ai-kernel.unsupportedValue: the refusal for an upstream value this chart does not implement,
+naming every leaf the operator set (dotted, as written with --set), at most five of them.
+Usage: {{ include "helm-ai-kernel.unsupportedValue" (list "helm.emergencyStop" $value "the emergency-stop fence") }}
+*/}}
+{{- define "helm-ai-kernel.unsupportedValue" -}}
+{{- $key := index . 0 -}}
+{{- $leaves := splitList "\n" (trim (include "helm-ai-kernel.leafPaths" (list $key (index . 1)))) -}}
+{{- $shown := join ", " (slice $leaves 0 (min 5 (len $leaves))) -}}
+{{- if gt (len $leaves) 5 -}}{{- $shown = printf "%s and %d more" $shown (sub (len $leaves) 5) -}}{{- end -}}
+{{- printf "%s: this chart does not support %s (an upstream helm-ai-kernel chart value). Leave %s unset, or use the upstream chart for that feature." $shown (index . 2) $key -}}
+{{- end -}}
+
+{{/*
+helm-ai-kernel.leafPaths: the dotted path of every leaf under a value, one per line, sorted.
+Usage: {{ include "helm-ai-kernel.leafPaths" (list "launchpadApps" .Values.launchpadApps) }}
+*/}}
+{{- define "helm-ai-kernel.leafPaths" -}}
+{{- $prefix := index . 0 -}}
+{{- $value := index . 1 -}}
+{{- if and (kindIs "map" $value) $value -}}
+{{- range $k, $item := $value -}}
+{{- include "helm-ai-kernel.leafPaths" (list (printf "%s.%s" $prefix $k) $item) -}}
+{{- end -}}
+{{- else -}}
+{{- printf "%s\n" $prefix -}}
 {{- end -}}
 {{- end -}}
