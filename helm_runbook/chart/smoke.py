@@ -25,7 +25,8 @@ from helm_runbook.results import Table
 
 SEED = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 PRODUCTION = {"helm": {"production": True, "signing": {"key": SEED},
-                       "auth": {"adminAPIKey": "smoke-admin", "serviceAPIKey": "smoke-service"}}}  # fmt: skip
+                       "auth": {"adminAPIKey": "smoke-admin", "serviceAPIKey": "smoke-service"},
+                       "proxy": {"upstream": "https://llm.example.internal/v1"}}}  # fmt: skip
 DEFAULT_KINDS = {
     "ServiceAccount",
     "Secret",
@@ -93,6 +94,14 @@ GUARD_CASES: tuple[GuardCase, ...] = (
     GuardCase("agent-safety guard disabled in production", _prod(helm__policy__agentSafety__denyUnknownTools=False),
               "requires all agentSafety fail-closed guards enabled; set helm.policy.agentSafety.{denyUnknownTools}=true"),
     GuardCase("replicas > 1 on SQLite", nested({"replicaCount": 2}), "replicaCount=2 requires helm.storage.type=postgres"),
+    GuardCase("production proxy to the placeholder upstream",
+              _prod(helm__proxy__upstream="https://your-upstream.example/v1"),
+              "refuses the placeholder helm.proxy.upstream=https://your-upstream.example/v1"),
+    GuardCase("postgres without host or Secret (any mode)", nested({"helm.storage.type": "postgres"}),
+              "helm.storage.type=postgres requires helm.storage.postgres.existingSecret (a Secret with DATABASE_URL) or helm.storage.postgres.host"),
+    GuardCase("replicas > 1 on one ReadWriteOnce claim",
+              nested({"replicaCount": 2, "helm.storage.type": "postgres", "helm.storage.postgres.existingSecret": "db"}),
+              "replicaCount=2 with persistence.enabled=true and accessModes ReadWriteOnce would mount one single-writer claim"),
     GuardCase("ServiceMonitor without metrics", nested({"helm.metrics.serviceMonitor.enabled": True}),
               "serviceMonitor.enabled=true requires helm.metrics.enabled=true"),
     GuardCase("bad persistence size", nested({"persistence.size": "lots"}), "persistence.size"),

@@ -103,6 +103,7 @@ def test_production_release_with_inline_keys_starts(target: LocalTarget) -> None
             "production": True,
             "signing": {"key": seed},
             "auth": {"adminAPIKey": "adm", "serviceAPIKey": "svc"},
+            "proxy": {"upstream": "http://127.0.0.1:9/v1"},
         }
     }
     _install(target, values)

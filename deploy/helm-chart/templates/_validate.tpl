@@ -55,6 +55,12 @@ gets none. */ -}}
 {{- if and (gt (int $v.replicaCount) 1) (ne $h.storage.type "postgres") -}}
 {{- $msgs = append $msgs (printf "replicaCount=%d requires helm.storage.type=postgres: SQLite on a ReadWriteOnce volume is single-pod. Set replicaCount=1 or use PostgreSQL (helm.storage.postgres.existingSecret)." (int $v.replicaCount)) -}}
 {{- end -}}
+{{- if and (gt (int $v.replicaCount) 1) (eq $h.storage.type "postgres") (eq (include "helm-ai-kernel.singleWriterData" .) "true") -}}
+{{- $msgs = append $msgs (printf "replicaCount=%d with persistence.enabled=true and accessModes %s would mount one single-writer claim in every pod. Set persistence.enabled=false (receipts live in PostgreSQL; root.key is copied from the signing Secret at each start), or persistence.accessModes={ReadWriteMany} on a storage class that supports it, or replicaCount=1." (int $v.replicaCount) (join "," $v.persistence.accessModes)) -}}
+{{- end -}}
+{{- if and (eq $h.storage.type "postgres") (not $pg.existingSecret) (not $pg.host) (not $prod) -}}
+{{- $msgs = append $msgs "helm.storage.type=postgres requires helm.storage.postgres.existingSecret (a Secret with DATABASE_URL) or helm.storage.postgres.host: without either the runtime would get postgres://helm:@:5432/helm." -}}
+{{- end -}}
 {{- if gt (int $h.guardian.semanticThreatEscalationBP) 10000 -}}
 {{- $msgs = append $msgs "helm.guardian.semanticThreatEscalationBP must be between 0 and 10000 basis points." -}}
 {{- end -}}
@@ -91,6 +97,9 @@ gets none. */ -}}
 {{- if not $sig.required -}}
 {{- $msgs = append $msgs "helm.production=true with helm.policy.source.kind=controlplane requires helm.policy.signature.required=true." -}}
 {{- end -}}
+{{- end -}}
+{{- if and $h.proxy.enabled (contains "your-upstream.example" (toString $h.proxy.upstream)) -}}
+{{- $msgs = append $msgs (printf "helm.production=true with helm.proxy.enabled=true refuses the placeholder helm.proxy.upstream=%s: set helm.proxy.upstream to your OpenAI-compatible upstream (https://.../v1), or helm.proxy.enabled=false." (toString $h.proxy.upstream)) -}}
 {{- end -}}
 {{- if not $h.policy.agentSafety.baseline.enabled -}}
 {{- $msgs = append $msgs "helm.production=true requires helm.policy.agentSafety.baseline.enabled=true." -}}
