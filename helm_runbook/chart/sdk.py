@@ -127,7 +127,8 @@ def render(
         for doc in yaml.safe_load_all(text):
             if isinstance(doc, dict) and doc:
                 objects.append((source, doc))
-    return RenderedRelease(release=release, namespace=namespace, objects=objects, notes=notes)
+    return RenderedRelease(release=release, namespace=namespace, objects=objects, notes=notes,
+                           values=values or {})  # fmt: skip
 
 
 def install_release(
@@ -165,6 +166,30 @@ def install_release(
         for doc in yaml.safe_load_all(result.get("manifest", ""))
         if isinstance(doc, dict) and doc
     ]
-    return RenderedRelease(
-        release=release, namespace=namespace, objects=objects, notes=str(result.get("info", ""))
-    )
+    return RenderedRelease(release=release, namespace=namespace, objects=objects,
+                           notes=str(result.get("info", "")), values=values)  # fmt: skip
+
+
+def uninstall_release(
+    release: str, *, namespace: str, kube_context: str | None = None, kubeconfig: str | None = None,
+    timeout_s: int = 300,
+) -> tuple[RenderedRelease, str]:  # fmt: skip
+    """``helm uninstall`` through Helm's Go SDK: the release as it was (objects, supplied values)
+    and Helm's info line (which names the objects a ``keep`` resource policy left in place)."""
+    with helm.Config(
+        kubeconfig_path=kubeconfig, kube_context=kube_context, namespace=namespace
+    ) as config:
+        try:
+            result = config.uninstall(release, timeout=timeout_s)
+        except helm.HelmKubeError as exc:
+            raise ChartError(f"cannot reach the cluster of context {kube_context!r}", helm_message=str(exc),
+                             fix="check `kubectl --context <name> get ns`") from exc  # fmt: skip
+        except helm.HelmError as exc:
+            raise ChartError(f"helm uninstall {release} failed: {exc}", helm_message=str(exc),
+                             fix=f"check `helm status {release} -n {namespace}`") from exc  # fmt: skip
+    record = result.get("release") or {}
+    objects = [(f"{release}/manifest", doc) for doc in yaml.safe_load_all(record.get("manifest", "") or "")
+               if isinstance(doc, dict) and doc]  # fmt: skip
+    was = RenderedRelease(release=release, namespace=namespace, objects=objects,
+                          values=dict(record.get("config") or {}))  # fmt: skip
+    return was, str(result.get("info", ""))

@@ -87,7 +87,8 @@ def test_postgres_needs_a_host_or_a_secret_in_every_mode() -> None:
 NOTES_CASES = [
     ({}, ["receipts in SQLite on PVC helm-ai-kernel-data: they survive pod restarts",
           "helm uninstall keeps PVC helm-ai-kernel-data", "kubectl --namespace ns1 delete pvc helm-ai-kernel-data",
-          "refusing silent rotation"], ["lost"]),
+          "refusing silent rotation", "The chart-generated signing key goes with the release"], ["lost"]),
+    ({"helm.signing.existingSecret": "helm-signing"}, ["helm uninstall keeps PVC"], ["chart-generated signing key"]),
     ({"persistence.enabled": False}, ["receipts in SQLite on an emptyDir: they are lost when the pod restarts"],
      ["Uninstall", "survive"]),
     (PG, ["receipts in PostgreSQL (DATABASE_URL from Secret db): they survive pod restarts and reinstalls",

@@ -61,14 +61,25 @@ def test_chart_lint_runbook(run: dict[str, Any]) -> None:
 
 
 def test_smoke_runbook(run: dict[str, Any]) -> None:
-    [smoke] = _values(run, "04-smoke-checks", "smoke")
-    assert (smoke["evaluate_verdict"], smoke["evaluate_reason"]) == ("DENY", "PDP_DENY")
-    assert (smoke["proxy_verdict"], smoke["proxy_receipt"]) == ("ALLOW", True)
-    before, after = _values(run, "04-smoke-checks", "receipts.verify")
-    assert before["failures"] == after["failures"] == 0
-    assert after["receipts"] >= before["receipts"] >= 2
+    for smoke in _values(run, "04-smoke-checks", "smoke"):  # before and after the reinstall
+        assert (smoke["evaluate_verdict"], smoke["evaluate_reason"]) == ("DENY", "PDP_DENY")
+        assert (smoke["proxy_verdict"], smoke["proxy_receipt"]) == ("ALLOW", True)
+    before, after, reinstalled = _values(run, "04-smoke-checks", "receipts.verify")
+    assert before["failures"] == after["failures"] == reinstalled["failures"] == 0
+    assert reinstalled["receipts"] > after["receipts"] >= before["receipts"] >= 2
     [restart] = _values(run, "04-smoke-checks", "restart")
     assert restart["restarts"] >= 1
+    [uninstalled] = _values(run, "04-smoke-checks", "uninstall")
+    assert uninstalled["kept"] == ["PersistentVolumeClaim/helm-ai-kernel-data"]
+
+
+def test_the_install_runbook_shows_the_command_it_applied(run: dict[str, Any]) -> None:
+    [install] = _values(run, "03-production-install", "install")
+    command = install["command"]
+    for flag in ("--set helm.production=true", "--set helm.signing.existingSecret=helm-signing",
+                 "--set helm.auth.existingSecret=helm-auth", "--set helm.proxy.upstream=http://127.0.0.1:",
+                 "--set-json 'helm.policy.runtimeActions=[{\"action\":\"LLM_INFERENCE\""):  # fmt: skip
+        assert flag in command
 
 
 def test_policy_rollout_runbook(run: dict[str, Any]) -> None:
