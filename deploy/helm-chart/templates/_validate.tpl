@@ -72,7 +72,9 @@ gets none. */ -}}
 {{- end -}}
 
 {{- if $prod -}}
-{{- if not (or $h.signing.key $h.signing.existingSecret (lookup "v1" "Secret" .Release.Namespace (printf "%s-signing" (include "helm-ai-kernel.fullname" .)))) -}}
+{{- /* No lookup of an in-cluster Secret here: helm template (no cluster) and helm install must
+refuse the same values. */ -}}
+{{- if not (or $h.signing.key $h.signing.existingSecret) -}}
 {{- $msgs = append $msgs "helm.production=true requires helm.signing.key (64 hex) or helm.signing.existingSecret (a Secret with key signing-key); production never generates key material." -}}
 {{- end -}}
 {{- if not (or $h.auth.adminAPIKey $h.auth.existingSecret) -}}
