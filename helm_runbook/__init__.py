@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         render_release,
         restart_pod,
         smoke_check,
+        uninstall_and_reinstall,
         verify_receipts,
         wait_for_rollout,
     )
@@ -78,6 +79,7 @@ _LAZY = {
     "smoke_check": "helm_runbook.steps",
     "start_stand_in_upstream": "helm_runbook.steps.upstream",
     "trust_public_key": "helm_runbook.steps.policy",
+    "uninstall_and_reinstall": "helm_runbook.steps",
     "verify_receipts": "helm_runbook.steps",
     "wait_for_rollout": "helm_runbook.steps",
     "wake_reconcile": "helm_runbook.steps.policy",
@@ -132,6 +134,7 @@ __all__ = [
     "smoke_check",
     "start_stand_in_upstream",
     "trust_public_key",
+    "uninstall_and_reinstall",
     "verify_receipts",
     "wait_for_rollout",
     "wake_reconcile",

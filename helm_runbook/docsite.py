@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from helm_runbook.chart import CHART_DIR
-from helm_runbook.chart.docs import value_docs
+from helm_runbook.chart.docs import unsupported_table, value_docs
 
 TEMPLATE_ENV = re.compile(r"^\s*- name: ([A-Z][A-Z0-9_]+)\s*$")
 TEMPLATE_VALUE = re.compile(
@@ -246,7 +246,15 @@ def init_refusals() -> list[str]:
 def template_guards() -> list[str]:
     """The messages ``_validate.tpl`` collects (static text; ``%q``/``%s`` show where values go)."""
     text = (CHART_DIR / "templates" / "_validate.tpl").read_text()
-    return re.findall(r'append \$msgs (?:\(printf )?"((?:[^"\\]|\\.)+)"', text)
+    out = []
+    for literal, helper in re.findall(
+        r'append \$msgs (?:(?:\(printf )?"((?:[^"\\]|\\.)+)"|\(include "([^"]+)")', text
+    ):
+        if helper:  # a message built by a helper: its printf format
+            body = text[text.index(f'define "{helper}"') :]
+            literal = re.findall(r'printf "((?:[^"\\]|\\.)+)" \$shown', body)[0]
+        out.append(literal)
+    return out
 
 
 def guards_page() -> str:
@@ -261,7 +269,10 @@ def guards_page() -> str:
         + "\n\n## Every guard of the chart\n\nThe messages `templates/_validate.tpl` can collect; the values schema "
         "catches some values first (its message is the one above).\n\n"
         + "\n".join(f"- {html.escape(message)}" for message in template_guards())
-        + "\n\n## Init container\n\nThe `prepare-authority-state` init container refuses to start the pod with:\n\n"
+        + "\n\n## Upstream values this chart refuses\n\nSet to anything (even `false`), each is refused by name: "
+        "leave it unset, or deploy with the upstream helm-ai-kernel chart for that feature.\n\n"
+        + unsupported_table(CHART_DIR)
+        + "\n## Init container\n\nThe `prepare-authority-state` init container refuses to start the pod with:\n\n"
         + init
         + "\n"
     )

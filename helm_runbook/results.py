@@ -61,6 +61,7 @@ class StepReport:
     ok: bool = True
     seconds: float = 0.0
     values: dict[str, object] = field(default_factory=dict)
+    command: str = ""  # the equivalent shell command, exactly as the step applied it (no secrets)
 
     def table(self) -> Table:
         summary = (
@@ -71,10 +72,14 @@ class StepReport:
         )
 
     def __str__(self) -> str:
-        return str(self.table())
+        text = str(self.table())
+        return f"{text}\nEquivalent command:\n{self.command}" if self.command else text
 
     def _repr_html_(self) -> str:
-        return self.table()._repr_html_()
+        html_table = self.table()._repr_html_()
+        if not self.command:
+            return html_table
+        return f"{html_table}<p>Equivalent command:</p><pre>{html.escape(self.command)}</pre>"
 
 
 def progress(desc: str, unit: str) -> Any:

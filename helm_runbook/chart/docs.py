@@ -15,6 +15,10 @@ from typing import Any
 import yaml
 
 BEGIN, END = "<!-- values-table:begin -->", "<!-- values-table:end -->"
+UNSUPPORTED_BEGIN, UNSUPPORTED_END = (
+    "<!-- unsupported-values:begin -->",
+    "<!-- unsupported-values:end -->",
+)
 _KEY = re.compile(r"^(\s*)([A-Za-z0-9_]+):")
 _DOC = re.compile(r"^\s*# -- (.*)$")
 _DEFAULT = re.compile(r"^\s*# @default -- (.*)$")
@@ -88,11 +92,27 @@ def values_table(values_file: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
+def unsupported_table(chart: Path) -> str:
+    """The upstream values this chart refuses when set (from the schema's ``x-unsupported``)."""
+    from helm_runbook.chart.schema import unsupported_values
+
+    rows = ["| Upstream value | Feature | What to do |", "| --- | --- | --- |"]
+    for key, feature in unsupported_values(chart):
+        rows.append(
+            f"| `{key}.*` | {feature} | leave it unset, or deploy with the upstream chart |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _between(text: str, begin: str, end: str, body: str) -> str:
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    return text[:start] + "\n" + body + text[stop:]
+
+
 def render_readme(readme: Path, values_file: Path) -> str:
-    """The README text with its values table regenerated between the markers."""
-    text = readme.read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    return text[:start] + "\n" + values_table(values_file) + text[end:]
+    """The README text with its generated tables (values, unsupported upstream values) regenerated."""
+    text = _between(readme.read_text(), BEGIN, END, values_table(values_file))
+    return _between(text, UNSUPPORTED_BEGIN, UNSUPPORTED_END, unsupported_table(values_file.parent))
 
 
 def main() -> int:

@@ -20,6 +20,9 @@ class RenderedRelease:
     namespace: str
     objects: list[tuple[str, dict[str, Any]]]  # (template path, object)
     notes: str = ""
+    values: dict[str, Any] = field(
+        default_factory=dict
+    )  # what the operator supplied (helm get values)
 
     def kinds(self) -> Counter[str]:
         return Counter(obj["kind"] for _, obj in self.objects)

@@ -15,6 +15,7 @@ import helm_python as helm
 import yaml
 
 from helm_runbook.chart.manifests import RenderedRelease
+from helm_runbook.chart.schema import explain
 from helm_runbook.chart.values import merge_values
 from helm_runbook.errors import ChartError, RenderError, ValuesError
 from helm_runbook.results import Table
@@ -55,7 +56,12 @@ def lint(
     report = helm.lint(str(chart), values=values, strict=True, kube_version=kube_version)
     messages = [(SEVERITY.get(m.get("severity", 0), "unknown"), m.get("path", ""), m.get("error", ""))
                 for m in report.get("messages", [])]  # fmt: skip
-    return LintReport(str(chart), list(report.get("errors", [])), messages)
+    errors: list[str] = []
+    for text in report.get("errors", []):  # schema refusals restated as operators write values
+        for line in [str(p) for p in explain(text, chart)] or [text]:
+            if line not in errors:
+                errors.append(line)
+    return LintReport(str(chart), errors, messages)
 
 
 def set_values(*expressions: str) -> dict[str, Any]:
@@ -74,7 +80,21 @@ def set_values(*expressions: str) -> dict[str, Any]:
 
 
 _GUARD_LINE = re.compile(r"^\s*- (.+)$", re.M)
-_SCHEMA_LINE = re.compile(r"^- at '([^']*)': (.+)$", re.M)
+GUARD_HEADER = "helm-ai-kernel: values need attention:"  # _validate.tpl's fail() opens with it
+
+
+def refusal(helm_message: str, chart: Path) -> ChartError | None:
+    """Helm's refusal (schema or ``_validate.tpl`` guard) naming each value and its fix, if it is one."""
+    if problems := explain(helm_message, chart):
+        return ValuesError(
+            "values do not meet values.schema.json: " + "; ".join(str(p) for p in problems),
+            fix="; ".join(p.fix for p in problems),
+            helm_message=helm_message,
+        )
+    if GUARD_HEADER in helm_message and (guards := _GUARD_LINE.findall(helm_message)):
+        return RenderError("the chart refused to render: " + "; ".join(guards), fix=guards[0],
+                           helm_message=helm_message)  # fmt: skip
+    return None
 
 
 def render(
@@ -90,24 +110,9 @@ def render(
             rendered: dict[str, str] = loaded.render(
                 values or {}, name=release, namespace=namespace
             )
-    except helm.HelmValuesError as exc:
-        problems = [
-            f"{path.strip('/').replace('/', '.') or '(root)'}: {why}"
-            for path, why in _SCHEMA_LINE.findall(str(exc))
-        ]
-        raise ValuesError(
-            "values do not meet values.schema.json: " + ("; ".join(problems) or str(exc)),
-            fix="correct those values; each key's allowed form is described in deploy/helm-chart/values.yaml "
-            "and its README values table",
-            helm_message=str(exc),
-        ) from exc
-    except helm.HelmRenderError as exc:
-        text = str(exc)
-        problems = _GUARD_LINE.findall(text)
-        raise RenderError(
-            "the chart refused to render: " + ("; ".join(problems) if problems else text),
-            fix=problems[0] if problems else "see Helm's message",
-            helm_message=text,
+    except (helm.HelmValuesError, helm.HelmRenderError) as exc:
+        raise refusal(str(exc), chart) or RenderError(
+            f"the chart refused to render: {exc}", fix="see Helm's message", helm_message=str(exc)
         ) from exc
     except helm.HelmChartLoadError as exc:
         raise ChartError(
@@ -122,7 +127,8 @@ def render(
         for doc in yaml.safe_load_all(text):
             if isinstance(doc, dict) and doc:
                 objects.append((source, doc))
-    return RenderedRelease(release=release, namespace=namespace, objects=objects, notes=notes)
+    return RenderedRelease(release=release, namespace=namespace, objects=objects, notes=notes,
+                           values=values or {})  # fmt: skip
 
 
 def install_release(
@@ -152,13 +158,38 @@ def install_release(
             raise ChartError(f"cannot reach the cluster of context {kube_context!r}", helm_message=str(exc),
                              fix="check `kubectl --context <name> get ns`, or run the runbooks with target=local") from exc  # fmt: skip
         except helm.HelmReleaseError as exc:
-            raise RenderError(f"helm install {release} failed: {exc}", helm_message=str(exc),
-                              fix="read Helm's message; guards list every missing value with its fix") from exc  # fmt: skip
+            raise refusal(str(exc), chart) or RenderError(
+                f"helm install {release} failed: {exc}", helm_message=str(exc),
+                fix="read Helm's message; guards list every missing value with its fix") from exc  # fmt: skip
     objects = [
         (f"{release}/manifest", doc)
         for doc in yaml.safe_load_all(result.get("manifest", ""))
         if isinstance(doc, dict) and doc
     ]
-    return RenderedRelease(
-        release=release, namespace=namespace, objects=objects, notes=str(result.get("info", ""))
-    )
+    return RenderedRelease(release=release, namespace=namespace, objects=objects,
+                           notes=str(result.get("info", "")), values=values)  # fmt: skip
+
+
+def uninstall_release(
+    release: str, *, namespace: str, kube_context: str | None = None, kubeconfig: str | None = None,
+    timeout_s: int = 300,
+) -> tuple[RenderedRelease, str]:  # fmt: skip
+    """``helm uninstall`` through Helm's Go SDK: the release as it was (objects, supplied values)
+    and Helm's info line (which names the objects a ``keep`` resource policy left in place)."""
+    with helm.Config(
+        kubeconfig_path=kubeconfig, kube_context=kube_context, namespace=namespace
+    ) as config:
+        try:
+            result = config.uninstall(release, timeout=timeout_s)
+        except helm.HelmKubeError as exc:
+            raise ChartError(f"cannot reach the cluster of context {kube_context!r}", helm_message=str(exc),
+                             fix="check `kubectl --context <name> get ns`") from exc  # fmt: skip
+        except helm.HelmError as exc:
+            raise ChartError(f"helm uninstall {release} failed: {exc}", helm_message=str(exc),
+                             fix=f"check `helm status {release} -n {namespace}`") from exc  # fmt: skip
+    record = result.get("release") or {}
+    objects = [(f"{release}/manifest", doc) for doc in yaml.safe_load_all(record.get("manifest", "") or "")
+               if isinstance(doc, dict) and doc]  # fmt: skip
+    was = RenderedRelease(release=release, namespace=namespace, objects=objects,
+                          values=dict(record.get("config") or {}))  # fmt: skip
+    return was, str(result.get("info", ""))

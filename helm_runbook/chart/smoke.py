@@ -25,7 +25,8 @@ from helm_runbook.results import Table
 
 SEED = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 PRODUCTION = {"helm": {"production": True, "signing": {"key": SEED},
-                       "auth": {"adminAPIKey": "smoke-admin", "serviceAPIKey": "smoke-service"}}}  # fmt: skip
+                       "auth": {"adminAPIKey": "smoke-admin", "serviceAPIKey": "smoke-service"},
+                       "proxy": {"upstream": "https://llm.example.internal/v1"}}}  # fmt: skip
 DEFAULT_KINDS = {
     "ServiceAccount",
     "Secret",
@@ -93,10 +94,24 @@ GUARD_CASES: tuple[GuardCase, ...] = (
     GuardCase("agent-safety guard disabled in production", _prod(helm__policy__agentSafety__denyUnknownTools=False),
               "requires all agentSafety fail-closed guards enabled; set helm.policy.agentSafety.{denyUnknownTools}=true"),
     GuardCase("replicas > 1 on SQLite", nested({"replicaCount": 2}), "replicaCount=2 requires helm.storage.type=postgres"),
+    GuardCase("production proxy to the placeholder upstream",
+              _prod(helm__proxy__upstream="https://your-upstream.example/v1"),
+              "refuses the placeholder helm.proxy.upstream=https://your-upstream.example/v1"),
+    GuardCase("postgres without host or Secret (any mode)", nested({"helm.storage.type": "postgres"}),
+              "helm.storage.type=postgres requires helm.storage.postgres.existingSecret (a Secret with DATABASE_URL) or helm.storage.postgres.host"),
+    GuardCase("replicas > 1 on one ReadWriteOnce claim",
+              nested({"replicaCount": 2, "helm.storage.type": "postgres", "helm.storage.postgres.existingSecret": "db"}),
+              "replicaCount=2 with persistence.enabled=true and accessModes ReadWriteOnce would mount one single-writer claim"),
     GuardCase("ServiceMonitor without metrics", nested({"helm.metrics.serviceMonitor.enabled": True}),
               "serviceMonitor.enabled=true requires helm.metrics.enabled=true"),
     GuardCase("bad persistence size", nested({"persistence.size": "lots"}), "persistence.size"),
-    GuardCase("unknown image key", nested({"image.tagg": "v1"}), "additional properties 'tagg' not allowed"),
+    GuardCase("unknown image key", nested({"image.tagg": "v1"}), "image.tagg: is not a value of this chart; did you mean image.tag?"),
+    GuardCase("misspelled helm.production", nested({"helm.productoin": True}), "did you mean helm.production?"),
+    GuardCase("empty tenant in any mode", nested({"helm.auth.tenantID": ""}), "helm.auth.tenantID: must not be empty"),
+    GuardCase("upstream emergency stop", nested({"helm.emergencyStop.enabled": True}),
+              "helm.emergencyStop.enabled: this chart does not support the emergency-stop fence"),
+    GuardCase("upstream launchpad app", nested({"launchpadApps.hermes.enabled": True}),
+              "launchpadApps.hermes.enabled: this chart does not support launchpad apps"),
 )  # fmt: skip
 
 

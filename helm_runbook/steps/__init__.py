@@ -4,7 +4,12 @@ in a terminal) and raising ``StepFailed`` (step, expected, seen, fix) when a che
 from __future__ import annotations
 
 from helm_runbook.steps.chart import expect_refusal, lint_chart, render_release
-from helm_runbook.steps.deploy import install, restart_pod, wait_for_rollout
+from helm_runbook.steps.deploy import (
+    install,
+    restart_pod,
+    uninstall_and_reinstall,
+    wait_for_rollout,
+)
 from helm_runbook.steps.secrets import prepare_secrets
 from helm_runbook.steps.smoke import smoke_check, verify_receipts
 
@@ -16,6 +21,7 @@ __all__ = [
     "render_release",
     "restart_pod",
     "smoke_check",
+    "uninstall_and_reinstall",
     "verify_receipts",
     "wait_for_rollout",
 ]

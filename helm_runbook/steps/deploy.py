@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from helm_runbook.chart.values import helm_command
+from helm_runbook.errors import StepFailed
 from helm_runbook.record import record
 from helm_runbook.results import StepReport, progress
 from helm_runbook.targets.base import Target
@@ -19,10 +21,12 @@ def install(
     rendered = target.install(values, release)
     rows: list[list[object]] = [[obj["kind"], obj["metadata"]["name"]] for _, obj in rendered.objects
                                 if obj["kind"] != "Pod"]  # fmt: skip
+    command = helm_command(values, release=release, namespace=target.namespace)
     result = StepReport("install", f"helm upgrade --install {release}", ["kind", "name"], rows,
                         summary=f"release {release} installed on the {target.name} target",
-                        seconds=time.perf_counter() - start,
-                        values={"objects": len(rows), "kinds": sorted(set(rendered.kinds()) - {"Pod"})})  # fmt: skip
+                        seconds=time.perf_counter() - start, command=command,
+                        values={"objects": len(rows), "kinds": sorted(set(rendered.kinds()) - {"Pod"}),
+                                "command": command})  # fmt: skip
     record(result)
     return result
 
@@ -50,5 +54,32 @@ def restart_pod(target: Target, *, timeout: float = 60.0) -> StepReport:
     result = StepReport("restart", "rollout restart", ["pod", "ready after"], [[f"pod {target.restarts}", f"{waited:.2f}s"]],
                         summary=f"pod {before} → pod {target.restarts}", seconds=time.perf_counter() - start,
                         values={"restarts": target.restarts})  # fmt: skip
+    record(result)
+    return result
+
+
+def uninstall_and_reinstall(
+    target: Target, *, release: str = "helm-ai-kernel", timeout: float = 60.0
+) -> StepReport:
+    """``helm uninstall`` then the same install again: the kept data claim carries root.key and
+    the receipts across, and the init container accepts root.key only if the Secret still matches."""
+    start = time.perf_counter()
+    gone = target.uninstall(release)
+    claims = [name for name in gone.kept if name.startswith("PersistentVolumeClaim/")]
+    if not claims:
+        raise StepFailed("uninstall", expected="the data PersistentVolumeClaim kept by helm uninstall",
+                         seen=f"kept: {gone.kept or 'nothing'}; deleted: {', '.join(gone.deleted)}",
+                         fix="install with persistence.enabled=true and persistence.keepOnUninstall=true")  # fmt: skip
+    target.install(gone.values, release)
+    waited = target.wait_ready(timeout)
+    command = f"helm uninstall {release} --namespace {target.namespace}\n" + helm_command(
+        gone.values, release=release, namespace=target.namespace
+    )
+    rows: list[list[object]] = [[name, "deleted, then installed again"] for name in gone.deleted]
+    rows += [[name, "kept (helm.sh/resource-policy: keep), mounted again"] for name in gone.kept]
+    result = StepReport("uninstall", f"helm uninstall {release}, then install again", ["object", "what happened"],
+                        rows, summary=f"{len(gone.kept)} kept, {len(gone.deleted)} deleted; ready after {waited:.2f}s",
+                        seconds=time.perf_counter() - start, command=command,
+                        values={"kept": gone.kept, "deleted": len(gone.deleted), "ready_after_s": round(waited, 3)})  # fmt: skip
     record(result)
     return result

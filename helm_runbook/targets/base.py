@@ -6,10 +6,29 @@ Steps take a ``Target`` and never ask which one it is, so the code path above th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from helm_runbook.chart.manifests import RenderedRelease
+
+
+@dataclass(frozen=True)
+class Uninstalled:
+    """What ``helm uninstall`` did: the values the release was installed with (to reinstall it),
+    the objects deleted and those a ``keep`` resource policy left, as ``Kind/name``."""
+
+    values: dict[str, Any]
+    deleted: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+KEEP = ("helm.sh/resource-policy", "keep")  # the annotation helm uninstall honours
+
+
+def kept_on_uninstall(obj: dict[str, Any]) -> bool:
+    """Whether ``helm uninstall`` leaves ``obj`` in place."""
+    return bool((obj.get("metadata", {}).get("annotations") or {}).get(KEEP[0]) == KEEP[1])
 
 
 class Target(Protocol):
@@ -42,6 +61,10 @@ class Target(Protocol):
 
     def install(self, values: dict[str, Any], release: str = "helm-ai-kernel") -> RenderedRelease:
         """``helm upgrade --install RELEASE``; returns the rendered release."""
+
+    def uninstall(self, release: str = "helm-ai-kernel") -> Uninstalled:
+        """``helm uninstall RELEASE``: the pod stops, the release's objects go except those with
+        ``helm.sh/resource-policy: keep`` (the data claim)."""
 
     @property
     def deployment(self) -> dict[str, Any]:

@@ -28,8 +28,9 @@ from kubernetes.stream import portforward
 
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.manifests import RenderedRelease
-from helm_runbook.chart.sdk import install_release
+from helm_runbook.chart.sdk import install_release, uninstall_release
 from helm_runbook.errors import StepFailed, TargetUnavailable
+from helm_runbook.targets.base import Uninstalled, kept_on_uninstall
 
 _V = TypeVar("_V", bytes, str)
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -167,6 +168,19 @@ class KubeTarget:
                                    kubeconfig=self.kubeconfig, dry_run=dry_run)  # fmt: skip
         self._deployment_name = str(rendered.get("Deployment")["metadata"]["name"])
         return rendered
+
+    def uninstall(self, release: str = "helm-ai-kernel") -> Uninstalled:
+        """``helm uninstall`` through Helm's Go SDK; objects with a ``keep`` policy stay."""
+        self._forwards.clear()
+        was, _ = uninstall_release(release, namespace=self.namespace, kube_context=self.context,
+                                   kubeconfig=self.kubeconfig)  # fmt: skip
+        self._deployment_name = ""
+        names = [
+            (f"{obj['kind']}/{obj['metadata']['name']}", kept_on_uninstall(obj))
+            for _, obj in was.objects
+        ]
+        return Uninstalled(values=was.values, deleted=[n for n, keep in names if not keep],
+                           kept=[n for n, keep in names if keep])  # fmt: skip
 
     @property
     def deployment_name(self) -> str:

@@ -49,6 +49,7 @@ from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.chart.sdk import render
 from helm_runbook.errors import StepFailed, TargetUnavailable
 from helm_runbook.process import free_port
+from helm_runbook.targets.base import Uninstalled, kept_on_uninstall
 from helm_runbook.targets.validation import (
     check_config_key,
     check_id,
@@ -144,7 +145,7 @@ class LocalTarget:
             "config_maps": self.config_maps,
             "release": None if self.release is None else {
                 "release": self.release.release, "namespace": self.release.namespace,
-                "objects": self.release.objects, "notes": self.release.notes,
+                "objects": self.release.objects, "notes": self.release.notes, "values": self.release.values,
             },
             "restarts": self.restarts,
             "pod": None if self.pod is None else {
@@ -171,7 +172,9 @@ class LocalTarget:
         if state["release"]:
             r = state["release"]
             objects = [(source, obj) for source, obj in r["objects"]]
-            target.release = RenderedRelease(r["release"], r["namespace"], objects, r["notes"])
+            target.release = RenderedRelease(
+                r["release"], r["namespace"], objects, r["notes"], r.get("values", {})
+            )
         target.restarts = state["restarts"]
         pod = state["pod"]
         if pod and _alive(pod["pid"]):
@@ -235,6 +238,33 @@ class LocalTarget:
         self.apply(rendered)
         self.start_pod()
         return rendered
+
+    def uninstall(self, release: str = "helm-ai-kernel") -> Uninstalled:
+        """``helm uninstall``: stop the pod, delete the release's Secrets, ConfigMaps and claim
+        directories, except objects annotated ``helm.sh/resource-policy: keep``."""
+        if self.release is None or self.release.release != release:
+            raise TargetUnavailable(f"release {release} is not installed on the local target",
+                                    fix="run the install step first")  # fmt: skip
+        if self.pod is not None:
+            self.stop_pod()
+        stores: dict[str, dict[str, Any]] = {"Secret": self.secrets, "ConfigMap": self.config_maps}
+        deleted, kept = [], []
+        for _, obj in self.release.objects:
+            name = f"{obj['kind']}/{obj['metadata']['name']}"
+            if obj["kind"] == "Pod":  # a helm test hook: never created by install
+                continue
+            if kept_on_uninstall(obj):
+                kept.append(name)
+                continue
+            if obj["kind"] in stores:
+                stores[obj["kind"]].pop(obj["metadata"]["name"], None)
+            elif obj["kind"] == "PersistentVolumeClaim":
+                shutil.rmtree(self.workdir / "pvc" / obj["metadata"]["name"], ignore_errors=True)
+            deleted.append(name)
+        values = self.release.values
+        self.release = None
+        self.save()
+        return Uninstalled(values=values, deleted=deleted, kept=kept)
 
     @property
     def deployment(self) -> dict[str, Any]:

@@ -96,9 +96,15 @@ async def _pod(directory: Path, inbound: list[int], outbound: list[int], command
             _relay(_tcp(port), slots), str(directory / f"in-{port}.sock")
         )
     for port in outbound:
-        await asyncio.start_server(
-            _relay(_unix(str(directory / f"out-{port}.sock")), slots), "127.0.0.1", port
-        )
+        try:
+            await asyncio.start_server(
+                _relay(_unix(str(directory / f"out-{port}.sock")), slots), "127.0.0.1", port
+            )
+        except OSError as exc:  # e.g. a port below 1024 for the pod's unprivileged user
+            # The container still starts; a connection to that port is refused, as it would
+            # be for an upstream that is down, and the runtime reports it when it is used.
+            print(f"netrelay: no egress to 127.0.0.1:{port} inside the pod ({exc.strerror})",
+                  file=sys.stderr, flush=True)  # fmt: skip
     proc = await asyncio.create_subprocess_exec(*command)
     # A pod deletion signals every process of the pod, the container included: passing it on
     # would be a second SIGTERM (uvicorn's "force exit"). So the relay waits for the container.

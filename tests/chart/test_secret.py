@@ -32,6 +32,7 @@ def test_existing_secrets_render_no_key_material() -> None:
             "helm.signing.existingSecret": "s",
             "helm.auth.existingSecret": "a",
             "helm.production": True,
+            "helm.proxy.upstream": "https://llm.example.internal/v1",
         }
     )
     assert not release.has("Secret")

@@ -65,18 +65,29 @@ def test_chart_lint_runbook(run: dict[str, Any]) -> None:
 
 
 def test_smoke_runbook(run: dict[str, Any]) -> None:
-    [smoke] = _values(run, "04-smoke-checks", "smoke")
-    assert (smoke["evaluate_verdict"], smoke["evaluate_reason"]) == ("DENY", "PDP_DENY")
-    assert (smoke["proxy_verdict"], smoke["proxy_receipt"]) == ("ALLOW", True)
-    before, after = _values(run, "04-smoke-checks", "receipts.verify")
+    for smoke in _values(run, "04-smoke-checks", "smoke"):  # before and after the reinstall
+        assert (smoke["evaluate_verdict"], smoke["evaluate_reason"]) == ("DENY", "PDP_DENY")
+        assert (smoke["proxy_verdict"], smoke["proxy_receipt"]) == ("ALLOW", True)
+    before, after, reinstalled = _values(run, "04-smoke-checks", "receipts.verify")
     # verified against the trust root derived here from the signing Secret, independently
     state = json.loads((run["build"] / "local-target" / "state.json").read_text())
     seed = bytes.fromhex(base64.b64decode(state["secrets"]["helm-signing"]["signing-key"]).decode())
     trust_root = Signer.fingerprint_of(SigningKey(seed).verify_key)
-    assert before["trust_root"] == after["trust_root"] == trust_root
-    assert after["receipts"] >= before["receipts"] >= 2
+    assert before["trust_root"] == after["trust_root"] == reinstalled["trust_root"] == trust_root
+    assert reinstalled["receipts"] > after["receipts"] >= before["receipts"] >= 2
     [restart] = _values(run, "04-smoke-checks", "restart")
     assert restart["restarts"] >= 1
+    [uninstalled] = _values(run, "04-smoke-checks", "uninstall")
+    assert uninstalled["kept"] == ["PersistentVolumeClaim/helm-ai-kernel-data"]
+
+
+def test_the_install_runbook_shows_the_command_it_applied(run: dict[str, Any]) -> None:
+    [install] = _values(run, "03-production-install", "install")
+    command = install["command"]
+    for flag in ("--set helm.production=true", "--set helm.signing.existingSecret=helm-signing",
+                 "--set helm.auth.existingSecret=helm-auth", "--set helm.proxy.upstream=http://127.0.0.1:",
+                 "--set-json 'helm.policy.runtimeActions=[{\"action\":\"LLM_INFERENCE\""):  # fmt: skip
+        assert flag in command
 
 
 def test_policy_rollout_runbook(run: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from kubernetes import client
 
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.sdk import install_release
-from helm_runbook.errors import RenderError, StepFailed, TargetUnavailable
+from helm_runbook.errors import ChartError, RenderError, StepFailed, TargetUnavailable
 from helm_runbook.steps import prepare_secrets
 from helm_runbook.steps.deploy import restart_pod, wait_for_rollout
 from helm_runbook.targets import open_target
@@ -237,3 +237,37 @@ def test_no_stand_in_upstream_on_a_cluster(kube: KubeTarget) -> None:
     _chart_deployment(kube)
     report = start_stand_in_upstream(kube)
     assert report.values == {"stand_in": False}
+
+
+def test_uninstall_reports_kept_and_deleted_objects_and_the_supplied_values(
+    kube: KubeTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The emulator serves no OpenAPI, so Helm cannot apply a release to it: the release record
+    helm uninstall returns is the chart's real render here."""
+    import helm_runbook.targets.kube as kube_module
+
+    rendered = install_release(
+        CHART_DIR, "helm-ai-kernel", AUTH, namespace=kube.namespace, dry_run="client"
+    )
+    monkeypatch.setattr(kube_module, "uninstall_release", lambda release, **_: (rendered, ""))
+    gone = kube.uninstall()
+    assert gone.kept == ["PersistentVolumeClaim/helm-ai-kernel-data"]
+    assert {"Deployment/helm-ai-kernel", "Secret/helm-ai-kernel-signing"} <= set(gone.deleted)
+    assert gone.values == AUTH
+
+
+def test_uninstall_of_an_absent_release_is_refused_by_helm_with_a_fix(
+    emulator: BackgroundKmock, tmp_path: Path
+) -> None:
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "emulated",
+        "clusters": [{"name": "emu", "cluster": {"server": emulator.url}}],
+        "users": [{"name": "me", "user": {"token": "t"}}],
+        "contexts": [{"name": "emulated", "context": {"cluster": "emu", "user": "me", "namespace": "ops"}}],
+    }  # fmt: skip
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    target = KubeTarget("emulated", namespace="ops", workdir=tmp_path, kubeconfig=str(path))
+    with pytest.raises(ChartError, match="helm uninstall helm-ai-kernel failed") as refused:
+        target.uninstall()
+    assert "helm status helm-ai-kernel" in refused.value.fix

@@ -11,6 +11,7 @@ import pytest
 
 from helm_runbook.chart import CHART_DIR, render
 from helm_runbook.errors import StepFailed
+from helm_runbook.runtime.receipts import chain_problems
 from helm_runbook.targets.local import LocalTarget
 
 pytestmark = pytest.mark.slow
@@ -103,6 +104,7 @@ def test_production_release_with_inline_keys_starts(target: LocalTarget) -> None
             "production": True,
             "signing": {"key": seed},
             "auth": {"adminAPIKey": "adm", "serviceAPIKey": "svc"},
+            "proxy": {"upstream": "http://127.0.0.1:9/v1"},
         }
     }
     _install(target, values)
@@ -185,6 +187,7 @@ def test_a_production_release_keeps_its_secrets_out_of_every_command_line(
             "production": True,
             "signing": {"existingSecret": "helm-signing"},
             "auth": {"existingSecret": "helm-auth"},
+            "proxy": {"upstream": "http://127.0.0.1:9/v1"},
         }
     }
     _install(target, values)
@@ -196,3 +199,52 @@ def test_a_production_release_keeps_its_secrets_out_of_every_command_line(
     for secret in (admin, service, seed):
         leaking = [pid for pid, line in lines.items() if secret.encode() in line]
         assert not leaking, f"a secret is on the command line of pids {leaking}"
+
+
+def test_uninstall_keeps_the_data_claim_and_a_reinstall_continues_the_chain(
+    target: LocalTarget,
+) -> None:
+    from helm_runbook.steps.deploy import uninstall_and_reinstall
+
+    target.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "adm", "HELM_SERVICE_API_KEY": "svc"})
+    seed = "cd" * 32
+    target.install({**AUTH, "helm": {**AUTH["helm"], "signing": {"key": seed}}})
+    target.wait_ready()
+    body = {
+        "action": "EXECUTE_TOOL",
+        "resource": "unknown.tool.kind",
+        "context": {"session_id": "s"},
+    }
+    first = httpx.post(target.url() + "/api/v1/evaluate", headers=HEADERS, json=body).json()
+    root_key = (target.pvc_dir("helm-ai-kernel-data") / "root.key").read_bytes()
+
+    report = uninstall_and_reinstall(target)
+    assert report.values["kept"] == ["PersistentVolumeClaim/helm-ai-kernel-data"]
+    assert "helm uninstall helm-ai-kernel --namespace default" in report.command
+    assert (target.pvc_dir("helm-ai-kernel-data") / "root.key").read_bytes() == root_key
+    second = httpx.post(target.url() + "/api/v1/evaluate", headers=HEADERS, json=body).json()
+    listed = httpx.get(target.url() + "/api/v1/receipts", headers=HEADERS).json()["receipts"]
+    assert [r["receipt_id"] for r in listed] == [first["receipt_id"], second["receipt_id"]]
+    assert [r["lamport_clock"] for r in listed] == [1, 2]
+    assert chain_problems(listed) == [], (
+        "the reinstalled pod continues the chain of the kept database"
+    )
+
+
+def test_uninstall_deletes_the_release_objects_and_an_unkept_claim(target: LocalTarget) -> None:
+    from helm_runbook.steps.deploy import uninstall_and_reinstall
+
+    target.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "adm", "HELM_SERVICE_API_KEY": "svc"})
+    target.install({**AUTH, "persistence": {"keepOnUninstall": False}})
+    target.wait_ready()
+    claim = target.pvc_dir("helm-ai-kernel-data")
+    assert (claim / "root.key").exists()
+    with pytest.raises(StepFailed, match=r"persistence\.keepOnUninstall=true"):
+        uninstall_and_reinstall(target)
+    assert not claim.exists(), "helm uninstall deletes a claim without the keep policy"
+    assert (
+        "helm-ai-kernel-signing" not in target.secrets
+        and "helm-ai-kernel-config" not in target.config_maps
+    )
+    assert "helm-auth" in target.secrets, "Secrets the release did not create stay"
+    assert target.pod is None and target.release is None

@@ -139,3 +139,12 @@ Usage: {{ include "helm-ai-kernel.bool01" .Values.helm.production | quote }}
 {{- define "helm-ai-kernel.bool01" -}}
 {{- if . }}1{{ else }}0{{ end }}
 {{- end }}
+
+{{/*
+helm-ai-kernel.singleWriterData: "true" when /data is a claim only one pod may write (not
+ReadWriteMany): such a pod must stop before its successor starts (strategy Recreate).
+Usage: {{ if eq (include "helm-ai-kernel.singleWriterData" .) "true" }}...{{ end }}
+*/}}
+{{- define "helm-ai-kernel.singleWriterData" -}}
+{{- if and .Values.persistence.enabled (not (has "ReadWriteMany" .Values.persistence.accessModes)) }}true{{ else }}false{{ end }}
+{{- end }}

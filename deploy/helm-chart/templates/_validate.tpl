@@ -14,6 +14,25 @@ Usage: {{ include "helm-ai-kernel.validateValues" . }}
 {{- $pg := $h.storage.postgres -}}
 {{- $msgs := list -}}
 
+{{- /* Upstream values this chart does not implement (values.schema.json marks each with
+x-unsupported): refused by name, so asking for e.g. the emergency-stop fence never silently
+gets none. */ -}}
+{{- $unsupported := dict "telemetry" "OTLP telemetry" "openrouter" "the launchpad apps' OpenRouter key" "launchpadApps" "launchpad apps" -}}
+{{- $unsupportedHelm := dict "githubEffects" "GitHub effects" "emergencyStop" "the emergency-stop fence" -}}
+{{- range $key, $feature := $unsupported -}}
+{{- if hasKey $v $key -}}
+{{- $msgs = append $msgs (include "helm-ai-kernel.unsupportedValue" (list $key (index $v $key) $feature)) -}}
+{{- end -}}
+{{- end -}}
+{{- range $key, $feature := $unsupportedHelm -}}
+{{- if hasKey $h $key -}}
+{{- $msgs = append $msgs (include "helm-ai-kernel.unsupportedValue" (list (printf "helm.%s" $key) (index $h $key) $feature)) -}}
+{{- end -}}
+{{- end -}}
+{{- if ne (toString $h.signing.algorithm) "ed25519" -}}
+{{- $msgs = append $msgs (printf "helm.signing.algorithm=%s (ML-DSA / hybrid receipts) is not supported by this chart: leave it at ed25519, or use the upstream helm-ai-kernel chart for that feature." (toString $h.signing.algorithm)) -}}
+{{- end -}}
+
 {{- if not (has $src.kind (list "controlplane" "crd" "mountedFile")) -}}
 {{- $msgs = append $msgs (printf "helm.policy.source.kind=%q must be one of controlplane, crd, mountedFile." $src.kind) -}}
 {{- end -}}
@@ -36,6 +55,12 @@ Usage: {{ include "helm-ai-kernel.validateValues" . }}
 {{- if and (gt (int $v.replicaCount) 1) (ne $h.storage.type "postgres") -}}
 {{- $msgs = append $msgs (printf "replicaCount=%d requires helm.storage.type=postgres: SQLite on a ReadWriteOnce volume is single-pod. Set replicaCount=1 or use PostgreSQL (helm.storage.postgres.existingSecret)." (int $v.replicaCount)) -}}
 {{- end -}}
+{{- if and (gt (int $v.replicaCount) 1) (eq $h.storage.type "postgres") (eq (include "helm-ai-kernel.singleWriterData" .) "true") -}}
+{{- $msgs = append $msgs (printf "replicaCount=%d with persistence.enabled=true and accessModes %s would mount one single-writer claim in every pod. Set persistence.enabled=false (receipts live in PostgreSQL; root.key is copied from the signing Secret at each start), or persistence.accessModes={ReadWriteMany} on a storage class that supports it, or replicaCount=1." (int $v.replicaCount) (join "," $v.persistence.accessModes)) -}}
+{{- end -}}
+{{- if and (eq $h.storage.type "postgres") (not $pg.existingSecret) (not $pg.host) (not $prod) -}}
+{{- $msgs = append $msgs "helm.storage.type=postgres requires helm.storage.postgres.existingSecret (a Secret with DATABASE_URL) or helm.storage.postgres.host: without either the runtime would get postgres://helm:@:5432/helm." -}}
+{{- end -}}
 {{- if gt (int $h.guardian.semanticThreatEscalationBP) 10000 -}}
 {{- $msgs = append $msgs "helm.guardian.semanticThreatEscalationBP must be between 0 and 10000 basis points." -}}
 {{- end -}}
@@ -47,7 +72,9 @@ Usage: {{ include "helm-ai-kernel.validateValues" . }}
 {{- end -}}
 
 {{- if $prod -}}
-{{- if not (or $h.signing.key $h.signing.existingSecret (lookup "v1" "Secret" .Release.Namespace (printf "%s-signing" (include "helm-ai-kernel.fullname" .)))) -}}
+{{- /* No lookup of an in-cluster Secret here: helm template (no cluster) and helm install must
+refuse the same values. */ -}}
+{{- if not (or $h.signing.key $h.signing.existingSecret) -}}
 {{- $msgs = append $msgs "helm.production=true requires helm.signing.key (64 hex) or helm.signing.existingSecret (a Secret with key signing-key); production never generates key material." -}}
 {{- end -}}
 {{- if not (or $h.auth.adminAPIKey $h.auth.existingSecret) -}}
@@ -73,6 +100,9 @@ Usage: {{ include "helm-ai-kernel.validateValues" . }}
 {{- $msgs = append $msgs "helm.production=true with helm.policy.source.kind=controlplane requires helm.policy.signature.required=true." -}}
 {{- end -}}
 {{- end -}}
+{{- if and $h.proxy.enabled (contains "your-upstream.example" (toString $h.proxy.upstream)) -}}
+{{- $msgs = append $msgs (printf "helm.production=true with helm.proxy.enabled=true refuses the placeholder helm.proxy.upstream=%s: set helm.proxy.upstream to your OpenAI-compatible upstream (https://.../v1), or helm.proxy.enabled=false." (toString $h.proxy.upstream)) -}}
+{{- end -}}
 {{- if not $h.policy.agentSafety.baseline.enabled -}}
 {{- $msgs = append $msgs "helm.production=true requires helm.policy.agentSafety.baseline.enabled=true." -}}
 {{- end -}}
@@ -97,5 +127,35 @@ Usage: {{ include "helm-ai-kernel.validateValues" . }}
 
 {{- if $msgs -}}
 {{- fail (printf "\n\nhelm-ai-kernel: values need attention:\n  - %s" (join "\n  - " $msgs)) -}}
+{{- end -}}
+{{- end -}}
+
+
+{{/*
+helm-ai-kernel.unsupportedValue: the refusal for an upstream value this chart does not implement,
+naming every leaf the operator set (dotted, as written with --set), at most five of them.
+Usage: {{ include "helm-ai-kernel.unsupportedValue" (list "helm.emergencyStop" $value "the emergency-stop fence") }}
+*/}}
+{{- define "helm-ai-kernel.unsupportedValue" -}}
+{{- $key := index . 0 -}}
+{{- $leaves := splitList "\n" (trim (include "helm-ai-kernel.leafPaths" (list $key (index . 1)))) -}}
+{{- $shown := join ", " (slice $leaves 0 (min 5 (len $leaves))) -}}
+{{- if gt (len $leaves) 5 -}}{{- $shown = printf "%s and %d more" $shown (sub (len $leaves) 5) -}}{{- end -}}
+{{- printf "%s: this chart does not support %s (an upstream helm-ai-kernel chart value). Leave %s unset, or use the upstream chart for that feature." $shown (index . 2) $key -}}
+{{- end -}}
+
+{{/*
+helm-ai-kernel.leafPaths: the dotted path of every leaf under a value, one per line, sorted.
+Usage: {{ include "helm-ai-kernel.leafPaths" (list "launchpadApps" .Values.launchpadApps) }}
+*/}}
+{{- define "helm-ai-kernel.leafPaths" -}}
+{{- $prefix := index . 0 -}}
+{{- $value := index . 1 -}}
+{{- if and (kindIs "map" $value) $value -}}
+{{- range $k, $item := $value -}}
+{{- include "helm-ai-kernel.leafPaths" (list (printf "%s.%s" $prefix $k) $item) -}}
+{{- end -}}
+{{- else -}}
+{{- printf "%s\n" $prefix -}}
 {{- end -}}
 {{- end -}}
