@@ -126,12 +126,10 @@ def test_a_browser_reads_navigates_and_searches_the_site(
 
 # Reading comfort (issue 20): measured in the page's layout, at a desktop and a phone width.
 READING_PAGES = {
-    "values": "reference/values/",
-    "environment": "reference/environment/",
-    "routes": "reference/routes/",
+    "overview": "",
+    **{page: f"reference/{page}/" for page in ("values", "environment", "routes", "guards")},
     "results": "results/",
-    "04-smoke-checks": "runbooks/04-smoke-checks/",
-    "06-troubleshooting": "runbooks/06-troubleshooting/",
+    **{notebook.stem: f"runbooks/{notebook.stem}/" for notebook in runbook.notebooks()},
 }
 KEYED_PAGES = {"values", "environment", "routes"}  # the first column of their tables is a key
 LAYOUT = """(() => {
