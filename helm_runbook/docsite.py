@@ -34,6 +34,21 @@ def _md(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+IDENTIFIER_CLASS = "helm-identifier"
+CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def _identifier(name: str) -> str:
+    """A value path, variable, route, operation or step name as code the site never breaks inside
+    (``code.helm-identifier`` in docs/stylesheets/layout.css; attr_list sets the class)."""
+    return f"`{name}`{{.{IDENTIFIER_CLASS}}}"
+
+
+def _identifiers(text: str) -> str:
+    """Every code span of ``text`` (``when `helm.proxy.enabled` ``) marked as an identifier."""
+    return CODE_SPAN.sub(lambda m: _identifier(m.group(1)), text)
+
+
 def chart_versions() -> dict[str, str]:
     chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
     return {"chart": str(chart["version"]), "app": str(chart["appVersion"])}
@@ -52,7 +67,7 @@ def values_page() -> str:
         if node and "pattern" in node:
             allowed = f"pattern `{node['pattern']}`"
         rows.append(
-            f"| `{doc.key}` | {doc.kind} | {_md(doc.default)} | {_md(allowed)} | {_md(doc.description)} |"
+            f"| {_identifier(doc.key)} | {doc.kind} | {_md(doc.default)} | {_md(allowed)} | {_md(doc.description)} |"
         )
     return (
         "# Chart values\n\nGenerated from `deploy/helm-chart/values.yaml` (its `# --` comments) and "
@@ -176,7 +191,7 @@ def env_page() -> str:
             (text for text in descriptions.values() if f"({name})" in text or f"`{name}`" in text),
             "",
         )
-        rows.append(f"| `{name}` | {value or '—'} | {_md(described)} |")
+        rows.append(f"| {_identifier(name)} | {_identifiers(value or '—')} | {_md(described)} |")
     ignored = sorted(set(by_chart) - set(read))
     return (
         "# Runtime environment\n\nRecorded from the reference runtime's `Settings.from_env` (every name it "
@@ -203,7 +218,7 @@ def routes_page() -> str:
         ]
         for r in routes:
             rows.append(
-                f"| `{r.path}` | {', '.join(r.methods)} | {r.auth} | `{r.operation_id}` | {_md(r.summary)} |"
+                f"| {_identifier(r.path)} | {', '.join(r.methods)} | {r.auth} | {_identifier(r.operation_id)} | {_md(r.summary)} |"
             )
         return "\n".join(rows)
 
@@ -288,7 +303,7 @@ def results_page(report: Mapping[str, Any]) -> str:
         for step in entry.get("steps", []):
             status = "✅ passed" if step.get("ok", True) else "❌ failed"
             rows.append(
-                f"| {entry['notebook']} | {step['cell']} | `{step['step']}` | {status} | {step['seconds']:.2f} s |"
+                f"| {entry['notebook']} | {step['cell']} | {_identifier(step['step'])} | {status} | {step['seconds']:.2f} s |"
             )
         if entry.get("failure"):
             f = entry["failure"]

@@ -120,6 +120,17 @@ class Browser:
             f"location.href.startsWith({json.dumps(url.split('#')[0])}) && document.readyState === 'complete'"
         )
 
+    def viewport(self, width: int, height: int) -> None:
+        """Lay pages out as a window of ``width`` x ``height`` CSS px; below 600 px wide, as a phone
+        (touch, the page's ``<meta name=viewport>`` honoured)."""
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=width < 600,
+        )
+
     def text(self) -> str:
         return str(self.evaluate("document.body.innerText"))
 

@@ -26,7 +26,7 @@ def test_env_page_lists_every_variable_the_runtime_reads() -> None:
     assert recorded == literals, "Settings.from_env and the names in settings.py/limits.py disagree"
     page = docsite.env_page()
     for name in recorded:
-        assert f"| `{name}` |" in page
+        assert f"| `{name}`{{.helm-identifier}} |" in page
 
 
 def test_env_page_maps_chart_values_from_the_template() -> None:
@@ -44,7 +44,8 @@ def test_routes_page_is_the_route_table_the_app_serves(make_runtime: RuntimeFact
 
     page = docsite.routes_page()
     for route in (*API_ROUTES, *HEALTH_ROUTES):
-        assert f"| `{route.path}` |" in page and f"`{route.operation_id}`" in page
+        assert f"| `{route.path}`{{.helm-identifier}} |" in page
+        assert f"`{route.operation_id}`{{.helm-identifier}}" in page
     served = {r.path for r in create_app(make_runtime()).app.routes}
     assert served == {r.path for r in API_ROUTES}
     assert {r.path for r in create_health_app(None).routes} == {r.path for r in HEALTH_ROUTES}
@@ -53,9 +54,9 @@ def test_routes_page_is_the_route_table_the_app_serves(make_runtime: RuntimeFact
 def test_values_page_documents_every_value_with_schema_enums() -> None:
     page = docsite.values_page()
     for doc in value_docs(CHART_DIR / "values.yaml"):
-        assert f"| `{doc.key}` |" in page
+        assert f"| `{doc.key}`{{.helm-identifier}} |" in page
     assert (
-        '| `helm.policy.source.kind` | string | `"mountedFile"` | `controlplane`, `crd`, `mountedFile` |'
+        '| `helm.policy.source.kind`{.helm-identifier} | string | `"mountedFile"` | `controlplane`, `crd`, `mountedFile` |'
         in page
     )
 
@@ -90,7 +91,7 @@ def test_results_page_and_banner_from_a_report() -> None:
         ],
     }  # fmt: skip
     page = docsite.results_page(report)
-    assert "| 01-a | 3 | `chart.lint` | ✅ passed | 0.50 s |" in page
+    assert "| 01-a | 3 | `chart.lint`{.helm-identifier} | ✅ passed | 0.50 s |" in page
     assert "| 02-b | 4 | StepFailed | ❌ failed | — |" in page
     ok = docsite.banner_html(report["notebooks"][0], report["run"])
     failed = docsite.banner_html(report["notebooks"][1], report["run"])

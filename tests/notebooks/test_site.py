@@ -123,3 +123,98 @@ def test_a_browser_reads_navigates_and_searches_the_site(
             if not url.startswith((origin, "data:", "blob:", "about:"))
         ]
         assert outside == []
+
+
+# Reading comfort (issue 20): measured in the page's layout, at a desktop and a phone width.
+READING_PAGES = {
+    "overview": "",
+    **{page: f"reference/{page}/" for page in ("values", "environment", "routes", "guards")},
+    "results": "results/",
+    **{notebook.stem: f"runbooks/{notebook.stem}/" for notebook in runbook.notebooks()},
+}
+KEYED_PAGES = {"values", "environment", "routes"}  # the first column of their tables is a key
+LAYOUT = """(() => {
+  // Lines a box's text occupies: distinct tops of its line boxes.
+  const lines = el => { const r = document.createRange(); r.selectNodeContents(el);
+    return new Set([...r.getClientRects()].filter(b => b.width > 0).map(b => Math.round(b.top))).size; };
+  const article = document.querySelector('article.md-content__inner');
+  const tables = [...article.querySelectorAll('table')];
+  const keys = tables.flatMap(t => [...t.querySelectorAll('td:first-child code')]);
+  const identifiers = [...new Set([...keys, ...article.querySelectorAll('code.helm-identifier'),
+    ...article.querySelectorAll('.jp-OutputArea table td:first-child, .jupyter-wrapper td code')])];
+  const viewport = document.documentElement.clientWidth;
+  const layout = tables.map(t => {
+    // Every box between the table and the page that cuts what overflows it: "shown" when none cuts
+    // the table, "reachable" when each one that does can scroll (overflow-x auto or scroll).
+    // A box that scrolls shows what it cuts; beyond it, only its own box can be cut further.
+    let r = t.getBoundingClientRect();
+    let shown = r.left >= -1 && r.right <= viewport + 1, reachable = true;
+    for (let a = t; a && a !== document.documentElement; a = a.parentElement) {
+      const overflow = getComputedStyle(a).overflowX;
+      if (overflow === 'visible') continue;
+      const b = a.getBoundingClientRect(), left = b.left + a.clientLeft, right = left + a.clientWidth;
+      const cut = a === t ? t.scrollWidth > t.clientWidth + 1 : r.right > right + 1 || r.left < left - 1;
+      if (!cut) continue;
+      shown = false;
+      if (overflow !== 'auto' && overflow !== 'scroll') reachable = false;
+      r = {left, right};
+    }
+    return {head: t.rows[0] ? t.rows[0].innerText.replace(/\\s+/g, ' ').slice(0, 60) : '', shown, reachable};
+  });
+  return {
+    article: Math.round(article.getBoundingClientRect().width),
+    keys: keys.length,
+    identifiers: identifiers.length,
+    broken: identifiers.filter(c => lines(c) > 1).map(c => c.textContent),
+    hidden: layout.filter(t => !t.shown).map(t => t.head),
+    clipped: layout.filter(t => !t.reachable).map(t => t.head),
+    sideways: document.documentElement.scrollWidth - viewport,
+  };
+})()"""
+
+# The step table the issue named: a `diagnose()` that found a fault and names its fix, scrolled to
+# below the sticky header.
+SHOW_DIAGNOSIS = """(() => { const t = [...document.querySelectorAll('article table')]
+  .find(t => t.rows[0] && /seen.*fix/.test(t.rows[0].innerText)
+             && [...t.rows].slice(1).some(r => r.cells[r.cells.length - 1].innerText.trim()));
+  if (t) window.scrollTo(0, t.getBoundingClientRect().top + window.scrollY - 120); return true })()"""
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(1400, 900), (390, 844)], ids=["desktop-1400", "phone-390"]
+)
+def test_reference_and_runbook_pages_are_comfortable_to_read(
+    run: dict[str, Any], browser: Browser, width: int, height: int
+) -> None:
+    """Identifiers are never broken across lines; at 1400 px the content column takes most of the
+    window and every table shows every column; on a phone a wide table scrolls, nothing is cut
+    and the page itself does not scroll sideways."""
+    problems: dict[str, dict[str, Any]] = {}
+    figures: dict[str, tuple[int, int]] = {}
+    browser.viewport(width, height)
+    try:
+        with serve_directory(run["site"]) as origin:
+            for name, path in READING_PAGES.items():
+                browser.goto(f"{origin}/{path}")
+                page = browser.evaluate(LAYOUT)
+                figures[name] = (page["article"], page["identifiers"])
+                found = {
+                    "broken identifiers": page["broken"],
+                    "tables cut with no way to scroll": page["clipped"],
+                    "page scrolls sideways (px)": page["sideways"] > 1 and page["sideways"],
+                }
+                if name in KEYED_PAGES and page["keys"] == 0:
+                    found["no key column found"] = True
+                if width >= 1400:
+                    found["tables not showing every column"] = page["hidden"]
+                    found["content column narrower than 1000 px"] = (
+                        page["article"] < 1000 and page["article"]
+                    )
+                if found := {problem: seen for problem, seen in found.items() if seen}:
+                    problems[name] = found
+                browser.evaluate(SHOW_DIAGNOSIS)
+                browser.wait_for("document.getAnimations().length === 0")  # header title swap
+                browser.screenshot(SCREENSHOTS / f"{name}-{width}.png")
+    finally:
+        browser.call("Emulation.clearDeviceMetricsOverride")
+    assert problems == {}, f"at {width}x{height} (article width, identifiers checked): {figures}"
