@@ -72,7 +72,7 @@ class Runtime:
 
 
 class SecurityHeaders:
-    """Security headers and ``X-Request-ID`` on every API response (contract 3.1)."""
+    """Security headers and ``X-Request-ID`` on every API response (docs/upstream-contract.md#ports)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

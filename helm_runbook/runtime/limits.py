@@ -1,4 +1,4 @@
-"""Request limits (contract 6): global and per-actor token buckets, and a concurrency cap.
+"""Request limits (docs/upstream-contract.md#limits): global and per-actor token buckets, and a concurrency cap.
 
 A bucket refills at ``rps`` tokens a second up to ``burst``; a request takes one token. Zero
 disables a limit. Time comes from an injectable clock so tests never sleep.

@@ -38,7 +38,7 @@ def _route(path: str, methods: tuple[str, ...], auth: str, op: str, handler: Han
 # fmt: off
 API_ROUTES: tuple[RouteSpec, ...] = (
     _route("/health", GET, PUBLIC, "health", handlers.plain_ok,
-           "Plain OK; also on the API port (decision D1)", limited=False),
+           "Plain OK; also on the API port (docs/upstream-contract.md#d1)", limited=False),
     _route("/healthz", GET, PUBLIC, "healthCheck", handlers.healthz, "Health check (JSON)", limited=False),
     _route("/api/health", GET, PUBLIC, "getPublicDemoHealth", handlers.api_health,
            "Health with build and version metadata", limited=False),
@@ -69,7 +69,7 @@ API_ROUTES: tuple[RouteSpec, ...] = (
            "Wake hint: reconcile the policy now (no body; returns ReconcileStatus)"),
 )
 
-# Health port (8081): no middleware, any method (contract 3.2).
+# Health port (8081): no middleware, any method (docs/upstream-contract.md#health).
 HEALTH_ROUTES: tuple[RouteSpec, ...] = (
     _route("/health", ("*",), PUBLIC, "healthPort", handlers.plain_ok, "Liveness/readiness: OK", limited=False),
     _route("/healthz", ("*",), PUBLIC, "healthPortZ", handlers.plain_ok, "Liveness/readiness: OK", limited=False),
