@@ -198,7 +198,7 @@ def env_page() -> str:
         "reads) and matched with the chart's Deployment template when the site is built.\n\n"
         + "\n".join(rows)
         + "\n\n## Set by the chart, ignored by the runtime\n\nUpstream's serve path ignores these too "
-        "(contract D7); the chart sets them for the full kernel.\n\n"
+        "([upstream contract, D7](../upstream-contract.md#d7)); the chart sets them for the full kernel.\n\n"
         + "\n".join(f"- `{name}`" for name in ignored)
         + "\n"
     )

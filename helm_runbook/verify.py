@@ -1,6 +1,6 @@
 """Offline receipt verification: signatures against a caller-supplied key, and hash chains.
 
-What a verifier does (contract 4.4): require ``receipt.v5``; rebuild the 13-key JCS preimage and
+What a verifier does (docs/upstream-contract.md#receipt-verification): require ``receipt.v5``; rebuild the 13-key JCS preimage and
 verify its Ed25519 signature with the trusted key (never the embedded ``public_key_set``); per
 session, order by lamport, require the first ``prev_hash`` to be genesis and each next one to be
 the chain hash of its predecessor. Every failure names the receipt and the check.

@@ -79,7 +79,7 @@ class Runtime:
 
 
 class SecurityHeaders:
-    """Security headers and ``X-Request-ID`` on every API response (contract 3.1); as the
+    """Security headers and ``X-Request-ID`` on every API response (docs/upstream-contract.md#ports); as the
     outermost layer, also where an unhandled error ends. Starlette re-raises it after the 500
     is sent so that servers can log it, but uvicorn would then print the traceback (the
     exception's message may quote the request body) and drop the keep-alive connection. The

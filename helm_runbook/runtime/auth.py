@@ -1,4 +1,4 @@
-"""Route auth classes and their 401/403 matrix (contract 3.3).
+"""Route auth classes and their 401/403 matrix (docs/upstream-contract.md#auth).
 
 ``public`` needs nothing; ``admin`` needs the admin bearer key; ``tenant_scoped`` adds the
 tenant and principal headers bound to the runtime's identity; ``service_internal`` needs the

@@ -2,7 +2,7 @@
 
     helm-ai-kernel serve --policy PATH [--addr ADDR] [--port PORT] [--data-dir DIR] [--json]
 
-Bad usage exits 2 with a one-line reason (contract 2.1); start-up refusals exit 1.
+Bad usage exits 2 with a one-line reason (docs/upstream-contract.md#serve-cli); start-up refusals exit 1.
 """
 
 from __future__ import annotations

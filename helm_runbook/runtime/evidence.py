@@ -1,4 +1,4 @@
-"""Evidence packs: a sealed, reproducible tar.gz of receipts, and its verification (contract 3.7).
+"""Evidence packs: a sealed, reproducible tar.gz of receipts, and its verification (docs/upstream-contract.md#evidence).
 
 Layout::
 

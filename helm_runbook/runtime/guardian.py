@@ -1,4 +1,4 @@
-"""The decision pipeline relevant to the chart (contract 5.4): snapshot → PDP gate → rule → CEL.
+"""The decision pipeline relevant to the chart (docs/upstream-contract.md#decisions): snapshot → PDP gate → rule → CEL.
 
 Every path that is not a clean ALLOW is a DENY with the upstream reason code; an expression that
 errors or returns a non-boolean fails closed.

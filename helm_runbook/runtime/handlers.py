@@ -1,7 +1,7 @@
 """HTTP handlers: parse → service call → response. No SQL, no env reads (those live elsewhere).
 
 Each handler receives the request and the authorised ``Identity``; it raises ``ProblemError``
-for client mistakes. Shapes follow ``upstream-openapi-subset.yaml``.
+for client mistakes. Shapes follow ``runtime/openapi.yaml``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ async def _not_ready(request: Request) -> str:
 
 
 async def plain_ok(request: Request, identity: Identity) -> Response:
-    """``/health`` on the API port (decision D1) and both health-port routes: plain ``OK``, or
+    """``/health`` on the API port (docs/upstream-contract.md#d1) and both health-port routes: plain ``OK``, or
     503 naming the fault while the receipt store is malformed or unwritable (readiness)."""
     why = await _not_ready(request)
     if why:
@@ -146,7 +146,7 @@ def valid_session_id(session_id: str) -> bool:
 
 
 async def evaluate(request: Request, identity: Identity) -> Response:
-    """``POST /api/v1/evaluate``: decide, persist the signed receipt, then answer (contract 3.4)."""
+    """``POST /api/v1/evaluate``: decide, persist the signed receipt, then answer (docs/upstream-contract.md#evaluate)."""
     runtime = _runtime(request)
     body = await read_json_object(request)
     context = body.get("context", {})

@@ -1,7 +1,7 @@
 """The governed-request service: decide, sign the decision, issue and persist the receipt.
 
 HTTP handlers and the in-process benchmark both call ``Kernel.evaluate``; it returns only after
-the receipt is durable (contract 3.4: persisted before the response).
+the receipt is durable (persisted before the response: docs/upstream-contract.md#evaluate).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Ed25519 key material: the receipt root signer (``<data-dir>/root.key``) and evidence signer.
 
-``root.key`` holds a 32-byte seed as exactly 64 hex characters with no newline (contract 4.2);
+``root.key`` holds a 32-byte seed as exactly 64 hex characters with no newline (docs/upstream-contract.md#receipt-signing);
 the chart's init container copies it from the signing Secret. Dev mode generates one; production
-never does (contract 2.2 step 3).
+never does (docs/upstream-contract.md#startup-order).
 """
 
 from __future__ import annotations

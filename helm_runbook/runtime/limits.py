@@ -1,4 +1,4 @@
-"""Request limits (contract 6): token buckets, the concurrency cap, and what a request may carry.
+"""Request limits (docs/upstream-contract.md#limits): token buckets, the concurrency cap, and what a request may carry.
 
 A bucket refills at ``rps`` tokens a second up to ``burst``; a request takes one token. Zero
 disables a limit. Time comes from an injectable clock so tests never sleep.

@@ -1,4 +1,4 @@
-"""Prometheus metrics with upstream's names (contract 3.2), really counting.
+"""Prometheus metrics with upstream's names (docs/upstream-contract.md#metrics), really counting.
 
 Each runtime owns a ``CollectorRegistry`` (no process-global state, so tests and several
 runtimes in one process do not bleed into each other), with process metrics on it. The runtime

@@ -1,4 +1,4 @@
-"""RFC 7807 ``application/problem+json`` responses, as upstream writes them (contract 6)."""
+"""RFC 7807 ``application/problem+json`` responses, as upstream writes them (docs/upstream-contract.md#errors)."""
 
 from __future__ import annotations
 

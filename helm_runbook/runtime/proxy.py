@@ -1,4 +1,4 @@
-"""The governed OpenAI-compatible proxy: ``POST /v1/chat/completions`` (contract 3.5, D2-D4).
+"""The governed OpenAI-compatible proxy: ``POST /v1/chat/completions`` (docs/upstream-contract.md#proxy, #d2, #d3, #d4).
 
 Every request is decided as ``LLM_INFERENCE`` on resource = model, and its receipt is durable in
 the runtime's tenant scope **before** the upstream is called. Only an ALLOW is forwarded; the
@@ -39,7 +39,7 @@ _HOP_BY_HOP = frozenset(
 
 
 def upstream_endpoint(base: str) -> str:
-    """D3: ``https://x/v1`` and ``https://x`` both reach ``https://x/v1/chat/completions``."""
+    """``https://x/v1`` and ``https://x`` both reach ``https://x/v1/chat/completions`` (docs/upstream-contract.md#d3)."""
     base = base.rstrip("/")
     return base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
 
@@ -62,7 +62,7 @@ def header_safe(value: str) -> str:
 async def chat_completions(request: Request, identity: Identity) -> Response:
     runtime: Runtime = request.app.state.runtime
     settings = runtime.settings
-    if not settings.openai_proxy_enabled:  # D2: the flag is honoured
+    if not settings.openai_proxy_enabled:  # the flag is honoured (docs/upstream-contract.md#d2)
         raise ProblemError(
             404,
             "OpenAI-compatible proxy is disabled: set HELM_ENABLE_OPENAI_PROXY=1 (helm.proxy.enabled)",
@@ -83,7 +83,7 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
             "session (session_id, X-Helm-Agent or X-Helm-Principal) must not contain '/', '\\' or NUL",
         )
     result = await runtime.kernel.evaluate_async(
-        tenant_id=settings.tenant_id,  # D4: proxy receipts live in the runtime's tenant scope
+        tenant_id=settings.tenant_id,  # proxy receipts live in the runtime's tenant scope (docs/upstream-contract.md#d4)
         principal=principal,
         session_id=session,
         action="LLM_INFERENCE",

@@ -2,7 +2,7 @@
 
 One module for both sides: the runtime issues receipts with these functions and the offline
 verifier (``helm_runbook.verify``) checks them with the same ones, so a change here is a change
-to both (contract section 4).
+to both (docs/upstream-contract.md#receipts).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from helm_runbook.runtime.keys import Signer, verify_hex
 
 SIGNATURE_VERSION = "receipt.v5"
 
-# contract 4.2: exactly these keys, in any order (JCS sorts them); empty values stay present.
+# Exactly these keys, in any order (JCS sorts them); empty values stay present (docs/upstream-contract.md#receipt-signing).
 PREIMAGE_KEYS = (
     "signature_version",
     "receipt_id",
@@ -33,7 +33,7 @@ PREIMAGE_KEYS = (
     "session_id",
 )
 
-# Fields dropped from the chain-hash view besides empty ones (contract 4.3).
+# Fields dropped from the chain-hash view besides empty ones (docs/upstream-contract.md#receipt-chain).
 _CHAIN_EXCLUDED = frozenset({"transparency", "log_id", "leaf_index"})
 GENESIS_PREV_HASHES = frozenset({"", "GENESIS", "0" * 64})
 
@@ -88,7 +88,7 @@ def signature_valid(receipt: Mapping[str, Any], public_key_hex: str) -> bool:
 
 
 def chain_problems(chain: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], str]]:
-    """What is wrong with one session's chain, ordered by lamport (contract 4.4): the first
+    """What is wrong with one session's chain, ordered by lamport (docs/upstream-contract.md#receipt-verification): the first
     receipt must be lamport 1 with a genesis ``prev_hash``; each next one must follow by exactly
     one and link to the chain hash of its predecessor. Returns (receipt, why) pairs."""
     problems: list[tuple[Mapping[str, Any], str]] = []

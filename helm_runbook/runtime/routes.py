@@ -46,7 +46,7 @@ WAKE_HINT_BODY = 1 << 10  # wake hints carry no body; a small one is read to be 
 # fmt: off
 API_ROUTES: tuple[RouteSpec, ...] = (
     _route("/health", GET, PUBLIC, "health", handlers.plain_ok,
-           "Plain OK (503 naming a storage fault); also on the API port (decision D1)", limited=False),
+           "Plain OK (503 naming a storage fault); also on the API port (docs/upstream-contract.md#d1)", limited=False),
     _route("/healthz", GET, PUBLIC, "healthCheck", handlers.healthz, "Health check (JSON)", limited=False),
     _route("/api/health", GET, PUBLIC, "getPublicDemoHealth", handlers.api_health,
            "Health with build and version metadata", limited=False),
@@ -77,7 +77,7 @@ API_ROUTES: tuple[RouteSpec, ...] = (
            "Wake hint: reconcile the policy now (no body; returns ReconcileStatus)", max_body=WAKE_HINT_BODY),
 )
 
-# Health port (8081): no middleware, any method (contract 3.2).
+# Health port (8081): no middleware, any method (docs/upstream-contract.md#health).
 HEALTH_ROUTES: tuple[RouteSpec, ...] = (
     _route("/health", ("*",), PUBLIC, "healthPort", handlers.plain_ok, "Liveness/readiness: OK, or 503 naming a storage fault", limited=False),
     _route("/healthz", ("*",), PUBLIC, "healthPortZ", handlers.plain_ok, "Liveness/readiness: OK, or 503 naming a storage fault", limited=False),

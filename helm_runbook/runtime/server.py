@@ -1,4 +1,4 @@
-"""Start-up in upstream's fail-closed order (contract 2.2), then serve the API and health ports.
+"""Start-up in upstream's fail-closed order (docs/upstream-contract.md#startup-order), then serve the API and health ports.
 
 1. bind the API listener; 2. open storage; 3. load (or, in dev, create) the root signer;
 4. evidence signer; 5. initial policy reconcile within its timeout; 6. serve, with the poll loop.
@@ -70,7 +70,7 @@ def _bind(addr: str, port: int, what: str) -> socket.socket:
 
 
 def open_store(settings: Settings) -> ReceiptStore:
-    """PostgreSQL when ``DATABASE_URL`` is set (contract 2.3), else SQLite in the data dir."""
+    """PostgreSQL when ``DATABASE_URL`` is set (docs/upstream-contract.md#environment), else SQLite in the data dir."""
     if settings.database_url is not None:
         from helm_runbook.runtime.store.postgres import (
             PostgresReceiptStore,

@@ -1,7 +1,7 @@
-"""Every environment variable the runtime reads, in one place (contract 2.3).
+"""Every environment variable the runtime reads, in one place (docs/upstream-contract.md#environment).
 
 Secrets are held as ``starlette.datastructures.Secret`` so a repr or log line never shows them.
-Variables the chart sets that upstream's serve path ignores (D7: ``HELM_REGION``,
+Variables the chart sets that upstream's serve path ignores (docs/upstream-contract.md#d7: ``HELM_REGION``,
 ``HELM_SIGNING_ALGORITHM``, ``HELM_DEMO_MODE``, ``HELM_POLICY_RELOAD_ENDPOINT``, the
 ``HELM_AGENT_SAFETY_*`` flags, …) are accepted and ignored here too.
 """

@@ -1,4 +1,4 @@
-"""templates/deployment.yaml (contract 1.6)."""
+"""templates/deployment.yaml (docs/upstream-contract.md#deployment)."""
 
 from __future__ import annotations
 

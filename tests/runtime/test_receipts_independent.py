@@ -1,6 +1,6 @@
 """Receipts checked with code written here, not the package's: rfc8785 + PyNaCl directly.
 
-If the runtime's preimage, chain hash or signature drifted from contract section 4, these fail
+If the runtime's preimage, chain hash or signature drifted from upstream receipts (docs/upstream-contract.md#receipts), these fail
 even when the package's own verifier agrees with itself.
 """
 

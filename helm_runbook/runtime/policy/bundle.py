@@ -1,4 +1,4 @@
-"""The mounted serve-policy bundle: ``serve-policy.toml`` plus its reference pack (contract 2.4, 5.2).
+"""The mounted serve-policy bundle: ``serve-policy.toml`` plus its reference pack (docs/upstream-contract.md#policy-file, #policy-sources).
 
 The TOML names the reference pack by a path relative to itself; the pack's bytes are bound into
 the policy hash through a ``reference_pack:<abs path>@sha256:<hex>`` source ref, so changing
@@ -111,7 +111,7 @@ def go_json(value: Any) -> bytes:
 
 
 def composite_material(bundle: bytes, source_refs: list[str]) -> bytes:
-    """What the composite policy hash (and a composite signature) covers (contract 5.2)."""
+    """What the composite policy hash (and a composite signature) covers (docs/upstream-contract.md#policy-sources)."""
     refs = sorted(ref for ref in source_refs if "@sha256:" in ref)
     return go_json({"bundle_hash": sha256_ref(bundle), "source_refs": refs})
 

@@ -1,4 +1,4 @@
-"""Compile a reference pack into rules, a PDP allow-set and CEL programs (contract 2.4).
+"""Compile a reference pack into rules, a PDP allow-set and CEL programs (docs/upstream-contract.md#policy-file).
 
 Each enabled action becomes a rule keyed by its action string; a non-blank ``expression``
 becomes a requirement evaluated with CEL. Anything unexpected fails the compile (a typo in a

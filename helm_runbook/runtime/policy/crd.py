@@ -1,4 +1,4 @@
-"""The ``crd`` policy source (decision D6): ``HelmPolicyBundle`` objects through the Kubernetes API.
+"""The ``crd`` policy source (docs/upstream-contract.md#d6): ``HelmPolicyBundle`` objects through the Kubernetes API.
 
 The runtime's only ``kubernetes`` import. For the runtime's scope it picks the bundle object with
 ``spec.tenantId``/``spec.workspaceId`` matching and the highest ``spec.policyEpoch``; its

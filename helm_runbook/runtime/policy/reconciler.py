@@ -1,4 +1,4 @@
-"""Level-based policy reconciliation: head → load → verify → compile → validate → swap (contract 5.3).
+"""Level-based policy reconciliation: head → load → verify → compile → validate → swap (docs/upstream-contract.md#reconcile).
 
 ``reconcile(scope)`` is idempotent: the same head twice reports ``no_change`` and swaps nothing.
 A refused update never widens what is allowed: the last good snapshot keeps serving within the
@@ -58,7 +58,7 @@ class Reconciler:
         self.last_status: dict[str, Any] | None = None
 
     def reconcile(self, scope: PolicyScope) -> dict[str, Any]:
-        """Run one reconcile for ``scope`` and return the ReconcileStatus JSON (contract 3.8)."""
+        """Run one reconcile for ``scope`` and return the ReconcileStatus JSON (docs/upstream-contract.md#policy-wake)."""
         with self._lock:
             try:
                 status = self._reconcile(scope)

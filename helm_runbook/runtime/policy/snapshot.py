@@ -1,4 +1,4 @@
-"""Immutable per-scope policy snapshots and the store that swaps them atomically (contract 5.1).
+"""Immutable per-scope policy snapshots and the store that swaps them atomically (docs/upstream-contract.md#policy-snapshots).
 
 Readers call ``get(scope)`` without a lock and always see a whole snapshot: the store replaces
 its mapping object wholesale (copy-on-write), which is atomic under the GIL.
@@ -19,7 +19,7 @@ class PolicyScope:
 
     @classmethod
     def of(cls, tenant_id: str, workspace_id: str) -> PolicyScope:
-        """Blank parts default to ``default`` (contract 5.1)."""
+        """Blank parts default to ``default`` (docs/upstream-contract.md#policy-snapshots)."""
         return cls(tenant_id or "default", workspace_id or "default")
 
     @property

@@ -1,4 +1,4 @@
-"""Policy sources (contract 5.2): where the reconciler reads the active head and the bundle.
+"""Policy sources (docs/upstream-contract.md#policy-sources): where the reconciler reads the active head and the bundle.
 
 Every source answers ``head(scope)`` (a cheap pointer: epoch, hash, refs, signature) and
 ``load(scope, head)`` (the serve-policy TOML bytes), and supplies the reference pack the TOML
@@ -30,7 +30,7 @@ from helm_runbook.runtime.policy.snapshot import PolicyScope
 
 @dataclass(frozen=True)
 class PolicyHead:
-    """The cheap pointer read before any bytes (contract 5.1)."""
+    """The cheap pointer read before any bytes (docs/upstream-contract.md#policy-snapshots)."""
 
     scope: PolicyScope
     policy_epoch: int
@@ -131,7 +131,7 @@ def compile_bundle(
 
 
 def check_controlplane_url(url: str) -> str:
-    """https, or http only to a loopback host (contract 2.3); returns the URL without a trailing /."""
+    """https, or http only to a loopback host (docs/upstream-contract.md#environment); returns the URL without a trailing /."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme == "https" and host:

@@ -41,7 +41,7 @@ AppendJob = tuple[str, str, ReceiptBuilder]
 
 @dataclass(frozen=True)
 class ReceiptQuery:
-    """Filters of ``GET /api/v1/receipts`` (contract 3.6); ``after_sequence`` is the cursor."""
+    """Filters of ``GET /api/v1/receipts`` (docs/upstream-contract.md#receipt-routes); ``after_sequence`` is the cursor."""
 
     tenant_id: str
     limit: int = 100

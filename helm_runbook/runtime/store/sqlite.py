@@ -1,4 +1,4 @@
-"""SQLite receipt store: ``<data-dir>/helm.db`` in WAL mode (contract 4.5).
+"""SQLite receipt store: ``<data-dir>/helm.db`` in WAL mode (docs/upstream-contract.md#data-dir).
 
 Durability: WAL with ``synchronous=NORMAL`` makes a committed receipt survive the process being
 killed (SIGKILL, OOM); ``HELM_SQLITE_SYNCHRONOUS=FULL`` also survives power loss at the cost of
