@@ -286,7 +286,7 @@ def guards_page() -> str:
         + "\n".join(f"- {html.escape(message)}" for message in template_guards())
         + "\n\n## Upstream values this chart refuses\n\nSet to anything (even `false`), each is refused by name: "
         "leave it unset, or deploy with the upstream helm-ai-kernel chart for that feature.\n\n"
-        + unsupported_table(CHART_DIR)
+        + _identifiers(unsupported_table(CHART_DIR))
         + "\n## Init container\n\nThe `prepare-authority-state` init container refuses to start the pod with:\n\n"
         + init
         + "\n"

@@ -141,7 +141,7 @@ LAYOUT = """(() => {
   const tables = [...article.querySelectorAll('table')];
   const keys = tables.flatMap(t => [...t.querySelectorAll('td:first-child code')]);
   const identifiers = [...new Set([...keys, ...article.querySelectorAll('code.helm-identifier'),
-    ...article.querySelectorAll('.jp-OutputArea table td:first-child, .jupyter-wrapper td code')])];
+    ...article.querySelectorAll('.jp-OutputArea table td:first-child:not(:last-child), .jupyter-wrapper td code')])];
   const viewport = document.documentElement.clientWidth;
   const layout = tables.map(t => {
     // Every box between the table and the page that cuts what overflows it: "shown" when none cuts
