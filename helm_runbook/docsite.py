@@ -332,8 +332,9 @@ def results_page(report: Mapping[str, Any]) -> str:
     )
 
 
-def banner_html(entry: Mapping[str, Any], run: Mapping[str, Any]) -> str:
-    """The banner on top of an executed runbook: when, against what, and whether every step passed."""
+def banner_html(entry: Mapping[str, Any], run: Mapping[str, Any], download: str = "") -> str:
+    """The banner on top of an executed runbook: when, against what, whether every step passed,
+    and (``download``: the clean notebook's URL relative to the page) how to run it yourself."""
     steps = entry.get("steps", [])
     passed = entry.get("status") == "passed" and all(s.get("ok", True) for s in steps)
     kind, verdict = (
@@ -344,20 +345,29 @@ def banner_html(entry: Mapping[str, Any], run: Mapping[str, Any]) -> str:
         f"target: runtime {html.escape(str(run.get('runtime_version', '?')))}, chart "
         f"{html.escape(str(run.get('chart_version', '?')))}, {entry.get('duration_s', 0):.1f} s — {verdict}."
     )
+    yourself = (
+        f'<p>Run it yourself: <a href="{html.escape(download)}" download>download the notebook</a> '
+        "(without outputs), or open it from <code>notebooks/</code> with <code>make lab</code> "
+        "(JupyterLab on 127.0.0.1, kernel <code>helm-runbook</code>).</p>"
+        if download
+        else ""
+    )
     return (
         f'<div class="admonition {kind} helm-runbook-banner"><p class="admonition-title">'
-        f"{'Verified run' if passed else 'Failed run'}</p><p>{text}</p></div>"
+        f"{'Verified run' if passed else 'Failed run'}</p><p>{text}</p>{yourself}</div>"
     )
 
 
-def add_banner(notebook: Path, entry: Mapping[str, Any], run: Mapping[str, Any]) -> None:
+def add_banner(
+    notebook: Path, entry: Mapping[str, Any], run: Mapping[str, Any], download: str = ""
+) -> None:
     """Insert the banner as the first cell of an executed copy (the site's copy, not papermill's)."""
     doc = json.loads(notebook.read_text())
     cell = {
         "cell_type": "markdown",
         "id": "helm-runbook-banner",
         "metadata": {"tags": ["helm-runbook-banner"]},
-        "source": banner_html(entry, run),
+        "source": banner_html(entry, run, download),
     }
     doc["cells"].insert(0, cell)
     notebook.write_text(json.dumps(doc, indent=1))

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+import yaml
+
 from helm_runbook.lab import KERNEL_NAME, UNATTENDED_ENV, ensure_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,11 +156,23 @@ def build_docs() -> float:
     shutil.rmtree(site_src, ignore_errors=True)
     shutil.copytree(ROOT / "docs", site_src)
     (site_src / "runbooks").mkdir(exist_ok=True)
+    # The committed notebooks, clean, as static downloads (mkdocs.yml tells mkdocs-jupyter to
+    # leave downloads/ alone); each runbook page links to its own from the banner.
+    (site_src / "downloads").mkdir(exist_ok=True)
+    directory_urls = yaml.safe_load((ROOT / "mkdocs.yml").read_text()).get(
+        "use_directory_urls", True
+    )
+    up = "../../" if directory_urls else "../"
     for executed in sorted(EXECUTED.glob("*.ipynb")):
         copy = site_src / "runbooks" / executed.name
         shutil.copy(executed, copy)
+        clean = NOTEBOOKS / executed.name
+        download = ""
+        if clean.exists():
+            shutil.copy(clean, site_src / "downloads" / executed.name)
+            download = f"{up}downloads/{executed.name}"
         if executed.stem in entries:
-            add_banner(copy, entries[executed.stem], report.get("run", {}))
+            add_banner(copy, entries[executed.stem], report.get("run", {}), download)
     write_generated_pages(site_src, report)
     # mkdocs.yml names build/docs and build/site; a build elsewhere (tests) gets its own copy.
     config = BUILD / "mkdocs.yml"

@@ -43,6 +43,12 @@ def test_every_runbook_page_has_its_banner(run: dict[str, Any]) -> None:
         assert banner, notebook.stem
         assert banner.group(1) == "success" and "steps passed" in banner.group(0)
         assert "chart 0.8.4" in banner.group(0) and "<code>local</code>" in banner.group(0)
+        # the clean notebook is offered from the page, and it is the committed one
+        link = re.search(r'<a [^>]*href="([^"]+)"[^>]*>download the notebook</a>', banner.group(0))
+        assert link and "make lab" in banner.group(0), notebook.stem
+        page_dir = run["site"] / "runbooks" / notebook.stem
+        offered = (page_dir / link.group(1)).resolve()
+        assert offered.read_bytes() == notebook.read_bytes(), notebook.stem
 
 
 def test_reference_and_results_pages_are_generated(run: dict[str, Any]) -> None:
