@@ -68,6 +68,20 @@ POD_UMASK = 0o077
 PORT_ENV = {"health": "HELM_HEALTH_PORT", "metrics": "HELM_METRICS_PORT"}
 
 
+def _owner_only_mount_point(path: str, container: dict[str, Any], volumes: dict[str, Path]) -> None:
+    """Create, owner-only, the directories bwrap would create (0755) on the host to bind ``path``
+    when it lies inside a mounted volume (a checkout or venv under /tmp, the chart's emptyDir)."""
+    for mount in container.get("volumeMounts", []):
+        mount_path = Path(mount["mountPath"])
+        if Path(path) == mount_path or mount_path not in Path(path).parents:
+            continue
+        current = volumes[mount["name"]]
+        for part in Path(path).relative_to(mount_path).parts:
+            current = current / part
+            if not current.exists():
+                current.mkdir(mode=0o700)
+
+
 def bubblewrap() -> str:
     """The bwrap binary, or TargetUnavailable with the install command."""
     found = shutil.which("bwrap")
@@ -460,6 +474,7 @@ class LocalTarget:
         # checkout, so the pod never sees a workdir kept in it (state.json holds every Secret).
         bound = sorted({sys.base_prefix, sys.prefix, str(PACKAGE_DIR)})
         for prefix in bound:
+            _owner_only_mount_point(prefix, container, volumes)
             args += ["--ro-bind", prefix, prefix]
         workdir = self.workdir.resolve()
         if any(workdir == Path(p) or Path(p) in workdir.parents for p in bound):
