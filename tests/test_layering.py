@@ -75,3 +75,43 @@ def test_env_is_read_only_in_settings() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "getenv":
                 offenders.append(f"{rel}:{node.lineno} calls getenv")
     assert offenders == []
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_the_package_has_no_import_circle() -> None:
+    """Every import between the package's modules, type-checking and function-local ones
+    included, forms no cycle (the runtime's handlers share ``runtime/context.py``, a leaf)."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            elif isinstance(node, ast.Import):
+                found = [a.name for a in node.names]
+            else:
+                continue
+            targets |= {t for t in found if t in modules and t != name}
+        # a package's __init__ re-exporting its modules is not a circle through the package
+        graph[name] = {t for t in targets if not name.startswith(t + ".")}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1 on the current path, 2 finished
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []

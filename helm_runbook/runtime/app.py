@@ -10,10 +10,8 @@ from __future__ import annotations
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -23,19 +21,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helm_runbook.runtime.auth import Identity, authorize
+from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.edge import read_body
-from helm_runbook.runtime.evidence import VerifyWorkers
-from helm_runbook.runtime.kernel import Kernel
-from helm_runbook.runtime.keys import Signer
-from helm_runbook.runtime.limits import CONCURRENCY_LIMIT_EXCEEDED, ConcurrencyGate, RateLimiter
+from helm_runbook.runtime.limits import CONCURRENCY_LIMIT_EXCEEDED
 from helm_runbook.runtime.log import log
 from helm_runbook.runtime.metrics import Metrics
-from helm_runbook.runtime.policy.reconciler import Reconciler
-from helm_runbook.runtime.policy.snapshot import PolicyScope
 from helm_runbook.runtime.problems import INTERNAL_DETAIL, ProblemError, problem
 from helm_runbook.runtime.routes import API_ROUTES, HEALTH_ROUTES, RouteSpec
-from helm_runbook.runtime.settings import Settings
-from helm_runbook.runtime.store.base import ReceiptStore, StoreUnavailable
+from helm_runbook.runtime.store.base import StoreUnavailable
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _SECURITY_HEADERS = [
@@ -46,36 +39,6 @@ _SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
-
-
-@dataclass
-class Runtime:
-    """Everything the handlers need, assembled once at start-up."""
-
-    settings: Settings
-    scope: PolicyScope
-    kernel: Kernel
-    store: ReceiptStore
-    signer: Signer
-    evidence_signer: Signer
-    reconciler: Reconciler
-    metrics: Metrics | None = None
-    limiter: RateLimiter | None = None
-    gate: ConcurrencyGate | None = None
-    verify_workers: VerifyWorkers = field(default_factory=VerifyWorkers)
-    _upstream: httpx.AsyncClient | None = None
-
-    def upstream_client(self) -> httpx.AsyncClient:
-        """One pooled client for the proxy's upstream calls, created on first use."""
-        if self._upstream is None:
-            self._upstream = httpx.AsyncClient(timeout=self.settings.upstream_timeout_s)
-        return self._upstream
-
-    async def aclose(self) -> None:
-        self.verify_workers.close()
-        if self._upstream is not None:
-            await self._upstream.aclose()
-            self._upstream = None
 
 
 class SecurityHeaders:

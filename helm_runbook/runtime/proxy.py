@@ -23,7 +23,7 @@ from helm_runbook.runtime.limits import MAX_UPSTREAM_RESPONSE_BYTES
 from helm_runbook.runtime.problems import ProblemError, problem
 
 if TYPE_CHECKING:
-    from helm_runbook.runtime.app import Runtime
+    from helm_runbook.runtime.context import Runtime
 
 _HOP_BY_HOP = frozenset(
     {

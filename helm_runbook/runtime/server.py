@@ -23,7 +23,8 @@ from typing import Any
 import uvicorn
 
 from helm_runbook.runtime import KERNEL_VERSION
-from helm_runbook.runtime.app import Runtime, create_app, create_health_app, create_metrics_app
+from helm_runbook.runtime.app import create_app, create_health_app, create_metrics_app
+from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.edge import bounded_protocol
 from helm_runbook.runtime.kernel import Kernel
 from helm_runbook.runtime.keys import KeyMaterialError, evidence_signer, load_root_signer

@@ -13,7 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from helm_runbook.cli import main as cli_main
-from helm_runbook.runtime.app import Runtime, create_health_app, create_metrics_app
+from helm_runbook.runtime.app import create_health_app, create_metrics_app
+from helm_runbook.runtime.context import Runtime
 from tests.conftest import ALLOW_FILE_READ, TENANT_HEADERS, RuntimeFactory
 
 Client = Callable[[Runtime], TestClient]

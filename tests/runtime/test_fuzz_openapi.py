@@ -21,7 +21,8 @@ from starlette.testclient import TestClient
 import helm_runbook.runtime
 from helm_runbook.background import BackgroundServer
 from helm_runbook.mock_upstream import MockUpstreamServer
-from helm_runbook.runtime.app import Runtime, create_app
+from helm_runbook.runtime.app import create_app
+from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.server import build_runtime
 from helm_runbook.runtime.settings import Settings
 from tests.conftest import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helm_runbook.runtime.app import Runtime
+from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.store.base import AppendedReceipt, ChainHead, ReceiptQuery
 from helm_runbook.runtime.store.sqlite import SQLiteReceiptStore
 from helm_runbook.verify import verify_receipts

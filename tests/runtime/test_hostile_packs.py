@@ -18,7 +18,8 @@ from starlette.testclient import TestClient
 
 from helm_runbook.cli import main as cli_main
 from helm_runbook.runtime import evidence
-from helm_runbook.runtime.app import Runtime, create_app, create_health_app
+from helm_runbook.runtime.app import create_app, create_health_app
+from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.evidence import INDEX, MANIFEST, SEAL, verify_pack
 from tests.conftest import TENANT_HEADERS
 from tests.runtime.test_evidence import EVIDENCE, RECEIPTS, ROOT, _files, _pack

@@ -11,7 +11,8 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-from helm_runbook.runtime.app import Runtime, create_health_app
+from helm_runbook.runtime.app import create_health_app
+from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.limits import MAX_LISTING_BYTES
 from helm_runbook.runtime.routes import API_ROUTES
 from helm_runbook.runtime.store.base import ReceiptQuery

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from prometheus_client import generate_latest
 from starlette.testclient import TestClient
 
-from helm_runbook.runtime.app import Runtime
+from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.limits import MAX_METRIC_LABELS
 from helm_runbook.runtime.metrics import OTHER_LABEL, Metrics
 from tests.conftest import TENANT_HEADERS, RuntimeFactory

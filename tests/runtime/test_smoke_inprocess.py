@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from helm_runbook.runtime.app import Runtime
+from helm_runbook.runtime.context import Runtime
 from helm_runbook.verify import verify_receipts
 from tests.conftest import TENANT_HEADERS
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from helm_runbook.runtime.app import Runtime, create_health_app
+from helm_runbook.runtime.app import create_health_app
+from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.server import StartupError
 from helm_runbook.runtime.store import sqlite as sqlite_store
 from tests.conftest import (

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 from starlette.testclient import TestClient
 
-from helm_runbook.runtime.app import Runtime
+from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.store.sqlite import SQLiteReceiptStore
 from tests.conftest import TENANT_HEADERS
 

@@ -9,7 +9,8 @@ from starlette.testclient import TestClient
 
 from helm_runbook.client import Credentials, RuntimeClient
 from helm_runbook.errors import RuntimeAPIError
-from helm_runbook.runtime.app import Runtime, create_health_app
+from helm_runbook.runtime.app import create_health_app
+from helm_runbook.runtime.context import Runtime
 from helm_runbook.steps.smoke import smoke
 from tests.conftest import CREDENTIALS
 

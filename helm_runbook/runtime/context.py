@@ -1,0 +1,54 @@
+"""What every handler works with: the runtime's parts, assembled once at start-up.
+
+A leaf module: the app, the route table and the handlers all import it, and it imports none of
+them, so the runtime's modules form no import circle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+
+from helm_runbook.runtime.evidence import VerifyWorkers
+from helm_runbook.runtime.kernel import Kernel
+from helm_runbook.runtime.keys import Signer
+from helm_runbook.runtime.limits import ConcurrencyGate, RateLimiter
+from helm_runbook.runtime.metrics import Metrics
+from helm_runbook.runtime.policy.reconciler import Reconciler
+from helm_runbook.runtime.policy.snapshot import PolicyScope
+from helm_runbook.runtime.settings import Settings
+from helm_runbook.runtime.store.base import ReceiptStore
+
+
+@dataclass
+class Runtime:
+    """Everything the handlers need, assembled once at start-up."""
+
+    settings: Settings
+    scope: PolicyScope
+    kernel: Kernel
+    store: ReceiptStore
+    signer: Signer
+    evidence_signer: Signer
+    reconciler: Reconciler
+    metrics: Metrics | None = None
+    limiter: RateLimiter | None = None
+    gate: ConcurrencyGate | None = None
+    verify_workers: VerifyWorkers = field(default_factory=VerifyWorkers)
+    _upstream: httpx.AsyncClient | None = None
+
+    def upstream_client(self) -> httpx.AsyncClient:
+        """One pooled client for the proxy's upstream calls, created on first use."""
+        if self._upstream is None:
+            self._upstream = httpx.AsyncClient(timeout=self.settings.upstream_timeout_s)
+        return self._upstream
+
+    async def aclose(self) -> None:
+        self.verify_workers.close()
+        if self._upstream is not None:
+            await self._upstream.aclose()
+            self._upstream = None
+
+
+__all__ = ["Runtime"]
