@@ -27,6 +27,7 @@ from helm_runbook.errors import (
 if TYPE_CHECKING:
     from helm_runbook.client import Credentials, RuntimeClient
     from helm_runbook.diagnose import Diagnosis, diagnose
+    from helm_runbook.presets import READ_HOSTNAME, STAND_IN_MODELS, production_values
     from helm_runbook.process import free_port
     from helm_runbook.results import StepReport, Table
     from helm_runbook.steps import (
@@ -58,6 +59,8 @@ __version__ = "0.1.0"
 # public name -> the module that defines it (imported on first access)
 _LAZY = {
     "Credentials": "helm_runbook.client",
+    "READ_HOSTNAME": "helm_runbook.presets",
+    "STAND_IN_MODELS": "helm_runbook.presets",
     "Diagnosis": "helm_runbook.diagnose",
     "RuntimeClient": "helm_runbook.client",
     "StepReport": "helm_runbook.results",
@@ -72,6 +75,7 @@ _LAZY = {
     "lint_chart": "helm_runbook.steps",
     "open_target": "helm_runbook.targets",
     "prepare_secrets": "helm_runbook.steps",
+    "production_values": "helm_runbook.presets",
     "publish_signed_policy": "helm_runbook.steps.policy",
     "render_release": "helm_runbook.steps",
     "reset_target": "helm_runbook.steps.reset",
@@ -104,11 +108,13 @@ __all__ = [
     "Credentials",
     "Diagnosis",
     "InputError",
+    "READ_HOSTNAME",
     "ReceiptInvalid",
     "RenderError",
     "RunbookError",
     "RuntimeAPIError",
     "RuntimeClient",
+    "STAND_IN_MODELS",
     "SecretMaterialMissing",
     "StepFailed",
     "StepReport",
@@ -127,6 +133,7 @@ __all__ = [
     "lint_chart",
     "open_target",
     "prepare_secrets",
+    "production_values",
     "publish_signed_policy",
     "render_release",
     "reset_target",

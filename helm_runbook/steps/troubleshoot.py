@@ -17,6 +17,7 @@ from helm_runbook.chart.values import merge_values, nested
 from helm_runbook.client import RuntimeClient
 from helm_runbook.errors import ChartError, RuntimeAPIError, StepFailed
 from helm_runbook.mock_upstream import MockUpstreamServer
+from helm_runbook.presets import HOSTNAME_ARGS, READ_HOSTNAME, STAND_IN_MODELS
 from helm_runbook.process import free_port
 from helm_runbook.record import record
 from helm_runbook.results import StepReport
@@ -39,10 +40,7 @@ FAULTS = (
     "persistence",
     "client-url",
 )
-LLM = {"action": "LLM_INFERENCE", "expression": 'input.effect.params.model.startsWith("mock-")'}
-READ_HOSTNAME = {"action": "file_read", "expression": 'input.effect.params.args.path == "/etc/hostname"',
-                 "description": "read the host name only"}  # fmt: skip
-HOSTNAME_ARGS = {"path": "/etc/hostname"}
+LLM = STAND_IN_MODELS
 Rows = list[list[object]]
 
 
