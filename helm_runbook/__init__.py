@@ -104,17 +104,17 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "READ_HOSTNAME",
+    "STAND_IN_MODELS",
     "ChartError",
     "Credentials",
     "Diagnosis",
     "InputError",
-    "READ_HOSTNAME",
     "ReceiptInvalid",
     "RenderError",
     "RunbookError",
     "RuntimeAPIError",
     "RuntimeClient",
-    "STAND_IN_MODELS",
     "SecretMaterialMissing",
     "StepFailed",
     "StepReport",
