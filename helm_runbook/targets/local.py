@@ -381,7 +381,10 @@ class LocalTarget:
         if data is None:
             raise StepFailed("install.volumes", expected=f"{kind} {ref} for volume {name}",
                              seen=f"no {kind} {ref}: the pod would stay in ContainerCreating",
-                             fix=f"create the {kind} (kubectl create {kind.lower()} {ref} ...) or fix its name in values")  # fmt: skip
+                             fix=(f"run runbook 02-secret-setup first (or kubectl create secret generic {ref} "
+                                  "--from-literal=KEY=VALUE), or fix the Secret's name in values") if kind == "Secret"
+                             else (f"create it (kubectl create configmap {ref} --from-file=...; runbook 05 publishes "
+                                   "a signed policy), or fix the ConfigMap's name in values"))  # fmt: skip
         items = source.get("items") or [
             {"key": check_config_key(f"{kind} {ref} key", k), "path": k} for k in data
         ]

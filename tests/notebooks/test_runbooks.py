@@ -183,3 +183,22 @@ def test_troubleshooting_runbook_proves_every_row_of_the_guide(run: dict[str, An
     signature = next(r for r in records if r["step"] == "symptom.policy-signature")
     assert signature["values"]["seen"]["reconcile_status"] == "validate_error"
     assert "signature" in signature["values"]["seen"]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("notebook", "first"),
+    [("03-production-install", "02-secret-setup"), ("04-smoke-checks", "03-production-install")],
+)
+def test_a_runbook_run_too_early_names_the_runbook_to_run_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, notebook: str, first: str
+) -> None:
+    """By hand, in the wrong order, on an empty local target: the first step that needs an
+    earlier runbook's work fails with one line naming that runbook."""
+    monkeypatch.setattr(runbook, "EXECUTED", tmp_path)
+    monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "empty-target")
+    entry = runbook.execute(
+        runbook.NOTEBOOKS / f"{notebook}.ipynb", target="local", cell_timeout=60
+    )
+    assert entry["status"] == "failed"
+    assert first in entry["failure"]["fix"], entry["failure"]
+    assert entry["steps"] == [], "nothing ran before the step that needs the earlier runbook"
