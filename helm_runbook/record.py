@@ -13,8 +13,8 @@ from typing import Any
 KEY = "helm_runbook"
 
 
-def record(report: Any) -> None:
-    """Attach ``report``'s step, status, duration and values to the current cell's output."""
+def _publish(payload: dict[str, Any]) -> None:
+    """Attach ``payload`` to the current cell's output metadata (inside a kernel only)."""
     try:
         from IPython import get_ipython
         from IPython.display import publish_display_data
@@ -22,34 +22,21 @@ def record(report: Any) -> None:
         return
     if get_ipython() is None:
         return
-    payload = {
-        "step": report.step,
-        "ok": report.ok,
-        "seconds": round(report.seconds, 3),
-        "values": report.values,
-    }
     metadata = {KEY: json.loads(json.dumps(payload, default=str))}
     publish_display_data({"text/plain": ""}, metadata=metadata)  # type: ignore[no-untyped-call]
 
 
+def record(report: Any) -> None:
+    """Attach ``report``'s step, status, duration and values to the current cell's output."""
+    _publish({"step": report.step, "ok": report.ok, "seconds": round(report.seconds, 3),
+              "values": report.values})  # fmt: skip
+
+
 def record_failure(error: Any) -> None:
     """Attach a failed step (``error.as_record()``: step, expected, seen, fix) to the current cell."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import publish_display_data
-    except ImportError:  # pragma: no cover - IPython ships with the notebooks extra
-        return
-    if get_ipython() is None:
-        return
     failure = error.as_record()
-    payload = {
-        "step": failure.get("step", "error"),
-        "ok": False,
-        "seconds": 0.0,
-        "values": {},
-        "failure": failure,
-    }
-    publish_display_data({"text/plain": ""}, metadata={KEY: payload})  # type: ignore[no-untyped-call]
+    _publish({"step": failure.get("step", "error"), "ok": False, "seconds": 0.0, "values": {},
+              "failure": failure})  # fmt: skip
 
 
 def read_records(notebook: Path) -> list[dict[str, Any]]:
