@@ -225,7 +225,7 @@ def _cmd_smoke(opts: argparse.Namespace) -> int:
 def _cmd_lab(opts: argparse.Namespace) -> int:
     from helm_runbook.lab import serve_lab
 
-    return serve_lab(opts.port, Path(opts.notebook_dir) if opts.notebook_dir else None)
+    serve_lab(opts.port, Path(opts.notebook_dir) if opts.notebook_dir else None)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from helm_runbook.errors import InputError
 
@@ -88,8 +88,8 @@ def lab_port(value: str | None = None) -> int:
     return int(raw)
 
 
-def serve_lab(port: int | None = None, notebook_dir: Path | None = None) -> int:
-    """Start JupyterLab in ``notebooks/`` (or ``notebook_dir``) and wait for it; returns its exit status."""
+def serve_lab(port: int | None = None, notebook_dir: Path | None = None) -> NoReturn:
+    """Become JupyterLab serving ``notebooks/`` (or ``notebook_dir``)."""
     chosen = lab_port(None if port is None else str(port))
     directory = notebook_dir or NOTEBOOKS
     if not directory.is_dir():
@@ -106,10 +106,10 @@ def serve_lab(port: int | None = None, notebook_dir: Path | None = None) -> int:
         )
     print(f"JupyterLab in {directory}: http://127.0.0.1:{chosen}/lab?token=<JUPYTER_TOKEN>  (Ctrl-C stops it)",
           flush=True)  # fmt: skip
-    try:
-        return subprocess.call(lab_command(chosen, directory), env=env)
-    except KeyboardInterrupt:
-        return 0
+    # JupyterLab replaces this process: a signal to it (Ctrl-C, a supervisor's SIGTERM) reaches
+    # the server itself, which shuts down its kernels; nothing is left running behind it.
+    command = lab_command(chosen, directory)
+    os.execve(command[0], command, env)
 
 
 __all__ = ["KERNEL_NAME", "ensure_kernel", "serve_lab", "unattended"]

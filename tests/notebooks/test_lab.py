@@ -4,8 +4,11 @@ rendered outputs read as a person reads them. Screenshots: build/screenshots/lab
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -21,7 +24,7 @@ from tests.browser import Browser, chromium_binary
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 SCREENSHOTS = runbook.ROOT / "build" / "screenshots"
-TOKEN = "lab-test-token-0123456789"
+TOKEN = secrets.token_urlsafe(16)  # this run's own: a server left by another run never answers it
 
 
 def _copy_runbook(name: str, into: Path, workdir: Path) -> None:
@@ -69,11 +72,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, float]]
             pytest.fail("JupyterLab did not answer within 60 s")
         yield base, time.monotonic() - start
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        # the server and the kernels it started share its session: end them all
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(20)
+                break
+            except subprocess.TimeoutExpired:
+                continue
 
 
 @pytest.fixture
