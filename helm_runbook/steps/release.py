@@ -169,8 +169,8 @@ def upgrade(
         finding = diagnose(target).finding("readiness")
         revisions = target.history(release)
         if not expect_failure:
-            raise StepFailed("upgrade", expected=f"revision ready within {timeout:g}s", seen=exc.seen,
-                             fix=(finding.fix or exc.fix) + f"; then `helm rollback {release}`") from exc  # fmt: skip
+            raise StepFailed("upgrade", expected=exc.expected, seen=f"{exc.seen}; diagnose(): {finding.seen}",
+                             fix=(finding.fix or exc.fix) + f"; or `helm rollback {release}`") from exc  # fmt: skip
         failed = revisions[-1] if revisions else None
         if failed is None or failed.status != "failed" or finding.status != "problem":
             raise StepFailed("upgrade", expected="the failed revision recorded and diagnose() naming the cause",
