@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         history,
         receipts_kept,
         rollback,
+        signing_key_continuity,
         start_traffic,
         upgrade,
     )
@@ -71,6 +72,7 @@ _LAZY = {
     "history": "helm_runbook.steps.release",
     "receipts_kept": "helm_runbook.steps.release",
     "rollback": "helm_runbook.steps.release",
+    "signing_key_continuity": "helm_runbook.steps.release",
     "start_traffic": "helm_runbook.steps.release",
     "upgrade": "helm_runbook.steps.release",
     "Credentials": "helm_runbook.client",
@@ -152,6 +154,7 @@ __all__ = [
     "reset_target",
     "restart_pod",
     "rollback",
+    "signing_key_continuity",
     "smoke_check",
     "start_stand_in_upstream",
     "start_traffic",

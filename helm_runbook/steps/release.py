@@ -9,10 +9,13 @@ target keeps revisions the same way (``targets/local.py``).
 from __future__ import annotations
 
 import hashlib
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from nacl.signing import SigningKey
 
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.sdk import render
@@ -22,6 +25,7 @@ from helm_runbook.diagnose import diagnose
 from helm_runbook.errors import RuntimeAPIError, StepFailed, TargetUnavailable
 from helm_runbook.record import record
 from helm_runbook.results import StepReport
+from helm_runbook.runtime.keys import Signer
 from helm_runbook.targets.base import Revision, Target
 
 SHOWN = 80  # characters of a changed field's value shown in the diff table
@@ -291,8 +295,17 @@ class Traffic:
 
 
 def start_traffic(target: Target, *, session: str = "agent.day2", interval: float = 0.2) -> Traffic:
-    """Start governed requests (one every ``interval`` seconds) that run until ``receipts_kept``."""
+    """Start governed requests (one every ``interval`` seconds) that run until ``receipts_kept``;
+    returns once the first one is acknowledged, so the traffic is flowing before what follows."""
     traffic = Traffic(target, session=session, interval=interval).start()
+    deadline = time.monotonic() + 10
+    while not traffic.acknowledged and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not traffic.acknowledged:
+        traffic.stop()
+        raise StepFailed("traffic.start", expected="the first governed request acknowledged within 10s",
+                         seen=f"{traffic.sent} sent, none acknowledged",
+                         fix="check the release is ready (wait_for_rollout) and the auth Secret's admin key")  # fmt: skip
     record(StepReport("traffic.start", "governed traffic started", [], values={"session": session}))
     return traffic
 
@@ -321,5 +334,60 @@ def receipts_kept(
                         seconds=time.perf_counter() - start,
                         values={"sent": traffic.sent, "acknowledged": len(acknowledged), "listed": len(listed),
                                 "unanswered": traffic.unanswered, "lost": 0})  # fmt: skip
+    record(result)
+    return result
+
+
+# -- signing-key continuity --------------------------------------------------------------------------
+
+
+def _trust_root(seed_hex: bytes) -> str:
+    return Signer.fingerprint_of(SigningKey(bytes.fromhex(seed_hex.decode())).verify_key)
+
+
+def signing_key_continuity(
+    target: Target, *, signing_secret: str = "helm-signing", timeout: float = 60.0,
+    refusal_timeout: float = 10.0,
+) -> StepReport:  # fmt: skip
+    """The signing Secret changed under a PVC that already holds ``root.key``: the init container
+    refuses the silent rotation (the pod stays in Init:Error). The step then takes the first of the
+    operator's two decisions, restoring the Secret that wrote ``root.key``, and the pod is ready
+    again with the same trust root. The new key is random, used once, and never shown."""
+    start = time.perf_counter()
+    original = dict(target.secrets.get(signing_secret) or {})
+    if "signing-key" not in original:
+        raise StepFailed("signing.continuity", expected=f"Secret {signing_secret} with signing-key",
+                         seen="not found", fix="run the secret setup runbook (02) first")  # fmt: skip
+    rotated_seed = secrets.token_hex(32)
+    before, rotated = _trust_root(original["signing-key"]), _trust_root(rotated_seed.encode())
+    restore = {k: v.decode() for k, v in original.items()}
+    target.replace_secret(signing_secret, {**restore, "signing-key": rotated_seed})
+    refusal: StepFailed | None = None
+    try:
+        target.restart_pod()
+        target.wait_ready(refusal_timeout)
+    except StepFailed as exc:
+        refusal = exc
+    finally:
+        target.replace_secret(signing_secret, restore)
+    target.restart_pod()
+    waited = target.wait_ready(timeout)
+    if refusal is None or "refusing silent rotation" not in refusal.seen:
+        raise StepFailed("signing.continuity", expected="the init container refusing a changed signing Secret",
+                         seen=refusal.seen if refusal else "the pod started with the other key",
+                         fix="check the chart's prepare-authority-state init container")  # fmt: skip
+    claim = next(iter(_claims(target)), "<release>-data")
+    rows: list[list[object]] = [
+        ["the signing Secret replaced", f"trust root {before} → {rotated}"],
+        ["kubectl rollout restart", "init container: " + refusal.seen.split(": ", 1)[-1][:200]],
+        ["decision 1: restore the Secret that wrote root.key", f"done here: ready after {waited:.2f}s, trust root {before}"],
+        ["decision 2: a new key, deliberately", f"kubectl delete pvc {claim} after helm uninstall: an empty volume, new chains; "
+                                                 f"receipts signed before verify only against {before}"],
+    ]  # fmt: skip
+    result = StepReport("signing.continuity", "changing the signing key under an existing PVC is refused",
+                        ["what happened", "seen"], rows, summary=f"refused, restored; trust root {before}",
+                        seconds=time.perf_counter() - start,
+                        values={"refused": True, "trust_root": before, "rotated_trust_root": rotated,
+                                "ready_after_s": round(waited, 3)})  # fmt: skip
     record(result)
     return result

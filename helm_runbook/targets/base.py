@@ -68,6 +68,9 @@ class Target(Protocol):
     def create_secret(self, name: str, data: dict[str, str]) -> None:
         """``kubectl create secret generic NAME --from-literal=...``; refuses an existing name."""
 
+    def replace_secret(self, name: str, data: dict[str, str]) -> None:
+        """``kubectl replace`` of an existing Secret's data; running pods keep what they read."""
+
     def apply_config_map(self, name: str, data: dict[str, str]) -> None:
         """``kubectl apply`` of a ConfigMap; mounted copies follow without a restart."""
 

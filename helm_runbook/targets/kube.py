@@ -152,6 +152,16 @@ class KubeTarget:
             raise TargetUnavailable(f"cannot create Secret {name}: {exc.status} {exc.reason}",
                                     fix="check RBAC: the runbook needs create on secrets") from exc  # fmt: skip
 
+    def replace_secret(self, name: str, data: dict[str, str]) -> None:
+        """``kubectl create secret generic NAME ... --dry-run=client -o yaml | kubectl replace -f -``."""
+        body = client.V1Secret(metadata=client.V1ObjectMeta(name=name, namespace=self.namespace), type="Opaque",
+                               data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()})  # fmt: skip
+        try:
+            self.core.replace_namespaced_secret(name, self.namespace, body)
+        except ApiException as exc:
+            raise TargetUnavailable(f"cannot replace Secret {name}: {exc.status} {exc.reason}",
+                                    fix="check RBAC: the runbook needs update on secrets") from exc  # fmt: skip
+
     def apply_config_map(self, name: str, data: dict[str, str]) -> None:
         """``kubectl apply`` of a ConfigMap (create, else patch); the kubelet syncs mounted copies."""
         body = client.V1ConfigMap(

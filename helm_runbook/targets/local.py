@@ -199,6 +199,15 @@ class LocalTarget:
                              fix=f"kubectl delete secret {name}, or reuse it")  # fmt: skip
         self.secrets[name] = {k: v.encode() for k, v in data.items()}
 
+    def replace_secret(self, name: str, data: dict[str, str]) -> None:
+        """``kubectl replace`` of an existing Secret (values never logged); the next pod reads it."""
+        _check_object("Secret", name, data)
+        if name not in self.secrets:
+            raise StepFailed(f"secrets.{name}", expected=f"a Secret {name} to replace", seen="it does not exist",
+                             fix="create it first (runbook 02-secret-setup)")  # fmt: skip
+        self.secrets[name] = {k: v.encode() for k, v in data.items()}
+        self.save()
+
     def apply_config_map(self, name: str, data: dict[str, str]) -> None:
         """``kubectl apply`` of a ConfigMap: running pods see the new files (as the kubelet syncs
         mounted ConfigMaps without a restart); nothing else happens until the runtime reconciles."""
@@ -669,8 +678,10 @@ class LocalTarget:
         return code
 
     def restart_pod(self) -> Pod:
-        """``kubectl rollout restart``: a new pod, the same PVC."""
-        self.stop_pod()
+        """``kubectl rollout restart``: a new pod, the same PVC (also after a pod that never
+        started, e.g. one whose init container failed)."""
+        if self.pod is not None:
+            self.stop_pod()
         self.restarts += 1
         return self.start_pod()
 

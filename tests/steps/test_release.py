@@ -19,6 +19,7 @@ from helm_runbook.steps.release import (
     history,
     receipts_kept,
     rollback,
+    signing_key_continuity,
     upgrade,
 )
 from helm_runbook.targets.local import LocalTarget
@@ -83,3 +84,18 @@ def test_an_upgrade_that_becomes_ready_is_not_a_successful_drill(target: LocalTa
     target.install(VALUES)
     with pytest.raises(StepFailed, match="break readiness"):
         upgrade(target, VALUES, timeout=30, expect_failure=True)
+
+
+def test_a_changed_signing_secret_is_refused_then_restored_with_the_same_trust_root(
+    target: LocalTarget,
+) -> None:
+    target.install(VALUES)
+    target.wait_ready()
+    report = signing_key_continuity(target, timeout=30)
+    assert report.values["refused"] is True
+    assert report.values["trust_root"] != report.values["rotated_trust_root"]
+    assert target.secrets["helm-signing"]["signing-key"] == OLD_KEY.encode()
+    assert (target.pvc_dir("helm-ai-kernel-data") / "root.key").read_bytes() == OLD_KEY.encode()
+    assert "refusing silent rotation" in json.dumps(report.rows)
+    assert OLD_KEY not in json.dumps(report.rows) and OLD_KEY not in json.dumps(report.values)
+    target.wait_ready(5)
