@@ -380,8 +380,8 @@ def signing_key_continuity(
     rows: list[list[object]] = [
         ["the signing Secret replaced", f"trust root {before} → {rotated}"],
         ["kubectl rollout restart", "init container: " + refusal.seen.split(": ", 1)[-1][:200]],
-        ["decision 1: restore the Secret that wrote root.key", f"done here: ready after {waited:.2f}s, trust root {before}"],
-        ["decision 2: a new key, deliberately", f"kubectl delete pvc {claim} after helm uninstall: an empty volume, new chains; "
+        ["operator choice: restore the Secret that wrote root.key", f"done here: ready after {waited:.2f}s, trust root {before}"],
+        ["operator choice: a new key, deliberately", f"kubectl delete pvc {claim} after helm uninstall: an empty volume, new chains; "
                                                  f"receipts signed before verify only against {before}"],
     ]  # fmt: skip
     result = StepReport("signing.continuity", "changing the signing key under an existing PVC is refused",
