@@ -48,6 +48,16 @@ if TYPE_CHECKING:
         trust_public_key,
         wake_reconcile,
     )
+    from helm_runbook.steps.release import (
+        deployed_values,
+        diff_upgrade,
+        history,
+        receipts_kept,
+        rollback,
+        signing_key_continuity,
+        start_traffic,
+        upgrade,
+    )
     from helm_runbook.steps.reset import reset_target
     from helm_runbook.steps.troubleshoot import TroubleshootingLab
     from helm_runbook.steps.upstream import start_stand_in_upstream
@@ -58,6 +68,14 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it (imported on first access)
 _LAZY = {
+    "deployed_values": "helm_runbook.steps.release",
+    "diff_upgrade": "helm_runbook.steps.release",
+    "history": "helm_runbook.steps.release",
+    "receipts_kept": "helm_runbook.steps.release",
+    "rollback": "helm_runbook.steps.release",
+    "signing_key_continuity": "helm_runbook.steps.release",
+    "start_traffic": "helm_runbook.steps.release",
+    "upgrade": "helm_runbook.steps.release",
     "Credentials": "helm_runbook.client",
     "READ_HOSTNAME": "helm_runbook.presets",
     "STAND_IN_MODELS": "helm_runbook.presets",
@@ -125,23 +143,31 @@ __all__ = [
     "ValuesError",
     "VerificationFailed",
     "__version__",
+    "deployed_values",
     "diagnose",
+    "diff_upgrade",
     "expect_refusal",
     "free_port",
     "governed_request",
+    "history",
     "install",
     "lint_chart",
     "open_target",
     "prepare_secrets",
     "production_values",
     "publish_signed_policy",
+    "receipts_kept",
     "render_release",
     "reset_target",
     "restart_pod",
+    "rollback",
+    "signing_key_continuity",
     "smoke_check",
     "start_stand_in_upstream",
+    "start_traffic",
     "trust_public_key",
     "uninstall_and_reinstall",
+    "upgrade",
     "verify_receipts",
     "wait_for_rollout",
     "wake_reconcile",

@@ -193,3 +193,74 @@ def uninstall_release(
     was = RenderedRelease(release=release, namespace=namespace, objects=objects,
                           values=dict(record.get("config") or {}))  # fmt: skip
     return was, str(result.get("info", ""))
+
+
+def manifest_objects(release: str, manifest: str | None) -> list[tuple[str, dict[str, Any]]]:
+    return [(f"{release}/manifest", doc) for doc in yaml.safe_load_all(manifest or "")
+            if isinstance(doc, dict) and doc]  # fmt: skip
+
+
+def upgrade_release(
+    chart: Path, release: str, values: dict[str, Any], *, namespace: str, timeout_s: int,
+    kube_context: str | None = None, kubeconfig: str | None = None,
+) -> RenderedRelease:  # fmt: skip
+    """``helm upgrade --wait --timeout``: Helm marks the revision ``failed`` when the rollout is
+    not ready in time (and raises RenderError with its message); no install fallback."""
+    with helm.Config(
+        kubeconfig_path=kubeconfig, kube_context=kube_context, namespace=namespace
+    ) as config:
+        try:
+            result = config.upgrade(str(chart), release, values, namespace=namespace,
+                                    timeout=timeout_s, wait="watcher")  # fmt: skip
+        except helm.HelmKubeError as exc:
+            raise ChartError(f"cannot reach the cluster of context {kube_context!r}", helm_message=str(exc),
+                             fix="check `kubectl --context <name> get ns`") from exc  # fmt: skip
+        except helm.HelmError as exc:
+            raise refusal(str(exc), chart) or RenderError(
+                f"helm upgrade {release} failed: {exc}", helm_message=str(exc),
+                fix=f"`helm history {release}` shows the failed revision; roll back to the last deployed one") from exc  # fmt: skip
+    return RenderedRelease(release=release, namespace=namespace, objects=manifest_objects(release, result.get("manifest")),
+                           notes=str(result.get("notes", "")), values=values)  # fmt: skip
+
+
+def release_history(
+    release: str, *, namespace: str, kube_context: str | None = None, kubeconfig: str | None = None
+) -> list[dict[str, Any]]:
+    """``helm history`` from Helm's release storage (oldest first), each revision with its
+    supplied values and manifest; empty when the release does not exist."""
+    with helm.Config(
+        kubeconfig_path=kubeconfig, kube_context=kube_context, namespace=namespace
+    ) as config:
+        try:
+            entries = config.history(release)
+            out = []
+            for entry in entries:
+                number = int(entry.get("revision") or entry.get("version") or 0)
+                full = config.get_all(release, revision=number)
+                out.append({**entry, "revision": number, "config": full.get("config") or {},
+                            "manifest": full.get("manifest") or (full.get("summary") or {}).get("manifest")
+                            or entry.get("manifest", "")})  # fmt: skip
+        except helm.HelmNotFoundError:
+            return []
+        except helm.HelmKubeError as exc:
+            raise ChartError(f"cannot reach the cluster of context {kube_context!r}", helm_message=str(exc),
+                             fix="check `kubectl --context <name> get ns`") from exc  # fmt: skip
+    return out
+
+
+def rollback_release(
+    release: str, revision: int | None, *, namespace: str, timeout_s: int,
+    kube_context: str | None = None, kubeconfig: str | None = None,
+) -> None:  # fmt: skip
+    """``helm rollback RELEASE [REVISION] --wait --timeout`` (None: the previous revision)."""
+    with helm.Config(
+        kubeconfig_path=kubeconfig, kube_context=kube_context, namespace=namespace
+    ) as config:
+        try:
+            config.rollback(release, version=revision, timeout=timeout_s, wait="watcher")
+        except helm.HelmKubeError as exc:
+            raise ChartError(f"cannot reach the cluster of context {kube_context!r}", helm_message=str(exc),
+                             fix="check `kubectl --context <name> get ns`") from exc  # fmt: skip
+        except helm.HelmError as exc:
+            raise ChartError(f"helm rollback {release} failed: {exc}", helm_message=str(exc),
+                             fix=f"`helm history {release} -n {namespace}` lists the revisions to roll back to") from exc  # fmt: skip

@@ -23,6 +23,21 @@ class Uninstalled:
     kept: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Revision:
+    """One entry of ``helm history``: what was applied (values, manifest) and how it ended.
+
+    ``status`` is Helm's: ``deployed`` (the live one), ``superseded`` (replaced by a later
+    upgrade or rollback), ``failed`` (its rollout did not become ready in time)."""
+
+    number: int
+    status: str
+    description: str
+    updated: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+    manifest: list[dict[str, Any]] = field(default_factory=list)
+
+
 KEEP = ("helm.sh/resource-policy", "keep")  # the annotation helm uninstall honours
 
 
@@ -53,6 +68,9 @@ class Target(Protocol):
     def create_secret(self, name: str, data: dict[str, str]) -> None:
         """``kubectl create secret generic NAME --from-literal=...``; refuses an existing name."""
 
+    def replace_secret(self, name: str, data: dict[str, str]) -> None:
+        """``kubectl replace`` of an existing Secret's data; running pods keep what they read."""
+
     def apply_config_map(self, name: str, data: dict[str, str]) -> None:
         """``kubectl apply`` of a ConfigMap; mounted copies follow without a restart."""
 
@@ -65,6 +83,21 @@ class Target(Protocol):
     def uninstall(self, release: str = "helm-ai-kernel") -> Uninstalled:
         """``helm uninstall RELEASE``: the pod stops, the release's objects go except those with
         ``helm.sh/resource-policy: keep`` (the data claim)."""
+
+    def upgrade(
+        self, values: dict[str, Any], release: str = "helm-ai-kernel", *, timeout: float = 60.0
+    ) -> RenderedRelease:
+        """``helm upgrade RELEASE --wait --timeout``: a new revision, ``deployed`` once ready;
+        marked ``failed`` (and StepFailed raised) when it is not ready within ``timeout``."""
+
+    def history(self, release: str = "helm-ai-kernel") -> list[Revision]:
+        """``helm history RELEASE``: every revision, oldest first."""
+
+    def rollback(
+        self, release: str = "helm-ai-kernel", revision: int | None = None, *, timeout: float = 60.0
+    ) -> Revision:
+        """``helm rollback RELEASE [REVISION] --wait``: a new revision applying ``revision``'s
+        manifest (the previous one when None); returns the new revision."""
 
     @property
     def deployment(self) -> dict[str, Any]:

@@ -28,9 +28,16 @@ from kubernetes.stream import portforward
 
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.manifests import RenderedRelease
-from helm_runbook.chart.sdk import install_release, uninstall_release
-from helm_runbook.errors import StepFailed, TargetUnavailable
-from helm_runbook.targets.base import Uninstalled, kept_on_uninstall
+from helm_runbook.chart.sdk import (
+    install_release,
+    manifest_objects,
+    release_history,
+    rollback_release,
+    uninstall_release,
+    upgrade_release,
+)
+from helm_runbook.errors import RenderError, StepFailed, TargetUnavailable
+from helm_runbook.targets.base import Revision, Uninstalled, kept_on_uninstall
 
 _V = TypeVar("_V", bytes, str)
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -145,6 +152,16 @@ class KubeTarget:
             raise TargetUnavailable(f"cannot create Secret {name}: {exc.status} {exc.reason}",
                                     fix="check RBAC: the runbook needs create on secrets") from exc  # fmt: skip
 
+    def replace_secret(self, name: str, data: dict[str, str]) -> None:
+        """``kubectl create secret generic NAME ... --dry-run=client -o yaml | kubectl replace -f -``."""
+        body = client.V1Secret(metadata=client.V1ObjectMeta(name=name, namespace=self.namespace), type="Opaque",
+                               data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()})  # fmt: skip
+        try:
+            self.core.replace_namespaced_secret(name, self.namespace, body)
+        except ApiException as exc:
+            raise TargetUnavailable(f"cannot replace Secret {name}: {exc.status} {exc.reason}",
+                                    fix="check RBAC: the runbook needs update on secrets") from exc  # fmt: skip
+
     def apply_config_map(self, name: str, data: dict[str, str]) -> None:
         """``kubectl apply`` of a ConfigMap (create, else patch); the kubelet syncs mounted copies."""
         body = client.V1ConfigMap(
@@ -181,6 +198,43 @@ class KubeTarget:
         ]
         return Uninstalled(values=was.values, deleted=[n for n, keep in names if not keep],
                            kept=[n for n, keep in names if keep])  # fmt: skip
+
+    def upgrade(
+        self, values: dict[str, Any], release: str = "helm-ai-kernel", *, timeout: float = 300.0
+    ) -> RenderedRelease:
+        """``helm upgrade --wait``: Helm's storage records the revision ``failed`` on a timeout;
+        the rollout's failure is restated as ``kubectl rollout status`` would show it."""
+        self.release = release
+        self._forwards.clear()
+        try:
+            rendered = upgrade_release(CHART_DIR, release, values, namespace=self.namespace, timeout_s=max(1, int(timeout)),
+                                       kube_context=self.context, kubeconfig=self.kubeconfig)  # fmt: skip
+        except RenderError as exc:
+            raise StepFailed("rollout.ready", expected=f"the upgraded Deployment ready within {timeout:g}s",
+                             seen=exc.helm_message or str(exc), fix=exc.fix) from exc  # fmt: skip
+        self._deployment_name = str(rendered.get("Deployment")["metadata"]["name"])
+        return rendered
+
+    def history(self, release: str = "helm-ai-kernel") -> list[Revision]:
+        """``helm history`` from Helm's own release storage (Secrets in the namespace)."""
+        return [Revision(int(e["revision"]), str(e.get("status", "")), str(e.get("description", "")),
+                         str(e.get("deployed_at") or e.get("updated") or ""), dict(e.get("config") or {}),
+                         [obj for _, obj in manifest_objects(release, e.get("manifest"))])
+                for e in release_history(release, namespace=self.namespace, kube_context=self.context,
+                                         kubeconfig=self.kubeconfig)]  # fmt: skip
+
+    def rollback(
+        self,
+        release: str = "helm-ai-kernel",
+        revision: int | None = None,
+        *,
+        timeout: float = 300.0,
+    ) -> Revision:
+        """``helm rollback --wait``; returns the revision it created (the newest in the history)."""
+        self._forwards.clear()
+        rollback_release(release, revision, namespace=self.namespace, timeout_s=max(1, int(timeout)),
+                         kube_context=self.context, kubeconfig=self.kubeconfig)  # fmt: skip
+        return self.history(release)[-1]
 
     @property
     def deployment_name(self) -> str:

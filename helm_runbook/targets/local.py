@@ -49,7 +49,7 @@ from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.chart.sdk import render
 from helm_runbook.errors import StepFailed, TargetUnavailable
 from helm_runbook.process import free_port
-from helm_runbook.targets.base import Uninstalled, kept_on_uninstall
+from helm_runbook.targets.base import Revision, Uninstalled, kept_on_uninstall
 from helm_runbook.targets.validation import (
     check_config_key,
     check_id,
@@ -65,6 +65,7 @@ POD_NET_DIR = "/run/helm-pod-net"  # where the pod sees the relays' socket direc
 LOOPBACK = {"127.0.0.1", "localhost"}
 # What the pod writes through host-backed volumes (its database, root.key) is owner-only.
 POD_UMASK = 0o077
+HISTORY_MAX = 10  # helm upgrade's default --history-max: older revisions are pruned
 PORT_ENV = {"health": "HELM_HEALTH_PORT", "metrics": "HELM_METRICS_PORT"}
 
 
@@ -143,6 +144,8 @@ class LocalTarget:
     pod: Pod | None = None
     restarts: int = 0
     name: str = "local"
+    # helm history of the installed release: number, status, description, updated, values, objects
+    revisions: list[dict[str, Any]] = field(default_factory=list)
 
     # -- state on disk (the "cluster" outlives a notebook kernel) ----------------------------
 
@@ -162,6 +165,7 @@ class LocalTarget:
                 "objects": self.release.objects, "notes": self.release.notes, "values": self.release.values,
             },
             "restarts": self.restarts,
+            "revisions": self.revisions,
             "pod": None if self.pod is None else {
                 "number": self.pod.number, "pid": self.pod.process_pid, "ports": self.pod.ports,
                 "log_path": str(self.pod.log_path), "relay_pid": self.pod.relay_pid,
@@ -190,6 +194,7 @@ class LocalTarget:
                 r["release"], r["namespace"], objects, r["notes"], r.get("values", {})
             )
         target.restarts = state["restarts"]
+        target.revisions = state.get("revisions", [])
         pod = state["pod"]
         if pod and _alive(pod["pid"]):
             target.pod = Pod(pod["number"], None, pod["ports"], Path(pod["log_path"]), pod["pid"],
@@ -207,6 +212,15 @@ class LocalTarget:
             raise StepFailed(f"secrets.{name}", expected=f"no Secret {name} yet", seen="it already exists",
                              fix=f"kubectl delete secret {name}, or reuse it")  # fmt: skip
         self.secrets[name] = {k: v.encode() for k, v in data.items()}
+
+    def replace_secret(self, name: str, data: dict[str, str]) -> None:
+        """``kubectl replace`` of an existing Secret (values never logged); the next pod reads it."""
+        _check_object("Secret", name, data)
+        if name not in self.secrets:
+            raise StepFailed(f"secrets.{name}", expected=f"a Secret {name} to replace", seen="it does not exist",
+                             fix="create it first (runbook 02-secret-setup)")  # fmt: skip
+        self.secrets[name] = {k: v.encode() for k, v in data.items()}
+        self.save()
 
     def apply_config_map(self, name: str, data: dict[str, str]) -> None:
         """``kubectl apply`` of a ConfigMap: running pods see the new files (as the kubelet syncs
@@ -245,13 +259,96 @@ class LocalTarget:
         self.release = release
 
     def install(self, values: dict[str, Any], release: str = "helm-ai-kernel") -> RenderedRelease:
-        """``helm upgrade --install``: render with Helm's SDK (guards included), replace the pod."""
+        """``helm upgrade --install``: render with Helm's SDK (guards included), replace the pod;
+        a new revision, ``deployed`` at once (no ``--wait``)."""
+        rendered = self._replace(
+            render(CHART_DIR, values, release=release, namespace=self.namespace)
+        )
+        self._settle(self._new_revision(rendered, "pending-upgrade"), "deployed")
+        return rendered
+
+    def upgrade(
+        self, values: dict[str, Any], release: str = "helm-ai-kernel", *, timeout: float = 60.0
+    ) -> RenderedRelease:
+        """``helm upgrade --wait --timeout``: ``deployed`` once ready; ``failed`` otherwise, the
+        revision before staying ``deployed`` (as Helm leaves it) until a rollback supersedes it."""
+        if self.release is None or self.release.release != release:
+            raise TargetUnavailable(f"release {release} is not installed on the local target",
+                                    fix="run runbook 03-production-install first (helm upgrade --install)")  # fmt: skip
         rendered = render(CHART_DIR, values, release=release, namespace=self.namespace)
+        self._rollout(rendered, "Upgrade complete", timeout)
+        return rendered
+
+    def rollback(
+        self, release: str = "helm-ai-kernel", revision: int | None = None, *, timeout: float = 60.0
+    ) -> Revision:
+        """``helm rollback RELEASE [REVISION] --wait``: the stored manifest of ``revision`` (the
+        one before the latest when None) applied as a new revision; failed ones stay ``failed``."""
+        if self.release is None or self.release.release != release or not self.revisions:
+            raise TargetUnavailable(f"release {release} has no history on the local target",
+                                    fix="run runbook 03-production-install first")  # fmt: skip
+        wanted = self.revisions[-1]["number"] - 1 if revision is None else revision
+        source = next((r for r in self.revisions if r["number"] == wanted), None)
+        if source is None:
+            raise StepFailed("rollback", expected=f"revision {wanted} in the history of {release}",
+                             seen=f"revisions {[r['number'] for r in self.revisions]}",
+                             fix="pick a revision that helm history lists")  # fmt: skip
+        stored = RenderedRelease(release, self.namespace, [(s, o) for s, o in source["objects"]],
+                                 source.get("notes", ""), source["values"])  # fmt: skip
+        return self._rollout(stored, f"Rollback to {wanted}", timeout)
+
+    def history(self, release: str = "helm-ai-kernel") -> list[Revision]:
+        """``helm history``: the kept revisions, oldest first (none once uninstalled)."""
+        if self.release is None or self.release.release != release:
+            return []
+        return [_revision(r) for r in self.revisions]
+
+    def _rollout(self, rendered: RenderedRelease, description: str, timeout: float) -> Revision:
+        """Apply ``rendered`` as a new revision and wait for readiness; settle its status."""
+        self._replace(rendered)
+        entry = self._new_revision(rendered, "pending-upgrade")
+        try:
+            self.wait_ready(timeout)
+        except StepFailed as exc:
+            entry["description"] = f"{description.split(' ')[0]} failed: {exc.seen}"
+            self._settle(entry, "failed")
+            raise
+        entry["description"] = description
+        return self._settle(entry, "deployed")
+
+    def _replace(self, rendered: RenderedRelease) -> RenderedRelease:
+        """The release's objects replaced and its pod started again from them."""
+        if self.release is not None and self.release.release != rendered.release:
+            self.revisions = []  # one release per local namespace: another name starts over
         if self.pod is not None:
             self.stop_pod()
         self.apply(rendered)
         self.start_pod()
         return rendered
+
+    def _new_revision(self, rendered: RenderedRelease, status: str) -> dict[str, Any]:
+        entry = {
+            "number": self.revisions[-1]["number"] + 1 if self.revisions else 1,
+            "status": status,
+            "description": "Upgrade complete" if self.revisions else "Install complete",
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "values": rendered.values,
+            "objects": rendered.objects,
+            "notes": rendered.notes,
+        }
+        self.revisions = [*self.revisions, entry][-HISTORY_MAX:]
+        self.save()
+        return entry
+
+    def _settle(self, entry: dict[str, Any], status: str) -> Revision:
+        """``deployed`` supersedes every other deployed revision; ``failed`` leaves them."""
+        if status == "deployed":
+            for other in self.revisions:
+                if other is not entry and other["status"] == "deployed":
+                    other["status"] = "superseded"
+        entry["status"] = status
+        self.save()
+        return _revision(entry)
 
     def uninstall(self, release: str = "helm-ai-kernel") -> Uninstalled:
         """``helm uninstall``: stop the pod, delete the release's Secrets, ConfigMaps and claim
@@ -277,6 +374,7 @@ class LocalTarget:
             deleted.append(name)
         values = self.release.values
         self.release = None
+        self.revisions = []  # helm uninstall deletes the release's history (no --keep-history)
         self.save()
         return Uninstalled(values=values, deleted=deleted, kept=kept)
 
@@ -598,8 +696,10 @@ class LocalTarget:
         return code
 
     def restart_pod(self) -> Pod:
-        """``kubectl rollout restart``: a new pod, the same PVC."""
-        self.stop_pod()
+        """``kubectl rollout restart``: a new pod, the same PVC (also after a pod that never
+        started, e.g. one whose init container failed)."""
+        if self.pod is not None:
+            self.stop_pod()
         self.restarts += 1
         return self.start_pod()
 
@@ -607,6 +707,11 @@ class LocalTarget:
         """Stop the pod (objects and the PVC stay, like ``helm uninstall`` with a kept volume)."""
         if self.pod is not None:
             self.stop_pod()
+
+
+def _revision(entry: dict[str, Any]) -> Revision:
+    return Revision(entry["number"], entry["status"], entry["description"], entry.get("updated", ""),
+                    entry["values"], [obj for _, obj in entry["objects"]])  # fmt: skip
 
 
 def _launch_detached(sandboxed: Sandboxed, log_path: Path, pid_file: Path) -> int:

@@ -160,6 +160,44 @@ def test_a_failed_cell_reports_the_step_and_fix(
     assert error.traceback == [f"TargetUnavailable: {failure['message']}", f"fix: {failure['fix']}"]
 
 
+def test_upgrade_rollback_runbook_recovers_a_failed_upgrade_without_losing_a_receipt(
+    run: dict[str, Any],
+) -> None:
+    book = "08-upgrade-rollback"
+    records = read_records(run["build"] / "runbooks" / f"{book}.ipynb")
+    story = [
+        (r["step"], r["values"].get("status"))
+        for r in records
+        if r["step"] in ("upgrade", "rollback")
+    ]
+    assert story == [("upgrade", "deployed"), ("upgrade", "failed"), ("rollback", "deployed")]
+    good, failed = _values(run, book, "upgrade")
+    assert good["claims"] == ["helm-ai-kernel-data"]
+    assert failed["finding"] == "readiness" and "9191" in failed["finding_seen"]
+    [rolled_back] = _values(run, book, "rollback")
+    assert rolled_back["rolled_back_to"] == good["revision"]
+    histories = _values(run, book, "history")
+    assert len(histories) == 4 and histories[-1]["deployed"] == rolled_back["revision"]
+    assert histories[2]["statuses"][-2:] == [
+        "deployed",
+        "failed",
+    ]  # the good one stays until rollback
+    assert histories[3]["statuses"][-2:] == ["failed", "deployed"]
+    diffs = _values(run, book, "diff")
+    assert any("HELM_METRICS_ENABLED" in f for f in diffs[0]["fields"])
+    assert [f.split(":", 1)[1] for f in diffs[1]["fields"]] == [
+        "spec.template.spec.containers[helm-ai-kernel].readinessProbe.httpGet.port"
+    ]
+    kept = _values(run, book, "receipts.kept")
+    assert all(k["lost"] == 0 and k["acknowledged"] == k["listed"] for k in kept)
+    assert kept[-1]["acknowledged"] > kept[0]["acknowledged"] > 0
+    verified = _values(run, book, "receipts.verify")
+    assert [v["receipts"] for v in verified] == sorted(v["receipts"] for v in verified)
+    [continuity] = _values(run, book, "signing.continuity")
+    assert continuity["refused"] is True
+    assert {v["trust_root"] for v in verified} == {continuity["trust_root"]}
+
+
 def test_troubleshooting_runbook_proves_every_row_of_the_guide(run: dict[str, Any]) -> None:
     from helm_runbook.diagnose import GUIDE
     from helm_runbook.steps.troubleshoot import FAULTS

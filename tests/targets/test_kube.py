@@ -271,3 +271,90 @@ def test_uninstall_of_an_absent_release_is_refused_by_helm_with_a_fix(
     with pytest.raises(ChartError, match="helm uninstall helm-ai-kernel failed") as refused:
         target.uninstall()
     assert "helm status helm-ai-kernel" in refused.value.fix
+
+
+def _kubeconfig_target(emulator: BackgroundKmock, tmp_path: Path) -> KubeTarget:
+    """A target whose Helm SDK calls reach the emulator through a kubeconfig."""
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "emulated",
+        "clusters": [{"name": "emu", "cluster": {"server": emulator.url}}],
+        "users": [{"name": "me", "user": {"token": "t"}}],
+        "contexts": [{"name": "emulated", "context": {"cluster": "emu", "user": "me", "namespace": "ops"}}],
+    }  # fmt: skip
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    return KubeTarget("emulated", namespace="ops", workdir=tmp_path, kubeconfig=str(path))
+
+
+def test_history_of_an_absent_release_is_empty_from_helms_own_storage(
+    emulator: BackgroundKmock, tmp_path: Path
+) -> None:
+    """helm history reads the release Secrets Helm keeps in the namespace: none here."""
+    assert _kubeconfig_target(emulator, tmp_path).history() == []
+
+
+def test_rollback_of_an_absent_release_is_refused_by_helm_with_a_fix(
+    emulator: BackgroundKmock, tmp_path: Path
+) -> None:
+    with pytest.raises(ChartError, match="helm rollback helm-ai-kernel failed") as refused:
+        _kubeconfig_target(emulator, tmp_path).rollback(timeout=5)
+    assert "helm history helm-ai-kernel" in refused.value.fix
+
+
+def test_history_and_rollback_read_helms_release_records(
+    kube: KubeTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The emulator serves no OpenAPI, so Helm cannot store a release in it: the records here
+    are shaped as Helm's history returns them, around the chart's real render."""
+    import helm_runbook.targets.kube as kube_module
+
+    rendered = install_release(
+        CHART_DIR, "helm-ai-kernel", AUTH, namespace=kube.namespace, dry_run="client"
+    )
+    manifest = yaml.safe_dump_all([obj for _, obj in rendered.objects])
+    records = [
+        {"revision": 1, "status": "superseded", "description": "Install complete", "config": AUTH,
+         "manifest": manifest, "deployed_at": "2026-01-01T00:00:00Z"},
+        {"revision": 2, "status": "deployed", "description": "Upgrade complete", "config": {}, "manifest": manifest},
+        {"revision": 3, "status": "failed", "description": "Upgrade failed: timed out", "config": {}, "manifest": ""},
+    ]  # fmt: skip
+    calls: list[tuple[str, int | None, int]] = []
+    monkeypatch.setattr(kube_module, "release_history", lambda release, **_: records)
+
+    def rollback_release(release: str, revision: int | None, *, timeout_s: int, **_: Any) -> None:
+        calls.append((release, revision, timeout_s))
+        records.append({"revision": 4, "status": "deployed", "description": "Rollback to 2",
+                        "config": {}, "manifest": manifest})  # fmt: skip
+
+    monkeypatch.setattr(kube_module, "rollback_release", rollback_release)
+    history = kube.history()
+    assert [(r.number, r.status) for r in history] == [
+        (1, "superseded"),
+        (2, "deployed"),
+        (3, "failed"),
+    ]
+    assert history[0].values == AUTH and history[0].updated == "2026-01-01T00:00:00Z"
+    assert {o["kind"] for o in history[1].manifest} >= {
+        "Deployment",
+        "Secret",
+        "PersistentVolumeClaim",
+    }
+    made = kube.rollback(timeout=7.5)
+    assert calls == [("helm-ai-kernel", None, 7)]
+    assert (made.number, made.status, made.description) == (4, "deployed", "Rollback to 2")
+
+
+def test_an_upgrade_helm_marks_failed_is_a_rollout_failure_with_helms_message(
+    kube: KubeTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import helm_runbook.targets.kube as kube_module
+
+    def upgrade_release(*_: Any, timeout_s: int, **__: Any) -> None:
+        raise RenderError("helm upgrade helm-ai-kernel failed", fix="roll back",
+                          helm_message=f"context deadline exceeded after {timeout_s}s")  # fmt: skip
+
+    monkeypatch.setattr(kube_module, "upgrade_release", upgrade_release)
+    with pytest.raises(StepFailed) as failed:
+        kube.upgrade(AUTH, timeout=3)
+    assert failed.value.step == "rollout.ready"
+    assert "deadline exceeded after 3s" in failed.value.seen
