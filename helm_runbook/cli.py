@@ -129,7 +129,8 @@ def _cmd_policy(opts: argparse.Namespace) -> int:
 
     mount = Path(opts.mount_path) if getattr(opts, "mount_path", None) else policy.DEFAULT_MOUNT
     if opts.policy_command == "keygen":
-        print(policy.keygen(Path(opts.out)))
+        made = policy.keygen(Path(opts.out))
+        print(made.public_key if opts.quiet else made)
     elif opts.policy_command == "sign":
         signer = policy.load_policy_signer(Path(opts.key_file) if opts.key_file else None)
         print(policy.sign_policy(Path(opts.policy), signer, mount_dir=mount))
@@ -285,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
         "keygen", help="create a policy signing seed file (0600); prints the public key"
     )
     kg.add_argument("--out", required=True, help="seed file to create (never overwritten)")
+    kg.add_argument("--quiet", "-q", action="store_true",
+                    help="print only the public key hex, e.g. PUB=$(helm-runbook policy keygen --out k -q)")  # fmt: skip
     sg = psub.add_parser("sign", help="write <policy>.sig for the policy as it will be mounted")
     sg.add_argument("policy", help="serve-policy.toml (its reference pack beside it)")
     sg.add_argument("--key-file", default="", help=f"seed file (else {ENV_PREFIX}POLICY_KEY)")
