@@ -80,7 +80,7 @@ def typed_parameters(notebooks: list[Path], given: dict[str, str]) -> dict[Path,
     unknown = sorted(set(given) - known)
     if unknown:
         raise InputError(f"no chosen runbook has a parameter {', '.join(unknown)}",
-                         fix=f"use one of {', '.join(sorted(known))} (the parameters cell of each runbook)")  # fmt: skip
+                         fix=f"use one of {', '.join(sorted(known))} (declared in the parameters cell of each notebook)")  # fmt: skip
     return {
         notebook: {
             name: _convert(name, str(params[name].get("inferred_type_name", "")), value)

@@ -191,7 +191,7 @@ class KubeTarget:
             ).items
             if not found:
                 raise TargetUnavailable(f"no Deployment of release {self.release} in namespace {self.namespace}",
-                                        fix=f"run the install step (helm -n {self.namespace} list shows releases)")  # fmt: skip
+                                        fix=f"install it with runbook 03-production-install (helm -n {self.namespace} list shows releases)")  # fmt: skip
             self._deployment_name = str(_meta(found[0]).name)
         return self._deployment_name
 
