@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -106,10 +107,21 @@ def serve_lab(port: int | None = None, notebook_dir: Path | None = None) -> int:
         )
     print(f"JupyterLab in {directory}: http://127.0.0.1:{chosen}/lab?token=<JUPYTER_TOKEN>  (Ctrl-C stops it)",
           flush=True)  # fmt: skip
+    proc = subprocess.Popen(lab_command(chosen, directory), env=env)
+    # SIGTERM (a service manager, a test) is passed on: without it JupyterLab and its kernels
+    # would outlive this process, re-parented to PID 1.
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: proc.send_signal(signum))
     try:
-        return subprocess.call(lab_command(chosen, directory), env=env)
-    except KeyboardInterrupt:
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C: stop the server without its "Shutdown (y/n)?" prompt
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 __all__ = ["KERNEL_NAME", "ensure_kernel", "serve_lab", "unattended"]

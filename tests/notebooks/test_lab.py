@@ -74,6 +74,25 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, float]]
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+    # JupyterLab and its kernels stop with `helm-runbook lab` (their command lines name root).
+    deadline = time.monotonic() + 20
+    while (left := _naming(root)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"still running after helm-runbook lab was stopped: {left}"
+
+
+def _naming(root: Path) -> list[int]:
+    """Live processes whose command line names ``root``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(root).encode() in (entry / "cmdline").read_bytes():
+                stat = (entry / "stat").read_text()
+                if stat.rsplit(")", 1)[1].split()[0] != "Z":
+                    pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
 
 
 @pytest.fixture
