@@ -11,6 +11,7 @@ recorded step (``build/runbook-report.json`` and JUnit ``build/runbook-report.xm
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -141,6 +142,8 @@ def execute(
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(output, final)
         _relative_papermill_paths(final)
+    with contextlib.suppress(OSError):  # empty unless another run is executing
+        output.parent.rmdir()
     if entry["status"] == "passed":
         executed_copy(notebook, passed=False).unlink(missing_ok=True)
     entry["executed"] = final.relative_to(EXECUTED).as_posix()  # within build/runbooks

@@ -60,3 +60,4 @@ def test_a_failed_run_never_replaces_the_passing_executed_copy(
     assert passing.read_text() == "the copy the site is built from"
     assert runbook.executed_copy(notebook, passed=False).exists()
     assert entry["executed"] == "failed/02-secret-setup.ipynb"
+    assert sorted(p.name for p in (tmp_path / "runbooks").iterdir()) == [passing.name, "failed"]
