@@ -1,13 +1,13 @@
 # The bundled reference runtime as an image, for clusters that want to run it in place of
 # upstream's ghcr.io/mindburn-labs/helm-ai-kernel. Same entrypoint and arguments as the chart
-# expects; runs as 65534 and works with a read-only root filesystem (/tmp is an emptyDir).
+# expects; the postgres extra is in (helm.storage.type=postgres imports psycopg); runs as 65534 and works with a read-only root filesystem (/tmp is an emptyDir).
 #   docker build -t helm-ai-kernel-reference:v0.8.4 .
 #   helm install helm-ai-kernel deploy/helm-chart --set image.repository=helm-ai-kernel-reference
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY helm_runbook ./helm_runbook
-RUN python -m venv /opt/helm && /opt/helm/bin/pip install --no-cache-dir -c constraints.txt .
+RUN python -m venv /opt/helm && /opt/helm/bin/pip install --no-cache-dir -c constraints.txt '.[postgres]'
 
 FROM python:3.11-slim-bookworm
 COPY --from=build /opt/helm /opt/helm

@@ -73,5 +73,6 @@ bench: setup ## print benchmark figures (hot path, HTTP, proxy latency, evidence
 	$(BIN)/python benchmarks/store_load.py
 	$(BIN)/python benchmarks/hostile_clients.py
 
-clean: ## remove build artefacts (keeps .venv)
+clean: ## stop the local target (helm-runbook stop), remove build artefacts (keeps .venv)
+	-@test ! -x $(BIN)/helm-runbook || $(BIN)/helm-runbook stop
 	rm -rf build site .cache .pytest_cache .mypy_cache .ruff_cache

@@ -129,7 +129,8 @@ def _cmd_policy(opts: argparse.Namespace) -> int:
 
     mount = Path(opts.mount_path) if getattr(opts, "mount_path", None) else policy.DEFAULT_MOUNT
     if opts.policy_command == "keygen":
-        print(policy.keygen(Path(opts.out)))
+        made = policy.keygen(Path(opts.out))
+        print(made.public_key if opts.quiet else made)
     elif opts.policy_command == "sign":
         signer = policy.load_policy_signer(Path(opts.key_file) if opts.key_file else None)
         print(policy.sign_policy(Path(opts.policy), signer, mount_dir=mount))
@@ -183,15 +184,14 @@ def _cmd_run(opts: argparse.Namespace) -> int:
         raise RunbookError(
             f"no runbook matches {opts.notebooks}", fix="name them like 01 or 04-smoke-checks"
         )
-    extra = {name: value for name, value in opts.parameter}
+    typed = runbook.typed_parameters(chosen, dict(opts.parameter))
     runbook.EXECUTED.mkdir(parents=True, exist_ok=True)
     for notebook in chosen:
         entry = runbook.execute(
-            notebook, target=opts.target, cell_timeout=opts.cell_timeout, extra=extra
+            notebook, target=opts.target, cell_timeout=opts.cell_timeout, extra=typed[notebook]
         )
-        print(
-            f"{entry['status']:<7} {notebook.stem:<24} {entry['duration_s']:6.1f}s  {runbook.EXECUTED / notebook.name}"
-        )
+        copy = runbook.executed_copy(notebook, passed=entry["status"] == "passed")
+        print(f"{entry['status']:<7} {notebook.stem:<24} {entry['duration_s']:6.1f}s  {copy}")
         if entry["failure"]:
             failure = entry["failure"]
             raise StepFailed(
@@ -199,9 +199,21 @@ def _cmd_run(opts: argparse.Namespace) -> int:
                 + (f" ({failure['step']})" if "step" in failure else ""),
                 expected="every cell passes",
                 seen=f"{failure['error']}: {failure['message']}",
-                fix=failure["fix"]
-                or f"see the executed notebook {runbook.EXECUTED / notebook.name}",
+                fix=failure["fix"] or f"see the executed notebook {copy}",
             )
+    return 0
+
+
+def _cmd_stop(opts: argparse.Namespace) -> int:
+    from helm_runbook import runbook
+
+    workdir = Path(opts.workdir) if opts.workdir else runbook.WORKDIR
+    stopped = runbook.stop_local_target(workdir)
+    print(
+        f"stopped the local target's pod (pid {stopped}) and its network relay in {workdir}"
+        if stopped
+        else f"nothing to stop: no pod of the local target is running in {workdir}"
+    )
     return 0
 
 
@@ -274,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
         "keygen", help="create a policy signing seed file (0600); prints the public key"
     )
     kg.add_argument("--out", required=True, help="seed file to create (never overwritten)")
+    kg.add_argument("--quiet", "-q", action="store_true",
+                    help="print only the public key hex, e.g. PUB=$(helm-runbook policy keygen --out k -q)")  # fmt: skip
     sg = psub.add_parser("sign", help="write <policy>.sig for the policy as it will be mounted")
     sg.add_argument("policy", help="serve-policy.toml (its reference pack beside it)")
     sg.add_argument("--key-file", default="", help=f"seed file (else {ENV_PREFIX}POLICY_KEY)")
@@ -301,6 +315,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a notebook parameter (never a secret: papermill copies parameters into the output)")  # fmt: skip
     run.add_argument("--cell-timeout", type=int, default=300)
     run.set_defaults(func=_cmd_run)
+
+    stop = sub.add_parser(
+        "stop",
+        help="stop the local target's pod and network relay (Secrets, ConfigMaps and PVCs stay)",
+    )
+    stop.add_argument(
+        "--workdir",
+        default="",
+        help="local target state (default: the checkout's build/local-target)",
+    )
+    stop.set_defaults(func=_cmd_stop)
 
     sm = sub.add_parser("smoke", help="the guide's smoke checks against an existing deployment")
     sm.add_argument(

@@ -158,9 +158,10 @@ def diagnose(
     )
     for name, check in checks:
         status, seen = check()
-        out.findings.append(
-            Finding(name, status, seen, GUIDE[name].fix if status == "problem" else "")
-        )
+        fix = GUIDE[name].fix if status == "problem" else ""
+        if name == "readiness" and context.no_pod is not None:
+            fix = context.no_pod.fix  # no probe to inspect: the pod has to be started first
+        out.findings.append(Finding(name, status, seen, fix))
     out.seconds = time.perf_counter() - start
     # Recorded as a step that ran; what it found is in the values, not in the step's status.
     record(StepReport("diagnose", "troubleshooting checks", [], seconds=out.seconds,
@@ -175,6 +176,7 @@ def diagnose(
 class _Context:
     deployment: dict[str, Any] | None
     logs: str
+    no_pod: TargetUnavailable | None = None  # installed, but no pod runs (stopped, never started)
 
     @classmethod
     def read(cls, target: Target) -> _Context:
@@ -183,10 +185,9 @@ class _Context:
         except TargetUnavailable:
             deployment = None
         try:
-            logs = target.logs()
-        except TargetUnavailable:
-            logs = ""
-        return cls(deployment, logs)
+            return cls(deployment, target.logs())
+        except TargetUnavailable as exc:
+            return cls(deployment, "", exc if deployment is not None else None)
 
     @property
     def pod_spec(self) -> dict[str, Any]:
@@ -285,6 +286,8 @@ def _port_number(container: Mapping[str, Any], port: object) -> int | None:
 def _readiness(target: Target, ctx: _Context) -> tuple[str, str]:
     if ctx.deployment is None:
         return _NOT_INSTALLED
+    if ctx.no_pod is not None:
+        return _PROBLEM, ctx.no_pod.message
     container = ctx.container
     probe = container.get("readinessProbe", {}).get("httpGet", {})
     probed = _port_number(container, probe.get("port"))
@@ -423,6 +426,8 @@ def _policy_delivery(
 def _persistence(target: Target, ctx: _Context) -> tuple[str, str]:
     if ctx.deployment is None:
         return _NOT_INSTALLED
+    if ctx.no_pod is not None:
+        return _SKIPPED, "no pod is running: no volume is mounted"
     data_dir = ctx.env_value(target, "HELM_DATA_DIR") or "/data"
     volume = ctx.mount(data_dir)
     if volume is None or "emptyDir" in volume:

@@ -5,10 +5,12 @@ drift from the chart or the runtime it documents.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +18,6 @@ import yaml
 
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.docs import unsupported_table, value_docs
-
-TEMPLATE_ENV = re.compile(r"^\s*- name: ([A-Z][A-Z0-9_]+)\s*$")
-TEMPLATE_VALUE = re.compile(
-    r"(\.Values(?:\.[A-Za-z0-9_]+)+|\$h(?:\.[A-Za-z0-9_]+)+|\$pg(?:\.[A-Za-z0-9_]+)+|\$src(?:\.[A-Za-z0-9_]+)+)"
-)
-TEMPLATE_RELATIVE = re.compile(r"\{\{ \.([A-Za-z0-9_]+)")
-TEMPLATE_ALIASES = {
-    ".Values": "",
-    "$h": "helm",
-    "$pg": "helm.storage.postgres",
-    "$src": "helm.policy.source",
-}
 
 
 def _md(text: object) -> str:
@@ -132,70 +122,245 @@ def runtime_env_names() -> list[str]:
     return env.names
 
 
-def chart_env() -> dict[str, str]:
-    """Variable → the chart value that sets it (or the condition that switches it on), read from
-    the Deployment template."""
-    out: dict[str, str] = {}
-    lines = (CHART_DIR / "templates" / "deployment.yaml").read_text().splitlines()
-    conditions: list[str] = []  # one per open if/with/range block
-    scopes: list[str] = []  # the value path `.` stands for inside each open block
-    for index, line in enumerate(lines):
-        if any(f"{{{{- {kw} " in line for kw in ("if", "with", "range")):
-            c = TEMPLATE_VALUE.search(line)
-            path = _value_path(c.group(1)) if c else ""
-            conditions.append(path if "{{- if " in line else "")
-            scopes.append(path if "{{- with " in line else (scopes[-1] if scopes else ""))
-        elif "{{- end" in line and conditions:
-            conditions.pop()
-            scopes.pop()
-        condition = next((c for c in reversed(conditions) if c), "")
-        scope = scopes[-1] if scopes else ""
-        if not (m := TEMPLATE_ENV.match(line)):
-            continue
-        source = ""
-        for following in lines[index + 1 : index + 6]:
-            if TEMPLATE_ENV.match(following) or "{{-" in following:
-                break
-            if "value:" not in following and "key:" not in following:
-                continue
-            if v := TEMPLATE_VALUE.search(following):
-                source = f"`{_value_path(v.group(1))}`"
-                break
-            if scope and (rel := TEMPLATE_RELATIVE.search(following)):
-                source = f"`{scope}.{rel.group(1)}`"
-                break
-        if not source and condition:
-            source = f"when `{condition}`"
-        out.setdefault(m.group(1), source)
+# -- environment: which value sets each variable, read from rendered Deployments --------------
+
+#: Value sets the env reference is computed from: together they switch on every variable the
+#: Deployment template can set (inline keys; existing Secrets in production; each policy source).
+ENV_PROFILES: tuple[dict[str, Any], ...] = (
+    {"helm": {"signing": {"key": "c3" * 32},
+              "auth": {"adminAPIKey": "admin-key-0123456789", "serviceAPIKey": "service-key-0123456789"},
+              "metrics": {"enabled": True},
+              "storage": {"type": "postgres", "postgres": {"host": "db.example", "password": "pg-password"}},
+              "policy": {"signature": {"publicKey": "ab" * 32}}}},
+    {"helm": {"production": True, "proxy": {"upstream": "https://llm.example/v1"},
+              "signing": {"existingSecret": "acme-signing"}, "auth": {"existingSecret": "acme-auth"},
+              "storage": {"type": "postgres", "postgres": {"existingSecret": "acme-db"}},
+              "policy": {"signature": {"required": True, "existingSecret": "acme-policy-key"}}}},
+    {"helm": {"signing": {"key": "c3" * 32}, "auth": {"adminAPIKey": "admin-key-0123456789",
+                                                      "serviceAPIKey": "service-key-0123456789"},
+              "policy": {"signature": {"publicKey": "ab" * 32},
+                         "source": {"kind": "controlplane",
+                                    "controlplane": {"url": "https://policy.example",
+                                                     "auth": {"mode": "bearerToken", "existingSecret": "acme-cp"}}}}}},
+    {"helm": {"signing": {"key": "c3" * 32}, "auth": {"adminAPIKey": "admin-key-0123456789",
+                                                      "serviceAPIKey": "service-key-0123456789"},
+              "policy": {"source": {"kind": "crd"}}}},
+)  # fmt: skip
+
+#: Variables the runtime reads that no chart value sets (what each does, from settings.py).
+RUNTIME_ONLY = {
+    "HELM_LOG_FORMAT": "Log line format: `json` (default) or `text`.",
+    "HELM_SQLITE_SYNCHRONOUS": "SQLite `synchronous` pragma for the receipt store: NORMAL (default), FULL or EXTRA.",
+    "HELM_DEPLOYMENT_ID": "Deployment id reported by the runtime (empty by default).",
+    "HELM_HTTP_HEADER_TIMEOUT": "Seconds a client has to send the request line and headers (default 10, then 408).",
+    "HELM_HTTP_BODY_TIMEOUT": "Seconds a client has to send the whole body (default 30, then 408).",
+    "HELM_POLICY_CRD_NAMESPACE": "Namespace watched for policy bundle resources (crd source; default `POD_NAMESPACE`).",
+    "POD_NAMESPACE": "The pod's namespace, the crd source's default namespace.",
+}  # fmt: skip
+
+#: Variables the chart sets to a constant (no value changes them), and why.
+CHART_CONSTANTS = {
+    "HELM_EMERGENCY_STOP_FENCE_ENABLED": "Always `0`: this chart does not support the emergency-stop fence.",
+    "HELM_ENABLE_OPENAI_PROXY": "`1` while the governed OpenAI-compatible proxy is on.",
+    "HELM_DEMO_MODE": "`1` in demo mode (development only).",
+}  # fmt: skip
+
+
+@dataclass
+class EnvSource:
+    """What sets one variable: values that set it directly, values that set it through a Secret
+    the chart renders, values that name the Secret or key it is read from, and switches."""
+
+    direct: list[str] = field(default_factory=list)
+    through_secret: list[tuple[str, str, str]] = field(default_factory=list)  # value, Secret, key
+    secret_name: list[str] = field(default_factory=list)
+    secret_key: list[str] = field(default_factory=list)
+    refs: list[tuple[str, str]] = field(default_factory=list)  # (Secret, key) as rendered
+    switches: list[str] = field(default_factory=list)  # values that add or remove the variable
+
+
+def _env_entries(release: Any) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for entry in release.get("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]:
+        out.setdefault(entry["name"], []).append(entry)
     return out
 
 
-def _value_path(expression: str) -> str:
-    """``$h.proxy.upstream`` → ``helm.proxy.upstream``; ``.Values.service.port`` → ``service.port``."""
-    for alias, prefix in TEMPLATE_ALIASES.items():
-        if expression.startswith(alias + "."):
-            rest = expression[len(alias) + 1 :]
-            return f"{prefix}.{rest}" if prefix else rest
-    return expression
+def _secret_data(release: Any) -> dict[str, dict[str, str]]:
+    import base64
+
+    out: dict[str, dict[str, str]] = {}
+    for obj in release.of_kind("Secret"):
+        data = {
+            k: base64.b64decode(v).decode(errors="replace")
+            for k, v in (obj.get("data") or {}).items()
+        }
+        out[obj["metadata"]["name"]] = data | dict(obj.get("stringData") or {})
+    return out
+
+
+def _perturbed(value: object, enum: list[Any]) -> list[object]:
+    """Other values of the same kind to try in place of ``value`` (the schema refuses some)."""
+    if enum:
+        return [v for v in enum if v != value][:1]
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int):
+        return [value + 7, value + 1]
+    if isinstance(value, str) and value:
+        bumped = re.sub(r"\d+", lambda m: str(int(m.group()) + 7), value, count=1)
+        hexed = "de" + value[2:] if re.fullmatch(r"[0-9a-f]{64}", value) else ""
+        return [v for v in (hexed, bumped, value + "x", "z" + value) if v and v != value]
+    return []
+
+
+def _with(values: dict[str, Any], path: str, new: object) -> dict[str, Any]:
+    import copy
+
+    out = copy.deepcopy(values)
+    node = out
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = new
+    return out
+
+
+@functools.cache
+def env_sources() -> dict[str, EnvSource]:
+    """Variable → what sets it, found by rendering each of ENV_PROFILES and changing one value at
+    a time: a value sets a variable when the variable (or the Secret data it is read from) then
+    holds the new value. Nothing is read from the template's text."""
+    from helm_runbook.chart import render
+    from helm_runbook.chart.docs import _leaves
+    from helm_runbook.errors import ChartError
+
+    defaults = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    out: dict[str, EnvSource] = {}
+    for profile in ENV_PROFILES:
+        base = render(CHART_DIR, profile)
+        env, secrets = _env_entries(base), _secret_data(base)
+        merged = dict(_leaves(defaults)) | dict(_leaves(profile))
+        shown = json.dumps([env, secrets])
+        for name, entries in env.items():
+            source = out.setdefault(name, EnvSource())
+            for entry in entries:
+                ref = entry.get("valueFrom", {}).get("secretKeyRef")
+                if ref and (ref["name"], ref["key"]) not in source.refs:
+                    source.refs.append((ref["name"], ref["key"]))
+        for path, value in merged.items():
+            if isinstance(value, (dict, list)) or value is None:
+                continue
+            if not isinstance(value, bool) and str(value) not in shown:
+                continue  # no variable or Secret holds it: it cannot set one
+            enum = list((_schema_node(schema, path) or {}).get("enum", []))
+            for new in _perturbed(value, enum):
+                try:
+                    changed = render(CHART_DIR, _with(profile, path, new))
+                except ChartError:
+                    continue
+                _attribute(
+                    out, path, new, env, secrets, _env_entries(changed), _secret_data(changed)
+                )
+                break
+    return out
+
+
+def _attribute(out: dict[str, EnvSource], path: str, new: object, env: dict[str, list[dict[str, Any]]],
+               secrets: dict[str, dict[str, str]], env2: dict[str, list[dict[str, Any]]],
+               secrets2: dict[str, dict[str, str]]) -> None:  # fmt: skip
+    text = ("1", "true") if new is True else ("0", "false") if new is False else (str(new),)
+    for name, entries in env.items():
+        source = out[name]
+        if name not in env2 and path not in source.switches:
+            source.switches.append(path)
+        for before, after in zip(entries, env2.get(name, []), strict=False):
+            if "value" in before and before.get("value") != after.get("value"):
+                seen = str(after.get("value"))
+                sets = any(t == seen or (len(t) > 2 and t in seen) for t in text)
+                if sets and path not in source.direct:
+                    source.direct.append(path)
+            ref = before.get("valueFrom", {}).get("secretKeyRef")
+            ref2 = after.get("valueFrom", {}).get("secretKeyRef")
+            if not ref or not ref2:
+                continue
+            if (
+                ref2["name"] != ref["name"]
+                and ref2["name"] == str(new)
+                and path not in source.secret_name
+            ):
+                source.secret_name.append(path)
+            if (
+                ref2["key"] != ref["key"]
+                and ref2["key"] == str(new)
+                and path not in source.secret_key
+            ):
+                source.secret_key.append(path)
+            held = secrets.get(ref["name"], {}).get(ref["key"])
+            held2 = secrets2.get(ref2["name"], {}).get(ref2["key"])
+            if held is not None and held2 is not None and held != held2 and str(new) in held2:
+                item = (path, ref["name"], ref["key"])
+                if item not in source.through_secret:
+                    source.through_secret.append(item)
+
+
+def _fullname(secret: str) -> str:
+    return (
+        secret.replace("helm-ai-kernel", "<fullname>", 1)
+        if secret.startswith("helm-ai-kernel")
+        else secret
+    )
+
+
+def _set_by(name: str, source: EnvSource | None) -> str:
+    if source is None:
+        return "not set by the chart"
+    parts = [", ".join(_identifier(p) for p in source.direct)] if source.direct else []
+    for value, secret, key in source.through_secret:
+        parts.append(
+            f"{_identifier(value)} through Secret {_identifier(_fullname(secret))} key {_identifier(key)}"
+        )
+    if source.secret_name:
+        named = " or ".join(_identifier(p) for p in source.secret_name)
+        key = (f", key named by {' or '.join(_identifier(p) for p in source.secret_key)}"
+               if source.secret_key else "")  # fmt: skip
+        parts.append(f"your Secret named by {named}{key}")
+    if not parts:
+        parts.append("the chart (a fixed value)")
+    if source.switches and not source.direct:
+        parts.append("present depending on " + ", ".join(_identifier(p) for p in source.switches))
+    return "; ".join(parts)
 
 
 def env_page() -> str:
-    """Every variable the runtime reads, the chart value that sets it, and that value's description."""
+    """Every variable the runtime reads, what sets it in the rendered Deployment (a value directly,
+    or through which Secret and key), and a description."""
     descriptions = {doc.key: doc.description for doc in value_docs(CHART_DIR / "values.yaml")}
-    by_chart = chart_env()
+    sources = env_sources()
     read = runtime_env_names()
-    rows = ["| Variable | Set by chart value | Description |", "| --- | --- | --- |"]
+    rows = ["| Variable | Set by | Description |", "| --- | --- | --- |"]
     for name in read:
-        value = by_chart.get(name)
-        described = descriptions.get((value or "").strip("`"), "") or next(
-            (text for text in descriptions.values() if f"({name})" in text or f"`{name}`" in text),
-            "",
+        source = sources.get(name)
+        setters = (
+            [*source.direct, *(v for v, _, _ in source.through_secret), *source.secret_name]
+            if source
+            else []
         )
-        rows.append(f"| {_identifier(name)} | {_identifiers(value or '—')} | {_md(described)} |")
-    ignored = sorted(set(by_chart) - set(read))
+        described = (
+            next((descriptions[p] for p in setters if name in descriptions.get(p, "")), "")
+            or next((descriptions[p] for p in setters if descriptions.get(p)), "")
+            or CHART_CONSTANTS.get(name, "")
+            or RUNTIME_ONLY.get(name, "")
+            or next((t for t in descriptions.values() if f"({name})" in t or f"`{name}`" in t), "")
+        )  # fmt: skip
+        rows.append(f"| {_identifier(name)} | {_set_by(name, source)} | {_md(described)} |")
+    ignored = sorted(set(sources) - set(read))
     return (
         "# Runtime environment\n\nRecorded from the reference runtime's `Settings.from_env` (every name it "
-        "reads) and matched with the chart's Deployment template when the site is built.\n\n"
+        "reads) and matched with the chart's rendered Deployment when the site is built: a value "
+        "*sets* a variable when changing it changes what the Deployment (or the Secret it reads the "
+        "variable from) holds. `<fullname>` is the release's full name.\n\n"
         + "\n".join(rows)
         + "\n\n## Set by the chart, ignored by the runtime\n\nUpstream's serve path ignores these too "
         "([upstream contract, D7](../upstream-contract.md#d7)); the chart sets them for the full kernel.\n\n"

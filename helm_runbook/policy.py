@@ -8,6 +8,7 @@ shown.
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from helm_runbook.client import Credentials, RuntimeClient
-from helm_runbook.errors import RunbookError, SecretMaterialMissing
+from helm_runbook.errors import InputError, RunbookError, SecretMaterialMissing
 from helm_runbook.results import Table
 from helm_runbook.runtime.keys import KeyMaterialError, Signer, parse_seed_hex, verify_hex
 from helm_runbook.runtime.policy.bundle import PolicyFileError, signing_material
@@ -60,10 +61,21 @@ def keygen(out: Path) -> PolicyKey:
     return PolicyKey(signer.public_key_hex, signer.fingerprint, str(out))
 
 
+def _refuse_wide_seed_file(path: Path) -> None:
+    """A seed file others can read is a leaked key: refuse it (as ssh does a wide private key)."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise InputError(
+            f"{path} is mode {mode:04o}: other users can read the policy signing seed",
+            fix=f"chmod 600 {shlex.quote(str(path))} (and rotate the key if others may have read it)",
+        )
+
+
 def load_policy_signer(key_file: Path | None) -> Signer:
     """The policy signer from a seed file, else from ``HELM_RUNBOOK_POLICY_KEY``."""
     try:
         if key_file is not None:
+            _refuse_wide_seed_file(key_file)
             return Signer(
                 SigningKey(parse_seed_hex(key_file.read_text().strip(), source=str(key_file))),
                 "policy",

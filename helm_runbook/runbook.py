@@ -11,6 +11,7 @@ recorded step (``build/runbook-report.json`` and JUnit ``build/runbook-report.xm
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from xml.etree import ElementTree as ET
 
 import yaml
 
+from helm_runbook.errors import InputError
 from helm_runbook.lab import KERNEL_NAME, UNATTENDED_ENV, ensure_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,9 +41,57 @@ def notebooks() -> list[Path]:
 
 
 def declared_parameters(notebook: Path) -> set[str]:
+    return set(_inspect(notebook))
+
+
+def _inspect(notebook: Path) -> dict[str, dict[str, Any]]:
     import papermill
 
-    return set(papermill.inspect_notebook(str(notebook)))
+    return dict(papermill.inspect_notebook(str(notebook)))
+
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def _convert(name: str, type_name: str, value: str) -> Any:
+    """``value`` as the parameter's declared type (papermill infers it from ``name: type = ...``)."""
+    try:
+        if type_name == "int":
+            return int(value)
+        if type_name == "float":
+            return float(value)
+    except ValueError:
+        raise InputError(f"parameter {name} is declared {type_name}; {value!r} is not one",
+                         fix=f"give {name} a whole number{'' if type_name == 'int' else ' or decimal'}, "
+                         f"e.g. -p {name} 0") from None  # fmt: skip
+    if type_name == "bool":
+        if value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        raise InputError(f"parameter {name} is declared bool; {value!r} is not one",
+                         fix=f"give {name} true or false, e.g. -p {name} true")  # fmt: skip
+    return value
+
+
+def typed_parameters(notebooks: list[Path], given: dict[str, str]) -> dict[Path, dict[str, Any]]:
+    """Parameters given as text (``helm-runbook run -p NAME VALUE``) converted, per notebook, to
+    the type each declares: ``-p upstream_port 0`` is the int 0 ("pick one"), not the text "0".
+
+    InputError, before anything runs, for a value that does not convert or a name that no
+    chosen runbook declares."""
+    declared = {notebook: _inspect(notebook) for notebook in notebooks}
+    known = {name for params in declared.values() for name in params}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise InputError(f"no chosen runbook has a parameter {', '.join(unknown)}",
+                         fix=f"use one of {', '.join(sorted(known))} (declared in the parameters cell of each notebook)")  # fmt: skip
+    return {
+        notebook: {
+            name: _convert(name, str(params[name].get("inferred_type_name", "")), value)
+            for name, value in given.items()
+            if name in params
+        }
+        for notebook, params in declared.items()
+    }
 
 
 def execute(
@@ -53,7 +103,11 @@ def execute(
 
     from helm_runbook.record import read_records
 
-    output = EXECUTED / notebook.name
+    # Executed into a staging copy: only a passing run replaces the copy the site is built from;
+    # a failed one is kept beside it, in failed/, for the operator to open.
+    output = EXECUTED / ".running" / notebook.name
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.unlink(missing_ok=True)
     # A workdir inside the checkout is passed relative to it: no path of this machine is
     # written into the executed copy (the site publishes it).
     workdir = WORKDIR.relative_to(ROOT).as_posix() if WORKDIR.is_relative_to(ROOT) else str(WORKDIR)
@@ -83,10 +137,25 @@ def execute(
             os.environ.pop(UNATTENDED_ENV, None)
         else:
             os.environ[UNATTENDED_ENV] = previous
-        _relative_papermill_paths(output)
     entry["duration_s"] = round(time.perf_counter() - start, 2)
     entry["steps"] = [r for r in read_records(output) if r["ok"]] if output.exists() else []
+    final = executed_copy(notebook, passed=entry["status"] == "passed")
+    if output.exists():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(output, final)
+        _relative_papermill_paths(final)
+    with contextlib.suppress(OSError):  # empty unless another run is executing
+        output.parent.rmdir()
+    if entry["status"] == "passed":
+        executed_copy(notebook, passed=False).unlink(missing_ok=True)
+    entry["executed"] = final.relative_to(EXECUTED).as_posix()  # within build/runbooks
     return entry
+
+
+def executed_copy(notebook: Path, *, passed: bool) -> Path:
+    """Where the executed copy of ``notebook`` lives: EXECUTED (the site's source) when it
+    passed, EXECUTED/failed otherwise."""
+    return EXECUTED / notebook.name if passed else EXECUTED / "failed" / notebook.name
 
 
 def _shown(path: Path) -> str:
@@ -101,9 +170,10 @@ def _relative_papermill_paths(output: Path) -> None:
         return
     doc = json.loads(output.read_text())
     meta = doc.get("metadata", {}).get("papermill", {})
-    for key in ("input_path", "output_path"):
-        if meta.get(key):
-            meta[key] = _shown(Path(meta[key]).resolve())
+    if meta.get("input_path"):
+        meta["input_path"] = _shown(Path(meta["input_path"]).resolve())
+    if meta.get("output_path"):
+        meta["output_path"] = _shown(output.resolve())  # where it ended up, not the staging copy
     output.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
 
 
@@ -188,11 +258,29 @@ def build_docs() -> float:
     return time.perf_counter() - start
 
 
-def stop_local_target() -> None:
+def stop_local_target(workdir: Path | None = None) -> int:
+    """Stop the local target's pod and relay (``helm-runbook stop``, ``make clean``); returns
+    the pod's pid, or 0 when none was running."""
     from helm_runbook.targets.local import LocalTarget
 
-    if WORKDIR.exists():
-        LocalTarget.open(WORKDIR).close()
+    workdir = WORKDIR if workdir is None else workdir
+    if not (workdir / "state.json").exists():
+        return 0
+    target = LocalTarget.open(workdir)
+    pid = target.pod.process_pid if target.pod is not None else 0
+    target.close()
+    return pid
+
+
+def resume_command(argv: list[str] | None) -> str:
+    """The command that starts again from the failed runbook with every original argument
+    (a run against a kube context resumes against that context, not the local target)."""
+    import shlex
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--resume" not in args:
+        args.insert(0, "--resume")
+    return f"make runbook RUNBOOK_ARGS={shlex.quote(shlex.join(args))}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                 failure = entry["failure"]
                 print(f"\nrunbook {notebook.stem} failed at cell {failure['cell']}: {failure['error']}\n"
                       f"{failure['message']}\n" + (f"fix: {failure['fix']}\n" if failure["fix"] else "")
-                      + f"executed copy: {EXECUTED / notebook.name}\n"
-                      f"resume with: make runbook RUNBOOK_ARGS=--resume", file=sys.stderr)  # fmt: skip
+                      + f"executed copy: {executed_copy(notebook, passed=False)}\n"
+                      f"resume with: {resume_command(argv)}", file=sys.stderr)  # fmt: skip
                 write_reports(entries, run_metadata(opts.target))
                 return 1
     finally:

@@ -63,3 +63,19 @@ def test_a_symptom_that_does_not_appear_fails_the_step(tmp_path: Path) -> None:
     finally:
         lab.close()
         target.close()
+
+
+@pytest.mark.slow
+def test_a_stopped_pod_is_named_not_taken_for_a_readiness_problem(tmp_path: Path) -> None:
+    from helm_runbook.cli import main
+
+    local = LocalTarget(tmp_path)
+    local.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "adm", "HELM_SERVICE_API_KEY": "svc"})
+    local.install({"helm": {"auth": {"existingSecret": "helm-auth"}}})
+    local.wait_ready()
+    assert main(["stop", "--workdir", str(tmp_path)]) == 0
+    result = diagnose(LocalTarget.open(tmp_path))
+    readiness = result.finding("readiness")
+    assert readiness.status == "problem" and "no pod is running" in readiness.seen
+    assert "runbook 03" in readiness.fix  # start it, not "inspect HELM_HEALTH_PORT"
+    assert result.finding("persistence").status == "skipped"

@@ -124,3 +124,18 @@ def test_each_kind_of_broken_reference_is_reported(
     (tmp_path / "module.py").write_text(f"{line}\n# fine (docs/upstream-contract.md#d1)\n")
     problems = reference_problems(tmp_path)
     assert len(problems) == 1 and expected in problems[0], problems
+
+
+def test_the_readme_claims_file_urls_only_when_the_site_links_to_files() -> None:
+    """mkdocs links to folders unless ``use_directory_urls: false``; from ``file://`` a folder
+    link opens a listing, so the README may not promise browsing from disk."""
+    import yaml
+
+    config = yaml.safe_load(
+        re.sub(r"!!python/\S+", "", (ROOT / "mkdocs.yml").read_text())
+    )  # tags the safe loader does not know
+    links_to_files = config.get("use_directory_urls") is False
+    promises = re.search(r"open from\s+`?file://", (ROOT / "README.md").read_text())
+    assert links_to_files or not promises, (
+        "README promises file:// browsing of a folder-linked site"
+    )

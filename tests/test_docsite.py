@@ -29,14 +29,71 @@ def test_env_page_lists_every_variable_the_runtime_reads() -> None:
         assert f"| `{name}`{{.helm-identifier}} |" in page
 
 
-def test_env_page_maps_chart_values_from_the_template() -> None:
-    mapping = docsite.chart_env()
-    assert mapping["HELM_HEALTH_PORT"] == "`service.healthPort`"
-    assert mapping["HELM_UPSTREAM_URL"] == "`helm.proxy.upstream`"
-    assert mapping["HELM_POLICY_TRUST_PUBLIC_KEY"].startswith("`helm.policy.signature.")
-    assert mapping["HELM_ENABLE_OPENAI_PROXY"] == "when `helm.proxy.enabled`"
-    template = (CHART_DIR / "templates" / "deployment.yaml").read_text()
-    assert set(mapping) == set(re.findall(r"^\s*- name: ([A-Z][A-Z0-9_]+)\s*$", template, re.M))
+#: Distinctive values: a variable that holds one of them (or reads a Secret named by one) is set
+#: by that value, read straight from the rendered Deployment below.
+GIVEN = {
+    "service": {"healthPort": 18081, "metricsPort": 19090},
+    "helm": {
+        "production": True,
+        "proxy": {"upstream": "https://llm.example/v1"},
+        "signing": {"existingSecret": "acme-signing"},
+        "auth": {
+            "existingSecret": "acme-auth",
+            "tenantID": "acme-tenant",
+            "principalID": "acme-ops",
+        },
+        "limits": {"global": {"rps": 61, "burst": 121}, "actor": {"rps": 7}},
+        "storage": {"type": "postgres", "postgres": {"existingSecret": "acme-db"}},
+        "policy": {"source": {"pollInterval": "17s"}},
+    },
+}
+
+
+def _leaves(values: dict[str, object], prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in values.items():
+        path = f"{prefix}.{key}" if prefix else key
+        out |= _leaves(value, path) if isinstance(value, dict) else {path: value}  # type: ignore[arg-type]
+    return out
+
+
+def _rows(page: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in page.splitlines():
+        if m := re.match(r"\| `([A-Z_0-9]+)`\{\.helm-identifier\} \| (.*) \| (.*) \|$", line):
+            rows[m.group(1)] = [m.group(2), m.group(3)]
+    return rows
+
+
+def test_env_page_says_which_value_sets_each_variable_as_the_render_does() -> None:
+    from helm_runbook.chart import render
+
+    rows = _rows(docsite.env_page())
+    env = render(CHART_DIR, GIVEN).get("Deployment")["spec"]["template"]["spec"]["containers"][0][
+        "env"
+    ]
+    given = {str(v): path for path, v in _leaves(GIVEN).items() if not isinstance(v, bool)}
+    checked = 0
+    for entry in env:
+        if entry["name"] not in rows:
+            continue  # set by the chart, ignored by the runtime (listed below the table)
+        ref = entry.get("valueFrom", {}).get("secretKeyRef", {})
+        held = ref.get("name") if ref else entry.get("value")
+        if held in given:
+            assert f"`{given[held]}`" in rows[entry["name"]][0], (entry, rows[entry["name"]])
+            checked += 1
+    assert checked >= 10
+    # The Secret a variable is read from is set by the value that fills it, not by the name of its key.
+    admin = rows["HELM_ADMIN_API_KEY"][0]
+    assert admin.startswith("`helm.auth.adminAPIKey`") and "`helm.auth.existingSecret`" in admin
+    assert rows["EVIDENCE_SIGNING_KEY"][0].startswith("`helm.signing.key`")
+    assert "`helm.storage.postgres.existingSecret`" in rows["DATABASE_URL"][0]
+
+
+def test_every_env_row_has_a_description() -> None:
+    rows = _rows(docsite.env_page())
+    assert set(rows) == set(docsite.runtime_env_names())
+    assert not [name for name, (_, description) in rows.items() if not description.strip()]
 
 
 def test_routes_page_is_the_route_table_the_app_serves(make_runtime: RuntimeFactory) -> None:

@@ -70,7 +70,7 @@ def expect_refusal(
     except (ChartError, StepFailed) as exc:
         if match not in str(exc):
             raise StepFailed(step, expected=f"refusal mentioning {match!r}", seen=str(exc)[:400],
-                             fix="the guard's message changed: update the runbook or the chart") from exc  # fmt: skip
+                             fix="the guard's message changed: update runbook 01-chart-lint's expectation or the chart") from exc  # fmt: skip
         lines = [line for line in getattr(exc, "message", str(exc)).split("; ") if line]
         result = StepReport(step, "refused as expected", ["refusal"], [[line] for line in lines],
                             summary=f"matched {match!r}", seconds=time.perf_counter() - start,

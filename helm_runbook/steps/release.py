@@ -357,7 +357,7 @@ def signing_key_continuity(
     original = dict(target.secrets.get(signing_secret) or {})
     if "signing-key" not in original:
         raise StepFailed("signing.continuity", expected=f"Secret {signing_secret} with signing-key",
-                         seen="not found", fix="run the secret setup runbook (02) first")  # fmt: skip
+                         seen="not found", fix="run runbook 02-secret-setup first")  # fmt: skip
     rotated_seed = secrets.token_hex(32)
     before, rotated = _trust_root(original["signing-key"]), _trust_root(rotated_seed.encode())
     restore = {k: v.decode() for k, v in original.items()}

@@ -96,7 +96,7 @@ def verify_receipts(
     seed = target.secrets.get(signing_secret, {}).get("signing-key")
     if seed is None:
         raise StepFailed("receipts.verify", expected=f"Secret {signing_secret}", seen="not found",
-                         fix="run the secret setup runbook (02) first")  # fmt: skip
+                         fix="run runbook 02-secret-setup first")  # fmt: skip
     public = Signer(SigningKey(bytes.fromhex(seed.decode()))).public_key_hex
     with RuntimeClient.for_target(
         target, auth_secret=auth_secret, tenant=tenant, principal=principal

@@ -245,7 +245,7 @@ class KubeTarget:
             ).items
             if not found:
                 raise TargetUnavailable(f"no Deployment of release {self.release} in namespace {self.namespace}",
-                                        fix=f"run the install step (helm -n {self.namespace} list shows releases)")  # fmt: skip
+                                        fix=f"install it with runbook 03-production-install (helm -n {self.namespace} list shows releases)")  # fmt: skip
             self._deployment_name = str(_meta(found[0]).name)
         return self._deployment_name
 
@@ -333,7 +333,7 @@ class KubeTarget:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
         running = [p for p in pods if p.status is not None and p.status.phase == "Running"]
         if not running:
-            raise TargetUnavailable(f"no running pod for deploy/{self.deployment_name}",
+            raise TargetUnavailable(f"no pod is running for deploy/{self.deployment_name}",
                                     fix=f"wait for the rollout first; kubectl -n {self.namespace} get pods -l {selector}")  # fmt: skip
         return str(_meta(running[0]).name)
 

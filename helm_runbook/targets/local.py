@@ -355,7 +355,7 @@ class LocalTarget:
         directories, except objects annotated ``helm.sh/resource-policy: keep``."""
         if self.release is None or self.release.release != release:
             raise TargetUnavailable(f"release {release} is not installed on the local target",
-                                    fix="run the install step first")  # fmt: skip
+                                    fix="install it with runbook 03-production-install first")  # fmt: skip
         if self.pod is not None:
             self.stop_pod()
         stores: dict[str, dict[str, Any]] = {"Secret": self.secrets, "ConfigMap": self.config_maps}
@@ -382,7 +382,8 @@ class LocalTarget:
     def deployment(self) -> dict[str, Any]:
         if self.release is None:
             raise TargetUnavailable(
-                "nothing installed on the local target", fix="run the install step first"
+                "nothing installed on the local target",
+                fix="install it with runbook 03-production-install first",
             )
         return self.release.get("Deployment")
 
@@ -479,10 +480,7 @@ class LocalTarget:
         if data is None:
             raise StepFailed("install.volumes", expected=f"{kind} {ref} for volume {name}",
                              seen=f"no {kind} {ref}: the pod would stay in ContainerCreating",
-                             fix=(f"run runbook 02-secret-setup first (or kubectl create secret generic {ref} "
-                                  "--from-literal=KEY=VALUE), or fix the Secret's name in values") if kind == "Secret"
-                             else (f"create it (kubectl create configmap {ref} --from-file=...; runbook 05 publishes "
-                                   "a signed policy), or fix the ConfigMap's name in values"))  # fmt: skip
+                             fix=_create_fix(kind, ref, "<key>") + ", or fix its name in values")  # fmt: skip
         items = source.get("items") or [
             {"key": check_config_key(f"{kind} {ref} key", k), "path": k} for k in data
         ]
@@ -521,7 +519,7 @@ class LocalTarget:
                 raise StepFailed(
                     "install.env", expected=f"{kind} {ref['name']} with key {ref['key']} for {name}",
                     seen="missing: the container would fail with CreateContainerConfigError",
-                    fix=f"create {kind} {ref['name']} with key {ref['key']}",
+                    fix=_create_fix(kind, ref["name"], ref["key"]),
                 )  # fmt: skip
             env[name] = value.decode()
         return env
@@ -812,6 +810,14 @@ def _stop_relay(pid: int) -> None:
     if _alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def _create_fix(kind: str, name: str, key: str) -> str:
+    """How to create a missing Secret or ConfigMap, as a command valid as written."""
+    if kind == "Secret":
+        return (f"create Secret {name} with runbook 02-secret-setup (its signing_secret and auth_secret "
+                f"parameters name it), or: kubectl create secret generic {name} --from-literal={key}=<value>")  # fmt: skip
+    return f"kubectl create configmap {name} --from-file={key}=<file>"
 
 
 def _identity(spec: dict[str, Any], container: dict[str, Any]) -> tuple[int, int]:

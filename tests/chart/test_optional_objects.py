@@ -57,3 +57,20 @@ def test_helm_test_pod_gets_the_health_port() -> None:
     pod = template().get("Pod")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert "http://helm-ai-kernel:8081/health" in pod["spec"]["containers"][0]["args"][0]
+
+
+def test_notes_warn_that_an_ingress_exposes_the_public_proxy() -> None:
+    assert "WARNING: the Ingress" not in template().notes
+    notes = template({"ingress.enabled": True}).notes
+    assert "WARNING: the Ingress routes its paths to the API port" in notes
+    assert "POST /v1/chat/completions" in notes and "whitelist-source-range" in notes
+    quiet = template({"ingress.enabled": True, "helm.proxy.enabled": False}).notes
+    assert "/v1/chat/completions" not in quiet
+
+
+def test_notes_name_the_policy_source_an_existing_config_map_supplies() -> None:
+    notes = template({"helm.policy.source.mountedFile.existingConfigMap": "acme-policy"}).notes
+    assert "every governed action is denied" not in notes
+    assert "from your ConfigMap acme-policy" in notes and "runtimeActions is not used" in notes
+    from_secret = template({"helm.policy.source.mountedFile.existingSecret": "acme-policy"}).notes
+    assert "from your Secret acme-policy" in from_secret

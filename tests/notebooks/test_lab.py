@@ -72,15 +72,35 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, float]]
             pytest.fail("JupyterLab did not answer within 60 s")
         yield base, time.monotonic() - start
     finally:
-        # the server and the kernels it started share its session: end them all
+        # What a supervisor or Ctrl-C does: `helm-runbook lab` is JupyterLab itself, which stops
+        # its kernels; then, whatever the outcome, the session's processes are ended.
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(20)
+        deadline = time.monotonic() + 20
+        while (left := _naming(root)) and time.monotonic() < deadline:
+            time.sleep(0.2)
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, sig)
-            try:
-                proc.wait(20)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
                 break
-            except subprocess.TimeoutExpired:
-                continue
+    assert not left, f"still running after helm-runbook lab was stopped: {left}"
+
+
+def _naming(root: Path) -> list[int]:
+    """Live processes whose command line names ``root``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(root).encode() in (entry / "cmdline").read_bytes():
+                stat = (entry / "stat").read_text()
+                if stat.rsplit(")", 1)[1].split()[0] != "Z":
+                    pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
 
 
 @pytest.fixture

@@ -152,7 +152,7 @@ def test_a_failed_cell_reports_the_step_and_fix(
     assert "prod-cluster" in failure["message"] and "fix:" not in failure["message"]
     assert failure["fix"] and failure["cell"] >= 1
     outputs = (
-        nbformat.read(tmp_path / "02-secret-setup.ipynb", as_version=4)
+        nbformat.read(tmp_path / "failed" / "02-secret-setup.ipynb", as_version=4)
         .cells[failure["cell"]]
         .outputs
     )

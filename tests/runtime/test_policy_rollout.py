@@ -99,3 +99,30 @@ def test_policy_cli_keygen_sign_verify(tmp_path: Path, capsys: pytest.CaptureFix
     assert cli_main(["policy", "keygen", "--out", str(tmp_path / "k")]) == 2, (
         "never overwrite a key"
     )
+
+
+def test_keygen_quiet_prints_only_the_public_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """For ``PUB=$(helm-runbook policy keygen --out k --quiet)``: one line, the 64-hex public key."""
+    assert cli_main(["policy", "keygen", "--out", str(tmp_path / "k"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert re.fullmatch(r"[0-9a-f]{64}\n", out), out
+    assert out.strip() == policy.load_policy_signer(tmp_path / "k").public_key_hex
+
+
+def test_a_seed_file_others_can_read_is_refused_with_the_chmod_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from helm_runbook.errors import InputError
+
+    policy.keygen(tmp_path / "k")
+    (tmp_path / "k").chmod(0o644)
+    with pytest.raises(InputError, match="mode 0644") as caught:
+        policy.load_policy_signer(tmp_path / "k")
+    assert caught.value.fix.startswith(f"chmod 600 {tmp_path / 'k'}")
+    toml = write_policy(tmp_path / "policy", [])
+    assert cli_main(["policy", "sign", str(toml), "--key-file", str(tmp_path / "k")]) == 2
+    assert "chmod 600" in capsys.readouterr().err
+    (tmp_path / "k").chmod(0o600)
+    assert cli_main(["policy", "sign", str(toml), "--key-file", str(tmp_path / "k")]) == 0

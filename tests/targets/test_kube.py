@@ -143,7 +143,7 @@ def test_restart_patches_the_pod_template_like_kubectl_rollout_restart(kube: Kub
 
 def test_port_forward_needs_a_running_pod_and_a_named_port(kube: KubeTarget) -> None:
     deployment = _chart_deployment(kube)
-    with pytest.raises(TargetUnavailable, match="no running pod"):
+    with pytest.raises(TargetUnavailable, match="no pod is running"):
         kube.url("http")
     labels = deployment["spec"]["selector"]["matchLabels"]
     pod = {

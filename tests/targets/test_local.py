@@ -248,3 +248,27 @@ def test_uninstall_deletes_the_release_objects_and_an_unkept_claim(target: Local
     )
     assert "helm-auth" in target.secrets, "Secrets the release did not create stay"
     assert target.pod is None and target.release is None
+
+
+def test_helm_runbook_stop_leaves_no_process_the_local_target_started(tmp_path: Path) -> None:
+    """``helm-runbook stop`` (also run by ``make clean``): the pod, everything in its sandbox and
+    the host relay are gone; no process names the workdir afterwards."""
+    from helm_runbook.cli import main
+    from helm_runbook.targets.local import _alive, _descendants
+
+    local = LocalTarget(tmp_path)
+    local.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "adm", "HELM_SERVICE_API_KEY": "svc"})
+    _install(local, AUTH)
+    local.save()
+    assert local.pod is not None
+    started = {local.pod.process_pid, local.pod.relay_pid, *_descendants(local.pod.process_pid)}
+    assert len(started) >= 3 and all(_alive(pid) for pid in started)
+    # Another process (a new shell) does the stopping, from the state on disk only.
+    assert main(["stop", "--workdir", str(tmp_path)]) == 0
+    survivors = [pid for pid in started if _alive(pid)]
+    assert not survivors, f"still running after stop: {survivors}"
+    naming = [pid for pid, line in _command_lines().items()
+              if str(tmp_path).encode() in line and _alive(pid)]  # fmt: skip
+    assert not naming, f"processes naming the workdir survive: {naming}"
+    assert LocalTarget.open(tmp_path).pod is None
+    assert main(["stop", "--workdir", str(tmp_path)]) == 0  # nothing left: says so, exits 0
