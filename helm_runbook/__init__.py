@@ -41,6 +41,15 @@ if TYPE_CHECKING:
         verify_receipts,
         wait_for_rollout,
     )
+    from helm_runbook.steps.controlplane import (
+        await_verdict,
+        create_trust_secret,
+        publish_version,
+        rotate_control_plane_token,
+        set_control_plane_down,
+        start_control_plane,
+        wake_expect,
+    )
     from helm_runbook.steps.policy import (
         governed_request,
         publish_signed_policy,
@@ -57,6 +66,13 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it (imported on first access)
 _LAZY = {
+    "await_verdict": "helm_runbook.steps.controlplane",
+    "create_trust_secret": "helm_runbook.steps.controlplane",
+    "publish_version": "helm_runbook.steps.controlplane",
+    "rotate_control_plane_token": "helm_runbook.steps.controlplane",
+    "set_control_plane_down": "helm_runbook.steps.controlplane",
+    "start_control_plane": "helm_runbook.steps.controlplane",
+    "wake_expect": "helm_runbook.steps.controlplane",
     "Credentials": "helm_runbook.client",
     "Diagnosis": "helm_runbook.diagnose",
     "RuntimeClient": "helm_runbook.client",
@@ -119,6 +135,8 @@ __all__ = [
     "ValuesError",
     "VerificationFailed",
     "__version__",
+    "await_verdict",
+    "create_trust_secret",
     "diagnose",
     "expect_refusal",
     "free_port",
@@ -128,14 +146,19 @@ __all__ = [
     "open_target",
     "prepare_secrets",
     "publish_signed_policy",
+    "publish_version",
     "render_release",
     "reset_target",
     "restart_pod",
+    "rotate_control_plane_token",
+    "set_control_plane_down",
     "smoke_check",
+    "start_control_plane",
     "start_stand_in_upstream",
     "trust_public_key",
     "uninstall_and_reinstall",
     "verify_receipts",
     "wait_for_rollout",
+    "wake_expect",
     "wake_reconcile",
 ]

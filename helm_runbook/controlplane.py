@@ -180,9 +180,9 @@ def _scope(request: Request) -> tuple[str, str] | None:
 
 def create_controlplane(state: ControlPlaneState) -> Starlette:
     """The ASGI app answering the runtime's control-plane policy source."""
-    expected = f"Bearer {state.token}".encode()
 
     def guard(request: Request) -> Response | tuple[str, str]:
+        expected = f"Bearer {state.token}".encode()  # read per call: the token may be rotated
         authorised = hmac.compare_digest(
             request.headers.get("authorization", "").encode(), expected
         )
