@@ -123,6 +123,16 @@ def _cmd_mock_upstream(opts: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_controlplane(opts: argparse.Namespace) -> int:
+    from helm_runbook import controlplane, policy
+
+    token = controlplane.load_token(Path(opts.token_file) if opts.token_file else None)
+    signer = policy.load_policy_signer(Path(opts.key_file) if opts.key_file else None)
+    mount = Path(opts.mount_path) if opts.mount_path else policy.DEFAULT_MOUNT
+    controlplane.serve(opts.port, Path(opts.policy), signer, token, host=opts.host, mount_dir=mount)
+    return 0
+
+
 def _cmd_policy(opts: argparse.Namespace) -> int:
     from helm_runbook import policy
     from helm_runbook.verify import normalise_public_key
@@ -279,6 +289,25 @@ def build_parser() -> argparse.ArgumentParser:
     mu.add_argument("--latency-ms", type=float, default=0.0, help="added to every reply")
     mu.add_argument("--fail-every", type=int, default=0, help="answer every Nth request with 500")
     mu.set_defaults(func=_cmd_mock_upstream)
+
+    cp = sub.add_parser("controlplane", help="the stand-in policy control plane")
+    cpsub = cp.add_subparsers(dest="controlplane_command", required=True)
+    cps = cpsub.add_parser(
+        "serve",
+        help="serve a signed policy as the runtime's controlplane source reads it "
+        f"(bearer token from {ENV_PREFIX}CONTROLPLANE_TOKEN or --token-file)",
+    )
+    cps.add_argument("policy", help="serve-policy.toml (its reference pack beside it)")
+    cps.add_argument("--port", type=int, default=9300)
+    cps.add_argument("--host", default="127.0.0.1")
+    cps.add_argument("--key-file", default="", help=f"seed file (else {ENV_PREFIX}POLICY_KEY)")
+    cps.add_argument("--token-file", default="", help="0600 file holding the bearer token")
+    cps.add_argument(
+        "--mount-path",
+        default="",
+        help="where the chart mounts the policy (default /etc/helm-ai-kernel/policy)",
+    )
+    cps.set_defaults(func=_cmd_controlplane)
 
     pol = sub.add_parser("policy", help="policy keys, signatures and reconcile status")
     psub = pol.add_subparsers(dest="policy_command", required=True)

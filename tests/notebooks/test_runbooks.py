@@ -107,7 +107,10 @@ def test_policy_rollout_runbook(run: dict[str, Any]) -> None:
 def test_no_secret_reaches_an_executed_notebook_the_report_or_the_site(run: dict[str, Any]) -> None:
     state = json.loads((run["build"] / "local-target" / "state.json").read_text())
     values = [
-        base64.b64decode(v).decode() for data in state["secrets"].values() for v in data.values()
+        base64.b64decode(v).decode()
+        for data in state["secrets"].values()
+        for k, v in data.items()
+        if k != "HELM_POLICY_TRUST_PUBLIC_KEY"  # a public key: runbook 05 passes it inline
     ]
     found = len(values)  # never let pytest's introspection print the values themselves
     assert found >= 3, "expected the signing seed and both API keys"
@@ -240,3 +243,45 @@ def test_a_runbook_run_too_early_names_the_runbook_to_run_first(
     assert entry["status"] == "failed"
     assert first in entry["failure"]["fix"], entry["failure"]
     assert entry["steps"] == [], "nothing ran before the step that needs the earlier runbook"
+
+
+def test_control_plane_runbook(run: dict[str, Any]) -> None:
+    records = read_records(run["build"] / "runbooks" / "07-control-plane-install.ipynb")
+    story = [(r["step"], r["values"].get("verdict") or r["values"].get("reconcile_status")
+              or r["values"].get("fault") or r["values"].get("policy_epoch")) for r in records
+             if r["step"] in ("policy.verdict", "policy.wake", "policy.await", "controlplane.publish")]  # fmt: skip
+    assert story == [
+        ("controlplane.publish", 1),
+        ("policy.verdict", "DENY"),  # the control plane's first version decides
+        ("controlplane.publish", 2),
+        ("policy.wake", "ok"),  # live at once after the wake hint
+        ("policy.verdict", "ALLOW"),
+        ("controlplane.publish", 3),
+        ("policy.await", "ALLOW"),  # live within the poll interval, no hint
+        ("controlplane.publish", "unsigned"),
+        ("policy.wake", "validate_error"),
+        ("controlplane.publish", "tampered"),
+        ("policy.wake", "validate_error"),
+        ("controlplane.publish", "wrong-hash"),
+        ("policy.wake", "validate_error"),
+        ("policy.verdict", "ALLOW"),  # the previous policy keeps deciding
+        ("controlplane.publish", 7),
+        ("policy.wake", "ok"),
+        ("policy.wake", "source_error"),  # control plane down
+        ("policy.verdict", "ALLOW"),  # last-known-good serves
+        ("policy.await", "DENY"),  # ...until lastKnownGoodMaxAge, then everything is denied
+        ("policy.wake", "ok"),  # back up: recovers
+        ("policy.verdict", "ALLOW"),
+        ("policy.wake", "source_error"),  # the pod's token refused
+        ("policy.wake", "no_change"),
+    ]
+    waits = _values(run, "07-control-plane-install", "policy.await")
+    assert waits[0]["waited_s"] <= waits[0]["within_s"]
+    reasons = [v["reason"] for v in _values(run, "07-control-plane-install", "policy.wake")]
+    assert any("signature required" in r for r in reasons)
+    assert any("HELM_POLICY_BEARER_TOKEN" in r and "was refused" in r for r in reasons)
+    install = _values(run, "07-control-plane-install", "install")[0]["command"]
+    for flag in ("helm.policy.source.kind=controlplane", "helm.policy.signature.required=true",
+                 "helm.policy.signature.existingSecret=helm-policy-trust",
+                 "helm.signing.existingSecret=helm-signing", "helm.auth.existingSecret=helm-auth"):  # fmt: skip
+        assert flag in install

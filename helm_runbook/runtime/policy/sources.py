@@ -161,6 +161,7 @@ class ControlPlaneSource:
     def __init__(self, url: str, bearer_token: str | None, *, timeout_s: float = 10.0) -> None:
         self.url = check_controlplane_url(url)
         headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else {}
+        self._has_token = bool(bearer_token)
         self._client = httpx.Client(timeout=timeout_s, headers=headers)
 
     def _get(self, path: str, params: dict[str, str]) -> httpx.Response:
@@ -168,6 +169,14 @@ class ControlPlaneSource:
             response = self._client.get(self.url + path, params=params)
         except httpx.HTTPError as exc:
             raise PolicyFileError(f"control plane {path}: {exc}", status="source_error") from exc
+        if response.status_code == 401:
+            which = "was refused" if self._has_token else "is not set"
+            raise PolicyFileError(
+                f"control plane {path} answered 401: the bearer token HELM_POLICY_BEARER_TOKEN "
+                f"{which}; set it with helm.policy.source.controlplane.auth.mode=bearerToken and "
+                "auth.existingSecret (key HELM_POLICY_BEARER_TOKEN) or auth.bearerToken",
+                status="source_error",
+            )
         if not 200 <= response.status_code < 300:
             raise PolicyFileError(
                 f"control plane {path} answered {response.status_code}: {response.text[:200]}",
