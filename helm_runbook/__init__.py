@@ -27,10 +27,16 @@ from helm_runbook.errors import (
 if TYPE_CHECKING:
     from helm_runbook.client import Credentials, RuntimeClient
     from helm_runbook.diagnose import Diagnosis, diagnose
-    from helm_runbook.presets import READ_HOSTNAME, STAND_IN_MODELS, production_values
+    from helm_runbook.presets import (
+        READ_HOSTNAME,
+        STAND_IN_MODELS,
+        inline_production_values,
+        production_values,
+    )
     from helm_runbook.process import free_port
     from helm_runbook.results import StepReport, Table
     from helm_runbook.steps import (
+        chart_smoke,
         expect_refusal,
         install,
         lint_chart,
@@ -101,10 +107,12 @@ _LAZY = {
     "Table": "helm_runbook.results",
     "Target": "helm_runbook.targets.base",
     "TroubleshootingLab": "helm_runbook.steps.troubleshoot",
+    "chart_smoke": "helm_runbook.steps",
     "diagnose": "helm_runbook.diagnose",
     "expect_refusal": "helm_runbook.steps",
     "free_port": "helm_runbook.process",
     "governed_request": "helm_runbook.steps.policy",
+    "inline_production_values": "helm_runbook.presets",
     "install": "helm_runbook.steps",
     "lint_chart": "helm_runbook.steps",
     "open_target": "helm_runbook.targets",
@@ -160,6 +168,7 @@ __all__ = [
     "VerificationFailed",
     "__version__",
     "await_verdict",
+    "chart_smoke",
     "create_trust_secret",
     "deployed_values",
     "diagnose",
@@ -168,6 +177,7 @@ __all__ = [
     "free_port",
     "governed_request",
     "history",
+    "inline_production_values",
     "install",
     "lint_chart",
     "open_target",

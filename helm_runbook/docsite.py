@@ -18,6 +18,7 @@ import yaml
 
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.docs import unsupported_table, value_docs
+from helm_runbook.coverage import Coverage, guide_coverage
 
 
 def _md(text: object) -> str:
@@ -557,4 +558,42 @@ def write_generated_pages(site_src: Path, report: Mapping[str, Any]) -> list[Pat
     results = site_src / "results.md"
     results.write_text(results_page(report))
     written.append(results)
+    coverage = guide_coverage(report)
+    coverage_md = site_src / "guide-coverage.md"
+    coverage_md.write_text(coverage_page(coverage))
+    written.append(coverage_md)
+    overview = site_src / "index.md"
+    if overview.exists():
+        done = sum(item.covered for item in coverage)
+        overview.write_text(overview.read_text().rstrip() + f"\n\n**Guide coverage:** {done} of {len(coverage)} shell "
+                            "commands of the deployment guide were executed by the runbooks of this build "
+                            "([which cell runs each](guide-coverage.md)).\n")  # fmt: skip
     return written
+
+
+def coverage_page(coverage: list[Coverage]) -> str:
+    """Every shell command of the deployment guide, the runbook cell that executed it in this build."""
+    done = sum(item.covered for item in coverage)
+    lines = ["# Guide coverage", "",
+             f"{done} of {len(coverage)} shell commands of the deployment guide were executed by the runbooks "
+             "of this build. The list is `docs/guide-commands.yaml` (verbatim from the guide); a command counts "
+             "when a step that runs it passed (an install counts when every flag of the guide's command is in "
+             "the `helm upgrade --install` it applied; placeholders and the control-plane URL aside).", ""]  # fmt: skip
+    section = None
+    for item in coverage:
+        if item.command.section != section:
+            section = item.command.section
+            lines += [f"## {section}", ""]
+        where = ", ".join(
+            f"[{nb}](runbooks/{nb}.ipynb) cell {cell}" for nb, cell in item.executed_in
+        )
+        status = f"✅ executed by {where}" if item.covered else "❌ not executed by any runbook"
+        lines += [
+            "```bash",
+            item.command.command,
+            "```",
+            "",
+            f"{status} (step `{item.command.step}`)",
+            "",
+        ]
+    return "\n".join(lines)

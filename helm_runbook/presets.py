@@ -47,4 +47,31 @@ def production_values(
     return {"helm": helm, "persistence": {"enabled": True}}
 
 
-__all__ = ["HOSTNAME_ARGS", "READ_HOSTNAME", "STAND_IN_MODELS", "production_values"]
+def inline_production_values(
+    target: Any, *, signing_secret: str = "helm-signing", auth_secret: str = "helm-auth", upstream_port: int = 0,
+    runtime_actions: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The guide's first skeleton: the same key material as runbook 02's Secrets (read from them,
+    as ``kubectl get secret`` would, so the kept volume's root.key matches), passed inline
+    (``helm.signing.key``, ``helm.auth.adminAPIKey``, ``helm.auth.serviceAPIKey``), persistence on.
+    The install step shows these values masked; nothing else displays them."""
+    signing, auth = target.secrets.get(signing_secret), target.secrets.get(auth_secret)
+    if not signing or not auth:
+        from helm_runbook.errors import StepFailed
+
+        raise StepFailed("install.inline", expected=f"Secrets {signing_secret} and {auth_secret}", seen="not found",
+                         fix="run runbook 02-secret-setup first")  # fmt: skip
+    values = production_values(upstream_port=upstream_port, runtime_actions=runtime_actions)
+    values["helm"]["signing"] = {"key": signing["signing-key"].decode()}
+    values["helm"]["auth"] = {"adminAPIKey": auth["HELM_ADMIN_API_KEY"].decode(),
+                              "serviceAPIKey": auth["HELM_SERVICE_API_KEY"].decode()}  # fmt: skip
+    return values
+
+
+__all__ = [
+    "HOSTNAME_ARGS",
+    "READ_HOSTNAME",
+    "STAND_IN_MODELS",
+    "inline_production_values",
+    "production_values",
+]

@@ -3,7 +3,7 @@ in a terminal) and raising ``StepFailed`` (step, expected, seen, fix) when a che
 
 from __future__ import annotations
 
-from helm_runbook.steps.chart import expect_refusal, lint_chart, render_release
+from helm_runbook.steps.chart import chart_smoke, expect_refusal, lint_chart, render_release
 from helm_runbook.steps.deploy import (
     install,
     restart_pod,
@@ -14,6 +14,7 @@ from helm_runbook.steps.secrets import prepare_secrets
 from helm_runbook.steps.smoke import smoke_check, verify_receipts
 
 __all__ = [
+    "chart_smoke",
     "expect_refusal",
     "install",
     "lint_chart",

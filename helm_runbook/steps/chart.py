@@ -79,3 +79,21 @@ def expect_refusal(
         return result
     raise StepFailed(step, expected=f"a refusal mentioning {match!r}", seen="it went through",
                      fix="a production render without key material must fail: check templates/_validate.tpl")  # fmt: skip
+
+
+def chart_smoke() -> StepReport:
+    """``make helm-chart-smoke``: lint both modes, render every ci/ scenario strictly, and see every
+    guard refuse with its message."""
+    from helm_runbook.chart.smoke import run
+
+    start = time.perf_counter()
+    result = run()
+    failed = [row for row in result.rows if row[1] != "PASS"]
+    if failed:
+        raise StepFailed("chart.smoke", expected="every smoke check passes", seen=str(failed[0]),
+                         fix="make helm-chart-smoke prints every check; fix the template or guard it names")  # fmt: skip
+    report = StepReport("chart.smoke", "make helm-chart-smoke", ["check", "result", "detail"], result.rows,
+                        summary=f"{len(result.rows)} checks passed", seconds=time.perf_counter() - start,
+                        values={"checks": len(result.rows), "failures": 0})  # fmt: skip
+    record(report)
+    return report

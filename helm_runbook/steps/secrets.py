@@ -73,6 +73,7 @@ def prepare_secrets(
     ):
         rows.append([auth_secret, key, fingerprint(auth[key]), source])
         values[f"{key.lower()}_fingerprint"] = fingerprint(auth[key])
+    values["secrets"] = [signing_secret, auth_secret]
     target.save()
     result = StepReport("secrets.setup", "Secrets for a production install", ["Secret", "key", "fingerprint", "source"],
                         rows, summary="values never shown: fingerprints only", seconds=time.perf_counter() - start,

@@ -50,6 +50,7 @@ def smoke(client: RuntimeClient, *, proxy_model: str | None = None) -> StepRepor
         _check(rows, "smoke.health.8081", (r.status_code, r.text) == (200, "OK"), expected="200 OK on the health port /health",
                seen=f"{r.status_code} {r.text[:40]}", fix="inspect HELM_HEALTH_PORT and the pod logs")  # fmt: skip
     r = client.health("api")
+    api_health = r.status_code  # the guide's `curl -fsS http://127.0.0.1:8080/health`
     _check(rows, "smoke.health.8080", r.status_code == 200, expected="200 on the API port /health",
            seen=str(r.status_code), fix="port-forward the API port 8080")  # fmt: skip
     body = {"principal": "agent.smoke", "action": "EXECUTE_TOOL", "resource": "unknown.tool.kind",
@@ -68,6 +69,7 @@ def smoke(client: RuntimeClient, *, proxy_model: str | None = None) -> StepRepor
     _check(rows, "smoke.receipts.listed", decision.get("receipt_id") in ids, expected="the new receipt is listed",
            seen=f"{len(ids)} receipts in session agent.smoke", fix="check the data volume is writable")  # fmt: skip
     values: dict[str, object] = {
+        "health_api": api_health,
         "evaluate_verdict": decision.get("verdict"),
         "evaluate_reason": decision.get("reason_code"),
     }

@@ -285,3 +285,16 @@ def test_control_plane_runbook(run: dict[str, Any]) -> None:
                  "helm.policy.signature.existingSecret=helm-policy-trust",
                  "helm.signing.existingSecret=helm-signing", "helm.auth.existingSecret=helm-auth"):  # fmt: skip
         assert flag in install
+
+
+def test_every_shell_command_of_the_guide_is_executed_by_a_runbook(run: dict[str, Any]) -> None:
+    from helm_runbook.coverage import guide_coverage
+
+    coverage = guide_coverage(run["report"])
+    assert len(coverage) >= 11
+    missing = [item.command.command.splitlines()[0] for item in coverage if not item.covered]
+    assert missing == [], "guide commands no runbook cell executed"
+    page = (run["site"] / "guide-coverage" / "index.html").read_text()
+    assert f"{len(coverage)} of {len(coverage)} shell commands" in page
+    overview = (run["site"] / "index.html").read_text()
+    assert f"Guide coverage:</strong> {len(coverage)} of {len(coverage)}" in overview
