@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 # Debian packages: bubblewrap gives the local target's pod its mounts (runbooks and tests);
 # postgresql is the server the PostgreSQL store tests start (pg_ctlcluster marks it installed);
+# prometheus scrapes the release and nginx serves its Ingress (runbook 09);
 # chromium is the browser the docs-site test drives (tests only).
-RUNBOOK_DEPS := bwrap:bubblewrap
+RUNBOOK_DEPS := bwrap:bubblewrap prometheus:prometheus nginx:nginx
 TEST_DEPS := $(RUNBOOK_DEPS) pg_ctlcluster:postgresql
 BROWSER_DEPS := chromium:chromium
 define install_missing
