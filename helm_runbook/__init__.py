@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from helm_runbook.steps.upstream import start_stand_in_upstream
     from helm_runbook.targets import open_target
     from helm_runbook.targets.base import Target
+    from helm_runbook.topology import release_topology
 
 __version__ = "0.1.0"
 
@@ -86,6 +87,7 @@ _LAZY = {
     "prepare_secrets": "helm_runbook.steps",
     "publish_signed_policy": "helm_runbook.steps.policy",
     "render_release": "helm_runbook.steps",
+    "release_topology": "helm_runbook.topology",
     "reset_target": "helm_runbook.steps.reset",
     "restart_pod": "helm_runbook.steps",
     "smoke_check": "helm_runbook.steps",
@@ -146,6 +148,7 @@ __all__ = [
     "open_target",
     "prepare_secrets",
     "publish_signed_policy",
+    "release_topology",
     "render_release",
     "reset_target",
     "restart_pod",

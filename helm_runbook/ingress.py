@@ -216,7 +216,7 @@ class LocalIngress:
     """Debian's nginx serving the release's Ingress; state and files under ``workdir/ingress``."""
 
     def __init__(self, workdir: Path) -> None:
-        self.home = workdir / "ingress"
+        self.home = workdir.resolve() / "ingress"
         self.state_file = self.home / "state.json"
 
     def state(self) -> dict[str, Any]:

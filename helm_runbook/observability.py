@@ -30,7 +30,7 @@ from helm_runbook.process import free_port
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a PromQL answer larger than this is refused, not parsed
 QUERY_TIMEOUT_S = 10.0
-READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class LocalPrometheus:
     """Debian's ``prometheus`` bound to 127.0.0.1, configuration and TSDB under ``workdir``."""
 
     def __init__(self, workdir: Path) -> None:
-        self.home = workdir / "prometheus"
+        self.home = workdir.resolve() / "prometheus"
         self.state_file = self.home / "state.json"
 
     def _state(self) -> dict[str, Any]:
@@ -212,12 +212,17 @@ class LocalPrometheus:
             if process is not None and process.poll() is not None:
                 break
             with contextlib.suppress(httpx.HTTPError):
-                if url and httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                if (
+                    url
+                    and httpx.get(f"{url}/-/ready", timeout=1, trust_env=False).status_code == 200
+                ):
                     return url
             time.sleep(0.1)
         log = (self.home / "prometheus.log").read_text(errors="replace")[-600:]
+        code = process.poll() if process is not None else None
+        seen = f"{'exit ' + str(code) if code is not None else 'running'} at {url or 'no URL'}: {log or 'no output'}"
         raise StepFailed("metrics.prometheus", expected=f"Prometheus ready within {READY_TIMEOUT_S:g}s",
-                         seen=log or "no output", fix="read the log above (a port in use, a bad config)")  # fmt: skip
+                         seen=seen, fix="read the log above (a port in use, a bad config)")  # fmt: skip
 
     def reload(self) -> None:
         """SIGHUP: Prometheus re-reads its configuration (a new pod's forwarded port)."""

@@ -401,11 +401,12 @@ def _chart(promql: PromQL, sel: str, began: float, ended: float, interval: float
     step = max(1.0, interval)
     lo, hi = began - 2 * step, ended + 2 * step
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.2), sharex=True)
+    window = 3 * step  # a rate needs two samples in its window: three scrapes' worth
     for metric, verdict, colour in (
         ("helm_allows_total", "ALLOW", "#1a7f37"),
         ("helm_denials_total", "DENY", "#cf222e"),
     ):
-        for _, points in promql.matrix(f"increase({metric}{sel}[{step:g}s])", lo, hi, step):
+        for _, points in promql.matrix(f"rate({metric}{sel}[{window:g}s])", lo, hi, step):
             top.plot(
                 [t - began for t, _ in points],
                 [v for _, v in points],
@@ -414,11 +415,12 @@ def _chart(promql: PromQL, sel: str, began: float, ended: float, interval: float
                 marker="o",
                 ms=3,
             )
-    top.set_ylabel(f"decisions / {step:g}s")
-    top.legend(loc="upper right")
+    top.set_ylabel(f"decisions/s (rate over {window:g}s)")
+    if top.get_legend_handles_labels()[0]:
+        top.legend(loc="upper right")
     top.set_title("governed burst, from Prometheus")
     for q in QUANTILES:
-        query = f"histogram_quantile({q}, sum by (le) (increase(helm_decision_latency_seconds_bucket{sel}[{2 * step:g}s])))"
+        query = f"histogram_quantile({q}, sum by (le) (increase(helm_decision_latency_seconds_bucket{sel}[{window:g}s])))"
         for _, points in promql.matrix(query, lo, hi, step):
             kept = [
                 (t - began, v * 1000) for t, v in points if v == v
@@ -432,7 +434,8 @@ def _chart(promql: PromQL, sel: str, began: float, ended: float, interval: float
             )
     bottom.set_ylabel("decision latency (ms)")
     bottom.set_xlabel("seconds since the burst began")
-    bottom.legend(loc="upper right")
+    if bottom.get_legend_handles_labels()[0]:
+        bottom.legend(loc="upper right")
     for axis in (top, bottom):
         axis.axvspan(0, ended - began, color="#888", alpha=0.1)
         axis.grid(alpha=0.3)
