@@ -22,14 +22,19 @@ $(STAMP): pyproject.toml constraints.txt
 
 # Debian packages: bubblewrap gives the local target's pod its mounts (runbooks and tests);
 # postgresql is the server the PostgreSQL store tests start (pg_ctlcluster marks it installed);
-# chromium is the browser the docs-site test drives (tests only).
-RUNBOOK_DEPS := bwrap:bubblewrap
+# prometheus scrapes the release and nginx serves its Ingress (runbook 09);
+# chromium is the browser the docs-site test drives (tests only). A temporary policy-rc.d keeps
+# Debian from also starting them as system services (on every interface) when they are installed.
+RUNBOOK_DEPS := bwrap:bubblewrap prometheus:prometheus nginx:nginx
 TEST_DEPS := $(RUNBOOK_DEPS) pg_ctlcluster:postgresql
 BROWSER_DEPS := chromium:chromium
 define install_missing
 	@missing=""; for dep in $(1); do command -v $${dep%%:*} >/dev/null || missing="$$missing $${dep##*:}"; done; \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; \
+	    guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && guard=1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; status=$$?; \
+	    [ -n "$$guard" ] && rm -f /usr/sbin/policy-rc.d; [ $$status = 0 ] || exit $$status; \
 	  else echo "missing Debian packages:$$missing (run: sudo apt-get install -y$$missing)"; exit 1; fi; \
 	fi
 endef

@@ -12,6 +12,7 @@ in-process with Starlette's ``TestClient`` (no sockets).
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -104,6 +105,23 @@ def _fix_for(status: int, path: str, auth: Auth) -> str:
     return "see the runtime log: kubectl logs deploy/<release>"
 
 
+class _Resolved(httpx.HTTPTransport):
+    """Connects requests for one host name to a fixed address, keeping the name for SNI, the
+    certificate check and the Host header (what ``curl --resolve host:443:address`` does)."""
+
+    def __init__(self, host: str, address: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+        hostname, _, port = address.rpartition(":")
+        self.address = (hostname, int(port))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == self.host:
+            request.extensions = {**request.extensions, "sni_hostname": self.host}
+            request.url = request.url.copy_with(host=self.address[0], port=self.address[1])
+        return super().handle_request(request)
+
+
 class RuntimeClient:
     """Typed calls to a runtime's API port (and, optionally, its health port)."""
 
@@ -129,6 +147,26 @@ class RuntimeClient:
         )
         return cls(target.url("http"), health_url=target.url("health"), credentials=credentials,
                    timeout=timeout)  # fmt: skip
+
+    @classmethod
+    def for_ingress(
+        cls, target: Any, *, host: str, address: str, ca_pem: bytes | None, auth_secret: str = "helm-auth",
+        tenant: str = "default", principal: str = "system-admin", timeout: float = 10.0,
+    ) -> RuntimeClient:  # fmt: skip
+        """A client for ``https://HOST`` with HOST resolved to ``address`` (``curl --resolve``):
+        SNI and Host name the host, the certificate must chain to ``ca_pem`` (None: the system CAs)."""
+        credentials = Credentials.from_secret(
+            target.secrets.get(auth_secret), secret=auth_secret, tenant=tenant, principal=principal
+        )
+        verify = (
+            ssl.create_default_context(cadata=ca_pem.decode())
+            if ca_pem
+            else ssl.create_default_context()
+        )
+        http = httpx.Client(transport=_Resolved(host, address, verify=verify), timeout=timeout)
+        client = cls(f"https://{host}", credentials=credentials, http=http)
+        client._owned = True
+        return client
 
     def close(self) -> None:
         if self._owned:

@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.client import RuntimeClient
 from helm_runbook.errors import ChartError, StepFailed, TargetUnavailable
+from helm_runbook.ingress import ingress_plan, tls_pair
+from helm_runbook.observability import scrape_job
 from helm_runbook.record import record
 from helm_runbook.results import StepReport, Table
 from helm_runbook.runtime.keys import verify_hex
@@ -82,6 +85,25 @@ GUIDE: dict[str, GuideRow] = {
 }
 
 
+# Symptoms of the optional paths the guide's table leaves out (metrics, ingress TLS), recognised
+# the same way; runbook 09 exercises these paths.
+OPERATIONS: dict[str, GuideRow] = {
+    "metrics-scrape": GuideRow(
+        "metrics enabled but nothing scraped",
+        "the ServiceMonitor's port or path does not match the Service or the metrics port",
+        "name the Service's metrics port in the ServiceMonitor endpoint, target the container's "
+        "`metrics` port, and scrape `/metrics`",
+    ),
+    "ingress-tls": GuideRow(
+        "https through the ingress fails",
+        "the Ingress's TLS Secret is missing or invalid",
+        "create the Secret named in `ingress.tls[].secretName` with `kubectl create secret tls` "
+        "(a certificate for the Ingress hosts and its key)",
+    ),
+}
+SYMPTOMS = {**GUIDE, **OPERATIONS}
+
+
 @dataclass(frozen=True)
 class Finding:
     check: str
@@ -107,7 +129,7 @@ class Diagnosis:
     def require(self, check: str) -> Diagnosis:
         """Fail unless ``check`` found a problem (the troubleshooting runbook proves each row)."""
         if check not in self.problems:
-            raise StepFailed("diagnose", expected=f"the {check!r} symptom recognised ({GUIDE[check].symptom})",
+            raise StepFailed("diagnose", expected=f"the {check!r} symptom recognised ({SYMPTOMS[check].symptom})",
                              seen=f"problems: {self.problems or 'none'}; {self.finding(check).seen}",
                              fix="the fault was not injected, or diagnose() no longer recognises it")  # fmt: skip
         return self
@@ -117,7 +139,7 @@ class Diagnosis:
         if self.problems:
             first = self.finding(self.problems[0])
             raise StepFailed("diagnose", expected="no problem found", seen=f"problems: {self.problems}; {first.seen}",
-                             fix=first.fix or GUIDE[first.check].fix)  # fmt: skip
+                             fix=first.fix or SYMPTOMS[first.check].fix)  # fmt: skip
         return self
 
     def table(self) -> Table:
@@ -155,10 +177,12 @@ def diagnose(
         ("render", lambda: _render(values)),
         ("persistence", lambda: _persistence(target, context)),
         ("client-url", lambda: _client_url(target, context, client_url)),
+        ("metrics-scrape", lambda: _metrics_scrape(target)),
+        ("ingress-tls", lambda: _ingress_tls(target)),
     )
     for name, check in checks:
         status, seen = check()
-        fix = GUIDE[name].fix if status == "problem" else ""
+        fix = SYMPTOMS[name].fix if status == "problem" else ""
         if name == "readiness" and context.no_pod is not None:
             fix = context.no_pod.fix  # no probe to inspect: the pod has to be started first
         out.findings.append(Finding(name, status, seen, fix))
@@ -167,6 +191,57 @@ def diagnose(
     record(StepReport("diagnose", "troubleshooting checks", [], seconds=out.seconds,
                       values={"problems": out.problems, "checks": len(out.findings)}))  # fmt: skip
     return out
+
+
+def _rendered(target: Target) -> RenderedRelease | None:
+    release = getattr(target, "release", None)
+    rendered = (
+        release if isinstance(release, RenderedRelease) else getattr(target, "rendered", None)
+    )
+    return rendered if isinstance(rendered, RenderedRelease) else None
+
+
+def _metrics_scrape(target: Target) -> tuple[str, str]:
+    """The ServiceMonitor's endpoint resolves through the Service to a container port, and that
+    port serves the endpoint's path (what Prometheus would scrape)."""
+    release = _rendered(target)
+    if release is None or not release.of_kind("ServiceMonitor"):
+        return "skipped", "no ServiceMonitor rendered (helm.metrics.serviceMonitor off)"
+    try:
+        job = scrape_job(release)
+    except StepFailed as exc:
+        return "problem", f"{exc.seen} (expected {exc.expected})"
+    try:
+        port = target.forwarded_ports().get(job.container_port)
+    except TargetUnavailable:
+        return "skipped", "no pod running"
+    if port is None:
+        return "problem", f"container port {job.container_port} is not served by the pod"
+    with RuntimeClient(f"http://127.0.0.1:{port}", timeout=5) as client:
+        try:
+            r = client.send("GET", job.path, auth="none")
+        except TargetUnavailable as exc:
+            return "problem", f"GET {job.path} on port {job.container_port}: {exc}"
+    if r.status_code != 200 or "helm_decisions" not in r.text:
+        return (
+            "problem",
+            f"GET {job.path} on port {job.container_port} answered {r.status_code}, no helm_decisions",
+        )
+    return "ok", f"{job.name} scrapes {job.path} on {job.service}:{job.endpoint_port}"
+
+
+def _ingress_tls(target: Target) -> tuple[str, str]:
+    """Every TLS entry of the Ingress names a Secret holding a matching certificate and key for its hosts."""
+    release = _rendered(target)
+    plan = ingress_plan(release) if release is not None else None
+    if plan is None or not plan.tls:
+        return "skipped", "no Ingress with TLS rendered"
+    for secret, hosts in plan.tls:
+        try:
+            tls_pair(target.secrets, secret, hosts)
+        except StepFailed as exc:
+            return "problem", f"{exc.seen} (expected {exc.expected})"
+    return "ok", f"TLS Secrets {', '.join(s for s, _ in plan.tls)} valid for their hosts"
 
 
 # -- what the checks read ------------------------------------------------------------------------

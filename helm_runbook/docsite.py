@@ -558,6 +558,9 @@ def write_generated_pages(site_src: Path, report: Mapping[str, Any]) -> list[Pat
     results = site_src / "results.md"
     results.write_text(results_page(report))
     written.append(results)
+    picture = site_src / "topology.svg"
+    picture.write_text(overview_topology())
+    written.append(picture)
     coverage = guide_coverage(report)
     coverage_md = site_src / "guide-coverage.md"
     coverage_md.write_text(coverage_page(coverage))
@@ -597,3 +600,20 @@ def coverage_page(coverage: list[Coverage]) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def overview_topology() -> str:
+    """The overview's picture: the chart rendered with every optional path on (metrics, the
+    ServiceMonitor, a TLS Ingress, existing Secrets, the policy ConfigMap), drawn from the render."""
+    from helm_runbook.chart import CHART_DIR
+    from helm_runbook.chart.sdk import render
+    from helm_runbook.topology import topology_svg
+
+    values = {
+        "helm": {"signing": {"existingSecret": "helm-signing"}, "auth": {"existingSecret": "helm-auth"},
+                 "metrics": {"enabled": True, "serviceMonitor": {"enabled": True}},
+                 "policy": {"source": {"mountedFile": {"existingConfigMap": "helm-policy"}}}},
+        "ingress": {"enabled": True, "tls": [{"secretName": "helm-ingress-tls", "hosts": ["helm.local"]}]},
+        "persistence": {"enabled": True},
+    }  # fmt: skip
+    return topology_svg(render(CHART_DIR, values, release="helm-ai-kernel"))

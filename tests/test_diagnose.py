@@ -5,10 +5,11 @@ by tests/notebooks."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from helm_runbook.diagnose import GUIDE, diagnose
+from helm_runbook.diagnose import GUIDE, SYMPTOMS, diagnose
 from helm_runbook.errors import StepFailed
 from helm_runbook.mock_upstream import MockUpstreamServer
 from helm_runbook.targets.local import LocalTarget
@@ -17,7 +18,7 @@ from helm_runbook.targets.local import LocalTarget
 def test_nothing_installed_is_skipped_not_a_problem(tmp_path: Path) -> None:
     result = diagnose(LocalTarget(tmp_path))
     assert result.problems == []
-    assert [f.check for f in result.findings] == list(GUIDE)
+    assert [f.check for f in result.findings] == list(SYMPTOMS)
     assert {f.status for f in result.findings} == {"skipped"}
     assert "no problem found" in str(result) and "<table>" in result._repr_html_()
 
@@ -79,3 +80,52 @@ def test_a_stopped_pod_is_named_not_taken_for_a_readiness_problem(tmp_path: Path
     assert readiness.status == "problem" and "no pod is running" in readiness.seen
     assert "runbook 03" in readiness.fix  # start it, not "inspect HELM_HEALTH_PORT"
     assert result.finding("persistence").status == "skipped"
+
+
+def _applied(tmp_path: Path, values: dict[str, object], edit: object = None) -> LocalTarget:
+    """A local target holding a rendered release (no pod), optionally with one object edited."""
+    from helm_runbook.chart import CHART_DIR
+    from helm_runbook.chart.sdk import render
+
+    release = render(CHART_DIR, values, release="helm-ai-kernel")
+    if callable(edit):
+        for _, obj in release.objects:
+            edit(obj)
+    target = LocalTarget(tmp_path)
+    target.apply(release)
+    return target
+
+
+METRICS = {"helm": {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}}}
+
+
+def test_a_servicemonitor_port_the_service_lacks_is_recognised(tmp_path: Path) -> None:
+    def rename(obj: dict[str, Any]) -> None:
+        if obj["kind"] == "ServiceMonitor":
+            obj["spec"]["endpoints"][0]["port"] = "prometheus"
+
+    result = diagnose(_applied(tmp_path, METRICS, rename))
+    assert "metrics-scrape" in result.problems
+    assert "port named 'prometheus'" in result.finding("metrics-scrape").seen
+    assert result.finding("metrics-scrape").fix == SYMPTOMS["metrics-scrape"].fix
+    assert (
+        diagnose(_applied(tmp_path / "ok", METRICS)).finding("metrics-scrape").status == "skipped"
+    )  # no pod
+
+
+def test_a_missing_or_invalid_ingress_tls_secret_is_recognised(tmp_path: Path) -> None:
+    from helm_runbook.steps.observability import self_signed
+
+    values = {
+        "ingress": {"enabled": True, "tls": [{"secretName": "edge-tls", "hosts": ["helm.local"]}]}
+    }
+    target = _applied(tmp_path, values)
+    result = diagnose(target)
+    assert "ingress-tls" in result.problems
+    assert "no Secret 'edge-tls'" in result.finding("ingress-tls").seen
+    crt, key = self_signed(["other.example"])
+    target.secrets["edge-tls"] = {"tls.crt": crt, "tls.key": key}
+    assert "it names ['other.example']" in diagnose(target).finding("ingress-tls").seen
+    crt, key = self_signed(["helm.local"])
+    target.secrets["edge-tls"] = {"tls.crt": crt, "tls.key": key}
+    assert diagnose(target).finding("ingress-tls").status == "ok"

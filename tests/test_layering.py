@@ -16,8 +16,9 @@ ADAPTERS = {
 }
 # The operator side talks HTTP to a runtime only through client.py; the local target's kubelet
 # probe and the hostile-client tool (an attacker, malformed on purpose) are the other callers.
-# The runtime's own HTTP (upstream, control plane) is its own.
-HTTP_CLIENTS = {"client.py", "targets/local.py", "hostile.py"}
+# The runtime's own HTTP (upstream, control plane) is its own; observability.py talks to
+# Prometheus's API (never to a runtime).
+HTTP_CLIENTS = {"client.py", "targets/local.py", "hostile.py", "observability.py"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -8,10 +8,14 @@ creates one only when ``HELM_METRICS_ENABLED`` is on; label values are bounded (
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 from helm_runbook.runtime.limits import MAX_METRIC_LABELS
 
@@ -34,6 +38,33 @@ class BoundedLabels:
             return OTHER_LABEL
         self._seen.add(value)
         return value
+
+
+# Every reconcile_status the reconciler reports (runtime/policy/reconciler.py).
+RECONCILE_STATUSES = ("ok", "no_change", "source_error", "no_policy", "validate_error", "refused")
+
+
+class PolicyCollector(Collector):
+    """The reconciler's last status, read at scrape time: ``helm_policy_reconcile_status`` is 1
+    for the current status and 0 for the others, ``helm_policy_epoch`` the installed epoch."""
+
+    def __init__(self, status: Callable[[], Mapping[str, Any] | None]) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        last = self.status() or {}
+        current = str(last.get("reconcile_status", ""))
+        family = GaugeMetricFamily(
+            "helm_policy_reconcile_status",
+            "Last policy reconcile status (1 for the current one)",
+            labels=["status"],
+        )
+        for name in sorted({*RECONCILE_STATUSES, current} - {""}):
+            family.add_metric([name], 1.0 if name == current else 0.0)
+        yield family
+        yield GaugeMetricFamily(
+            "helm_policy_epoch", "Installed policy epoch", value=float(last.get("policy_epoch", 0))
+        )
 
 
 def _percentile(samples: deque[float], q: float) -> float:
@@ -106,3 +137,7 @@ class Metrics:
         if session not in self._sessions and len(self._sessions) < 100_000:
             self._sessions.add(session)
             self.active_agents.set(len(self._sessions))
+
+    def watch_policy(self, status: Callable[[], Mapping[str, Any] | None]) -> None:
+        """Expose the policy reconcile state (``PolicyCollector``) on this registry."""
+        self.registry.register(PolicyCollector(status))

@@ -171,6 +171,7 @@ def build_runtime(settings: Settings) -> Runtime:
     metrics = Metrics() if settings.metrics_enabled else None  # off: no registry, no labels
     if metrics is not None:
         metrics.chain_length.set(store.count())
+        metrics.watch_policy(lambda: reconciler.last_status)
     kernel = Kernel(scope=scope, snapshots=snapshots, store=store, signer=signer, metrics=metrics)
     limits = settings.limits
     limiter = RateLimiter(limits) if limits.global_rps > 0 or limits.actor_rps > 0 else None

@@ -48,6 +48,8 @@ from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.chart.sdk import render
 from helm_runbook.errors import StepFailed, TargetUnavailable
+from helm_runbook.ingress import LocalIngress
+from helm_runbook.observability import LocalPrometheus, scrape_job
 from helm_runbook.process import free_port
 from helm_runbook.targets.base import Revision, Uninstalled, kept_on_uninstall
 from helm_runbook.targets.validation import (
@@ -450,7 +452,34 @@ class LocalTarget:
             raise
         self.pod = Pod(number, None, ports, log_path, pid, relay_pid)
         self.save()
+        self._follow_pod(ports)
         return self.pod
+
+    def _follow_pod(self, ports: dict[str, int]) -> None:
+        """What watches Services follows the new pod: nginx serves the release's Ingress (a
+        missing TLS Secret fails the install with its name) and a running local Prometheus
+        scrapes the new pod's metrics port."""
+        if self.release is None:
+            return
+        LocalIngress(self.workdir).start(self.release, self.secrets, ports)
+        prometheus = LocalPrometheus(self.workdir)
+        if prometheus.url and self.release.of_kind("ServiceMonitor"):
+            job = scrape_job(self.release)
+            if job.container_port in ports:
+                prometheus.start(job, f"127.0.0.1:{ports[job.container_port]}", self.pod_name)
+
+    @property
+    def pod_name(self) -> str:
+        """The pod's name as a ReplicaSet would give it: the Deployment's name and the restart."""
+        return f"{self.deployment['metadata']['name']}-{self.restarts}"
+
+    def ingress(self) -> dict[str, Any]:
+        """The local ingress controller's ports and hosts (empty without an Ingress)."""
+        return LocalIngress(self.workdir).state()
+
+    def prometheus(self) -> LocalPrometheus:
+        """The local monitoring stack's Prometheus (started by ``start_prometheus``)."""
+        return LocalPrometheus(self.workdir)
 
     def _volume(self, volume: dict[str, Any], root: Path, fs_group: int | None) -> Path:
         """The volume's host directory; Secret and ConfigMap files get their final mode at creation
@@ -689,6 +718,7 @@ class LocalTarget:
                 time.sleep(0.05)
         code = pod.process.wait(5) if pod.process is not None else pod.exit_code()
         _stop_relay(pod.relay_pid)
+        LocalIngress(self.workdir).stop()
         self.pod = None
         self.save()
         return code
@@ -702,9 +732,12 @@ class LocalTarget:
         return self.start_pod()
 
     def close(self) -> None:
-        """Stop the pod (objects and the PVC stay, like ``helm uninstall`` with a kept volume)."""
+        """Stop the pod, its ingress and the local Prometheus (objects and the PVC stay, like
+        ``helm uninstall`` with a kept volume)."""
         if self.pod is not None:
             self.stop_pod()
+        LocalIngress(self.workdir).stop()
+        LocalPrometheus(self.workdir).stop()
 
 
 def _revision(entry: dict[str, Any]) -> Revision:

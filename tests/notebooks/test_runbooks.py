@@ -298,3 +298,32 @@ def test_every_shell_command_of_the_guide_is_executed_by_a_runbook(run: dict[str
     assert f"{len(coverage)} of {len(coverage)} shell commands" in page
     overview = (run["site"] / "index.html").read_text()
     assert f"Guide coverage:</strong> {len(coverage)} of {len(coverage)}" in overview
+
+
+def test_observability_runbook_counts_agree_with_the_receipts(run: dict[str, Any]) -> None:
+    book = "09-observability-ingress"
+    [job] = _values(run, book, "metrics.prometheus")
+    assert (job["port"], job["path"], job["interval"], job["up"]) == (
+        "metrics",
+        "/metrics",
+        "1s",
+        1,
+    )
+    [burst] = _values(run, book, "metrics.burst")
+    [figures] = _values(run, book, "metrics.figures")
+    receipts = burst["receipts"]
+    assert sum(receipts.values()) == burst["requests"] and {"ALLOW", "DENY"} <= set(receipts)
+    counted = figures["prometheus"]
+    assert (counted["ALLOW"], counted["DENY"]) == (receipts["ALLOW"], receipts["DENY"])
+    assert counted["decisions"] == counted["histogram"] == burst["requests"]
+    assert figures["reconcile_status"] in ("ok", "no_change") and figures["rate_per_s"] > 0
+    latency = figures["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"]
+    outputs = [o for cell in nbformat.read(run["build"] / "runbooks" / f"{book}.ipynb", as_version=4).cells
+               for o in cell.get("outputs", [])]  # fmt: skip
+    assert any("image/png" in o.get("data", {}) for o in outputs), (
+        "the burst chart is in the notebook"
+    )
+    [ingress] = _values(run, book, "ingress")
+    assert (ingress["health"], ingress["governed_verdict"], ingress["untrusted"]) == (
+        200, "DENY", "CERTIFICATE_VERIFY_FAILED")  # fmt: skip

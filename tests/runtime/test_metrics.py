@@ -49,3 +49,16 @@ def test_metrics_off_registers_nothing(
         == 200
     )
     assert runtime.metrics is None
+
+
+def test_the_policy_reconcile_state_is_exported(make_runtime: RuntimeFactory) -> None:
+    runtime = make_runtime(env={"HELM_METRICS_ENABLED": "1"})
+    assert runtime.metrics is not None
+    text = generate_latest(runtime.metrics.registry).decode()
+    assert 'helm_policy_reconcile_status{status="ok"} 1.0' in text
+    assert 'helm_policy_reconcile_status{status="validate_error"} 0.0' in text
+    epoch = runtime.reconciler.last_status["policy_epoch"]  # type: ignore[index]
+    assert (
+        f"helm_policy_epoch {float(epoch)!r}" in text
+        or f"helm_policy_epoch {float(epoch):.6e}" in text
+    )

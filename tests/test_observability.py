@@ -1,0 +1,113 @@
+"""The scrape job is derived from the rendered ServiceMonitor and Service (never hand-written),
+and a broken link between them is named."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from helm_runbook.chart import CHART_DIR
+from helm_runbook.chart.manifests import RenderedRelease
+from helm_runbook.chart.sdk import render
+from helm_runbook.errors import StepFailed
+from helm_runbook.observability import duration_seconds, scrape_job
+
+METRICS = {"helm": {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True, "interval": "2s",
+                                                                    "labels": {"release": "kube-prom"}}}}}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def release() -> RenderedRelease:
+    return render(CHART_DIR, METRICS, release="obs", namespace="team-a")
+
+
+def _edited(release: RenderedRelease, kind: str, edit: Any) -> RenderedRelease:
+    objects = copy.deepcopy(release.objects)
+    for _, obj in objects:
+        if obj["kind"] == kind:
+            edit(obj)
+    return RenderedRelease(
+        release.release, release.namespace, objects, release.notes, release.values
+    )
+
+
+def test_the_job_follows_the_servicemonitor_through_the_service(release: RenderedRelease) -> None:
+    job = scrape_job(release)
+    assert (job.name, job.service, job.namespace) == (
+        "serviceMonitor/team-a/obs-helm-ai-kernel/0",
+        "obs-helm-ai-kernel",
+        "team-a",
+    )
+    assert (job.endpoint_port, job.container_port, job.path, job.interval) == (
+        "metrics",
+        "metrics",
+        "/metrics",
+        "2s",
+    )
+    assert job.monitor_labels["release"] == "kube-prom"
+    config = job.config("127.0.0.1:9999", "obs-0")
+    [scrape] = config["scrape_configs"]
+    assert scrape["scrape_interval"] == "2s" and scrape["metrics_path"] == "/metrics"
+    assert scrape["static_configs"] == [{"targets": ["127.0.0.1:9999"], "labels": {
+        "job": "obs-helm-ai-kernel", "namespace": "team-a", "service": "obs-helm-ai-kernel",
+        "endpoint": "metrics", "pod": "obs-0"}}]  # fmt: skip
+    assert job.selector_promql == '{job="obs-helm-ai-kernel",namespace="team-a",endpoint="metrics"}'
+
+
+def test_the_interval_comes_from_the_values() -> None:
+    values = copy.deepcopy(METRICS)
+    values["helm"]["metrics"]["serviceMonitor"]["interval"] = "15s"
+    assert (
+        scrape_job(render(CHART_DIR, values, release="obs")).config("a:1", "p")["global"][
+            "scrape_interval"
+        ]
+        == "15s"
+    )
+
+
+def test_without_a_servicemonitor_the_fix_names_the_values() -> None:
+    with pytest.raises(StepFailed, match=r"serviceMonitor.enabled=true"):
+        scrape_job(render(CHART_DIR, {}, release="obs"))
+
+
+def test_a_port_name_mismatch_is_named(release: RenderedRelease) -> None:
+    broken = _edited(
+        release, "ServiceMonitor", lambda o: o["spec"]["endpoints"][0].update(port="prom")
+    )
+    with pytest.raises(StepFailed, match=r"port named 'prom'.*\['health', 'http', 'metrics'\]"):
+        scrape_job(broken)
+
+
+def test_a_selector_matching_no_service_is_named(release: RenderedRelease) -> None:
+    broken = _edited(
+        release,
+        "ServiceMonitor",
+        lambda o: o["spec"]["selector"].update(matchLabels={"app": "other"}),
+    )
+    with pytest.raises(StepFailed, match=r"0 Services labelled \{'app': 'other'\}"):
+        scrape_job(broken)
+
+
+def test_a_target_port_no_container_serves_is_named(release: RenderedRelease) -> None:
+    def retarget(service: dict[str, Any]) -> None:
+        for port in service["spec"]["ports"]:
+            if port["name"] == "metrics":
+                port["targetPort"] = "metricz"
+
+    with pytest.raises(StepFailed, match=r"targetPort 'metricz' is no port"):
+        scrape_job(_edited(release, "Service", retarget))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("1s", 1), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "s", "5x", "-1s", "0s"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="not a Prometheus duration"):
+        duration_seconds(text)
