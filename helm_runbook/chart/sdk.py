@@ -155,18 +155,12 @@ def install_release(
                 result = config.install(str(chart), release, values, namespace=namespace, timeout=timeout_s,
                                         dry_run=dry_run)  # fmt: skip
         except helm.HelmKubeError as exc:
-            raise ChartError(f"cannot reach the cluster of context {kube_context!r}", helm_message=str(exc),
-                             fix="check `kubectl --context <name> get ns`, or run the runbooks with target=local") from exc  # fmt: skip
+            raise _unreachable(kube_context, exc) from exc
         except helm.HelmReleaseError as exc:
             raise refusal(str(exc), chart) or RenderError(
                 f"helm install {release} failed: {exc}", helm_message=str(exc),
                 fix="read Helm's message; guards list every missing value with its fix") from exc  # fmt: skip
-    objects = [
-        (f"{release}/manifest", doc)
-        for doc in yaml.safe_load_all(result.get("manifest", ""))
-        if isinstance(doc, dict) and doc
-    ]
-    return RenderedRelease(release=release, namespace=namespace, objects=objects,
+    return RenderedRelease(release=release, namespace=namespace, objects=manifest_objects(release, result.get("manifest")),
                            notes=str(result.get("info", "")), values=values)  # fmt: skip
 
 
@@ -182,20 +176,24 @@ def uninstall_release(
         try:
             result = config.uninstall(release, timeout=timeout_s)
         except helm.HelmKubeError as exc:
-            raise ChartError(f"cannot reach the cluster of context {kube_context!r}", helm_message=str(exc),
-                             fix="check `kubectl --context <name> get ns`") from exc  # fmt: skip
+            raise _unreachable(kube_context, exc) from exc
         except helm.HelmError as exc:
             raise ChartError(f"helm uninstall {release} failed: {exc}", helm_message=str(exc),
                              fix=f"check `helm status {release} -n {namespace}`") from exc  # fmt: skip
     record = result.get("release") or {}
-    objects = [(f"{release}/manifest", doc) for doc in yaml.safe_load_all(record.get("manifest", "") or "")
-               if isinstance(doc, dict) and doc]  # fmt: skip
-    was = RenderedRelease(release=release, namespace=namespace, objects=objects,
+    was = RenderedRelease(release=release, namespace=namespace, objects=manifest_objects(release, record.get("manifest")),
                           values=dict(record.get("config") or {}))  # fmt: skip
     return was, str(result.get("info", ""))
 
 
+def _unreachable(kube_context: str | None, exc: Exception) -> ChartError:
+    """Helm could not talk to the cluster: the same refusal for every release operation."""
+    return ChartError(f"cannot reach the cluster of context {kube_context!r}", helm_message=str(exc),
+                      fix="check `kubectl --context <name> get ns`, or run the runbooks with target=local")  # fmt: skip
+
+
 def manifest_objects(release: str, manifest: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """The objects of a release manifest (Helm's multi-document YAML)."""
     return [(f"{release}/manifest", doc) for doc in yaml.safe_load_all(manifest or "")
             if isinstance(doc, dict) and doc]  # fmt: skip
 
@@ -213,8 +211,7 @@ def upgrade_release(
             result = config.upgrade(str(chart), release, values, namespace=namespace,
                                     timeout=timeout_s, wait="watcher")  # fmt: skip
         except helm.HelmKubeError as exc:
-            raise ChartError(f"cannot reach the cluster of context {kube_context!r}", helm_message=str(exc),
-                             fix="check `kubectl --context <name> get ns`") from exc  # fmt: skip
+            raise _unreachable(kube_context, exc) from exc
         except helm.HelmError as exc:
             raise refusal(str(exc), chart) or RenderError(
                 f"helm upgrade {release} failed: {exc}", helm_message=str(exc),
@@ -243,8 +240,7 @@ def release_history(
         except helm.HelmNotFoundError:
             return []
         except helm.HelmKubeError as exc:
-            raise ChartError(f"cannot reach the cluster of context {kube_context!r}", helm_message=str(exc),
-                             fix="check `kubectl --context <name> get ns`") from exc  # fmt: skip
+            raise _unreachable(kube_context, exc) from exc
     return out
 
 
@@ -259,8 +255,7 @@ def rollback_release(
         try:
             config.rollback(release, version=revision, timeout=timeout_s, wait="watcher")
         except helm.HelmKubeError as exc:
-            raise ChartError(f"cannot reach the cluster of context {kube_context!r}", helm_message=str(exc),
-                             fix="check `kubectl --context <name> get ns`") from exc  # fmt: skip
+            raise _unreachable(kube_context, exc) from exc
         except helm.HelmError as exc:
             raise ChartError(f"helm rollback {release} failed: {exc}", helm_message=str(exc),
                              fix=f"`helm history {release} -n {namespace}` lists the revisions to roll back to") from exc  # fmt: skip
