@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from helm_runbook.client import Credentials, RuntimeClient
     from helm_runbook.diagnose import Diagnosis, diagnose
     from helm_runbook.presets import (
+        HOSTNAME_ARGS,
         READ_HOSTNAME,
         STAND_IN_MODELS,
         inline_production_values,
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
         rotate_control_plane_token,
         set_control_plane_down,
         start_control_plane,
-        wake_expect,
     )
     from helm_runbook.steps.observability import (
         burst_figures,
@@ -106,8 +106,8 @@ _LAZY = {
     "rotate_control_plane_token": "helm_runbook.steps.controlplane",
     "set_control_plane_down": "helm_runbook.steps.controlplane",
     "start_control_plane": "helm_runbook.steps.controlplane",
-    "wake_expect": "helm_runbook.steps.controlplane",
     "Credentials": "helm_runbook.client",
+    "HOSTNAME_ARGS": "helm_runbook.presets",
     "READ_HOSTNAME": "helm_runbook.presets",
     "STAND_IN_MODELS": "helm_runbook.presets",
     "Diagnosis": "helm_runbook.diagnose",
@@ -162,6 +162,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "HOSTNAME_ARGS",
     "READ_HOSTNAME",
     "STAND_IN_MODELS",
     "ChartError",
@@ -225,6 +226,5 @@ __all__ = [
     "upgrade_reusing_values",
     "verify_receipts",
     "wait_for_rollout",
-    "wake_expect",
     "wake_reconcile",
 ]

@@ -192,30 +192,6 @@ def await_verdict(
     return result
 
 
-def wake_expect(
-    target: Target, *, status: str, snapshot: str = "active", reason: str = "",
-    auth_secret: str = "helm-auth",
-) -> StepReport:  # fmt: skip
-    """The wake hint, expecting ``status`` and ``snapshot``; ``reason`` must appear in the refusal."""
-    start = time.perf_counter()
-    with RuntimeClient.for_target(target, auth_secret=auth_secret) as client:
-        got = client.reconcile()
-    seen = f"{got['reconcile_status']}/{got['snapshot_status']}: {got['reason']}"
-    if (
-        got["reconcile_status"] != status
-        or got["snapshot_status"] != snapshot
-        or reason not in got["reason"]
-    ):
-        raise StepFailed("policy.wake", expected=f"{status}/{snapshot}" + (f" naming {reason!r}" if reason else ""),
-                         seen=seen, fix="check the control plane's head, the signature and the trust key")  # fmt: skip
-    keys = ("reconcile_status", "snapshot_status", "policy_epoch", "desired_policy_epoch", "reason")
-    result = StepReport("policy.wake", "wake hint → reconcile", ["field", "value"], [[k, got[k]] for k in keys],
-                        summary=f"{got['reconcile_status']}, snapshot {got['snapshot_status']}",
-                        seconds=time.perf_counter() - start, values={k: got[k] for k in keys})  # fmt: skip
-    record(result)
-    return result
-
-
 __all__ = [
     "ControlPlane",
     "await_verdict",
@@ -224,5 +200,4 @@ __all__ = [
     "rotate_control_plane_token",
     "set_control_plane_down",
     "start_control_plane",
-    "wake_expect",
 ]

@@ -105,19 +105,32 @@ def trust_public_key(target: Target) -> str:
 
 
 def wake_reconcile(
-    target: Target, *, expect: str = "ok", auth_secret: str = "helm-auth"
-) -> StepReport:
-    """``POST /internal/policy/reconcile`` with the service key: a wake hint, never policy bytes."""
+    target: Target, *, expect: str = "ok", snapshot: str = "active", reason: str = "",
+    auth_secret: str = "helm-auth",
+) -> StepReport:  # fmt: skip
+    """``POST /internal/policy/reconcile`` with the service key: a wake hint, never policy bytes.
+    The answer must be ``expect`` with the snapshot ``snapshot``; ``reason`` must appear in it."""
     start = time.perf_counter()
     with RuntimeClient.for_target(target, auth_secret=auth_secret) as client:
         status = client.reconcile()
-    if status["reconcile_status"] != expect:
-        raise StepFailed("policy.wake", expected=f"reconcile_status {expect}", seen=f"{status['reconcile_status']}: {status['reason']}",
-                         fix="verify the bundle hash/signature and HELM_POLICY_TRUST_PUBLIC_KEY")  # fmt: skip
-    keys = ("reconcile_status", "snapshot_status", "policy_hash", "updated", "reason")
-    result = StepReport("policy.wake", "wake hint → reconcile", ["field", "value"], [[k, status[k]] for k in keys],
+    seen = f"{status['reconcile_status']}/{status['snapshot_status']}: {status['reason']}"
+    if (status["reconcile_status"], status["snapshot_status"]) != (
+        expect,
+        snapshot,
+    ) or reason not in status["reason"]:
+        raise StepFailed("policy.wake", expected=f"{expect}/{snapshot}" + (f" naming {reason!r}" if reason else ""),
+                         seen=seen, fix="check the source's head, the bundle hash/signature and HELM_POLICY_TRUST_PUBLIC_KEY")  # fmt: skip
+    keys = (
+        "reconcile_status",
+        "snapshot_status",
+        "policy_hash",
+        "policy_epoch",
+        "updated",
+        "reason",
+    )
+    result = StepReport("policy.wake", "wake hint → reconcile", ["field", "value"], [[k, status.get(k, "")] for k in keys],
                         summary=f"{status['reconcile_status']}, snapshot {status['snapshot_status']}",
-                        seconds=time.perf_counter() - start, values={k: status[k] for k in keys})  # fmt: skip
+                        seconds=time.perf_counter() - start, values={k: status.get(k) for k in keys})  # fmt: skip
     record(result)
     return result
 
