@@ -17,7 +17,7 @@ setup: $(STAMP) ## create .venv with the project installed (editable, all extras
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[all]'
-	$(BIN)/python -c 'from helm_runbook.lab import ensure_kernel; ensure_kernel()'
+	$(BIN)/python -c 'from helm_runbook.harness.lab import ensure_kernel; ensure_kernel()'
 	@touch $@
 
 # Debian packages: bubblewrap gives the local target's pod its mounts (runbooks and tests);
@@ -61,7 +61,7 @@ test-fast: setup ## the suite without notebooks, PostgreSQL or the browser (the 
 	$(BIN)/pytest -m "not notebooks and not postgres"
 
 runbook: setup runbook-deps ## the main job: execute every runbook against the bundled runtime, build the docs
-	$(BIN)/python -m helm_runbook.runbook $(RUNBOOK_ARGS)
+	$(BIN)/python -m helm_runbook.harness.runbook $(RUNBOOK_ARGS)
 
 lab: setup runbook-deps ## JupyterLab on 127.0.0.1 (port LAB_PORT, 8888) in notebooks/, to run the runbooks by hand
 	$(BIN)/helm-runbook lab

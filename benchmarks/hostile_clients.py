@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/hostile_clients.py [--runtime-src DIR]
 
-For each attack (``helm_runbook/hostile.py``): what the attacker saw, the runtime process's peak
+For each attack (``helm_runbook/standins/hostile.py``): what the attacker saw, the runtime process's peak
 resident memory (sampled every 10 ms) above its level before the attack, and the worst latency
 of ``GET /health`` on the health port polled every 50 ms meanwhile. ``--runtime-src`` runs the
 runtime from another source tree (e.g. ``git archive <commit> helm_runbook | tar -x -C DIR``)
@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hot_path import ADMIN, write_policy
 
-from helm_runbook import hostile
-from helm_runbook.process import RuntimeProcess
+from helm_runbook.standins import hostile
+from helm_runbook.standins.process import RuntimeProcess
 
 HEADERS = {
     "Authorization": f"Bearer {ADMIN}",

@@ -22,12 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from helm_runbook.process import RuntimeProcess
 from helm_runbook.runtime import receipts
 from helm_runbook.runtime.canonical import canonical_json
 from helm_runbook.runtime.server import build_runtime
 from helm_runbook.runtime.settings import Settings
 from helm_runbook.runtime.store.base import ReceiptQuery
+from helm_runbook.standins.process import RuntimeProcess
 
 ADMIN = "bench-admin-key"
 POLICY_TOML = """name = "helm-chart"

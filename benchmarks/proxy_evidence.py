@@ -24,11 +24,11 @@ from starlette.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hot_path import ADMIN, write_policy
 
-from helm_runbook.mock_upstream import MockUpstreamServer
-from helm_runbook.process import RuntimeProcess
 from helm_runbook.runtime.app import create_app
 from helm_runbook.runtime.server import build_runtime
 from helm_runbook.runtime.settings import Settings
+from helm_runbook.standins.mock_upstream import MockUpstreamServer
+from helm_runbook.standins.process import RuntimeProcess
 
 CHAT = {
     "model": "mock-model",

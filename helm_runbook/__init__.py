@@ -25,17 +25,8 @@ from helm_runbook.errors import (
 )
 
 if TYPE_CHECKING:
-    from helm_runbook.client import Credentials, RuntimeClient
-    from helm_runbook.diagnose import Diagnosis, diagnose
-    from helm_runbook.presets import (
-        HOSTNAME_ARGS,
-        READ_HOSTNAME,
-        STAND_IN_MODELS,
-        inline_production_values,
-        production_values,
-    )
-    from helm_runbook.process import free_port
-    from helm_runbook.results import StepReport, Table
+    from helm_runbook.harness.results import StepReport, Table
+    from helm_runbook.standins.process import free_port
     from helm_runbook.steps import (
         chart_smoke,
         expect_refusal,
@@ -71,6 +62,13 @@ if TYPE_CHECKING:
         trust_public_key,
         wake_reconcile,
     )
+    from helm_runbook.steps.presets import (
+        HOSTNAME_ARGS,
+        READ_HOSTNAME,
+        STAND_IN_MODELS,
+        inline_production_values,
+        production_values,
+    )
     from helm_runbook.steps.release import (
         deployed_values,
         diff_upgrade,
@@ -86,6 +84,8 @@ if TYPE_CHECKING:
     from helm_runbook.steps.upstream import start_stand_in_upstream
     from helm_runbook.targets import open_target
     from helm_runbook.targets.base import Target
+    from helm_runbook.tools.client import Credentials, RuntimeClient
+    from helm_runbook.tools.diagnose import Diagnosis, diagnose
     from helm_runbook.topology import release_topology
 
 __version__ = "0.1.0"
@@ -106,31 +106,31 @@ _LAZY = {
     "rotate_control_plane_token": "helm_runbook.steps.controlplane",
     "set_control_plane_down": "helm_runbook.steps.controlplane",
     "start_control_plane": "helm_runbook.steps.controlplane",
-    "Credentials": "helm_runbook.client",
-    "HOSTNAME_ARGS": "helm_runbook.presets",
-    "READ_HOSTNAME": "helm_runbook.presets",
-    "STAND_IN_MODELS": "helm_runbook.presets",
-    "Diagnosis": "helm_runbook.diagnose",
-    "RuntimeClient": "helm_runbook.client",
-    "StepReport": "helm_runbook.results",
-    "Table": "helm_runbook.results",
+    "Credentials": "helm_runbook.tools.client",
+    "HOSTNAME_ARGS": "helm_runbook.steps.presets",
+    "READ_HOSTNAME": "helm_runbook.steps.presets",
+    "STAND_IN_MODELS": "helm_runbook.steps.presets",
+    "Diagnosis": "helm_runbook.tools.diagnose",
+    "RuntimeClient": "helm_runbook.tools.client",
+    "StepReport": "helm_runbook.harness.results",
+    "Table": "helm_runbook.harness.results",
     "Target": "helm_runbook.targets.base",
     "TroubleshootingLab": "helm_runbook.steps.troubleshoot",
     "chart_smoke": "helm_runbook.steps",
     "burst_figures": "helm_runbook.steps.observability",
     "create_tls_secret": "helm_runbook.steps.observability",
-    "diagnose": "helm_runbook.diagnose",
+    "diagnose": "helm_runbook.tools.diagnose",
     "expect_refusal": "helm_runbook.steps",
-    "free_port": "helm_runbook.process",
+    "free_port": "helm_runbook.standins.process",
     "governed_burst": "helm_runbook.steps.observability",
     "governed_request": "helm_runbook.steps.policy",
-    "inline_production_values": "helm_runbook.presets",
+    "inline_production_values": "helm_runbook.steps.presets",
     "ingress_check": "helm_runbook.steps.observability",
     "install": "helm_runbook.steps",
     "lint_chart": "helm_runbook.steps",
     "open_target": "helm_runbook.targets",
     "prepare_secrets": "helm_runbook.steps",
-    "production_values": "helm_runbook.presets",
+    "production_values": "helm_runbook.steps.presets",
     "publish_signed_policy": "helm_runbook.steps.policy",
     "render_release": "helm_runbook.steps",
     "release_topology": "helm_runbook.topology",

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 from helm_runbook import __version__
-from helm_runbook.client import Credentials
 from helm_runbook.errors import (
     ChartError,
     InputError,
@@ -24,6 +23,7 @@ from helm_runbook.errors import (
     TargetUnavailable,
     VerificationFailed,
 )
+from helm_runbook.tools.client import Credentials
 
 ENV_PREFIX = "HELM_RUNBOOK_"
 
@@ -68,7 +68,7 @@ def _read_text(path: str, what: str, fix: str) -> str:
 
 
 def _cmd_verify_receipts(opts: argparse.Namespace) -> int:
-    from helm_runbook.verify import load_receipts, normalise_public_key, verify_receipts
+    from helm_runbook.tools.verify import load_receipts, normalise_public_key, verify_receipts
 
     key = opts.public_key
     if opts.public_key_file:
@@ -88,7 +88,7 @@ def _cmd_verify_receipts(opts: argparse.Namespace) -> int:
 
 def _cmd_verify_evidence(opts: argparse.Namespace) -> int:
     from helm_runbook.runtime.evidence import verify_pack
-    from helm_runbook.verify import normalise_public_key
+    from helm_runbook.tools.verify import normalise_public_key
 
     key = normalise_public_key(opts.public_key)
     evidence_key = (
@@ -117,14 +117,15 @@ def _cmd_verify_evidence(opts: argparse.Namespace) -> int:
 
 
 def _cmd_mock_upstream(opts: argparse.Namespace) -> int:
-    from helm_runbook.mock_upstream import serve
+    from helm_runbook.standins.mock_upstream import serve
 
     serve(opts.port, opts.host, latency_ms=opts.latency_ms, fail_every=opts.fail_every)
     return 0
 
 
 def _cmd_controlplane(opts: argparse.Namespace) -> int:
-    from helm_runbook import controlplane, policy
+    from helm_runbook.standins import controlplane
+    from helm_runbook.tools import policy
 
     token = controlplane.load_token(Path(opts.token_file) if opts.token_file else None)
     signer = policy.load_policy_signer(Path(opts.key_file) if opts.key_file else None)
@@ -134,8 +135,8 @@ def _cmd_controlplane(opts: argparse.Namespace) -> int:
 
 
 def _cmd_policy(opts: argparse.Namespace) -> int:
-    from helm_runbook import policy
-    from helm_runbook.verify import normalise_public_key
+    from helm_runbook.tools import policy
+    from helm_runbook.tools.verify import normalise_public_key
 
     mount = Path(opts.mount_path) if getattr(opts, "mount_path", None) else policy.DEFAULT_MOUNT
     if opts.policy_command == "keygen":
@@ -183,7 +184,7 @@ def _cmd_policy(opts: argparse.Namespace) -> int:
 
 
 def _cmd_run(opts: argparse.Namespace) -> int:
-    from helm_runbook import runbook
+    from helm_runbook.harness import runbook
 
     chosen = [
         nb
@@ -215,7 +216,7 @@ def _cmd_run(opts: argparse.Namespace) -> int:
 
 
 def _cmd_stop(opts: argparse.Namespace) -> int:
-    from helm_runbook import runbook
+    from helm_runbook.harness import runbook
 
     workdir = Path(opts.workdir) if opts.workdir else runbook.WORKDIR
     stopped = runbook.stop_local_target(workdir)
@@ -228,8 +229,8 @@ def _cmd_stop(opts: argparse.Namespace) -> int:
 
 
 def _cmd_smoke(opts: argparse.Namespace) -> int:
-    from helm_runbook.client import RuntimeClient
     from helm_runbook.steps.smoke import smoke
+    from helm_runbook.tools.client import RuntimeClient
 
     credentials = _credentials(opts)
     if not credentials.admin_key:
@@ -245,7 +246,7 @@ def _cmd_smoke(opts: argparse.Namespace) -> int:
 
 
 def _cmd_lab(opts: argparse.Namespace) -> int:
-    from helm_runbook.lab import serve_lab
+    from helm_runbook.harness.lab import serve_lab
 
     serve_lab(opts.port, Path(opts.notebook_dir) if opts.notebook_dir else None)
 

@@ -37,7 +37,7 @@ class RunbookError(Exception):
     def _render_traceback_(self) -> list[str]:
         """How IPython shows this error in a notebook cell: the error and its fix, no traceback
         (what failed is the deployment, not the code), recorded in the cell's metadata."""
-        from helm_runbook.record import record_failure
+        from helm_runbook.harness.record import record_failure
 
         if not getattr(self, "_recorded", False):  # IPython may render an error more than once
             self._recorded = True

@@ -188,8 +188,8 @@ class Topology:
 
 def release_topology(target: Any) -> Topology:
     """The installed release's picture (recorded: how many objects and references it shows)."""
-    from helm_runbook.record import record
-    from helm_runbook.results import StepReport
+    from helm_runbook.harness.record import record
+    from helm_runbook.harness.results import StepReport
     from helm_runbook.steps.observability import _release
 
     picture = Topology(_release(target))

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from helm_runbook.client import Credentials
 from helm_runbook.runtime.app import create_app
 from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.server import build_runtime
 from helm_runbook.runtime.settings import Settings
 from helm_runbook.steps.policy import SERVE_POLICY  # one copy of the chart-shaped policy
+from helm_runbook.tools.client import Credentials
 from tests.postgres_server import PostgresServer, postgres_bin
 
 ADMIN_KEY = "test-admin-key-0123456789"

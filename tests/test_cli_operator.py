@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from helm_runbook import runbook
 from helm_runbook.cli import main
-from helm_runbook.process import RuntimeProcess
+from helm_runbook.harness import runbook
+from helm_runbook.standins.process import RuntimeProcess
 from tests.conftest import ADMIN_KEY, default_env, write_policy
 
 pytestmark = pytest.mark.slow

@@ -14,11 +14,16 @@ ADAPTERS = {
     "psycopg": {"runtime/store/postgres.py"},
     "sqlite3": {"runtime/store/sqlite.py"},
 }
-# The operator side talks HTTP to a runtime only through client.py; the local target's kubelet
+# The operator side talks HTTP to a runtime only through tools/client.py; the local target's kubelet
 # probe and the hostile-client tool (an attacker, malformed on purpose) are the other callers.
 # The runtime's own HTTP (upstream, control plane) is its own; observability.py talks to
 # Prometheus's API (never to a runtime).
-HTTP_CLIENTS = {"client.py", "targets/local.py", "hostile.py", "observability.py"}
+HTTP_CLIENTS = {
+    "tools/client.py",
+    "targets/local.py",
+    "standins/hostile.py",
+    "standins/observability.py",
+}
 
 
 def _imports(path: Path) -> set[str]:
@@ -116,3 +121,63 @@ def test_the_package_has_no_import_circle() -> None:
         if name not in state:
             visit(name, [name])
     assert cycles == []
+
+
+# The package's layers, lowest first: a module imports only from its own layer or a lower one
+# (function-local and type-checking imports included). The longest matching prefix places a module.
+LAYERS = {
+    "helm_runbook.runtime": 0,  # the reference runtime: knows nothing of the operator side
+    "helm_runbook.errors": 1,
+    "helm_runbook.harness.results": 1,
+    "helm_runbook.harness.record": 1,
+    "helm_runbook.chart": 2,  # Helm's SDK, values, schemas
+    "helm_runbook.standins": 2,  # stand-in neighbours and test seams
+    "helm_runbook.targets": 3,
+    "helm_runbook.tools": 3,  # operator tools usable without a runbook
+    "helm_runbook.steps": 4,  # runbook steps: tools and targets with a recorded result
+    "helm_runbook.harness": 5,  # the runner and the kernel: above every step
+    "helm_runbook.site": 5,
+    "helm_runbook.docsite": 5,
+    "helm_runbook.coverage": 5,
+    "helm_runbook.topology": 5,
+    "helm_runbook.cli": 6,
+    "helm_runbook.__main__": 6,
+    "helm_runbook": 6,  # the public API re-exports everything
+}
+
+
+def _layer(module: str) -> int:
+    candidates = [p for p in LAYERS if module == p or module.startswith(p + ".")]
+    assert candidates, f"{module} has no layer: add its package to LAYERS"
+    return LAYERS[max(candidates, key=len)]
+
+
+def _imported_modules(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package's modules ``path`` imports: ``from a.b import c`` counts ``a.b.c`` when it is a
+    module, else ``a.b``."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                found.add(full if full in modules else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {m for m in found if m in modules}
+
+
+def test_each_module_imports_only_its_own_layer_or_lower() -> None:
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    offenders = []
+    for name, path in sorted(modules.items()):
+        for target in _imported_modules(path, modules):
+            if target != name and _layer(target) > _layer(name):
+                offenders.append(
+                    f"{name} (layer {_layer(name)}) imports {target} (layer {_layer(target)})"
+                )
+    assert offenders == []
+
+
+def test_every_module_has_a_layer() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        _layer(_module_name(path))  # raises naming the module

@@ -11,9 +11,10 @@ import sys
 import nbformat
 
 import helm_runbook
-from helm_runbook import errors, presets, runbook, steps
+from helm_runbook import errors, steps
+from helm_runbook.harness import runbook
 from helm_runbook.steps import policy as policy_steps
-from helm_runbook.steps import troubleshoot, upstream
+from helm_runbook.steps import presets, troubleshoot, upstream
 
 
 def _isort_style(name: str) -> tuple[int, str]:

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from helm_runbook.results import Table
+from helm_runbook.harness.results import Table
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.chart.schema import explain
 from helm_runbook.chart.values import merge_values
 from helm_runbook.errors import ChartError, RenderError, ValuesError
-from helm_runbook.results import Table
+from helm_runbook.harness.results import Table
 
 SEVERITY = {0: "unknown", 1: "info", 2: "warning", 3: "error"}
 

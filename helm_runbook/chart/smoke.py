@@ -21,7 +21,7 @@ from helm_runbook.chart.manifests import validate
 from helm_runbook.chart.sdk import lint, render
 from helm_runbook.chart.values import merge_values, nested
 from helm_runbook.errors import ChartError
-from helm_runbook.results import Table
+from helm_runbook.harness.results import Table
 
 SEED = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 PRODUCTION = {"helm": {"production": True, "signing": {"key": SEED},

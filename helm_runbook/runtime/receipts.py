@@ -1,7 +1,7 @@
 """receipt.v5: fields, the 13-key signed preimage, the chain hash, and their verification.
 
 One module for both sides: the runtime issues receipts with these functions and the offline
-verifier (``helm_runbook.verify``) checks them with the same ones, so a change here is a change
+verifier (``helm_runbook.tools.verify``) checks them with the same ones, so a change here is a change
 to both (docs/upstream-contract.md#receipts).
 """
 

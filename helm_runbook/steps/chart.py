@@ -11,8 +11,8 @@ from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.manifests import validate
 from helm_runbook.chart.sdk import lint, render
 from helm_runbook.errors import ChartError, StepFailed
-from helm_runbook.record import record
-from helm_runbook.results import StepReport
+from helm_runbook.harness.record import record
+from helm_runbook.harness.results import StepReport
 
 
 def lint_chart(chart: Path = CHART_DIR, values: dict[str, Any] | None = None) -> StepReport:

@@ -15,18 +15,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from helm_runbook.client import RuntimeClient
-from helm_runbook.controlplane import (
+from helm_runbook.errors import StepFailed
+from helm_runbook.harness.record import record
+from helm_runbook.harness.results import StepReport
+from helm_runbook.standins.controlplane import (
     DEFAULT_MOUNT,
     ControlPlaneServer,
     ControlPlaneState,
     token_fingerprint,
 )
-from helm_runbook.errors import StepFailed
-from helm_runbook.record import record
-from helm_runbook.results import StepReport
 from helm_runbook.steps.policy import SERVE_POLICY, policy_signer
 from helm_runbook.targets.base import Target
+from helm_runbook.tools.client import RuntimeClient
 
 TOKEN_KEY = "HELM_POLICY_BEARER_TOKEN"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from helm_runbook.chart.values import helm_command
 from helm_runbook.errors import StepFailed
-from helm_runbook.record import record
-from helm_runbook.results import StepReport, progress
+from helm_runbook.harness.record import record
+from helm_runbook.harness.results import StepReport, progress
 from helm_runbook.targets.base import Target
 
 

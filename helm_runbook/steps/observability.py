@@ -14,13 +14,13 @@ from typing import Any
 
 from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.chart.values import helm_command
-from helm_runbook.client import RuntimeClient
 from helm_runbook.errors import InputError, StepFailed, TargetUnavailable
-from helm_runbook.ingress import ingress_plan, tls_pair
-from helm_runbook.observability import PromQL, ScrapeJob, scrape_job
-from helm_runbook.record import record
-from helm_runbook.results import StepReport, progress
+from helm_runbook.harness.record import record
+from helm_runbook.harness.results import StepReport, progress
+from helm_runbook.standins.ingress import ingress_plan, tls_pair
+from helm_runbook.standins.observability import PromQL, ScrapeJob, scrape_job
 from helm_runbook.targets.base import Target
+from helm_runbook.tools.client import RuntimeClient
 
 MAX_BURST = 2000  # requests: the burst is a demonstration, not a load test (benchmarks/ has those)
 QUANTILES = (0.5, 0.9, 0.99)

@@ -12,19 +12,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from helm_runbook.client import RuntimeClient
 from helm_runbook.errors import StepFailed
-from helm_runbook.policy import (
+from helm_runbook.harness.record import record
+from helm_runbook.harness.results import StepReport
+from helm_runbook.runtime.keys import Signer
+from helm_runbook.targets.base import Target
+from helm_runbook.tools.client import RuntimeClient
+from helm_runbook.tools.policy import (
     DEFAULT_MOUNT,
     POLICY_KEY_ENV,
     keygen,
     load_policy_signer,
     sign_policy,
 )
-from helm_runbook.record import record
-from helm_runbook.results import StepReport
-from helm_runbook.runtime.keys import Signer
-from helm_runbook.targets.base import Target
 
 SERVE_POLICY = """\
 name = "helm-chart"

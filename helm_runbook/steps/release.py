@@ -20,13 +20,13 @@ from nacl.signing import SigningKey
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.sdk import render
 from helm_runbook.chart.values import helm_command, merge_values
-from helm_runbook.client import RuntimeClient
-from helm_runbook.diagnose import diagnose
 from helm_runbook.errors import RuntimeAPIError, StepFailed, TargetUnavailable
-from helm_runbook.record import record
-from helm_runbook.results import StepReport
+from helm_runbook.harness.record import record
+from helm_runbook.harness.results import StepReport
 from helm_runbook.runtime.keys import Signer
 from helm_runbook.targets.base import Revision, Target
+from helm_runbook.tools.client import RuntimeClient
+from helm_runbook.tools.diagnose import diagnose
 
 SHOWN = 80  # characters of a changed field's value shown in the diff table
 

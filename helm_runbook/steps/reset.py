@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from helm_runbook.errors import StepFailed
-from helm_runbook.record import record
-from helm_runbook.results import StepReport
+from helm_runbook.harness.record import record
+from helm_runbook.harness.results import StepReport
 from helm_runbook.targets import resolve_workdir
 from helm_runbook.targets.local import LocalTarget
 

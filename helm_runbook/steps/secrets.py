@@ -17,8 +17,8 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from helm_runbook.errors import SecretMaterialMissing
-from helm_runbook.record import record
-from helm_runbook.results import StepReport
+from helm_runbook.harness.record import record
+from helm_runbook.harness.results import StepReport
 from helm_runbook.runtime.keys import Signer
 from helm_runbook.targets.base import Target
 

@@ -11,14 +11,14 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from helm_runbook.client import RuntimeClient
 from helm_runbook.errors import StepFailed
-from helm_runbook.record import record
-from helm_runbook.results import StepReport
+from helm_runbook.harness.record import record
+from helm_runbook.harness.results import StepReport
 from helm_runbook.runtime.keys import Signer
 from helm_runbook.targets.base import Target
-from helm_runbook.verify import ReceiptVerification
-from helm_runbook.verify import verify_receipts as verify_offline
+from helm_runbook.tools.client import RuntimeClient
+from helm_runbook.tools.verify import ReceiptVerification
+from helm_runbook.tools.verify import verify_receipts as verify_offline
 
 
 def _check(

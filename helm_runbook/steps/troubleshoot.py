@@ -14,13 +14,11 @@ from typing import Any
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.sdk import render
 from helm_runbook.chart.values import merge_values, nested
-from helm_runbook.client import RuntimeClient
 from helm_runbook.errors import ChartError, RuntimeAPIError, StepFailed
-from helm_runbook.mock_upstream import MockUpstreamServer
-from helm_runbook.presets import HOSTNAME_ARGS, READ_HOSTNAME, STAND_IN_MODELS
-from helm_runbook.process import free_port
-from helm_runbook.record import record
-from helm_runbook.results import StepReport
+from helm_runbook.harness.record import record
+from helm_runbook.harness.results import StepReport
+from helm_runbook.standins.mock_upstream import MockUpstreamServer
+from helm_runbook.standins.process import free_port
 from helm_runbook.steps.deploy import restart_pod
 from helm_runbook.steps.policy import (
     governed_request,
@@ -28,8 +26,10 @@ from helm_runbook.steps.policy import (
     trust_public_key,
     wake_reconcile,
 )
+from helm_runbook.steps.presets import HOSTNAME_ARGS, READ_HOSTNAME, STAND_IN_MODELS
 from helm_runbook.steps.secrets import prepare_secrets
 from helm_runbook.targets.base import Target
+from helm_runbook.tools.client import RuntimeClient
 
 FAULTS = (
     "render",

@@ -7,9 +7,9 @@ import time
 from urllib.parse import urlsplit
 
 from helm_runbook.errors import StepFailed
-from helm_runbook.mock_upstream import MockUpstreamServer
-from helm_runbook.record import record
-from helm_runbook.results import StepReport
+from helm_runbook.harness.record import record
+from helm_runbook.harness.results import StepReport
+from helm_runbook.standins.mock_upstream import MockUpstreamServer
 from helm_runbook.targets.base import Target
 
 #: Stand-ins serving in this process, by port: running the step again (a cell re-run in

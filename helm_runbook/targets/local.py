@@ -48,9 +48,9 @@ from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.chart.sdk import render
 from helm_runbook.errors import StepFailed, TargetUnavailable
-from helm_runbook.ingress import LocalIngress
-from helm_runbook.observability import LocalPrometheus, scrape_job
-from helm_runbook.process import free_port
+from helm_runbook.standins.ingress import LocalIngress
+from helm_runbook.standins.observability import LocalPrometheus, scrape_job
+from helm_runbook.standins.process import free_port
 from helm_runbook.targets.base import Revision, Uninstalled, kept_on_uninstall
 from helm_runbook.targets.validation import (
     check_config_key,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from helm_runbook import runbook
+from helm_runbook.harness import runbook
 
 
 @pytest.fixture(scope="session")

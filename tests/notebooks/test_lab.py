@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helm_runbook import runbook
-from helm_runbook.process import free_port
+from helm_runbook.harness import runbook
+from helm_runbook.standins.process import free_port
 from tests.browser import Browser, chromium_binary
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]

@@ -13,8 +13,8 @@ import nbformat
 import pytest
 from nacl.signing import SigningKey
 
-from helm_runbook import runbook
-from helm_runbook.record import read_records
+from helm_runbook.harness import runbook
+from helm_runbook.harness.record import read_records
 from helm_runbook.runtime.keys import Signer
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
@@ -202,8 +202,8 @@ def test_upgrade_rollback_runbook_recovers_a_failed_upgrade_without_losing_a_rec
 
 
 def test_troubleshooting_runbook_proves_every_row_of_the_guide(run: dict[str, Any]) -> None:
-    from helm_runbook.diagnose import GUIDE
     from helm_runbook.steps.troubleshoot import FAULTS
+    from helm_runbook.tools.diagnose import GUIDE
 
     records = read_records(run["build"] / "runbooks" / "06-troubleshooting.ipynb")
     assert set(FAULTS) == set(GUIDE), "every row of the guide's table has a fault in the lab"

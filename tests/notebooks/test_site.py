@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from helm_runbook import runbook
+from helm_runbook.harness import runbook
 from tests.browser import Browser, chromium_binary, serve_directory
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]

@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 import helm_runbook.runtime
-from helm_runbook.background import BackgroundServer
-from helm_runbook.mock_upstream import MockUpstreamServer
 from helm_runbook.runtime.app import create_app
 from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.server import build_runtime
 from helm_runbook.runtime.settings import Settings
+from helm_runbook.standins.background import BackgroundServer
+from helm_runbook.standins.mock_upstream import MockUpstreamServer
 from tests.conftest import (
     ALLOW_FILE_READ,
     TENANT_HEADERS,

@@ -11,7 +11,7 @@ import pytest
 from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.store.base import AppendedReceipt, ChainHead, ReceiptQuery
 from helm_runbook.runtime.store.sqlite import SQLiteReceiptStore
-from helm_runbook.verify import verify_receipts
+from helm_runbook.tools.verify import verify_receipts
 
 
 def _request(session: str) -> dict[str, object]:

@@ -19,8 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from helm_runbook.background import BackgroundServer
-from helm_runbook.hostile import (
+from helm_runbook.runtime import proxy
+from helm_runbook.runtime.app import create_app
+from helm_runbook.standins.background import BackgroundServer
+from helm_runbook.standins.hostile import (
     HealthWatch,
     RssWatch,
     big_listing,
@@ -33,9 +35,7 @@ from helm_runbook.hostile import (
     slow_bodies,
     slow_headers,
 )
-from helm_runbook.process import RuntimeProcess
-from helm_runbook.runtime import proxy
-from helm_runbook.runtime.app import create_app
+from helm_runbook.standins.process import RuntimeProcess
 from tests.conftest import (
     ALLOW_FILE_READ,
     TENANT_HEADERS,

@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from helm_runbook.policy import sign_policy
-from helm_runbook.process import RuntimeProcess
 from helm_runbook.runtime.guardian import DecisionRequest, decide
 from helm_runbook.runtime.keys import Signer
 from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import MountedFileSource
+from helm_runbook.standins.process import RuntimeProcess
+from helm_runbook.tools.policy import sign_policy
 from tests.conftest import TENANT_HEADERS, default_env, write_policy
 
 SCOPE = PolicyScope()

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from helm_runbook import policy
 from helm_runbook.cli import main as cli_main
 from helm_runbook.runtime.context import Runtime
+from helm_runbook.tools import policy
 from tests.conftest import SERVICE_KEY, TENANT_HEADERS, RuntimeFactory, write_policy
 
 ClientFor = Callable[[Runtime], TestClient]

@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from helm_runbook.background import BackgroundServer
 from helm_runbook.runtime.keys import Signer
 from helm_runbook.runtime.policy.bundle import composite_material, pack_ref, policy_hash
 from helm_runbook.runtime.policy.crd import CrdSource
@@ -26,6 +25,7 @@ from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import ControlPlaneSource, check_controlplane_url
 from helm_runbook.runtime.settings import Settings, SettingsError
+from helm_runbook.standins.background import BackgroundServer
 from tests.conftest import SERVE_POLICY
 from tests.kube_emulator import BackgroundKmock
 

@@ -10,10 +10,10 @@ import httpx
 import openai
 import pytest
 
-from helm_runbook.mock_upstream import MockUpstreamConfig, MockUpstreamServer
-from helm_runbook.process import RuntimeProcess, free_port
 from helm_runbook.runtime.proxy import upstream_endpoint
-from helm_runbook.verify import verify_receipts
+from helm_runbook.standins.mock_upstream import MockUpstreamConfig, MockUpstreamServer
+from helm_runbook.standins.process import RuntimeProcess, free_port
+from helm_runbook.tools.verify import verify_receipts
 from tests.conftest import TENANT_HEADERS, default_env, write_policy
 
 pytestmark = pytest.mark.slow

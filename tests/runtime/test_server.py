@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helm_runbook.process import RuntimeExited, RuntimeProcess
-from helm_runbook.verify import verify_receipts
+from helm_runbook.standins.process import RuntimeExited, RuntimeProcess
+from helm_runbook.tools.verify import verify_receipts
 from tests.conftest import ALLOW_FILE_READ, TENANT_HEADERS, default_env, write_policy
 
 pytestmark = pytest.mark.slow
@@ -211,7 +211,7 @@ def test_acknowledged_receipts_survive_sigkill_and_restart(tmp_path: Path) -> No
 def test_metrics_port_serves_prometheus_text(tmp_path: Path) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    from helm_runbook.process import free_port
+    from helm_runbook.standins.process import free_port
 
     metrics_port = free_port()
     env = {**default_env(), "HELM_METRICS_ENABLED": "1", "HELM_METRICS_PORT": str(metrics_port)}

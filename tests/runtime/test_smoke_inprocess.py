@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.testclient import TestClient
 
 from helm_runbook.runtime.context import Runtime
-from helm_runbook.verify import verify_receipts
+from helm_runbook.tools.verify import verify_receipts
 from tests.conftest import TENANT_HEADERS
 
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 import pytest
 from starlette.testclient import TestClient
 
-from helm_runbook.client import Credentials, RuntimeClient
 from helm_runbook.errors import RuntimeAPIError
 from helm_runbook.runtime.app import create_health_app
 from helm_runbook.runtime.context import Runtime
 from helm_runbook.steps.smoke import smoke
+from helm_runbook.tools.client import Credentials, RuntimeClient
 from tests.conftest import CREDENTIALS
 
 

@@ -201,8 +201,8 @@ def test_the_secret_setup_runbook_runs_against_a_kube_context(
 ) -> None:
     """The same notebook, a kube context instead of ``local``: papermill's kernel (another process)
     creates the Secrets through the official client in the emulated cluster."""
-    from helm_runbook import runbook
-    from helm_runbook.record import read_records
+    from helm_runbook.harness import runbook
+    from helm_runbook.harness.record import read_records
 
     kubeconfig = {
         "apiVersion": "v1", "kind": "Config", "current-context": "emulated",

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from starlette.testclient import TestClient
 
-from helm_runbook.client import Credentials, RuntimeClient
 from helm_runbook.errors import RunbookError, RuntimeAPIError, TargetUnavailable
 from helm_runbook.runtime.context import Runtime
+from helm_runbook.tools.client import Credentials, RuntimeClient
 from tests.conftest import ADMIN_KEY, CREDENTIALS, SERVICE_KEY, free_port
 
 BASE = "http://testserver"

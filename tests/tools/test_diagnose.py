@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from helm_runbook.diagnose import GUIDE, SYMPTOMS, diagnose
 from helm_runbook.errors import StepFailed
-from helm_runbook.mock_upstream import MockUpstreamServer
+from helm_runbook.standins.mock_upstream import MockUpstreamServer
 from helm_runbook.targets.local import LocalTarget
+from helm_runbook.tools.diagnose import GUIDE, SYMPTOMS, diagnose
 
 
 def test_nothing_installed_is_skipped_not_a_problem(tmp_path: Path) -> None:

@@ -19,7 +19,13 @@ from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.chart.sdk import render
 from helm_runbook.errors import StepFailed
-from helm_runbook.ingress import LocalIngress, backend_address, ingress_plan, nginx_config, tls_pair
+from helm_runbook.standins.ingress import (
+    LocalIngress,
+    backend_address,
+    ingress_plan,
+    nginx_config,
+    tls_pair,
+)
 from helm_runbook.steps.observability import self_signed
 
 

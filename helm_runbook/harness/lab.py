@@ -19,10 +19,8 @@ from typing import NoReturn
 from helm_runbook.errors import InputError
 
 KERNEL_NAME = "helm-runbook"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-#: Set by the unattended runner (papermill) for its kernels: steps then print no live progress.
-UNATTENDED_ENV = "HELM_RUNBOOK_UNATTENDED"
 
 
 def kernel_spec() -> dict[str, object]:
@@ -57,11 +55,6 @@ def ensure_kernel() -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(spec, indent=1) + "\n")
     return directory
-
-
-def unattended() -> bool:
-    """True inside a kernel started by the unattended runner (``make runbook``, ``helm-runbook run``)."""
-    return os.environ.get(UNATTENDED_ENV) == "1"
 
 
 def lab_command(port: int, notebook_dir: Path) -> list[str]:
@@ -112,4 +105,4 @@ def serve_lab(port: int | None = None, notebook_dir: Path | None = None) -> NoRe
     os.execve(command[0], command, env)
 
 
-__all__ = ["KERNEL_NAME", "ensure_kernel", "serve_lab", "unattended"]
+__all__ = ["KERNEL_NAME", "ensure_kernel", "serve_lab"]

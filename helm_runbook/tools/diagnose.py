@@ -17,12 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from helm_runbook.chart.manifests import RenderedRelease
-from helm_runbook.client import RuntimeClient
 from helm_runbook.errors import ChartError, StepFailed, TargetUnavailable
-from helm_runbook.ingress import ingress_plan, tls_pair
-from helm_runbook.observability import scrape_job
-from helm_runbook.record import record
-from helm_runbook.results import StepReport, Table
+from helm_runbook.harness.record import record
+from helm_runbook.harness.results import StepReport, Table
 from helm_runbook.runtime.keys import verify_hex
 from helm_runbook.runtime.policy.bundle import (
     PolicyFileError,
@@ -32,7 +29,10 @@ from helm_runbook.runtime.policy.bundle import (
     policy_hash,
     reference_pack_path,
 )
+from helm_runbook.standins.ingress import ingress_plan, tls_pair
+from helm_runbook.standins.observability import scrape_job
 from helm_runbook.targets.base import Target
+from helm_runbook.tools.client import RuntimeClient
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.chart.sdk import render
 from helm_runbook.errors import StepFailed
-from helm_runbook.observability import duration_seconds, scrape_job
+from helm_runbook.standins.observability import duration_seconds, scrape_job
 
 METRICS = {"helm": {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True, "interval": "2s",
                                                                     "labels": {"release": "kube-prom"}}}}}  # fmt: skip

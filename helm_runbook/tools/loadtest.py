@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from helm_runbook.client import PAGE_LIMIT, Credentials, RuntimeClient
 from helm_runbook.errors import TargetUnavailable
-from helm_runbook.verify import ReceiptVerification, verify_receipts
+from helm_runbook.tools.client import PAGE_LIMIT, Credentials, RuntimeClient
+from helm_runbook.tools.verify import ReceiptVerification, verify_receipts
 
 
 @dataclass

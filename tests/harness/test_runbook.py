@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from helm_runbook import runbook
 from helm_runbook.cli import main
 from helm_runbook.errors import InputError
+from helm_runbook.harness import runbook
 
 INSTALL = runbook.NOTEBOOKS / "03-production-install.ipynb"
 

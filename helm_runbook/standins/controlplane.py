@@ -31,7 +31,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from helm_runbook.background import BackgroundServer
 from helm_runbook.errors import InputError, SecretMaterialMissing
 from helm_runbook.runtime.canonical import sha256_ref
 from helm_runbook.runtime.keys import Signer
@@ -43,6 +42,7 @@ from helm_runbook.runtime.policy.bundle import (
     policy_hash,
     reference_pack_path,
 )
+from helm_runbook.standins.background import BackgroundServer
 
 TOKEN_ENV = "HELM_RUNBOOK_CONTROLPLANE_TOKEN"
 DEFAULT_MOUNT = Path("/etc/helm-ai-kernel/policy")
@@ -149,7 +149,7 @@ class ControlPlaneState:
         if fault != "unsigned" and signer is None:
             raise SecretMaterialMissing(
                 "publishing a signed version needs the policy signing key",
-                fix="pass the signer from helm_runbook.policy.load_policy_signer",
+                fix="pass the signer from helm_runbook.tools.policy.load_policy_signer",
             )
         signature = (
             signer.sign_hex(composite_material(policy_toml, refs))

@@ -7,7 +7,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from helm_runbook.process import free_port
+from helm_runbook.standins.process import free_port
 
 #: LLM_INFERENCE for the stand-in upstream's models only (every other model is denied).
 STAND_IN_MODELS: dict[str, str] = {

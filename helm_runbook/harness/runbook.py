@@ -26,9 +26,10 @@ from xml.etree import ElementTree as ET
 import yaml
 
 from helm_runbook.errors import InputError
-from helm_runbook.lab import KERNEL_NAME, UNATTENDED_ENV, ensure_kernel
+from helm_runbook.harness.lab import KERNEL_NAME, ensure_kernel
+from helm_runbook.harness.results import UNATTENDED_ENV
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build"
 EXECUTED = BUILD / "runbooks"
@@ -101,7 +102,7 @@ def execute(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from helm_runbook.record import read_records
+    from helm_runbook.harness.record import read_records
 
     # Executed into a staging copy: only a passing run replaces the copy the site is built from;
     # a failed one is kept beside it, in failed/, for the operator to open.
@@ -284,7 +285,9 @@ def resume_command(argv: list[str] | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helm_runbook.runbook", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m helm_runbook.harness.runbook", description=__doc__
+    )
     parser.add_argument(
         "--resume", action="store_true", help="start from the first notebook that did not pass"
     )

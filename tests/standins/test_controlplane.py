@@ -12,17 +12,17 @@ import httpx
 import pytest
 from nacl.signing import SigningKey
 
-from helm_runbook.controlplane import (
-    ControlPlaneServer,
-    ControlPlaneState,
-    load_token,
-    token_fingerprint,
-)
 from helm_runbook.errors import InputError, SecretMaterialMissing
 from helm_runbook.runtime.keys import Signer
 from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import ControlPlaneSource
+from helm_runbook.standins.controlplane import (
+    ControlPlaneServer,
+    ControlPlaneState,
+    load_token,
+    token_fingerprint,
+)
 from helm_runbook.steps.policy import SERVE_POLICY
 
 TOKEN = "cp-test-token-0123456789"

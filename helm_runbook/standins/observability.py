@@ -26,7 +26,7 @@ import yaml
 
 from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.errors import StepFailed, TargetUnavailable
-from helm_runbook.process import free_port
+from helm_runbook.standins.process import free_port
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a PromQL answer larger than this is refused, not parsed
 QUERY_TIMEOUT_S = 10.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,11 +83,18 @@ class StepReport:
         return f"{html_table}<p>Equivalent command:</p><pre>{html.escape(self.command)}</pre>"
 
 
+#: Set by the unattended runner (papermill) for its kernels: steps then print no live progress.
+UNATTENDED_ENV = "HELM_RUNBOOK_UNATTENDED"
+
+
+def unattended() -> bool:
+    """True inside a kernel started by the unattended runner (``make runbook``, ``helm-runbook run``)."""
+    return os.environ.get(UNATTENDED_ENV) == "1"
+
+
 def progress(desc: str, unit: str) -> Any:
     """A live progress bar for a long step: a widget in JupyterLab, a line in a terminal, and
     nothing in an unattended run (papermill output and the published pages stay clean)."""
     from tqdm.auto import tqdm
-
-    from helm_runbook.lab import unattended
 
     return tqdm(desc=desc, unit=unit, leave=False, disable=unattended())

@@ -24,8 +24,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.errors import StepFailed, TargetUnavailable
-from helm_runbook.observability import cmdline_has, owner_only_dir, terminate, write_private
-from helm_runbook.process import free_port
+from helm_runbook.standins.observability import (
+    cmdline_has,
+    owner_only_dir,
+    terminate,
+    write_private,
+)
+from helm_runbook.standins.process import free_port
 
 HOST = re.compile(r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 PATH = re.compile(r"/[-A-Za-z0-9._~/%]*")  # no space, quote, brace or ';' reaches nginx.conf

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from helm_runbook.background import BackgroundServer
+from helm_runbook.standins.background import BackgroundServer
 
 
 @dataclass
