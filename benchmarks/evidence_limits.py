@@ -27,16 +27,16 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from helm_runbook.runtime import receipts as rc
-from helm_runbook.runtime.evidence import build_pack
-from helm_runbook.runtime.keys import Signer
+from helm_runbook.formats import receipts as rc
+from helm_runbook.formats.evidence import build_pack
+from helm_runbook.formats.keys import Signer
 
 ROOT = Signer(SigningKey(b"\x01" * 32))
 EVIDENCE = Signer(SigningKey(b"\x02" * 32), key_id="evidence")
 
 CHILD = """
 import json, sys, time, tracemalloc
-from helm_runbook.runtime.evidence import verify_pack
+from helm_runbook.formats.evidence import verify_pack
 
 def hwm():
     for line in open("/proc/self/status"):

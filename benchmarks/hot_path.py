@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from helm_runbook.runtime import receipts
-from helm_runbook.runtime.canonical import canonical_json
+from helm_runbook.formats import receipts
+from helm_runbook.formats.canonical import canonical_json
 from helm_runbook.runtime.server import build_runtime
 from helm_runbook.runtime.settings import Settings
 from helm_runbook.runtime.store.base import ReceiptQuery

@@ -31,7 +31,7 @@ sys.path.insert(
     0, str(Path(__file__).resolve().parent.parent)
 )  # tests.postgres_server, tests.conftest
 
-from helm_runbook.runtime.keys import Signer
+from helm_runbook.formats.keys import Signer
 from helm_runbook.standins.process import RuntimeProcess
 from helm_runbook.tools.loadtest import LoadResult, audit, run_load, wait_for_receipts
 from tests.conftest import ALLOW_FILE_READ, CREDENTIALS, default_env, write_policy

@@ -87,7 +87,7 @@ def _cmd_verify_receipts(opts: argparse.Namespace) -> int:
 
 
 def _cmd_verify_evidence(opts: argparse.Namespace) -> int:
-    from helm_runbook.runtime.evidence import verify_pack
+    from helm_runbook.formats.evidence import verify_pack
     from helm_runbook.tools.verify import normalise_public_key
 
     key = normalise_public_key(opts.public_key)

@@ -59,11 +59,35 @@ def test_the_operator_side_reaches_a_runtime_only_through_the_client() -> None:
     assert offenders == []
 
 
+# The runtime builds on the formats (receipts, keys, canonical JSON, policy bundles, evidence
+# packs) and on nothing else of the package.
+SHARED_WITH_OPERATOR = ("helm_runbook.runtime", "helm_runbook.formats")
+# The operator side reads the runtime's formats from helm_runbook.formats; it imports the runtime
+# itself only to report its version and to document its settings and routes on the site.
+RUNTIME_FOR_THE_OPERATOR = {
+    "helm_runbook.runtime",
+    "helm_runbook.runtime.settings",
+    "helm_runbook.runtime.routes",
+}
+
+
+def test_the_operator_side_uses_the_runtime_only_through_formats_version_and_docs() -> None:
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    offenders = []
+    for name, path in sorted(modules.items()):
+        if name.startswith(SHARED_WITH_OPERATOR):
+            continue
+        for target in _imported_modules(path, modules):
+            if target.startswith("helm_runbook.runtime") and target not in RUNTIME_FOR_THE_OPERATOR:
+                offenders.append(f"{name} imports {target} (formats live in helm_runbook.formats)")
+    assert offenders == []
+
+
 def test_the_runtime_imports_no_operator_code() -> None:
     offenders = []
     for path in sorted((PACKAGE / "runtime").rglob("*.py")):
         for module in _imports(path):
-            if module.startswith("helm_runbook") and not module.startswith("helm_runbook.runtime"):
+            if module.startswith("helm_runbook") and not module.startswith(SHARED_WITH_OPERATOR):
                 offenders.append(f"{path.relative_to(PACKAGE)} imports {module}")
     assert offenders == []
 
@@ -126,7 +150,8 @@ def test_the_package_has_no_import_circle() -> None:
 # The package's layers, lowest first: a module imports only from its own layer or a lower one
 # (function-local and type-checking imports included). The longest matching prefix places a module.
 LAYERS = {
-    "helm_runbook.runtime": 0,  # the reference runtime: knows nothing of the operator side
+    "helm_runbook.formats": 0,  # receipts, keys, canonical JSON, policy bundles, evidence packs
+    "helm_runbook.runtime": 1,  # the reference runtime: knows nothing of the operator side
     "helm_runbook.errors": 1,
     "helm_runbook.harness.results": 1,
     "helm_runbook.harness.record": 1,

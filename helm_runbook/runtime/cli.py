@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from helm_runbook.formats.policy_bundle import PolicyFileError, parse_serve_policy
 from helm_runbook.runtime import KERNEL_VERSION
-from helm_runbook.runtime.policy.bundle import PolicyFileError, parse_serve_policy
 from helm_runbook.runtime.settings import Settings, SettingsError
 
 USAGE_EXIT = 2

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from helm_runbook.formats.keys import Signer
 from helm_runbook.runtime.evidence import VerifyWorkers
 from helm_runbook.runtime.kernel import Kernel
-from helm_runbook.runtime.keys import Signer
 from helm_runbook.runtime.limits import ConcurrencyGate, RateLimiter
 from helm_runbook.runtime.metrics import Metrics
 from helm_runbook.runtime.policy.reconciler import Reconciler

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from helm_runbook.formats.evidence import MAX_PACK_BYTES, MAX_RECEIPTS, build_pack
 from helm_runbook.runtime import KERNEL_VERSION, evidence
 from helm_runbook.runtime.auth import Identity
 from helm_runbook.runtime.guardian import rfc3339_nano
@@ -446,16 +447,14 @@ async def evidence_export(request: Request, identity: Identity) -> Response:
         not isinstance(session_id, str) or not valid_session_id(session_id)
     ):
         raise ProblemError(400, "session_id must be a string without '/', '\\' or NUL")
-    receipts = _collect(runtime, identity.tenant_id, session_id, evidence.MAX_RECEIPTS)
+    receipts = _collect(runtime, identity.tenant_id, session_id, MAX_RECEIPTS)
     if not receipts:
         raise ProblemError(
             409, "No receipts to export" + (f" for session {session_id}" if session_id else "")
         )
-    if len(receipts) > evidence.MAX_RECEIPTS:
-        raise ProblemError(
-            413, f"More than {evidence.MAX_RECEIPTS} receipts: export one session at a time"
-        )
-    pack, digest = evidence.build_pack(
+    if len(receipts) > MAX_RECEIPTS:
+        raise ProblemError(413, f"More than {MAX_RECEIPTS} receipts: export one session at a time")
+    pack, digest = build_pack(
         receipts,
         session_id=session_id or "",
         receipt_public_key=runtime.signer.public_key_hex,
@@ -475,8 +474,8 @@ async def evidence_export(request: Request, identity: Identity) -> Response:
 async def _pack_from(request: Request) -> bytes:
     """The archive: the raw body, or the multipart field ``bundle``; at most 32 MiB."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > evidence.MAX_PACK_BYTES + (1 << 20):
-        raise ProblemError(413, f"Evidence pack exceeds {evidence.MAX_PACK_BYTES} bytes")
+    if declared and declared.isdigit() and int(declared) > MAX_PACK_BYTES + (1 << 20):
+        raise ProblemError(413, f"Evidence pack exceeds {MAX_PACK_BYTES} bytes")
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         async with request.form(
             max_files=MAX_MULTIPART_FILES,
@@ -491,8 +490,8 @@ async def _pack_from(request: Request) -> bytes:
         data = await request.body()
     if not data:
         raise ProblemError(400, "Empty body: send the tar.gz from /api/v1/evidence/export")
-    if len(data) > evidence.MAX_PACK_BYTES:
-        raise ProblemError(413, f"Evidence pack exceeds {evidence.MAX_PACK_BYTES} bytes")
+    if len(data) > MAX_PACK_BYTES:
+        raise ProblemError(413, f"Evidence pack exceeds {MAX_PACK_BYTES} bytes")
     return data
 
 

@@ -10,10 +10,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from helm_runbook.runtime import receipts
-from helm_runbook.runtime.canonical import canonical_json, sha256_hex, sha256_ref
+from helm_runbook.formats import receipts
+from helm_runbook.formats.canonical import canonical_json, sha256_hex, sha256_ref
+from helm_runbook.formats.keys import Signer
 from helm_runbook.runtime.guardian import Decision, DecisionRequest, decide, rfc3339_nano
-from helm_runbook.runtime.keys import Signer
 from helm_runbook.runtime.metrics import Metrics
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.store.base import (

@@ -1,4 +1,5 @@
-"""Ed25519 key material: the receipt root signer (``<data-dir>/root.key``) and evidence signer.
+"""Where the runtime finds its Ed25519 keys: the receipt root signer (``<data-dir>/root.key``) and
+the evidence signer (``EVIDENCE_SIGNING_KEY``).
 
 ``root.key`` holds a 32-byte seed as exactly 64 hex characters with no newline (docs/upstream-contract.md#receipt-signing);
 the chart's init container copies it from the signing Secret. Dev mode generates one; production
@@ -12,52 +13,11 @@ import binascii
 import hashlib
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
-from nacl.exceptions import BadSignatureError
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import SigningKey
 
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-
-
-class KeyMaterialError(Exception):
-    """Key material is missing or malformed; the message names the file or variable and the fix."""
-
-
-@dataclass(frozen=True)
-class Signer:
-    """An Ed25519 signer with its public key in the forms receipts carry."""
-
-    key: SigningKey
-    key_id: str = "root"
-
-    @property
-    def public_key_hex(self) -> str:
-        return bytes(self.key.verify_key).hex()
-
-    @property
-    def fingerprint(self) -> str:
-        """``ed25519:sha256:<12 hex>`` of the public key: safe to show in logs and notebooks."""
-        return self.fingerprint_of(self.key.verify_key)
-
-    @staticmethod
-    def fingerprint_of(verify_key: VerifyKey) -> str:
-        return "ed25519:sha256:" + hashlib.sha256(bytes(verify_key)).hexdigest()[:12]
-
-    def sign_hex(self, message: bytes) -> str:
-        return self.key.sign(message).signature.hex()
-
-
-def parse_seed_hex(text: str, *, source: str) -> bytes:
-    """Decode a 64-hex Ed25519 seed exactly as upstream does (no trimming)."""
-    if not _HEX64.fullmatch(text):
-        hint = " (it ends with a newline: write it without one)" if text.rstrip() != text else ""
-        raise KeyMaterialError(
-            f"{source} must hold exactly 64 hex characters (a 32-byte Ed25519 seed), "
-            f"found {len(text)} characters{hint}"
-        )
-    return bytes.fromhex(text)
+from helm_runbook.formats.keys import KeyMaterialError, Signer, parse_seed_hex
 
 
 def load_root_signer(data_dir: Path, *, production: bool) -> tuple[Signer, bool]:
@@ -105,15 +65,6 @@ def evidence_signer(value: str | None, *, production: bool, fallback: Signer) ->
             raw = decoded
     seed = raw[:32] if raw is not None else hashlib.sha256(value.encode()).digest()
     return Signer(SigningKey(seed), key_id="evidence")
-
-
-def verify_hex(public_key_hex: str, message: bytes, signature_hex: str) -> bool:
-    """True when ``signature_hex`` is a valid Ed25519 signature of ``message``."""
-    try:
-        VerifyKey(bytes.fromhex(public_key_hex)).verify(message, bytes.fromhex(signature_hex))
-    except (BadSignatureError, ValueError):
-        return False
-    return True
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from helm_runbook.runtime import evidence, handlers, proxy
+from helm_runbook.formats.evidence import MAX_PACK_BYTES
+from helm_runbook.runtime import handlers, proxy
 from helm_runbook.runtime.auth import PUBLIC, SERVICE_INTERNAL, TENANT_SCOPED, Identity
 
 Handler = Callable[[Request, Identity], Awaitable[Response]]
@@ -39,7 +40,7 @@ def _route(path: str, methods: tuple[str, ...], auth: str, op: str, handler: Han
 EVALUATE_BODY = 1 << 20
 PROXY_BODY = 10 << 20
 EXPORT_BODY = 64 << 10
-PACK_BODY = evidence.MAX_PACK_BYTES + (1 << 20)  # the pack plus multipart framing
+PACK_BODY = MAX_PACK_BYTES + (1 << 20)  # the pack plus multipart framing
 WAKE_HINT_BODY = 1 << 10  # wake hints carry no body; a small one is read to be refused with 400
 
 

@@ -22,12 +22,14 @@ from typing import Any
 
 import uvicorn
 
+from helm_runbook.formats.keys import KeyMaterialError
+from helm_runbook.formats.policy_bundle import PolicyFileError
 from helm_runbook.runtime import KERNEL_VERSION
 from helm_runbook.runtime.app import create_app, create_health_app, create_metrics_app
 from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.edge import bounded_protocol
 from helm_runbook.runtime.kernel import Kernel
-from helm_runbook.runtime.keys import KeyMaterialError, evidence_signer, load_root_signer
+from helm_runbook.runtime.keys import evidence_signer, load_root_signer
 from helm_runbook.runtime.limits import (
     MAX_HEADER_BYTES,
     ConcurrencyGate,
@@ -36,7 +38,6 @@ from helm_runbook.runtime.limits import (
 )
 from helm_runbook.runtime.log import configure, log
 from helm_runbook.runtime.metrics import Metrics
-from helm_runbook.runtime.policy.bundle import PolicyFileError
 from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings, log_reconcile
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import ControlPlaneSource, MountedFileSource, PolicySource

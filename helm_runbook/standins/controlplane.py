@@ -32,9 +32,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from helm_runbook.errors import InputError, SecretMaterialMissing
-from helm_runbook.runtime.canonical import sha256_ref
-from helm_runbook.runtime.keys import Signer
-from helm_runbook.runtime.policy.bundle import (
+from helm_runbook.formats.canonical import sha256_ref
+from helm_runbook.formats.keys import Signer
+from helm_runbook.formats.policy_bundle import (
     PolicyFileError,
     composite_material,
     pack_ref,

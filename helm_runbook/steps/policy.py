@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from helm_runbook.errors import StepFailed
+from helm_runbook.formats.keys import Signer
 from helm_runbook.harness.record import record
 from helm_runbook.harness.results import StepReport
-from helm_runbook.runtime.keys import Signer
 from helm_runbook.targets.base import Target
 from helm_runbook.tools.client import RuntimeClient
 from helm_runbook.tools.policy import (

@@ -21,9 +21,9 @@ from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.sdk import render
 from helm_runbook.chart.values import helm_command, merge_values
 from helm_runbook.errors import RuntimeAPIError, StepFailed, TargetUnavailable
+from helm_runbook.formats.keys import Signer
 from helm_runbook.harness.record import record
 from helm_runbook.harness.results import StepReport
-from helm_runbook.runtime.keys import Signer
 from helm_runbook.targets.base import Revision, Target
 from helm_runbook.tools.client import RuntimeClient
 from helm_runbook.tools.diagnose import diagnose

@@ -17,9 +17,9 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from helm_runbook.errors import SecretMaterialMissing
+from helm_runbook.formats.keys import Signer
 from helm_runbook.harness.record import record
 from helm_runbook.harness.results import StepReport
-from helm_runbook.runtime.keys import Signer
 from helm_runbook.targets.base import Target
 
 ENV = {

@@ -18,10 +18,8 @@ from typing import Any
 
 from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.errors import ChartError, StepFailed, TargetUnavailable
-from helm_runbook.harness.record import record
-from helm_runbook.harness.results import StepReport, Table
-from helm_runbook.runtime.keys import verify_hex
-from helm_runbook.runtime.policy.bundle import (
+from helm_runbook.formats.keys import verify_hex
+from helm_runbook.formats.policy_bundle import (
     PolicyFileError,
     composite_material,
     pack_ref,
@@ -29,6 +27,8 @@ from helm_runbook.runtime.policy.bundle import (
     policy_hash,
     reference_pack_path,
 )
+from helm_runbook.harness.record import record
+from helm_runbook.harness.results import StepReport, Table
 from helm_runbook.standins.ingress import ingress_plan, tls_pair
 from helm_runbook.standins.observability import scrape_job
 from helm_runbook.targets.base import Target

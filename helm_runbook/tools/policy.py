@@ -16,9 +16,9 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from helm_runbook.errors import InputError, RunbookError, SecretMaterialMissing
+from helm_runbook.formats.keys import KeyMaterialError, Signer, parse_seed_hex, verify_hex
+from helm_runbook.formats.policy_bundle import PolicyFileError, signing_material
 from helm_runbook.harness.results import Table
-from helm_runbook.runtime.keys import KeyMaterialError, Signer, parse_seed_hex, verify_hex
-from helm_runbook.runtime.policy.bundle import PolicyFileError, signing_material
 from helm_runbook.tools.client import Credentials, RuntimeClient
 
 DEFAULT_MOUNT = Path("/etc/helm-ai-kernel/policy")

@@ -20,9 +20,9 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from nacl.signing import VerifyKey
 
 from helm_runbook.errors import InputError, ReceiptInvalid
+from helm_runbook.formats import receipts as rc
+from helm_runbook.formats.keys import Signer
 from helm_runbook.harness.results import Table
-from helm_runbook.runtime import receipts as rc
-from helm_runbook.runtime.keys import Signer
 from helm_runbook.tools.client import Credentials, RuntimeClient
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")

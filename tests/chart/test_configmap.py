@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from helm_runbook.runtime.policy.bundle import parse_serve_policy
+from helm_runbook.formats.policy_bundle import parse_serve_policy
 from helm_runbook.runtime.policy.compiler import compile_pack, parse_pack
 from tests.chart.conftest import template
 

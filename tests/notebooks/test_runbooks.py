@@ -13,9 +13,9 @@ import nbformat
 import pytest
 from nacl.signing import SigningKey
 
+from helm_runbook.formats.keys import Signer
 from helm_runbook.harness import runbook
 from helm_runbook.harness.record import read_records
-from helm_runbook.runtime.keys import Signer
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 PARAMETER_LINE = re.compile(r"^[a-z_]+: (str|int|float|bool) = .+  # .+$")

@@ -17,12 +17,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from helm_runbook.cli import main as cli_main
+from helm_runbook.formats import evidence as pack_format
+from helm_runbook.formats.evidence import INDEX, MANIFEST, SEAL, verify_pack
 from helm_runbook.runtime import evidence
 from helm_runbook.runtime.app import create_app, create_health_app
 from helm_runbook.runtime.context import Runtime
-from helm_runbook.runtime.evidence import INDEX, MANIFEST, SEAL, verify_pack
 from tests.conftest import TENANT_HEADERS
-from tests.runtime.test_evidence import EVIDENCE, RECEIPTS, ROOT, _files, _pack
+from tests.formats.test_evidence import EVIDENCE, RECEIPTS, ROOT, _files, _pack
 
 Member = tuple[str, bytes] | tarfile.TarInfo
 
@@ -96,18 +97,18 @@ def test_a_member_over_the_receipt_cap_fails_at_its_header() -> None:
 
 
 def test_total_decompressed_bytes_are_capped() -> None:
-    filler = [(f"extra/{i}.bin", bytes(evidence.MAX_OTHER_MEMBER_BYTES)) for i in range(70)]
+    filler = [(f"extra/{i}.bin", bytes(pack_format.MAX_OTHER_MEMBER_BYTES)) for i in range(70)]
     _failed_naming(_tar([*_genuine()[:3], *filler], level=1), "MAX_DECOMPRESSED_BYTES")
 
 
 def test_member_count_is_capped() -> None:
-    many = [(f"receipts/{i}.json", b"") for i in range(evidence.MAX_MEMBERS)]
+    many = [(f"receipts/{i}.json", b"") for i in range(pack_format.MAX_MEMBERS)]
     _failed_naming(_tar([*_genuine()[:3], *many], level=1), "MAX_MEMBERS")
 
 
 def test_an_oversized_extended_header_is_refused() -> None:
     info = tarfile.TarInfo("receipts/x.json")
-    info.pax_headers = {"comment": "x" * (evidence.MAX_EXTENDED_HEADER_BYTES + 1)}
+    info.pax_headers = {"comment": "x" * (pack_format.MAX_EXTENDED_HEADER_BYTES + 1)}
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, data in _genuine()[:3]:
@@ -193,7 +194,7 @@ def test_control_files_of_the_wrong_shape_fail_cleanly(target: str, body: bytes)
 
 def test_a_bad_seal_stops_the_read_before_the_receipts() -> None:
     files = _genuine()
-    bomb = [(f"receipts/{i}.json", b"x") for i in range(evidence.MAX_MEMBERS)]
+    bomb = [(f"receipts/{i}.json", b"x") for i in range(pack_format.MAX_MEMBERS)]
     result = _failed_naming(
         _tar([files[0], (SEAL, b"00" * 64), files[2], *bomb]), SEAL, "seal does not verify"
     )
@@ -201,7 +202,7 @@ def test_a_bad_seal_stops_the_read_before_the_receipts() -> None:
 
 
 def test_the_time_limit_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(evidence, "MAX_VERIFY_SECONDS", -1.0)
+    monkeypatch.setattr(pack_format, "MAX_VERIFY_SECONDS", -1.0)
     _failed_naming(_tar(_genuine()), "MAX_VERIFY_SECONDS")
 
 
@@ -210,7 +211,7 @@ def test_the_cli_streams_and_caps_the_compressed_size(
 ) -> None:
     pack = tmp_path / "pack.tar.gz"
     pack.write_bytes(_tar(_genuine()))
-    monkeypatch.setattr(evidence, "MAX_PACK_BYTES", 100)
+    monkeypatch.setattr(pack_format, "MAX_PACK_BYTES", 100)
     key = ["--public-key", ROOT.public_key_hex, "--evidence-public-key", EVIDENCE.public_key_hex]
     assert cli_main(["verify-evidence", str(pack), *key]) == 5  # failed verification
     assert "MAX_PACK_BYTES" in capsys.readouterr().out
@@ -242,9 +243,9 @@ def test_route_and_cli_refuse_the_duplicate(
 def _blocking_verify(release: threading.Event, entered: threading.Event) -> Any:
     """A stand-in for a slow verification: holds its caller until ``release`` (at most 10 s)."""
 
-    def slow(pack: bytes | BinaryIO, **kwargs: Any) -> evidence.PackVerification:
+    def slow(pack: bytes | BinaryIO, **kwargs: Any) -> pack_format.PackVerification:
         entered.set()
-        result = evidence.PackVerification()
+        result = pack_format.PackVerification()
         if not release.wait(10):
             result.fail("signatures", "test", "never released")
         return result

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from helm_runbook.formats.policy_bundle import PolicyFileError
 from helm_runbook.runtime.guardian import DecisionRequest, decide
 from helm_runbook.runtime.policy import compiler
-from helm_runbook.runtime.policy.bundle import PolicyFileError
 from helm_runbook.runtime.policy.compiler import Rule
 from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore

@@ -260,8 +260,8 @@ def test_policy_not_ready_still_writes_a_receipt(runtime: Runtime, client: TestC
 
 
 def test_evaluate_response_shape(client: TestClient, runtime: Runtime) -> None:
-    from helm_runbook.runtime.canonical import canonical_json
-    from helm_runbook.runtime.keys import verify_hex
+    from helm_runbook.formats.canonical import canonical_json
+    from helm_runbook.formats.keys import verify_hex
 
     response = client.post("/api/v1/evaluate", headers=TENANT_HEADERS, json=EVAL).json()
     required = {
@@ -366,7 +366,7 @@ def test_receipt_and_proofgraph_routes(client: TestClient) -> None:
         client.get("/api/v1/proofgraph/sessions/zzz/receipts", headers=TENANT_HEADERS).status_code
         == 404
     )
-    from helm_runbook.runtime.receipts import chain_hash
+    from helm_runbook.formats.receipts import chain_hash
 
     by_hash = client.get(
         f"/api/v1/proofgraph/receipts/sha256:{chain_hash(first)}", headers=TENANT_HEADERS

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
+from helm_runbook.formats.keys import Signer
 from helm_runbook.runtime.guardian import DecisionRequest, decide
-from helm_runbook.runtime.keys import Signer
 from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import MountedFileSource

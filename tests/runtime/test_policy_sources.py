@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from helm_runbook.runtime.keys import Signer
-from helm_runbook.runtime.policy.bundle import composite_material, pack_ref, policy_hash
+from helm_runbook.formats.keys import Signer
+from helm_runbook.formats.policy_bundle import composite_material, pack_ref, policy_hash
 from helm_runbook.runtime.policy.crd import CrdSource
 from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
@@ -128,7 +128,7 @@ def test_controlplane_wrong_token_is_source_error(
      ("http://[::1]:9", True), ("http://cp.example", False), ("ftp://127.0.0.1", False), ("", False)],
 )  # fmt: skip
 def test_controlplane_url_must_be_https_or_loopback(url: str, ok: bool) -> None:
-    from helm_runbook.runtime.policy.bundle import PolicyFileError
+    from helm_runbook.formats.policy_bundle import PolicyFileError
 
     if ok:
         assert check_controlplane_url(url)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from nacl.signing import VerifyKey
 from starlette.testclient import TestClient
 
-from helm_runbook.runtime.canonical import canonical_json
+from helm_runbook.formats.canonical import canonical_json
 from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.store.base import ReceiptQuery
 from tests.conftest import TENANT, TENANT_HEADERS

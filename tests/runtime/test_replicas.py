@@ -16,7 +16,7 @@ import httpx
 import pytest
 from nacl.signing import SigningKey
 
-from helm_runbook.runtime.keys import Signer
+from helm_runbook.formats.keys import Signer
 from helm_runbook.standins.process import RuntimeExited, RuntimeProcess
 from helm_runbook.tools.loadtest import audit, run_load, wait_for_receipts
 from tests.conftest import ALLOW_FILE_READ, CREDENTIALS, TENANT_HEADERS, default_env, write_policy

@@ -13,7 +13,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from helm_runbook.errors import InputError, SecretMaterialMissing
-from helm_runbook.runtime.keys import Signer
+from helm_runbook.formats.keys import Signer
 from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import ControlPlaneSource

@@ -11,7 +11,7 @@ import pytest
 
 from helm_runbook.chart import CHART_DIR, render
 from helm_runbook.errors import StepFailed
-from helm_runbook.runtime.receipts import chain_problems
+from helm_runbook.formats.receipts import chain_problems
 from helm_runbook.targets.local import LocalTarget
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ from typing import Any
 
 import cel
 
-from helm_runbook.runtime.canonical import canonical_json, sha256_ref
-from helm_runbook.runtime.policy.bundle import PolicyFileError
+from helm_runbook.formats.canonical import canonical_json, sha256_ref
+from helm_runbook.formats.policy_bundle import PolicyFileError
 
 # CEL work is bounded before it starts: the binding holds the GIL while it evaluates, so a slow
 # expression would stall every thread of the runtime, the health port's included.

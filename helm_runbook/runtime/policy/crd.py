@@ -21,8 +21,8 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from helm_runbook.runtime.canonical import sha256_ref
-from helm_runbook.runtime.policy.bundle import PolicyFileError, parse_serve_policy
+from helm_runbook.formats.canonical import sha256_ref
+from helm_runbook.formats.policy_bundle import PolicyFileError, parse_serve_policy
 from helm_runbook.runtime.policy.snapshot import PolicyScope
 from helm_runbook.runtime.policy.sources import PolicyHead
 

@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from helm_runbook.runtime.canonical import sha256_ref
-from helm_runbook.runtime.keys import verify_hex
+from helm_runbook.formats.canonical import sha256_ref
+from helm_runbook.formats.keys import verify_hex
+from helm_runbook.formats.policy_bundle import PolicyFileError, composite_material, policy_hash
 from helm_runbook.runtime.log import log
-from helm_runbook.runtime.policy.bundle import PolicyFileError, composite_material, policy_hash
 from helm_runbook.runtime.policy.snapshot import EffectivePolicySnapshot, PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import (  # re-exported: the reconciler's vocabulary
     MountedFileSource,

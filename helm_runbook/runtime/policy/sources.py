@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from helm_runbook.runtime.canonical import sha256_ref
-from helm_runbook.runtime.policy.bundle import (
+from helm_runbook.formats.canonical import sha256_ref
+from helm_runbook.formats.policy_bundle import (
     PolicyFileError,
     pack_ref,
     parse_serve_policy,

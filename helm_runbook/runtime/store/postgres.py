@@ -28,7 +28,7 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from helm_runbook.runtime.receipts import causal_session_key
+from helm_runbook.formats.receipts import causal_session_key
 from helm_runbook.runtime.store import sql
 from helm_runbook.runtime.store.base import (
     AppendedReceipt,

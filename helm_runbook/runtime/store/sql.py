@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from helm_runbook.runtime.receipts import causal_session_key
+from helm_runbook.formats.receipts import causal_session_key
 from helm_runbook.runtime.store.base import (
     AppendedReceipt,
     ReceiptPage,

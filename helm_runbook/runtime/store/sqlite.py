@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from helm_runbook.runtime.receipts import causal_session_key
+from helm_runbook.formats.receipts import causal_session_key
 from helm_runbook.runtime.store import sql
 from helm_runbook.runtime.store.base import (
     AppendedReceipt,

@@ -11,8 +11,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from helm_runbook.runtime.canonical import canonical_json, sha256_hex
-from helm_runbook.runtime.keys import Signer, verify_hex
+from helm_runbook.formats.canonical import canonical_json, sha256_hex
+from helm_runbook.formats.keys import Signer, verify_hex
 
 SIGNATURE_VERSION = "receipt.v5"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helm_runbook.runtime.canonical import sha256_ref
+from helm_runbook.formats.canonical import sha256_ref
 
 
 class PolicyFileError(Exception):

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from helm_runbook.runtime import receipts as rc
-from helm_runbook.runtime.evidence import INDEX, MANIFEST, SEAL, build_pack, verify_pack
-from helm_runbook.runtime.keys import Signer
+from helm_runbook.formats import receipts as rc
+from helm_runbook.formats.evidence import INDEX, MANIFEST, SEAL, build_pack, verify_pack
+from helm_runbook.formats.keys import Signer
 
 ROOT = Signer(SigningKey(b"\x01" * 32))
 EVIDENCE = Signer(SigningKey(b"\x02" * 32), key_id="evidence")
