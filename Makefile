@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps runbook-deps check fmt test test-fast runbook lab docs helm-chart-smoke bench clean
+.PHONY: help setup system-deps runbook-deps check fmt test test-fast runbook lab docs helm-chart-smoke bench bench-main-job clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -62,11 +62,16 @@ fmt: setup ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix helm_runbook tests benchmarks
 	$(BIN)/ruff format helm_runbook tests benchmarks
 
+# pytest-xdist workers: the tests mostly wait on processes they start (pods, kernels, servers),
+# so more workers than the 2 cores overlap those waits; the tests that read the one runbook run
+# share a worker (--dist loadgroup, tests/notebooks/conftest.py). TEST_WORKERS=0 runs in-process.
+TEST_WORKERS ?= 3
+PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 test: setup system-deps ## run the test suite (what CI runs)
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 test-fast: setup ## the suite without notebooks, PostgreSQL or the browser (the inner loop; CI runs `test`)
-	$(BIN)/pytest -m "not notebooks and not postgres"
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not notebooks and not postgres"
 
 runbook: setup runbook-deps ## the main job: execute every runbook against the bundled runtime, build the docs
 	$(BIN)/python -m helm_runbook.runbook $(RUNBOOK_ARGS)
@@ -85,6 +90,9 @@ bench: setup ## print benchmark figures (hot path, HTTP, proxy latency, evidence
 	$(BIN)/python benchmarks/chart_render.py
 	$(BIN)/python benchmarks/store_load.py
 	$(BIN)/python benchmarks/hostile_clients.py
+
+bench-main-job: setup ## time the main job in a scratch clone: fresh make setup + make runbook, warm runs, each notebook, the empty-notebook floor (minutes)
+	$(BIN)/python benchmarks/main_job.py $(BENCH_ARGS)
 
 clean: ## stop the local target (helm-runbook stop), remove build artefacts (keeps .venv)
 	-@test ! -x $(BIN)/helm-runbook || $(BIN)/helm-runbook stop
