@@ -7,16 +7,24 @@ STAMP := $(VENV)/.setup-stamp
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps runbook-deps check fmt test test-fast runbook lab docs helm-chart-smoke bench clean
+.PHONY: help setup system-deps runbook-deps check fmt test test-fast runbook lab docs helm-chart-smoke bench bench-main-job clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## create .venv with the project installed (editable, all extras); idempotent
 
+# The installer is uv (seconds instead of about a minute with pip): the one on PATH, else uv
+# installed into .venv by pip at its constraints.txt pin. pip installs when uv cannot be had or
+# fails; both take the same constraints file, so the environment is the same either way.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[all]'
+	@uv=$$(command -v uv || true); ok=""; \
+	if [ -z "$$uv" ] && $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt uv >/dev/null 2>&1; then uv=$(BIN)/uv; fi; \
+	if [ -n "$$uv" ]; then echo "installing with $$uv"; \
+	  "$$uv" pip install -q --python $(BIN)/python -c constraints.txt -e '.[all]' && ok=1 || echo "uv failed: installing with pip instead"; \
+	else echo "uv unavailable: installing with pip"; fi; \
+	[ -n "$$ok" ] || $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[all]'
 	$(BIN)/python -c 'from helm_runbook.harness.lab import ensure_kernel; ensure_kernel()'
 	@touch $@
 
@@ -54,11 +62,16 @@ fmt: setup ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix helm_runbook tests benchmarks
 	$(BIN)/ruff format helm_runbook tests benchmarks
 
+# pytest-xdist workers: the tests mostly wait on processes they start (pods, kernels, servers),
+# so more workers than the 2 cores overlap those waits; the tests that read the one runbook run
+# share a worker (--dist loadgroup, tests/notebooks/conftest.py). TEST_WORKERS=0 runs in-process.
+TEST_WORKERS ?= 3
+PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 test: setup system-deps ## run the test suite (what CI runs)
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 test-fast: setup ## the suite without notebooks, PostgreSQL or the browser (the inner loop; CI runs `test`)
-	$(BIN)/pytest -m "not notebooks and not postgres"
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not notebooks and not postgres"
 
 runbook: setup runbook-deps ## the main job: execute every runbook against the bundled runtime, build the docs
 	$(BIN)/python -m helm_runbook.harness.runbook $(RUNBOOK_ARGS)
@@ -77,6 +90,9 @@ bench: setup ## print benchmark figures (hot path, HTTP, proxy latency, evidence
 	$(BIN)/python benchmarks/chart_render.py
 	$(BIN)/python benchmarks/store_load.py
 	$(BIN)/python benchmarks/hostile_clients.py
+
+bench-main-job: setup ## time the main job in a scratch clone: fresh make setup + make runbook, warm runs, each notebook, the empty-notebook floor (minutes)
+	$(BIN)/python benchmarks/main_job.py $(BENCH_ARGS)
 
 clean: ## stop the local target (helm-runbook stop), remove build artefacts (keeps .venv)
 	-@test ! -x $(BIN)/helm-runbook || $(BIN)/helm-runbook stop

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,18 @@ TENANT_HEADERS = {
     "X-Helm-Tenant-ID": TENANT,
     "X-Helm-Principal-ID": PRINCIPAL,
 }
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each item a node id of its own: schemathesis names an operation's item
+    ``test[GET /healthz]`` but gives every operation the function's node id, so ``pytest -n``
+    (which schedules by node id) ran one operation of 14 and a failure could not be re-run by id."""
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and not item.nodeid.endswith(f"::{item.name}"):
+            assert item.parent is not None
+            item._id = item.parent.id.child(item.name)  # the id pytest gives any other item
 
 
 def write_policy(directory: Path, actions: list[dict[str, Any]] | None = None) -> Path:
