@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from helm_runbook.results import StepReport
 
 KEY = "helm_runbook"
 
@@ -26,10 +29,10 @@ def _publish(payload: dict[str, Any]) -> None:
     publish_display_data({"text/plain": ""}, metadata=metadata)  # type: ignore[no-untyped-call]
 
 
-def record(report: Any) -> None:
-    """Attach ``report``'s step, status, duration and values to the current cell's output."""
-    _publish({"step": report.step, "ok": report.ok, "seconds": round(report.seconds, 3),
-              "values": report.values})  # fmt: skip
+def record(report: StepReport) -> None:
+    """Attach ``report``'s step, status, duration and values (``StepReport.as_record``) to the
+    current cell's output."""
+    _publish(report.as_record())
 
 
 def record_failure(error: Any) -> None:
