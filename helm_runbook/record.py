@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from helm_runbook.results import StepReport
+
+class Recordable(Protocol):
+    """A step's result (``results.StepReport``), named here without importing it."""
+
+    def as_record(self) -> dict[str, object]: ...
+
 
 KEY = "helm_runbook"
 
@@ -29,7 +33,7 @@ def _publish(payload: dict[str, Any]) -> None:
     publish_display_data({"text/plain": ""}, metadata=metadata)  # type: ignore[no-untyped-call]
 
 
-def record(report: StepReport) -> None:
+def record(report: Recordable) -> None:
     """Attach ``report``'s step, status, duration and values (``StepReport.as_record``) to the
     current cell's output."""
     _publish(report.as_record())
