@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     )
     from helm_runbook.process import free_port
     from helm_runbook.results import StepReport, Table
+    from helm_runbook.site.topology import release_topology
     from helm_runbook.steps import (
         chart_smoke,
         expect_refusal,
@@ -86,7 +87,6 @@ if TYPE_CHECKING:
     from helm_runbook.steps.upstream import start_stand_in_upstream
     from helm_runbook.targets import open_target
     from helm_runbook.targets.base import Target
-    from helm_runbook.topology import release_topology
 
 __version__ = "0.1.0"
 
@@ -133,7 +133,7 @@ _LAZY = {
     "production_values": "helm_runbook.presets",
     "publish_signed_policy": "helm_runbook.steps.policy",
     "render_release": "helm_runbook.steps",
-    "release_topology": "helm_runbook.topology",
+    "release_topology": "helm_runbook.site.topology",
     "reset_target": "helm_runbook.steps.reset",
     "restart_pod": "helm_runbook.steps",
     "smoke_check": "helm_runbook.steps",

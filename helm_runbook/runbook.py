@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -24,8 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
-
-import yaml
 
 from helm_runbook.errors import InputError, RunbookError, StepFailed, report_error
 from helm_runbook.lab import KERNEL_NAME, UNATTENDED_ENV, ensure_kernel
@@ -181,8 +178,8 @@ def _relative_papermill_paths(output: Path) -> None:
 
 def run_metadata(target: str) -> dict[str, str]:
     """What the banner and results page say a run was executed against."""
-    from helm_runbook.docsite import chart_versions
     from helm_runbook.runtime import KERNEL_VERSION
+    from helm_runbook.site.results import chart_versions
 
     return {
         "target": target,
@@ -217,47 +214,10 @@ def write_reports(entries: list[dict[str, Any]], run: dict[str, str]) -> None:
 
 
 def build_docs() -> float:
-    """Copy the docs sources and the executed runbooks (each with its banner) into build/docs,
-    generate the reference and results pages, then ``mkdocs build --strict``."""
-    from helm_runbook.docsite import add_banner, write_generated_pages
+    """The docs site from this run's executed copies and report (``site.build``); seconds taken."""
+    from helm_runbook.site.build import build_site
 
-    start = time.perf_counter()
-    report = json.loads(REPORT.read_text()) if REPORT.exists() else {"run": {}, "notebooks": []}
-    entries = {e["notebook"]: e for e in report["notebooks"]}
-    site_src = BUILD / "docs"
-    shutil.rmtree(site_src, ignore_errors=True)
-    shutil.copytree(ROOT / "docs", site_src)
-    (site_src / "runbooks").mkdir(exist_ok=True)
-    # The committed notebooks, clean, as static downloads (mkdocs.yml tells mkdocs-jupyter to
-    # leave downloads/ alone); each runbook page links to its own from the banner.
-    (site_src / "downloads").mkdir(exist_ok=True)
-    directory_urls = yaml.safe_load((ROOT / "mkdocs.yml").read_text()).get(
-        "use_directory_urls", True
-    )
-    up = "../../" if directory_urls else "../"
-    for executed in sorted(EXECUTED.glob("*.ipynb")):
-        copy = site_src / "runbooks" / executed.name
-        shutil.copy(executed, copy)
-        clean = NOTEBOOKS / executed.name
-        download = ""
-        if clean.exists():
-            shutil.copy(clean, site_src / "downloads" / executed.name)
-            download = f"{up}downloads/{executed.name}"
-        if executed.stem in entries:
-            add_banner(copy, entries[executed.stem], report.get("run", {}), download)
-    write_generated_pages(site_src, report)
-    # mkdocs.yml names build/docs and build/site; a build elsewhere (tests) gets its own copy.
-    config = BUILD / "mkdocs.yml"
-    config.write_text((ROOT / "mkdocs.yml").read_text().replace("docs_dir: build/docs", f"docs_dir: {site_src}")
-                      .replace("site_dir: build/site", f"site_dir: {BUILD / 'site'}"))  # fmt: skip
-    proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config)],
-        cwd=BUILD, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-    )  # fmt: skip
-    if proc.returncode != 0:
-        print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
-        raise SystemExit("docs.build failed: mkdocs build --strict reported the problems above")
-    return time.perf_counter() - start
+    return build_site(BUILD, executed=EXECUTED, report=REPORT, notebooks=NOTEBOOKS)
 
 
 def stop_local_target(workdir: Path | None = None) -> int:

@@ -288,7 +288,7 @@ def test_control_plane_runbook(run: dict[str, Any]) -> None:
 
 
 def test_every_shell_command_of_the_guide_is_executed_by_a_runbook(run: dict[str, Any]) -> None:
-    from helm_runbook.coverage import guide_coverage
+    from helm_runbook.site.coverage import guide_coverage
 
     coverage = guide_coverage(run["report"])
     assert len(coverage) >= 11
