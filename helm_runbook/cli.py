@@ -295,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     pol.set_defaults(func=_cmd_policy)
 
     run = sub.add_parser(
-        "run", help="execute runbook notebooks with papermill (into build/runbooks)"
+        "run",
+        help="execute runbook notebooks with papermill (into build/runbooks): the runner of make runbook, same arguments",
     )
     from helm_runbook.runbook import add_run_arguments
 
