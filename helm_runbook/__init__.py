@@ -26,6 +26,7 @@ from helm_runbook.errors import (
 
 if TYPE_CHECKING:
     from helm_runbook.harness.results import StepReport, Table
+    from helm_runbook.site.topology import release_topology
     from helm_runbook.standins.process import free_port
     from helm_runbook.steps import (
         chart_smoke,
@@ -86,7 +87,6 @@ if TYPE_CHECKING:
     from helm_runbook.targets.base import Target
     from helm_runbook.tools.client import Credentials, RuntimeClient
     from helm_runbook.tools.diagnose import Diagnosis, diagnose
-    from helm_runbook.topology import release_topology
 
 __version__ = "0.1.0"
 
@@ -133,7 +133,7 @@ _LAZY = {
     "production_values": "helm_runbook.steps.presets",
     "publish_signed_policy": "helm_runbook.steps.policy",
     "render_release": "helm_runbook.steps",
-    "release_topology": "helm_runbook.topology",
+    "release_topology": "helm_runbook.site.topology",
     "reset_target": "helm_runbook.steps.reset",
     "restart_pod": "helm_runbook.steps",
     "smoke_check": "helm_runbook.steps",

@@ -15,19 +15,17 @@ from pathlib import Path
 
 from helm_runbook import __version__
 from helm_runbook.errors import (
-    ChartError,
     InputError,
     RunbookError,
-    RuntimeAPIError,
     StepFailed,
-    TargetUnavailable,
     VerificationFailed,
+    report_error,
 )
 from helm_runbook.tools.client import Credentials
 
 ENV_PREFIX = "HELM_RUNBOOK_"
 
-#: Exit status of each kind of failure, documented in ``--help``.
+#: Exit status of each kind of failure, documented in ``--help`` (``errors.exit_code`` maps them).
 EXIT_STATUS = {
     0: "done, every check passed",
     1: "unexpected error (a bug: report it with the traceback)",
@@ -36,18 +34,6 @@ EXIT_STATUS = {
     4: "the runtime answered with an error status (401, 403, 404, 503, ...)",
     5: "a check failed: a smoke check, a signature, a chain, a chart guard, a runbook step",
 }
-_EXIT_BY_ERROR: tuple[tuple[type[RunbookError], int], ...] = (
-    (TargetUnavailable, 3),
-    (RuntimeAPIError, 4),
-    (StepFailed, 5),
-    (VerificationFailed, 5),
-    (ChartError, 5),
-)
-
-
-def exit_code(error: RunbookError) -> int:
-    """The documented exit status for ``error`` (2 for input and other expected failures)."""
-    return next((code for kind, code in _EXIT_BY_ERROR if isinstance(error, kind)), 2)
 
 
 def _credentials(opts: argparse.Namespace) -> Credentials:
@@ -186,32 +172,7 @@ def _cmd_policy(opts: argparse.Namespace) -> int:
 def _cmd_run(opts: argparse.Namespace) -> int:
     from helm_runbook.harness import runbook
 
-    chosen = [
-        nb
-        for nb in runbook.notebooks()
-        if not opts.notebooks or any(nb.stem.startswith(n) for n in opts.notebooks)
-    ]
-    if not chosen:
-        raise RunbookError(
-            f"no runbook matches {opts.notebooks}", fix="name them like 01 or 04-smoke-checks"
-        )
-    typed = runbook.typed_parameters(chosen, dict(opts.parameter))
-    runbook.EXECUTED.mkdir(parents=True, exist_ok=True)
-    for notebook in chosen:
-        entry = runbook.execute(
-            notebook, target=opts.target, cell_timeout=opts.cell_timeout, extra=typed[notebook]
-        )
-        copy = runbook.executed_copy(notebook, passed=entry["status"] == "passed")
-        print(f"{entry['status']:<7} {notebook.stem:<24} {entry['duration_s']:6.1f}s  {copy}")
-        if entry["failure"]:
-            failure = entry["failure"]
-            raise StepFailed(
-                f"{notebook.stem} cell {failure['cell']}"
-                + (f" ({failure['step']})" if "step" in failure else ""),
-                expected="every cell passes",
-                seen=f"{failure['error']}: {failure['message']}",
-                fix=failure["fix"] or f"see the executed notebook {copy}",
-            )
+    runbook.run(runbook.request_from(opts), via=runbook.CLI_RUN)
     return 0
 
 
@@ -335,15 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     pol.set_defaults(func=_cmd_policy)
 
     run = sub.add_parser(
-        "run", help="execute runbook notebooks with papermill (into build/runbooks)"
+        "run",
+        help="execute runbook notebooks with papermill (into build/runbooks): the runner of make runbook, same arguments",
     )
-    run.add_argument(
-        "notebooks", nargs="*", help="runbooks to run, by number or name prefix (default: all)"
-    )
-    run.add_argument("--target", default="local", help='"local" or a kube context name')
-    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="a notebook parameter (never a secret: papermill copies parameters into the output)")  # fmt: skip
-    run.add_argument("--cell-timeout", type=int, default=300)
+    from helm_runbook.harness.runbook import add_run_arguments
+
+    add_run_arguments(run)
     run.set_defaults(func=_cmd_run)
 
     stop = sub.add_parser(
@@ -388,10 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(opts.func(opts))
     except RunbookError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.fix:
-            print(f"fix: {exc.fix}", file=sys.stderr)
-        return exit_code(exc)
+        return report_error(exc)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

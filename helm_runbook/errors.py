@@ -18,6 +18,8 @@ guide's troubleshooting table.
 
 from __future__ import annotations
 
+import sys
+
 
 class RunbookError(Exception):
     """Base of every error the runbook raises on purpose; ``fix`` says what to do next."""
@@ -110,3 +112,27 @@ class VerificationFailed(RunbookError):
 
 class ReceiptInvalid(VerificationFailed):
     """A receipt or receipt chain failed offline verification."""
+
+
+_EXIT_BY_ERROR: tuple[tuple[type[RunbookError], int], ...] = (
+    (TargetUnavailable, 3),
+    (RuntimeAPIError, 4),
+    (StepFailed, 5),
+    (VerificationFailed, 5),
+    (ChartError, 5),
+)
+
+
+def exit_code(error: RunbookError) -> int:
+    """The exit status for ``error`` that ``helm-runbook --help`` documents (2 for input and
+    other expected failures)."""
+    return next((code for kind, code in _EXIT_BY_ERROR if isinstance(error, kind)), 2)
+
+
+def report_error(error: RunbookError) -> int:
+    """Print an expected failure as one ``error:`` line and its ``fix:`` (the CLI's and the
+    runner's error boundary); returns its exit status."""
+    print(f"error: {error.message}", file=sys.stderr)
+    if error.fix:
+        print(f"fix: {error.fix}", file=sys.stderr)
+    return exit_code(error)

@@ -35,6 +35,8 @@ def test_smoke_against_an_existing_deployment(tmp_path: Path, monkeypatch: pytes
 def test_run_one_runbook(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setattr(runbook, "BUILD", tmp_path)
+    monkeypatch.setattr(runbook, "REPORT", tmp_path / "runbook-report.json")
     monkeypatch.setattr(runbook, "EXECUTED", tmp_path / "runbooks")
     monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "wd")
     assert main(["run", "01", "-p", "kube_version", "1.30.0"]) == 0

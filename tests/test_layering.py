@@ -161,10 +161,7 @@ LAYERS = {
     "helm_runbook.tools": 3,  # operator tools usable without a runbook
     "helm_runbook.steps": 4,  # runbook steps: tools and targets with a recorded result
     "helm_runbook.harness": 5,  # the runner and the kernel: above every step
-    "helm_runbook.site": 5,
-    "helm_runbook.docsite": 5,
-    "helm_runbook.coverage": 5,
-    "helm_runbook.topology": 5,
+    "helm_runbook.site": 5,  # the docs site built from the executed runbooks
     "helm_runbook.cli": 6,
     "helm_runbook.__main__": 6,
     "helm_runbook": 6,  # the public API re-exports everything

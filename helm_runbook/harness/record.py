@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+
+class Recordable(Protocol):
+    """A step's result (``results.StepReport``), named here without importing it."""
+
+    def as_record(self) -> dict[str, object]: ...
+
 
 KEY = "helm_runbook"
 
@@ -26,10 +33,10 @@ def _publish(payload: dict[str, Any]) -> None:
     publish_display_data({"text/plain": ""}, metadata=metadata)  # type: ignore[no-untyped-call]
 
 
-def record(report: Any) -> None:
-    """Attach ``report``'s step, status, duration and values to the current cell's output."""
-    _publish({"step": report.step, "ok": report.ok, "seconds": round(report.seconds, 3),
-              "values": report.values})  # fmt: skip
+def record(report: Recordable) -> None:
+    """Attach ``report``'s step, status, duration and values (``StepReport.as_record``) to the
+    current cell's output."""
+    _publish(report.as_record())
 
 
 def record_failure(error: Any) -> None:

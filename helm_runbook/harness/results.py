@@ -64,6 +64,16 @@ class StepReport:
     values: dict[str, object] = field(default_factory=dict)
     command: str = ""  # the equivalent shell command, exactly as the step applied it (no secrets)
 
+    def as_record(self) -> dict[str, object]:
+        """What ``record`` writes into the executed notebook: the run report, the results page
+        and the tests read this, never the printed table."""
+        return {
+            "step": self.step,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "values": self.values,
+        }
+
     def table(self) -> Table:
         summary = (
             f"{self.summary} ({self.seconds:.2f}s)" if self.summary else f"{self.seconds:.2f}s"

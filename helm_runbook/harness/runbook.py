@@ -1,5 +1,6 @@
-"""``make runbook``: execute every runbook notebook with papermill against the local target, then
-build the docs site from the executed copies.
+"""The runner behind both ``make runbook`` and ``helm-runbook run`` (one loop, ``run``): execute
+runbook notebooks with papermill against a target and, when every runbook ran, build the docs
+site from the executed copies.
 
 Each notebook runs in its own kernel (the project's venv) with an explicit ``--cwd`` and a
 per-cell timeout into ``build/runbooks/``. A failed cell stops the run and prints the notebook,
@@ -15,17 +16,15 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-import yaml
-
-from helm_runbook.errors import InputError
+from helm_runbook.errors import InputError, RunbookError, StepFailed, report_error
 from helm_runbook.harness.lab import KERNEL_NAME, ensure_kernel
 from helm_runbook.harness.results import UNATTENDED_ENV
 
@@ -180,8 +179,8 @@ def _relative_papermill_paths(output: Path) -> None:
 
 def run_metadata(target: str) -> dict[str, str]:
     """What the banner and results page say a run was executed against."""
-    from helm_runbook.docsite import chart_versions
     from helm_runbook.runtime import KERNEL_VERSION
+    from helm_runbook.site.results import chart_versions
 
     return {
         "target": target,
@@ -216,47 +215,10 @@ def write_reports(entries: list[dict[str, Any]], run: dict[str, str]) -> None:
 
 
 def build_docs() -> float:
-    """Copy the docs sources and the executed runbooks (each with its banner) into build/docs,
-    generate the reference and results pages, then ``mkdocs build --strict``."""
-    from helm_runbook.docsite import add_banner, write_generated_pages
+    """The docs site from this run's executed copies and report (``site.build``); seconds taken."""
+    from helm_runbook.site.build import build_site
 
-    start = time.perf_counter()
-    report = json.loads(REPORT.read_text()) if REPORT.exists() else {"run": {}, "notebooks": []}
-    entries = {e["notebook"]: e for e in report["notebooks"]}
-    site_src = BUILD / "docs"
-    shutil.rmtree(site_src, ignore_errors=True)
-    shutil.copytree(ROOT / "docs", site_src)
-    (site_src / "runbooks").mkdir(exist_ok=True)
-    # The committed notebooks, clean, as static downloads (mkdocs.yml tells mkdocs-jupyter to
-    # leave downloads/ alone); each runbook page links to its own from the banner.
-    (site_src / "downloads").mkdir(exist_ok=True)
-    directory_urls = yaml.safe_load((ROOT / "mkdocs.yml").read_text()).get(
-        "use_directory_urls", True
-    )
-    up = "../../" if directory_urls else "../"
-    for executed in sorted(EXECUTED.glob("*.ipynb")):
-        copy = site_src / "runbooks" / executed.name
-        shutil.copy(executed, copy)
-        clean = NOTEBOOKS / executed.name
-        download = ""
-        if clean.exists():
-            shutil.copy(clean, site_src / "downloads" / executed.name)
-            download = f"{up}downloads/{executed.name}"
-        if executed.stem in entries:
-            add_banner(copy, entries[executed.stem], report.get("run", {}), download)
-    write_generated_pages(site_src, report)
-    # mkdocs.yml names build/docs and build/site; a build elsewhere (tests) gets its own copy.
-    config = BUILD / "mkdocs.yml"
-    config.write_text((ROOT / "mkdocs.yml").read_text().replace("docs_dir: build/docs", f"docs_dir: {site_src}")
-                      .replace("site_dir: build/site", f"site_dir: {BUILD / 'site'}"))  # fmt: skip
-    proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config)],
-        cwd=BUILD, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-    )  # fmt: skip
-    if proc.returncode != 0:
-        print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
-        raise SystemExit("docs.build failed: mkdocs build --strict reported the problems above")
-    return time.perf_counter() - start
+    return build_site(BUILD, executed=EXECUTED, report=REPORT, notebooks=NOTEBOOKS)
 
 
 def stop_local_target(workdir: Path | None = None) -> int:
@@ -273,73 +235,201 @@ def stop_local_target(workdir: Path | None = None) -> int:
     return pid
 
 
-def resume_command(argv: list[str] | None) -> str:
+#: How each entry point is invoked, for the resume hint.
+MAKE_RUNBOOK = "make runbook"
+CLI_RUN = "helm-runbook run"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to run, as ``helm-runbook run`` and ``make runbook`` both accept it."""
+
+    notebooks: tuple[str, ...] = ()  # number or name prefixes; empty: every runbook
+    target: str = "local"
+    parameters: tuple[tuple[str, str], ...] = ()  # -p NAME VALUE, as given
+    cell_timeout: int = 300
+    resume: bool = False
+    docs: bool = True
+
+    def arguments(self) -> list[str]:
+        """The request as command-line arguments (the resume hint repeats every one)."""
+        args = [*self.notebooks]
+        if self.target != "local":
+            args += ["--target", self.target]
+        for name, value in self.parameters:
+            args += ["-p", name, value]
+        if self.cell_timeout != 300:
+            args += ["--cell-timeout", str(self.cell_timeout)]
+        return args + ([] if self.docs else ["--no-docs"])
+
+
+@dataclass(frozen=True)
+class PlannedRunbook:
+    notebook: Path
+    parameters: dict[str, Any]  # converted to the types the notebook declares
+    skip: bool = False  # passed in the previous run and --resume was given
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Which runbooks run, with which parameters, and what happens around them.
+
+    A run of every runbook owns the local target: without ``--resume`` it starts from an empty
+    workdir, and it stops the pod at the end; it builds the site unless ``--no-docs``. A run of
+    chosen runbooks works on the state earlier runbooks left and updates their report entries."""
+
+    runbooks: tuple[PlannedRunbook, ...]
+    target: str
+    cell_timeout: int
+    whole: bool
+    fresh: bool
+    docs: bool
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The runner's arguments, the same for ``helm-runbook run`` and ``make runbook``."""
+    parser.add_argument(
+        "notebooks", nargs="*", help="runbooks to run, by number or name prefix (default: all)"
+    )
+    parser.add_argument("--target", default="local", help='"local" or a kube context name')
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="a notebook parameter (never a secret: papermill copies parameters into the output)")  # fmt: skip
+    parser.add_argument("--cell-timeout", type=int, default=300, help="seconds per cell")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="start from the first chosen runbook that did not pass",
+    )
+    parser.add_argument(
+        "--no-docs",
+        action="store_true",
+        help="skip the docs site (built only when every runbook ran)",
+    )
+
+
+def request_from(opts: argparse.Namespace) -> RunRequest:
+    return RunRequest(tuple(opts.notebooks), opts.target, tuple((n, v) for n, v in opts.parameter),
+                      opts.cell_timeout, opts.resume, not opts.no_docs)  # fmt: skip
+
+
+def _previous_entries() -> dict[str, dict[str, Any]]:
+    if not REPORT.exists():
+        return {}
+    return {e["notebook"]: e for e in json.loads(REPORT.read_text()).get("notebooks", [])}
+
+
+def plan_run(request: RunRequest) -> RunPlan:
+    """The plan for ``request``; InputError, before anything runs, for a selection that matches
+    no runbook or a parameter that does not convert."""
+    every = notebooks()
+    chosen = [
+        nb
+        for nb in every
+        if not request.notebooks or any(nb.stem.startswith(n) for n in request.notebooks)
+    ]
+    if not chosen:
+        raise InputError(f"no runbook matches {' '.join(request.notebooks)}",
+                         fix=f"name them by number or name prefix, e.g. 01 or {every[0].stem if every else '04-smoke-checks'}")  # fmt: skip
+    typed = typed_parameters(chosen, dict(request.parameters))
+    previous = _previous_entries() if request.resume else {}
+    planned, leading = [], True
+    for notebook in chosen:
+        earlier = previous.get(notebook.stem)
+        # Resume starts again at the first chosen runbook that did not pass; all after it run.
+        passed = earlier is not None and earlier["status"] == "passed"
+        leading = leading and passed and executed_copy(notebook, passed=True).exists()
+        planned.append(PlannedRunbook(notebook, typed[notebook], skip=leading))
+    whole = chosen == every
+    return RunPlan(tuple(planned), request.target, request.cell_timeout, whole=whole,
+                   fresh=whole and not request.resume, docs=whole and request.docs)  # fmt: skip
+
+
+def summary_line(entry: dict[str, Any], *, skipped: bool = False) -> str:
+    """One line per runbook, the same from every entry point."""
+    if skipped:
+        return f"  skip {entry['notebook']:<24} passed in the previous run"
+    mark = "ok  " if entry["status"] == "passed" else "FAIL"
+    return f"  {mark} {entry['notebook']:<24} {entry['duration_s']:6.1f}s  {len(entry['steps'])} steps  {entry['executed']}"
+
+
+def resume_command(request: RunRequest, *, via: str = MAKE_RUNBOOK) -> str:
     """The command that starts again from the failed runbook with every original argument
     (a run against a kube context resumes against that context, not the local target)."""
     import shlex
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--resume" not in args:
-        args.insert(0, "--resume")
-    return f"make runbook RUNBOOK_ARGS={shlex.quote(shlex.join(args))}"
+    args = ["--resume", *request.arguments()]
+    if via == MAKE_RUNBOOK:
+        return f"make runbook RUNBOOK_ARGS={shlex.quote(shlex.join(args))}"
+    return f"{via} {shlex.join(args)}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(request: RunRequest, *, via: str = MAKE_RUNBOOK) -> list[dict[str, Any]]:
+    """Execute ``request``'s plan: the one loop behind ``helm-runbook run`` and ``make runbook``.
+
+    Prints one summary line per runbook, writes the reports, builds the site when the plan says
+    so, and returns the report entries. A failed runbook stops the run with StepFailed naming the
+    notebook, the cell and the step's fix (its executed copy goes to ``failed/``)."""
+    plan = plan_run(request)
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    entries = {} if plan.fresh else _previous_entries()
+    if plan.fresh:
+        stop_local_target()
+        shutil.rmtree(WORKDIR, ignore_errors=True)
+    started, ran = time.perf_counter(), 0
+    try:
+        for planned in plan.runbooks:
+            name = planned.notebook.stem
+            if planned.skip:
+                print(summary_line(entries[name], skipped=True), flush=True)
+                continue
+            entry = execute(
+                planned.notebook,
+                target=plan.target,
+                cell_timeout=plan.cell_timeout,
+                extra=planned.parameters,
+            )
+            entries[name], ran = entry, ran + 1
+            print(summary_line(entry), flush=True)
+            if entry["failure"]:
+                write_reports(_in_order(entries), run_metadata(plan.target))
+                failure = entry["failure"]
+                copy = executed_copy(planned.notebook, passed=False)
+                print(f"\nrunbook {name} failed at cell {failure['cell']}: {failure['error']}\n"
+                      f"executed copy: {copy}\nresume with: {resume_command(request, via=via)}", file=sys.stderr)  # fmt: skip
+                raise StepFailed(f"{name} cell {failure['cell']}" + (f" ({failure['step']})" if failure.get("step") else ""),
+                                 expected="every cell passes", seen=f"{failure['error']}: {failure['message']}",
+                                 fix=failure["fix"] or f"see the executed notebook {copy}")  # fmt: skip
+    finally:
+        if plan.whole:
+            stop_local_target()
+    write_reports(_in_order(entries), run_metadata(plan.target))
+    print(f"runbooks: {ran} ran, {len(plan.runbooks) - ran} skipped, all passed in "
+          f"{time.perf_counter() - started:.1f}s; report {REPORT}", flush=True)  # fmt: skip
+    if plan.docs:
+        print(f"docs: built {BUILD / 'site'} in {build_docs():.1f}s", flush=True)
+    return [entries[p.notebook.stem] for p in plan.runbooks]
+
+
+def _in_order(entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    order = {nb.stem: n for n, nb in enumerate(notebooks())}
+    return sorted(entries.values(), key=lambda e: order.get(e["notebook"], len(order)))
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m helm_runbook.harness.runbook", description=__doc__
     )
-    parser.add_argument(
-        "--resume", action="store_true", help="start from the first notebook that did not pass"
-    )
-    parser.add_argument("--target", default="local", help='"local" or a kube context name')
-    parser.add_argument("--cell-timeout", type=int, default=300, help="seconds per cell")
-    parser.add_argument("--no-docs", action="store_true", help="skip the docs site")
-    opts = parser.parse_args(argv)
-    EXECUTED.mkdir(parents=True, exist_ok=True)
-    previous: dict[str, dict[str, Any]] = {}
-    if opts.resume and REPORT.exists():
-        previous = {e["notebook"]: e for e in json.loads(REPORT.read_text())["notebooks"]}
-    else:
-        stop_local_target()
-        shutil.rmtree(WORKDIR, ignore_errors=True)
-    entries: list[dict[str, Any]] = []
-    started = time.perf_counter()
+    add_run_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``make runbook``: the same arguments and loop as ``helm-runbook run``, and its exit status."""
+    opts = build_parser().parse_args(argv)
     try:
-        for notebook in notebooks():
-            earlier = previous.get(notebook.stem)
-            if (
-                earlier
-                and earlier["status"] == "passed"
-                and (EXECUTED / notebook.name).exists()
-                and all(e["status"] == "passed" for e in entries)
-            ):
-                entries.append(earlier)
-                print(f"  skip {notebook.stem:<24} passed in the previous run", flush=True)
-                continue
-            entry = execute(notebook, target=opts.target, cell_timeout=opts.cell_timeout)
-            entries.append(entry)
-            mark = "ok  " if entry["status"] == "passed" else "FAIL"
-            print(
-                f"  {mark} {notebook.stem:<24} {entry['duration_s']:6.1f}s  {len(entry['steps'])} steps",
-                flush=True,
-            )
-            if entry["failure"]:
-                failure = entry["failure"]
-                print(f"\nrunbook {notebook.stem} failed at cell {failure['cell']}: {failure['error']}\n"
-                      f"{failure['message']}\n" + (f"fix: {failure['fix']}\n" if failure["fix"] else "")
-                      + f"executed copy: {executed_copy(notebook, passed=False)}\n"
-                      f"resume with: {resume_command(argv)}", file=sys.stderr)  # fmt: skip
-                write_reports(entries, run_metadata(opts.target))
-                return 1
-    finally:
-        stop_local_target()
-    write_reports(entries, run_metadata(opts.target))
-    print(
-        f"runbooks: {len(entries)} passed in {time.perf_counter() - started:.1f}s; report {REPORT}",
-        flush=True,
-    )
-    if not opts.no_docs:
-        print(f"docs: built {BUILD / 'site'} in {build_docs():.1f}s", flush=True)
+        run(request_from(opts), via=MAKE_RUNBOOK)
+    except RunbookError as exc:
+        return report_error(exc)
     return 0
 
 

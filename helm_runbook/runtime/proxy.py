@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from helm_runbook.runtime.auth import Identity
-from helm_runbook.runtime.handlers import read_json_object, valid_session_id
+from helm_runbook.runtime.handlers.common import read_json_object, valid_session_id
 from helm_runbook.runtime.limits import MAX_UPSTREAM_RESPONSE_BYTES
 from helm_runbook.runtime.problems import ProblemError, problem
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from helm_runbook.formats.policy_bundle import (
     reference_pack_path,
 )
 from helm_runbook.harness.record import record
-from helm_runbook.harness.results import StepReport, Table
+from helm_runbook.harness.results import StepReport
 from helm_runbook.standins.ingress import ingress_plan, tls_pair
 from helm_runbook.standins.observability import scrape_job
 from helm_runbook.targets.base import Target
@@ -112,12 +112,29 @@ class Finding:
     fix: str = ""
 
 
-@dataclass
-class Diagnosis:
-    """Every check's finding; renders as a table, ``problems`` names the rows that apply."""
+DIAGNOSIS_COLUMNS = ("check", "status", "seen", "fix")
 
+
+@dataclass(kw_only=True)
+class Diagnosis(StepReport):
+    """Every check's finding, as a step's result: one table row per finding, ``problems`` names
+    the rows that apply (FAIL in the table when any does)."""
+
+    step: str = "diagnose"
+    title: str = "troubleshooting checks"
+    columns: Sequence[str] = DIAGNOSIS_COLUMNS
     findings: list[Finding] = field(default_factory=list)
-    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.ok = not self.problems
+        self.rows = [[f.check, f.status.upper(), f.seen, f.fix] for f in self.findings]
+        self.summary = ", ".join(self.problems) if self.problems else "no problem found"
+        self.values = {"problems": self.problems, "checks": len(self.findings), **self.values}
+
+    def as_record(self) -> dict[str, object]:
+        # A diagnosis that finds a problem is a step that ran: what it found is in the values,
+        # not in the recorded status (the banner counts a runbook passed when its steps did).
+        return {**super().as_record(), "ok": True}
 
     @property
     def problems(self) -> list[str]:
@@ -142,18 +159,6 @@ class Diagnosis:
                              fix=first.fix or SYMPTOMS[first.check].fix)  # fmt: skip
         return self
 
-    def table(self) -> Table:
-        rows = [[f.check, f.status.upper(), f.seen, f.fix] for f in self.findings]
-        summary = ", ".join(self.problems) if self.problems else "no problem found"
-        return Table("diagnose", ["check", "status", "seen", "fix"], rows, ok=not self.problems,
-                     summary=f"{summary} ({self.seconds:.2f}s)")  # fmt: skip
-
-    def __str__(self) -> str:
-        return str(self.table())
-
-    def _repr_html_(self) -> str:
-        return self.table()._repr_html_()
-
 
 def diagnose(
     target: Target, *, values: dict[str, Any] | None = None, client_url: str | None = None,
@@ -166,7 +171,7 @@ def diagnose(
     operator's service key, when it is not the one the Deployment references.
     """
     start = time.perf_counter()
-    out = Diagnosis()
+    findings: list[Finding] = []
     context = _Context.read(target)
     # in the order of the guide's table
     checks: tuple[tuple[str, Callable[[], tuple[str, str]]], ...] = (
@@ -185,11 +190,9 @@ def diagnose(
         fix = SYMPTOMS[name].fix if status == "problem" else ""
         if name == "readiness" and context.no_pod is not None:
             fix = context.no_pod.fix  # no probe to inspect: the pod has to be started first
-        out.findings.append(Finding(name, status, seen, fix))
-    out.seconds = time.perf_counter() - start
-    # Recorded as a step that ran; what it found is in the values, not in the step's status.
-    record(StepReport("diagnose", "troubleshooting checks", [], seconds=out.seconds,
-                      values={"problems": out.problems, "checks": len(out.findings)}))  # fmt: skip
+        findings.append(Finding(name, status, seen, fix))
+    out = Diagnosis(findings=findings, seconds=time.perf_counter() - start)
+    record(out)
     return out
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from nacl.signing import VerifyKey
 from helm_runbook.errors import InputError, ReceiptInvalid
 from helm_runbook.formats import receipts as rc
 from helm_runbook.formats.keys import Signer
-from helm_runbook.harness.results import Table
+from helm_runbook.harness.results import StepReport
 from helm_runbook.tools.client import Credentials, RuntimeClient
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -37,36 +38,35 @@ class ReceiptFailure:
     detail: str
 
 
-@dataclass(frozen=True)
-class ReceiptVerification:
-    """Outcome of verifying a set of receipts; ``ok`` only when every check passed."""
+RECEIPT_COLUMNS = ("receipt", "session", "lamport", "check", "detail")
 
-    receipts: int
-    sessions: int
+
+@dataclass(kw_only=True)
+class ReceiptVerification(StepReport):
+    """Outcome of verifying a set of receipts, as a step's result: ``ok`` only when every check
+    passed, one table row per failure, and the counts as recorded values."""
+
+    step: str = "receipts.verify"
+    title: str = "receipt verification"
+    columns: Sequence[str] = RECEIPT_COLUMNS
+    receipts: int = 0
+    sessions: int = 0
     failures: list[ReceiptFailure] = field(default_factory=list)
     public_key_fingerprint: str = ""
 
-    @property
-    def ok(self) -> bool:
-        return self.receipts > 0 and not self.failures
-
-    def table(self) -> Table:
-        rows: list[list[object]] = [
+    def __post_init__(self) -> None:
+        self.ok = self.receipts > 0 and not self.failures
+        self.rows = [
             [f.receipt_id, f.session_id, f.lamport_clock, f.check, f.detail] for f in self.failures
         ]
-        summary = (
+        self.summary = (
             f"{self.receipts} receipts in {self.sessions} sessions, "
             f"{len(self.failures)} failures, key {self.public_key_fingerprint}"
+            if self.receipts
+            else "no receipts to verify"
         )
-        if self.receipts == 0:
-            summary = "no receipts to verify"
-        return Table(
-            "receipt verification",
-            ["receipt", "session", "lamport", "check", "detail"],
-            rows,
-            ok=self.ok,
-            summary=summary,
-        )
+        self.values = {"receipts": self.receipts, "sessions": self.sessions, "failures": len(self.failures),
+                       "trust_root": self.public_key_fingerprint, **self.values}  # fmt: skip
 
     def raise_for_failures(self) -> None:
         if not self.ok:
@@ -81,12 +81,6 @@ class ReceiptVerification:
                 fix="check that --public-key is the runtime's root.pub (trust root), and that the "
                 "receipts come unmodified from GET /api/v1/receipts",
             )
-
-    def __str__(self) -> str:
-        return str(self.table())
-
-    def _repr_html_(self) -> str:
-        return self.table()._repr_html_()
 
 
 def normalise_public_key(public_key: str) -> str:
@@ -103,6 +97,7 @@ def normalise_public_key(public_key: str) -> str:
 
 def verify_receipts(items: Iterable[Mapping[str, Any]], public_key: str) -> ReceiptVerification:
     """Verify signatures and chains of ``items`` against ``public_key`` (64 hex)."""
+    start = time.perf_counter()
     key = normalise_public_key(public_key)
     failures: list[ReceiptFailure] = []
     chains: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
@@ -156,7 +151,8 @@ def verify_receipts(items: Iterable[Mapping[str, Any]], public_key: str) -> Rece
                 ReceiptFailure(rid, session, int(receipt["lamport_clock"]), "causal_chain", why)
             )
     fingerprint = Signer.fingerprint_of(VerifyKey(bytes.fromhex(key)))
-    return ReceiptVerification(count, len(chains), failures, fingerprint)
+    return ReceiptVerification(receipts=count, sessions=len(chains), failures=failures,
+                               public_key_fingerprint=fingerprint, seconds=time.perf_counter() - start)  # fmt: skip
 
 
 def load_receipts(

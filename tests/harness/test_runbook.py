@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from helm_runbook.cli import main
+from helm_runbook.cli import build_parser, main
 from helm_runbook.errors import InputError
 from helm_runbook.harness import runbook
 
@@ -39,9 +40,120 @@ def test_a_parameter_that_does_not_convert_or_exist_is_refused_before_anything_r
 
 
 def test_the_resume_hint_keeps_every_original_argument() -> None:
-    hint = runbook.resume_command(["--target", "prod/ops", "--cell-timeout", "600"])
+    request = runbook.RunRequest(target="prod/ops", cell_timeout=600, resume=True)
+    hint = runbook.resume_command(request)
     assert hint == "make runbook RUNBOOK_ARGS='--resume --target prod/ops --cell-timeout 600'"
-    assert runbook.resume_command(["--resume"]) == "make runbook RUNBOOK_ARGS=--resume"
+    assert runbook.resume_command(runbook.RunRequest()) == "make runbook RUNBOOK_ARGS=--resume"
+    chosen = runbook.RunRequest(("03",), parameters=(("upstream_port", "0"),), docs=False)
+    assert runbook.resume_command(chosen, via=runbook.CLI_RUN) == (
+        "helm-runbook run --resume 03 -p upstream_port 0 --no-docs"
+    )
+
+
+ARGUMENTS = [
+    [],
+    ["03", "04", "--target", "prod/ops", "-p", "upstream_port", "0", "--cell-timeout", "60"],
+    ["--resume", "--no-docs"],
+    ["05", "--resume"],
+]
+
+
+@pytest.mark.parametrize("args", ARGUMENTS)
+def test_the_cli_and_make_runbook_plan_the_same_run(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _build_in(tmp_path, monkeypatch)
+    from_cli = runbook.request_from(build_parser().parse_args(["run", *args]))
+    from_make = runbook.request_from(runbook.build_parser().parse_args(args))
+    assert from_cli == from_make
+    assert runbook.plan_run(from_cli) == runbook.plan_run(from_make)
+
+
+def _build_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"BUILD": tmp_path, "EXECUTED": tmp_path / "runbooks", "WORKDIR": tmp_path / "wd",
+                        "REPORT": tmp_path / "runbook-report.json"}.items():  # fmt: skip
+        monkeypatch.setattr(runbook, name, value)
+
+
+def _previous_run(passed: list[str], failed: str) -> None:
+    """A report of an earlier run: ``passed`` (with their executed copies), then ``failed``."""
+    runbook.EXECUTED.mkdir(parents=True)
+    entries = []
+    for stem in passed:
+        (runbook.EXECUTED / f"{stem}.ipynb").write_text("{}")
+        entries.append(
+            {"notebook": stem, "status": "passed", "steps": [], "failure": None, "duration_s": 1.0}
+        )
+    entries.append({"notebook": failed, "status": "failed", "steps": [], "duration_s": 1.0,
+                    "failure": {"cell": 3, "error": "StepFailed", "message": "m", "fix": "f"}})  # fmt: skip
+    runbook.REPORT.write_text(json.dumps({"run": {}, "notebooks": entries}))
+
+
+def test_resume_skips_only_the_leading_runbooks_that_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _build_in(tmp_path, monkeypatch)
+    stems = [nb.stem for nb in runbook.notebooks()]
+    _previous_run(stems[:2], stems[2])
+    plan = runbook.plan_run(runbook.RunRequest(resume=True))
+    assert [p.notebook.stem for p in plan.runbooks if p.skip] == stems[:2]
+    assert (plan.whole, plan.fresh, plan.docs) == (True, False, True)
+    fresh = runbook.plan_run(runbook.RunRequest())
+    assert not any(p.skip for p in fresh.runbooks) and fresh.fresh
+    # a chosen runbook works on the state the others left: no reset, no site
+    chosen = runbook.plan_run(runbook.RunRequest(("04",)))
+    assert [p.notebook.stem for p in chosen.runbooks] == [s for s in stems if s.startswith("04")]
+    assert (chosen.whole, chosen.fresh, chosen.docs) == (False, False, False)
+    with pytest.raises(InputError, match="no runbook matches 77"):
+        runbook.plan_run(runbook.RunRequest(("77",)))
+
+
+def test_the_cli_and_make_runbook_print_the_same_summary_and_exit_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The loop itself, with notebook execution replaced by a recorder (the real execution has
+    its own test below): both entry points run the same notebooks with the same parameters,
+    print the same lines, write the same report and fail with the same status."""
+    _build_in(tmp_path, monkeypatch)
+    calls: list[tuple[str, dict[str, object]]] = []
+
+    def execute(
+        notebook: Path, *, target: str, cell_timeout: int, extra: dict[str, object]
+    ) -> dict[str, object]:
+        calls.append((notebook.stem, {"target": target, "timeout": cell_timeout, **extra}))
+        failed = notebook.stem.startswith("04")
+        failure = {
+            "cell": 7,
+            "error": "StepFailed",
+            "message": "smoke: 503",
+            "fix": "start the pod",
+            "step": "smoke",
+        }
+        return {"notebook": notebook.stem, "status": "failed" if failed else "passed", "duration_s": 0.5,
+                "steps": [], "failure": failure if failed else None, "executed": f"{notebook.name}"}  # fmt: skip
+
+    monkeypatch.setattr(runbook, "execute", execute)
+    monkeypatch.setattr(runbook, "run_metadata", lambda target: {"target": target})
+    outputs, capsys_err = [], []
+    for entry, args in ((main, ["run"]), (runbook.main, [])):
+        calls.clear()
+        runbook.REPORT.unlink(missing_ok=True)
+        code = entry([*args, "03", "04", "-p", "upstream_port", "0", "--target", "ctx/ns"])
+        out, err = capsys.readouterr()
+        capsys_err.append(err)
+        report = json.loads(runbook.REPORT.read_text())["notebooks"]
+        outputs.append((code, out, [line for line in err.splitlines() if not line.startswith("resume with: ")],
+                        list(calls), [e["notebook"] for e in report]))  # fmt: skip
+    assert outputs[0][1:4] == outputs[1][1:4] and outputs[0][0] == outputs[1][0] == 5
+    code, out, err, calls_made, reported = outputs[0]
+    assert (
+        [name for name, _ in calls_made] == reported == ["03-production-install", "04-smoke-checks"]
+    )
+    assert calls_made[0][1] == {"target": "ctx/ns", "timeout": 300, "upstream_port": 0}
+    assert out.splitlines()[1].startswith("  FAIL 04-smoke-checks")
+    assert "fix: start the pod" in err and "04-smoke-checks cell 7 (smoke)" in "\n".join(err)
+    assert "resume with: helm-runbook run --resume 03 04 --target ctx/ns" in capsys_err[0]
+    assert "resume with: make runbook RUNBOOK_ARGS='--resume 03 04" in capsys_err[1]
 
 
 @pytest.mark.notebooks

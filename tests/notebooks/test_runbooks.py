@@ -192,7 +192,12 @@ def test_upgrade_rollback_runbook_recovers_a_failed_upgrade_without_losing_a_rec
         "spec.template.spec.containers[helm-ai-kernel].readinessProbe.httpGet.port"
     ]
     kept = _values(run, book, "receipts.kept")
-    assert all(k["lost"] == 0 and k["acknowledged"] == k["listed"] for k in kept)
+    # Listed may exceed acknowledged, never by more than the requests without an answer (stored,
+    # but the 2 s client timeout ran out under load) and the one in flight at the snapshot.
+    assert all(k["lost"] == 0 for k in kept)
+    assert all(
+        k["acknowledged"] <= k["listed"] <= k["acknowledged"] + k["unanswered"] + 1 for k in kept
+    ), kept
     assert kept[-1]["acknowledged"] > kept[0]["acknowledged"] > 0
     verified = _values(run, book, "receipts.verify")
     assert [v["receipts"] for v in verified] == sorted(v["receipts"] for v in verified)
@@ -288,7 +293,7 @@ def test_control_plane_runbook(run: dict[str, Any]) -> None:
 
 
 def test_every_shell_command_of_the_guide_is_executed_by_a_runbook(run: dict[str, Any]) -> None:
-    from helm_runbook.coverage import guide_coverage
+    from helm_runbook.site.coverage import guide_coverage
 
     coverage = guide_coverage(run["report"])
     assert len(coverage) >= 11

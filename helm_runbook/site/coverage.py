@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-GUIDE_COMMANDS = Path(__file__).resolve().parent.parent / "docs" / "guide-commands.yaml"
+GUIDE_COMMANDS = Path(__file__).resolve().parents[2] / "docs" / "guide-commands.yaml"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helm_runbook.coverage import GuideCommand, guide_commands, guide_coverage
+from helm_runbook.site.coverage import GuideCommand, guide_commands, guide_coverage
 
 INSTALL = GuideCommand(
     "s",

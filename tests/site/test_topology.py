@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.sdk import render
-from helm_runbook.topology import Topology, topology_svg
+from helm_runbook.site.topology import Topology, topology_svg
 
 
 def test_the_picture_follows_the_values() -> None:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import yaml
 
-from helm_runbook import docsite
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.docs import value_docs
 from helm_runbook.runtime.routes import API_ROUTES, HEALTH_ROUTES
+from helm_runbook.site import envpage, reference, results
 from tests.conftest import RuntimeFactory
 
-RUNTIME = Path(docsite.__file__).parent / "runtime"
+RUNTIME = Path(envpage.__file__).parents[1] / "runtime"
 ENV_LITERAL = re.compile(r'"((?:HELM|EVIDENCE|DATABASE|POD)_[A-Z0-9_]+)"')
 
 
@@ -22,9 +22,9 @@ def test_env_page_lists_every_variable_the_runtime_reads() -> None:
     literals = set()
     for module in ("settings.py", "limits.py"):
         literals |= set(ENV_LITERAL.findall((RUNTIME / module).read_text()))
-    recorded = set(docsite.runtime_env_names())
+    recorded = set(envpage.runtime_env_names())
     assert recorded == literals, "Settings.from_env and the names in settings.py/limits.py disagree"
-    page = docsite.env_page()
+    page = envpage.env_page()
     for name in recorded:
         assert f"| `{name}`{{.helm-identifier}} |" in page
 
@@ -68,7 +68,7 @@ def _rows(page: str) -> dict[str, list[str]]:
 def test_env_page_says_which_value_sets_each_variable_as_the_render_does() -> None:
     from helm_runbook.chart import render
 
-    rows = _rows(docsite.env_page())
+    rows = _rows(envpage.env_page())
     env = render(CHART_DIR, GIVEN).get("Deployment")["spec"]["template"]["spec"]["containers"][0][
         "env"
     ]
@@ -91,15 +91,15 @@ def test_env_page_says_which_value_sets_each_variable_as_the_render_does() -> No
 
 
 def test_every_env_row_has_a_description() -> None:
-    rows = _rows(docsite.env_page())
-    assert set(rows) == set(docsite.runtime_env_names())
+    rows = _rows(envpage.env_page())
+    assert set(rows) == set(envpage.runtime_env_names())
     assert not [name for name, (_, description) in rows.items() if not description.strip()]
 
 
 def test_routes_page_is_the_route_table_the_app_serves(make_runtime: RuntimeFactory) -> None:
     from helm_runbook.runtime.app import create_app, create_health_app
 
-    page = docsite.routes_page()
+    page = reference.routes_page()
     for route in (*API_ROUTES, *HEALTH_ROUTES):
         assert f"| `{route.path}`{{.helm-identifier}} |" in page
         assert f"`{route.operation_id}`{{.helm-identifier}}" in page
@@ -109,7 +109,7 @@ def test_routes_page_is_the_route_table_the_app_serves(make_runtime: RuntimeFact
 
 
 def test_values_page_documents_every_value_with_schema_enums() -> None:
-    page = docsite.values_page()
+    page = reference.values_page()
     for doc in value_docs(CHART_DIR / "values.yaml"):
         assert f"| `{doc.key}`{{.helm-identifier}} |" in page
     assert (
@@ -119,15 +119,15 @@ def test_values_page_documents_every_value_with_schema_enums() -> None:
 
 
 def test_guards_page_shows_every_guard_refusing() -> None:
-    refusals = docsite.guard_refusals()
+    refusals = reference.guard_refusals()
     assert refusals and all(
         "no longer refuses" not in line for _, lines in refusals for line in lines
     )
-    page = docsite.guards_page()
+    page = reference.guards_page()
     validate = (CHART_DIR / "templates" / "_validate.tpl").read_text()
     fragments = re.findall(r'append \$msgs (?:\(printf )?"([^"%]{12,})', validate)
     assert len(fragments) >= 6
-    assert len(docsite.template_guards()) == validate.count("append $msgs"), (
+    assert len(reference.template_guards()) == validate.count("append $msgs"), (
         "a guard message was not extracted"
     )
     for fragment in fragments:
@@ -147,14 +147,14 @@ def test_results_page_and_banner_from_a_report() -> None:
              "failure": {"cell": 4, "error": "StepFailed", "message": "x"}},
         ],
     }  # fmt: skip
-    page = docsite.results_page(report)
+    page = results.results_page(report)
     assert "| 01-a | 3 | `chart.lint`{.helm-identifier} | ✅ passed | 0.50 s |" in page
     assert "| 02-b | 4 | StepFailed | ❌ failed | — |" in page
-    ok = docsite.banner_html(report["notebooks"][0], report["run"])
-    failed = docsite.banner_html(report["notebooks"][1], report["run"])
+    ok = results.banner_html(report["notebooks"][0], report["run"])
+    failed = results.banner_html(report["notebooks"][1], report["run"])
     assert "admonition success" in ok and "all 1 steps passed" in ok
     assert "admonition failure" in failed and "a step failed" in failed
     assert (
         yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["version"]
-        == docsite.chart_versions()["chart"]
+        == results.chart_versions()["chart"]
     )

@@ -1,0 +1,61 @@
+"""The site build on its own (the full run builds it from executed runbooks in tests/notebooks):
+the committed notebooks stand in for executed copies, so this needs no kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helm_runbook.errors import StepFailed
+from helm_runbook.harness import runbook
+from helm_runbook.site.build import build_site
+
+
+@pytest.fixture
+def build() -> Iterator[Path]:
+    # inside the checkout, as make runbook builds: mkdocs.yml's paths are rewritten to it
+    path = runbook.BUILD / f"test-site-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    (path / "runbooks").mkdir(parents=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_the_site_builds_strictly_with_a_banner_on_each_runbook(build: Path) -> None:
+    entries = []
+    for notebook in runbook.notebooks():
+        shutil.copy(notebook, build / "runbooks" / notebook.name)
+        entries.append({"notebook": notebook.stem, "status": "passed", "duration_s": 1.0, "failure": None,
+                        "steps": [{"step": "lint", "ok": True, "seconds": 0.5, "cell": 2, "values": {}}]})  # fmt: skip
+    report = build / "runbook-report.json"
+    report.write_text(json.dumps({"run": {"target": "local"}, "notebooks": entries}))
+    assert (
+        build_site(build, executed=build / "runbooks", report=report, notebooks=runbook.NOTEBOOKS)
+        > 0
+    )
+    site = build / "site"
+    page = (site / "runbooks" / "04-smoke-checks" / "index.html").read_text()
+    assert "helm-runbook-banner" in page and "all 1 steps passed" in page
+    assert (site / "downloads" / "04-smoke-checks.ipynb").exists()
+    for reference in ("values", "environment", "routes", "guards"):
+        assert (site / "reference" / reference / "index.html").exists()
+
+
+@pytest.mark.slow
+def test_a_strict_build_failure_is_a_step_failure_naming_the_fix(build: Path) -> None:
+    """No executed runbooks: the overview links to pages that are not there, mkdocs --strict
+    refuses, and the runner's error boundary gets a StepFailed (one error line, one fix)."""
+    with pytest.raises(StepFailed, match=r"docs\.build") as failed:
+        build_site(
+            build,
+            executed=build / "runbooks",
+            report=build / "none.json",
+            notebooks=runbook.NOTEBOOKS,
+        )
+    assert "build again" in failed.value.fix
