@@ -37,6 +37,9 @@ def test_committed_notebooks_are_clean_and_document_their_parameters(path: Path)
         assert PARAMETER_LINE.match(line), (
             f"{path.name}: parameter line not in `name: type = default  # help` form: {line}"
         )
+    # papermill parses every line (one it cannot parse is silently not a parameter: `-p` and the
+    # runner could not set it; a quote or `=` in the help text does that)
+    assert len(runbook.declared_parameters(path)) == len(parameters[0].source.splitlines())
 
 
 def _values(run: dict[str, Any], notebook: str, step: str) -> list[dict[str, Any]]:
