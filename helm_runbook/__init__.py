@@ -26,7 +26,6 @@ from helm_runbook.errors import (
 
 if TYPE_CHECKING:
     from helm_runbook.harness.results import StepReport, Table
-    from helm_runbook.site.topology import release_topology
     from helm_runbook.standins.process import free_port
     from helm_runbook.steps import (
         chart_smoke,
@@ -67,9 +66,13 @@ if TYPE_CHECKING:
         HOSTNAME_ARGS,
         READ_HOSTNAME,
         STAND_IN_MODELS,
+        chat_rule,
+        controlplane_values,
         inline_production_values,
         production_values,
+        profile_values,
     )
+    from helm_runbook.steps.profile import RunProfile, load_profile, use_profile
     from helm_runbook.steps.release import (
         deployed_values,
         diff_upgrade,
@@ -110,6 +113,12 @@ _LAZY = {
     "HOSTNAME_ARGS": "helm_runbook.steps.presets",
     "READ_HOSTNAME": "helm_runbook.steps.presets",
     "STAND_IN_MODELS": "helm_runbook.steps.presets",
+    "chat_rule": "helm_runbook.steps.presets",
+    "controlplane_values": "helm_runbook.steps.presets",
+    "profile_values": "helm_runbook.steps.presets",
+    "RunProfile": "helm_runbook.steps.profile",
+    "load_profile": "helm_runbook.steps.profile",
+    "use_profile": "helm_runbook.steps.profile",
     "Diagnosis": "helm_runbook.tools.diagnose",
     "RuntimeClient": "helm_runbook.tools.client",
     "StepReport": "helm_runbook.harness.results",
@@ -171,6 +180,7 @@ __all__ = [
     "InputError",
     "ReceiptInvalid",
     "RenderError",
+    "RunProfile",
     "RunbookError",
     "RuntimeAPIError",
     "RuntimeClient",
@@ -187,6 +197,8 @@ __all__ = [
     "await_verdict",
     "burst_figures",
     "chart_smoke",
+    "chat_rule",
+    "controlplane_values",
     "create_tls_secret",
     "create_trust_secret",
     "deployed_values",
@@ -201,9 +213,11 @@ __all__ = [
     "inline_production_values",
     "install",
     "lint_chart",
+    "load_profile",
     "open_target",
     "prepare_secrets",
     "production_values",
+    "profile_values",
     "publish_signed_policy",
     "publish_version",
     "receipts_kept",
@@ -224,6 +238,7 @@ __all__ = [
     "uninstall_and_reinstall",
     "upgrade",
     "upgrade_reusing_values",
+    "use_profile",
     "verify_receipts",
     "wait_for_rollout",
     "wake_reconcile",

@@ -35,6 +35,7 @@ def test_all_is_complete() -> None:
     expected |= {name for name, obj in vars(errors).items()
                  if inspect.isclass(obj) and issubclass(obj, errors.RunbookError)}  # fmt: skip
     expected |= set(presets.__all__)  # the shared presets the runbooks use
+    expected |= {"RunProfile", "load_profile", "use_profile"}  # the run profile every runbook reads
     expected -= {"FAULTS"}  # the lab's fault names are data, reached through TroubleshootingLab
     assert expected - set(helm_runbook.__all__) == set()
     assert upstream.start_stand_in_upstream is helm_runbook.start_stand_in_upstream

@@ -111,7 +111,9 @@ def execute(
     # A workdir inside the checkout is passed relative to it: no path of this machine is
     # written into the executed copy (the site publishes it).
     workdir = WORKDIR.relative_to(ROOT).as_posix() if WORKDIR.is_relative_to(ROOT) else str(WORKDIR)
-    wanted = {"target": target, "workdir": workdir, **(extra or {})}
+    # The run profile beside the workdir (build/profile.yaml): one per build, shared by its runbooks.
+    profile = (Path(workdir).parent / "profile.yaml").as_posix()
+    wanted = {"target": target, "workdir": workdir, "profile": profile, **(extra or {})}
     parameters = {k: v for k, v in wanted.items() if k in declared_parameters(notebook)}
     start = time.perf_counter()
     entry: dict[str, Any] = {"notebook": notebook.stem, "status": "passed", "failure": None}

@@ -248,6 +248,7 @@ class Traffic:
     target: Target
     session: str = "agent.day2"
     interval: float = 0.2
+    auth_secret: str = "helm-auth"
     max_seconds: float = 900.0
     max_requests: int = 5000
     sent: int = 0
@@ -277,7 +278,9 @@ class Traffic:
                 if client is None or url != self.target.url("http"):
                     if client is not None:
                         client.close()
-                    client = RuntimeClient.for_target(self.target, timeout=2.0)
+                    client = RuntimeClient.for_target(
+                        self.target, auth_secret=self.auth_secret, timeout=2.0
+                    )
                     url = self.target.url("http")
                 receipt = client.evaluate(body).get("receipt_id")
                 if isinstance(receipt, str) and receipt:
@@ -294,10 +297,17 @@ class Traffic:
             self._thread.join(timeout=10)
 
 
-def start_traffic(target: Target, *, session: str = "agent.day2", interval: float = 0.2) -> Traffic:
-    """Start governed requests (one every ``interval`` seconds) that run until ``receipts_kept``;
-    returns once the first one is acknowledged, so the traffic is flowing before what follows."""
-    traffic = Traffic(target, session=session, interval=interval).start()
+def start_traffic(
+    target: Target,
+    *,
+    session: str = "agent.day2",
+    interval: float = 0.2,
+    auth_secret: str = "helm-auth",
+) -> Traffic:
+    """Start governed requests (one every ``interval`` seconds, with the admin key of
+    ``auth_secret``) that run until ``receipts_kept``; returns once the first one is
+    acknowledged, so the traffic is flowing before what follows."""
+    traffic = Traffic(target, session=session, interval=interval, auth_secret=auth_secret).start()
     deadline = time.monotonic() + 10
     while not traffic.acknowledged and time.monotonic() < deadline:
         time.sleep(0.05)

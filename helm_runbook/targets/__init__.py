@@ -23,15 +23,18 @@ def resolve_workdir(workdir: str | Path) -> Path:
     return (base / path).resolve()
 
 
-def open_target(target: str, workdir: str | Path) -> Target:
+def open_target(target: str, workdir: str | Path, *, release: str = "helm-ai-kernel") -> Target:
     """``local`` attaches to (or creates) the local target in ``workdir``; anything else names a
-    kube context (``CONTEXT`` or ``CONTEXT/NAMESPACE``; the context's namespace by default)."""
+    kube context (``CONTEXT`` or ``CONTEXT/NAMESPACE``; the context's namespace by default),
+    whose release ``release`` is found by Helm's instance label."""
     if target == "local":
         return LocalTarget.open(resolve_workdir(workdir))
     from helm_runbook.targets.kube import KubeTarget  # the kube extra is only needed here
 
     context, _, namespace = target.partition("/")
-    return KubeTarget(context, namespace=namespace, workdir=resolve_workdir(workdir))
+    return KubeTarget(
+        context, namespace=namespace, workdir=resolve_workdir(workdir), release=release
+    )
 
 
 __all__ = ["LocalTarget", "Target", "open_target", "resolve_workdir"]

@@ -136,6 +136,12 @@ class KubeTarget:
         return ObjectView("ConfigMap", lambda n: self.core.read_namespaced_config_map(n, self.namespace),
                           lambda: self.core.list_namespaced_config_map(self.namespace), str)  # fmt: skip
 
+    def for_release(self, release: str | None = None, namespace: str | None = None) -> KubeTarget:
+        """The same context and connection reading another release (found by Helm's
+        ``app.kubernetes.io/instance`` label) or namespace."""
+        return KubeTarget(self.context, namespace=namespace or self.namespace, workdir=self.workdir, api=self._client,
+                          kubeconfig=self.kubeconfig, release=release or self.release)  # fmt: skip
+
     def save(self) -> None:
         """State lives in the cluster."""
 
@@ -240,9 +246,14 @@ class KubeTarget:
     def deployment_name(self) -> str:
         """The release's Deployment (the chart's fullname), found by its instance label."""
         if not self._deployment_name:
-            found = self.apps.list_namespaced_deployment(
+            listed = self.apps.list_namespaced_deployment(
                 self.namespace, label_selector=f"{INSTANCE_LABEL}={self.release}"
             ).items
+            # checked here too: a server (or proxy) that drops the selector must not hand back
+            # another release's Deployment
+            found = [
+                d for d in listed if (_meta(d).labels or {}).get(INSTANCE_LABEL) == self.release
+            ]
             if not found:
                 raise TargetUnavailable(f"no Deployment of release {self.release} in namespace {self.namespace}",
                                         fix=f"install it with runbook 03-production-install (helm -n {self.namespace} list shows releases)")  # fmt: skip
@@ -330,7 +341,11 @@ class KubeTarget:
         dep = self.apps.read_namespaced_deployment(self.deployment_name, self.namespace)
         labels: dict[str, str] = dep.spec.selector.match_labels or {}
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        pods = [
+            p
+            for p in self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+            if all((_meta(p).labels or {}).get(k) == v for k, v in labels.items())
+        ]  # the selector re-checked, as for the Deployment
         running = [p for p in pods if p.status is not None and p.status.phase == "Running"]
         if not running:
             raise TargetUnavailable(f"no pod is running for deploy/{self.deployment_name}",

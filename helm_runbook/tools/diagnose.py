@@ -161,16 +161,19 @@ class Diagnosis(StepReport):
 
 
 def diagnose(
-    target: Target, *, values: dict[str, Any] | None = None, client_url: str | None = None,
-    auth_secret: str | None = None,
+    target: Target, *, release: str = "", namespace: str = "", values: dict[str, Any] | None = None,
+    client_url: str | None = None, auth_secret: str | None = None,
 ) -> Diagnosis:  # fmt: skip
     """Run every check of the troubleshooting table against ``target``.
 
-    ``values``: the values about to be installed (the render check). ``client_url``: the base URL
-    an OpenAI client is configured with (the bypass check). ``auth_secret``: the Secret holding the
-    operator's service key, when it is not the one the Deployment references.
+    ``release`` and ``namespace``: the release to read (on a cluster found by Helm's
+    ``app.kubernetes.io/instance`` label; ``""``: the target's own). ``values``: the values about
+    to be installed (the render check). ``client_url``: the base URL an OpenAI client is
+    configured with (the bypass check). ``auth_secret``: the Secret holding the operator's service
+    key, when it is not the one the Deployment references.
     """
     start = time.perf_counter()
+    target = _for_release(target, release, namespace)
     findings: list[Finding] = []
     context = _Context.read(target)
     # in the order of the guide's table
@@ -194,6 +197,23 @@ def diagnose(
     out = Diagnosis(findings=findings, seconds=time.perf_counter() - start)
     record(out)
     return out
+
+
+def _for_release(target: Target, release: str, namespace: str) -> Target:
+    """The target reading ``release`` in ``namespace``: a kube target is re-pointed (the same
+    connection); the local target is one namespace holding one release, so another release name
+    is refused (and ``namespace``, a cluster's, does not apply)."""
+    if not release and not namespace:
+        return target
+    select = getattr(target, "for_release", None)
+    if callable(select):
+        chosen: Target = select(release or None, namespace or None)
+        return chosen
+    installed = _rendered(target)
+    if release and installed is not None and installed.release != release:
+        raise TargetUnavailable(f"no release {release} on the {target.name} target (it holds {installed.release})",
+                                fix=f"diagnose release={installed.release!r}, or install {release} with runbook 03")  # fmt: skip
+    return target
 
 
 def _rendered(target: Target) -> RenderedRelease | None:

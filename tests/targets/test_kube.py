@@ -358,3 +358,66 @@ def test_an_upgrade_helm_marks_failed_is_a_rollout_failure_with_helms_message(
         kube.upgrade(AUTH, timeout=3)
     assert failed.value.step == "rollout.ready"
     assert "deadline exceeded after 3s" in failed.value.seen
+
+
+def test_diagnose_finds_a_release_by_its_instance_label_not_a_fixed_name(kube: KubeTarget) -> None:
+    from helm_runbook.tools.diagnose import diagnose
+
+    acme = kube.for_release("acme-gw")
+    deployment = _chart_deployment(acme)
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/instance"] == "acme-gw"
+    # the default release is not there: nothing to read
+    assert diagnose(kube).finding("readiness").status == "skipped"
+    found = diagnose(kube, release="acme-gw", namespace=kube.namespace)
+    assert acme.deployment_name == deployment["metadata"]["name"]
+    assert found.finding("readiness").seen != diagnose(kube).finding("readiness").seen
+    assert "no pod is running" in found.finding("readiness").seen
+
+
+@pytest.mark.notebooks
+def test_the_profile_set_at_02_carries_to_03_which_refuses_a_cluster_without_an_upstream(
+    emulator: BackgroundKmock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """02 on a kube context with non-default names writes them to the run profile; 03, given
+    nothing, reads them and refuses to point a cluster release at this machine's loopback."""
+    from helm_runbook.harness import runbook
+    from helm_runbook.steps.profile import load_profile
+
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "emulated",
+        "clusters": [{"name": "emu", "cluster": {"server": emulator.url}}],
+        "users": [{"name": "me", "user": {"token": "t"}}],
+        "contexts": [{"name": "emulated", "context": {"cluster": "emu", "user": "me", "namespace": "acme"}}],
+    }  # fmt: skip
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.setattr(runbook, "EXECUTED", tmp_path / "runbooks")
+    monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "kube-workdir")
+    (tmp_path / "runbooks").mkdir()
+    names = {"release": "acme-gw", "signing_secret": "acme-signing", "auth_secret": "acme-auth"}
+    entry = runbook.execute(runbook.NOTEBOOKS / "02-secret-setup.ipynb", target="emulated/acme",
+                            cell_timeout=60, extra=names)  # fmt: skip
+    assert entry["status"] == "passed", entry["failure"]
+    profile = load_profile(tmp_path / "profile.yaml")
+    assert (profile.release, profile.signing_secret, profile.auth_secret) == (
+        "acme-gw",
+        "acme-signing",
+        "acme-auth",
+    )
+    assert profile.target_spec == "emulated/acme"
+    with client.ApiClient(client.Configuration(host=emulator.url)) as api:
+        core = client.CoreV1Api(api)
+        assert set(core.read_namespaced_secret("acme-auth", "acme").data) == {
+            "HELM_ADMIN_API_KEY",
+            "HELM_SERVICE_API_KEY",
+        }
+        assert set(core.read_namespaced_secret("acme-signing", "acme").data) == {"signing-key"}
+    entry = runbook.execute(
+        runbook.NOTEBOOKS / "03-production-install.ipynb", target="emulated/acme", cell_timeout=60
+    )
+    assert entry["status"] == "failed"
+    failure = entry["failure"]
+    assert failure["error"] == "StepFailed", failure
+    assert "no upstream_url for release acme-gw on emulated/acme" in failure["message"]
+    assert "upstream_url" in failure["fix"]
