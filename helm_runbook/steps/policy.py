@@ -10,7 +10,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from helm_runbook.client import RuntimeClient
 from helm_runbook.errors import StepFailed
@@ -25,6 +25,16 @@ from helm_runbook.record import record
 from helm_runbook.results import StepReport
 from helm_runbook.runtime.keys import Signer
 from helm_runbook.targets.base import Target
+
+
+class ControlPlaneSource(Protocol):
+    """What a check needs of runbook 07's control plane (``steps.controlplane.ControlPlane``)."""
+
+    url: str
+
+    @property
+    def stand_in(self) -> bool: ...
+
 
 SERVE_POLICY = """\
 name = "helm-chart"
@@ -104,12 +114,31 @@ def trust_public_key(target: Target) -> str:
     return policy_signer(target).public_key_hex
 
 
+def skipped_without_stand_in(
+    plane: ControlPlaneSource | None, step: str, title: str
+) -> StepReport | None:
+    """On the operator's control plane, a step that drives the stand-in (or expects what it
+    served) cannot run: record it as skipped with the reason, never silently. None otherwise."""
+    if plane is None or plane.stand_in:
+        return None
+    reason = f"needs the stand-in control plane (target=local); {plane.url} is the operator's"
+    result = StepReport(step, f"{title}: skipped", ["skipped because"], [[reason]], summary="skipped",
+                        values={"skipped": reason})  # fmt: skip
+    record(result)
+    return result
+
+
 def wake_reconcile(
     target: Target, *, expect: str = "ok", snapshot: str = "active", reason: str = "",
-    auth_secret: str = "helm-auth",
+    auth_secret: str = "helm-auth", stand_in: ControlPlaneSource | None = None,
 ) -> StepReport:  # fmt: skip
     """``POST /internal/policy/reconcile`` with the service key: a wake hint, never policy bytes.
-    The answer must be ``expect`` with the snapshot ``snapshot``; ``reason`` must appear in it."""
+    The answer must be ``expect`` with the snapshot ``snapshot``; ``reason`` must appear in it.
+    ``stand_in``: the control plane whose versions make ``expect`` due (skipped off the stand-in)."""
+    if skipped := skipped_without_stand_in(
+        stand_in, "policy.wake", f"wake hint, expecting {expect}"
+    ):
+        return skipped
     start = time.perf_counter()
     with RuntimeClient.for_target(target, auth_secret=auth_secret) as client:
         status = client.reconcile()
@@ -137,9 +166,14 @@ def wake_reconcile(
 
 def governed_request(
     target: Target, tool: str, *, expect: str, args: dict[str, Any] | None = None, auth_secret: str = "helm-auth",
-    session_id: str = "policy-rollout",
+    session_id: str = "policy-rollout", stand_in: ControlPlaneSource | None = None,
 ) -> StepReport:  # fmt: skip
-    """One ``/api/v1/evaluate`` call that must come back with verdict ``expect``."""
+    """One ``/api/v1/evaluate`` call that must come back with verdict ``expect``.
+    ``stand_in``: the control plane whose versions make ``expect`` due (skipped off the stand-in)."""
+    if skipped := skipped_without_stand_in(
+        stand_in, "policy.verdict", f"evaluate {tool}, expecting {expect}"
+    ):
+        return skipped
     start = time.perf_counter()
     body = {"tool": tool, "effect_level": "E1", "session_id": session_id, "args": args or {}}
     with RuntimeClient.for_target(target, auth_secret=auth_secret) as client:
@@ -155,4 +189,9 @@ def governed_request(
     return result
 
 
-__all__ = ["governed_request", "publish_signed_policy", "trust_public_key", "wake_reconcile"]
+__all__ = [
+    "governed_request",
+    "publish_signed_policy",
+    "trust_public_key",
+    "wake_reconcile",
+]
