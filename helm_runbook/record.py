@@ -27,9 +27,17 @@ def _publish(payload: dict[str, Any]) -> None:
 
 
 def record(report: Any) -> None:
-    """Attach ``report``'s step, status, duration and values to the current cell's output."""
-    _publish({"step": report.step, "ok": report.ok, "seconds": round(report.seconds, 3),
-              "values": report.values})  # fmt: skip
+    """Attach ``report``'s step, status, duration, values and equivalent shell command (secrets
+    masked; what the "Equivalent commands" blocks are checked against) to the current cell."""
+    payload = {
+        "step": report.step,
+        "ok": report.ok,
+        "seconds": round(report.seconds, 3),
+        "values": report.values,
+    }
+    if getattr(report, "command", ""):
+        payload["command"] = report.command
+    _publish(payload)
 
 
 def record_failure(error: Any) -> None:

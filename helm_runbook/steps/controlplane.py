@@ -79,7 +79,8 @@ def create_trust_secret(target: Target, *, secret: str = "helm-policy-trust") ->
                          seen=f"Secret {secret} holds another key ({held[:12] or 'none'}…)",
                          fix=f"kubectl delete secret {secret} and run this step again, or sign with the key it trusts")  # fmt: skip
     command = (f"kubectl create secret generic {secret} \\\n"
-               "  --from-literal=HELM_POLICY_TRUST_PUBLIC_KEY=<64-char-ed25519-public-key-hex>")  # fmt: skip
+               "  --from-literal=HELM_POLICY_TRUST_PUBLIC_KEY=<64-char-ed25519-public-key-hex>"
+               if source == "created" else f"kubectl get secret {secret}")  # fmt: skip
     result = StepReport("secrets.policy_trust", f"Secret {secret}", ["Secret", "key", "fingerprint", "source"],
                         [[secret, "HELM_POLICY_TRUST_PUBLIC_KEY", signer.fingerprint, source]],
                         summary="the policy signing key's public half", seconds=time.perf_counter() - start,
@@ -141,7 +142,7 @@ def _operators_control_plane(
         parts.scheme == "http" and loopback and target.name == "local"
     ):
         raise StepFailed("controlplane.start", expected="an https URL for helm.policy.source.controlplane.url",
-                         seen=url, fix="the runtime refuses plain http to a control plane off loopback: give its https URL")  # fmt: skip
+                         seen=f"{parts.scheme}://{parts.hostname}", fix="the runtime refuses plain http to a control plane off loopback: give its https URL")  # fmt: skip
     held = target.secrets.get(token_secret, {}).get(TOKEN_KEY, b"")
     if not held:
         raise StepFailed("controlplane.start", expected=f"Secret {token_secret} with key {TOKEN_KEY}",

@@ -83,6 +83,7 @@ def publish_signed_policy(
     ``sign=False`` publishes the change with the *old* signature: a tampered update.
     """
     start = time.perf_counter()
+    generated = not os.environ.get(POLICY_KEY_ENV) and not (target.workdir / "policy.key").exists()
     signer = policy_signer(target)
     source = target.workdir / "policy-src"
     source.mkdir(parents=True, exist_ok=True)
@@ -99,10 +100,13 @@ def publish_signed_policy(
     rows: list[list[object]] = [
         [a["action"], a.get("expression", ""), a.get("description", "")] for a in actions
     ]
+    commands = [*(["helm-runbook policy keygen --out policy.key"] if generated else []),
+                *([f"helm-runbook policy sign policy/serve-policy.toml --key-file policy.key --mount-path {mount_dir}"] if sign else []),
+                f"kubectl create configmap {config_map} --from-file=policy/ -o yaml --dry-run=client | kubectl apply -f -"]  # fmt: skip
     result = StepReport("policy.publish", f"ConfigMap {config_map} ({'signed' if sign else 'NOT re-signed'})",
                         ["action", "expression", "description"], rows,
                         summary=f"signed by {signer.fingerprint}" if sign else "signature left as it was",
-                        seconds=time.perf_counter() - start,
+                        seconds=time.perf_counter() - start, command="\n".join(commands),
                         values={"actions": [a["action"] for a in actions], "signed": sign,
                                 "trust_key_fingerprint": signer.fingerprint})  # fmt: skip
     record(result)
@@ -142,6 +146,7 @@ def wake_reconcile(
     start = time.perf_counter()
     with RuntimeClient.for_target(target, auth_secret=auth_secret) as client:
         status = client.reconcile()
+        command = f"HELM_RUNBOOK_SERVICE_API_KEY=... helm-runbook policy status {client.api_url}"
     seen = f"{status['reconcile_status']}/{status['snapshot_status']}: {status['reason']}"
     if (status["reconcile_status"], status["snapshot_status"]) != (
         expect,
@@ -159,7 +164,7 @@ def wake_reconcile(
     )
     result = StepReport("policy.wake", "wake hint → reconcile", ["field", "value"], [[k, status.get(k, "")] for k in keys],
                         summary=f"{status['reconcile_status']}, snapshot {status['snapshot_status']}",
-                        seconds=time.perf_counter() - start, values={k: status.get(k) for k in keys})  # fmt: skip
+                        seconds=time.perf_counter() - start, command=command, values={k: status.get(k) for k in keys})  # fmt: skip
     record(result)
     return result
 
