@@ -56,7 +56,7 @@ class ControlPlane:
         if self.server is None:
             raise StepFailed("controlplane.state", expected="the stand-in control plane",
                              seen=f"the operator's control plane at {self.url}",
-                             fix="only the stand-in (target=local, controlplane_url empty) can be driven by the runbook")  # fmt: skip
+                             fix="only the stand-in (target=local, controlplane_url empty) can be driven by runbook 07-control-plane-install")  # fmt: skip
         return self.server.state
 
     def close(self) -> None:
