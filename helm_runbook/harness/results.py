@@ -67,12 +67,15 @@ class StepReport:
     def as_record(self) -> dict[str, object]:
         """What ``record`` writes into the executed notebook: the run report, the results page
         and the tests read this, never the printed table."""
-        return {
+        out: dict[str, object] = {
             "step": self.step,
             "ok": self.ok,
             "seconds": round(self.seconds, 3),
             "values": self.values,
         }
+        if self.command:  # what the "Equivalent commands" blocks are checked against
+            out["command"] = self.command
+        return out
 
     def table(self) -> Table:
         summary = (

@@ -1,19 +1,26 @@
-"""Which of the deployment guide's shell commands the runbooks executed in the last run.
+"""Which shell commands the runbooks executed: the deployment guide's, and those each notebook
+shows in its "Equivalent commands" block.
 
-The commands are data (``docs/guide-commands.yaml``, verbatim from the guide, with the step that
-executes each); the evidence is the run report's recorded steps. The site's guide-coverage page
-and the runbook tests both read ``guide_coverage``.
+The guide's commands are data (``docs/guide-commands.yaml``, verbatim from the guide, with the step
+that executes each); the evidence is the run report's recorded steps. The site's guide-coverage
+page and the runbook tests both read ``guide_coverage``. A notebook's block is checked against the
+equivalent commands its own passed steps recorded (``StepReport.command``): ``unexecuted_equivalents``.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
+
+from helm_runbook.harness.record import read_records
 
 GUIDE_COMMANDS = Path(__file__).resolve().parents[2] / "docs" / "guide-commands.yaml"
 
@@ -65,4 +72,84 @@ def guide_coverage(report: Mapping[str, Any], path: Path = GUIDE_COMMANDS) -> li
     return out
 
 
-__all__ = ["Coverage", "GuideCommand", "guide_commands", "guide_coverage"]
+_BLOCK = re.compile(r"Equivalent commands:\s*\n```(?:bash|sh)\n(.*?)```", re.S)
+_PLACEHOLDER = re.compile(r"<[^<>\n]*>")
+_ENV = re.compile(r"^[A-Z_][A-Z0-9_]*=")
+_PORTS = re.compile(r"^\d+:(\d+)$")
+
+
+def shell_commands(text: str) -> list[str]:
+    """The logical commands of a shell snippet: continuation lines joined, blanks and comments dropped."""
+    joined = re.sub(r"\s*\\\n\s*", " ", text)
+    return [
+        line.strip()
+        for line in joined.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+
+
+def command_words(command: str) -> list[str]:
+    """The words a shown command must share with an executed one, in order.
+
+    Comments, leading ``VAR=...`` assignments, placeholders (``<...>``, ``$VAR``: cut where they
+    start) and everything from an ellipsis on ("the step prints the rest") are left out; a URL
+    counts by its path, a port-forward ``LOCAL:REMOTE`` by its remote port.
+    """
+    try:
+        words = shlex.split(_PLACEHOLDER.sub("<>", command), comments=True)
+    except ValueError:  # unbalanced quotes: compare the raw words
+        words = command.split()
+    out: list[str] = []
+    for word in words:
+        if not out and _ENV.match(word):
+            continue
+        if "..." in word or "…" in word:
+            break
+        word = word.split("<>", 1)[0].split("$", 1)[0]
+        if word.startswith(("http://", "https://")):
+            word = urlsplit(word).path or "/"
+        if ports := _PORTS.match(word):
+            word = f":{ports.group(1)}"
+        if word:
+            out.append(word)
+    return out
+
+
+def _shows(shown: list[str], executed: list[str]) -> bool:
+    """Whether ``executed`` contains the words of ``shown`` in order (a shown command may leave out
+    options the step also passed, never add one)."""
+    rest = iter(executed)
+    return bool(shown) and shown[0] == executed[0] and all(word in rest for word in shown)
+
+
+def equivalent_commands(notebook: Path) -> list[tuple[int, str]]:
+    """(cell index, command) for every command of the notebook's "Equivalent commands" blocks."""
+    doc = json.loads(notebook.read_text())
+    out: list[tuple[int, str]] = []
+    for index, cell in enumerate(doc.get("cells", [])):
+        if cell.get("cell_type") == "markdown":
+            source = cell.get("source", "")
+            text = "".join(source) if isinstance(source, list) else str(source)
+            out += [(index, c) for block in _BLOCK.findall(text) for c in shell_commands(block)]
+    return out
+
+
+def unexecuted_equivalents(notebook: Path) -> list[str]:
+    """The block commands of an executed notebook that no passed (not skipped) step of it ran."""
+    executed = [command_words(c) for r in read_records(notebook)
+                if r.get("ok") and not (r.get("values") or {}).get("skipped")
+                for c in shell_commands(str(r.get("command", "")))]  # fmt: skip
+    return [f"cell {cell}: {command}" for cell, command in equivalent_commands(notebook)
+            if not any(_shows(command_words(command), words) for words in executed if words)]  # fmt: skip
+
+
+__all__ = [
+    "Coverage",
+    "GuideCommand",
+    "command_words",
+    "equivalent_commands",
+    "guide_commands",
+    "guide_coverage",
+    "shell_commands",
+    "unexecuted_equivalents",
+]

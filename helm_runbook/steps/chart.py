@@ -10,9 +10,15 @@ from typing import Any
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.manifests import validate
 from helm_runbook.chart.sdk import lint, render
+from helm_runbook.chart.values import helm_command
 from helm_runbook.errors import ChartError, StepFailed
 from helm_runbook.harness.record import record
 from helm_runbook.harness.results import StepReport
+
+
+def _shown_chart(chart: Path) -> str:
+    """The chart as a command shows it: relative to the checkout (never this machine's path)."""
+    return "deploy/helm-chart" if chart == CHART_DIR else chart.name
 
 
 def lint_chart(chart: Path = CHART_DIR, values: dict[str, Any] | None = None) -> StepReport:
@@ -25,7 +31,7 @@ def lint_chart(chart: Path = CHART_DIR, values: dict[str, Any] | None = None) ->
     rows: list[list[object]] = [[sev, path, text] for sev, path, text in report.messages]
     result = StepReport("chart.lint", f"helm lint {chart.name}", ["severity", "path", "message"], rows,
                         summary=f"0 errors, {len(rows)} informational", seconds=time.perf_counter() - start,
-                        values={"errors": 0, "messages": len(rows)})  # fmt: skip
+                        command=f"helm lint {_shown_chart(chart)} --strict", values={"errors": 0, "messages": len(rows)})  # fmt: skip
     record(result)
     return result
 
@@ -50,6 +56,8 @@ def render_release(
     result = StepReport("chart.render", f"helm template {release}", ["kind", "name", "schema"], rows,
                         summary=f"{len(report.checked)} valid, {len(report.unchecked)} unchecked",
                         seconds=time.perf_counter() - start,
+                        command=helm_command(values or {}, release=release, namespace=namespace, chart=_shown_chart(chart))
+                        .replace("helm upgrade --install ", "helm template ", 1) + f" \\\n  --kube-version {kube_version}",
                         values={"kinds": sorted(set(rendered.kinds())), "valid": len(report.checked),
                                 "unchecked": report.unchecked})  # fmt: skip
     record(result)
@@ -94,6 +102,6 @@ def chart_smoke() -> StepReport:
                          fix="make helm-chart-smoke prints every check; fix the template or guard it names")  # fmt: skip
     report = StepReport("chart.smoke", "make helm-chart-smoke", ["check", "result", "detail"], result.rows,
                         summary=f"{len(result.rows)} checks passed", seconds=time.perf_counter() - start,
-                        values={"checks": len(result.rows)})  # fmt: skip
+                        command="make helm-chart-smoke", values={"checks": len(result.rows)})  # fmt: skip
     record(report)
     return report

@@ -14,6 +14,7 @@ import secrets as token
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from helm_runbook.errors import StepFailed
 from helm_runbook.harness.record import record
@@ -24,7 +25,7 @@ from helm_runbook.standins.controlplane import (
     ControlPlaneState,
     token_fingerprint,
 )
-from helm_runbook.steps.policy import SERVE_POLICY, policy_signer
+from helm_runbook.steps.policy import SERVE_POLICY, policy_signer, skipped_without_stand_in
 from helm_runbook.targets.base import Target
 from helm_runbook.tools.client import RuntimeClient
 
@@ -33,22 +34,34 @@ TOKEN_KEY = "HELM_POLICY_BEARER_TOKEN"
 
 @dataclass
 class ControlPlane:
-    """The running stand-in and what the runbook needs to drive it (its repr shows no token)."""
+    """The control plane the release reads its policy from (its repr shows no token).
 
-    server: ControlPlaneServer
+    ``server`` is the stand-in on this machine's loopback; None for the operator's own control
+    plane, where the steps that drive the stand-in (publish, down, token rotation) and the checks
+    that expect their effects are skipped, each recorded with the reason.
+    """
+
+    url: str
     config_map: str
+    token_secret: str
     token: str = field(repr=False)  # the one in the token Secret, which the pod holds
+    server: ControlPlaneServer | None = None
 
     @property
-    def url(self) -> str:
-        return self.server.url
+    def stand_in(self) -> bool:
+        return self.server is not None
 
     @property
     def state(self) -> ControlPlaneState:
+        if self.server is None:
+            raise StepFailed("controlplane.state", expected="the stand-in control plane",
+                             seen=f"the operator's control plane at {self.url}",
+                             fix="only the stand-in (target=local, controlplane_url empty) can be driven by runbook 07-control-plane-install")  # fmt: skip
         return self.server.state
 
     def close(self) -> None:
-        self.server.close()
+        if self.server is not None:
+            self.server.close()
 
 
 def create_trust_secret(target: Target, *, secret: str = "helm-policy-trust") -> StepReport:
@@ -66,7 +79,8 @@ def create_trust_secret(target: Target, *, secret: str = "helm-policy-trust") ->
                          seen=f"Secret {secret} holds another key ({held[:12] or 'none'}…)",
                          fix=f"kubectl delete secret {secret} and run this step again, or sign with the key it trusts")  # fmt: skip
     command = (f"kubectl create secret generic {secret} \\\n"
-               "  --from-literal=HELM_POLICY_TRUST_PUBLIC_KEY=<64-char-ed25519-public-key-hex>")  # fmt: skip
+               "  --from-literal=HELM_POLICY_TRUST_PUBLIC_KEY=<64-char-ed25519-public-key-hex>"
+               if source == "created" else f"kubectl get secret {secret}")  # fmt: skip
     result = StepReport("secrets.policy_trust", f"Secret {secret}", ["Secret", "key", "fingerprint", "source"],
                         [[secret, "HELM_POLICY_TRUST_PUBLIC_KEY", signer.fingerprint, source]],
                         summary="the policy signing key's public half", seconds=time.perf_counter() - start,
@@ -77,28 +91,66 @@ def create_trust_secret(target: Target, *, secret: str = "helm-policy-trust") ->
 
 
 def start_control_plane(
-    target: Target, *, token_secret: str = "helm-policy-controlplane",
+    target: Target, *, url: str = "", token_secret: str = "helm-policy-controlplane",
     config_map: str = "helm-policy-cp", port: int = 0,
 ) -> ControlPlane:  # fmt: skip
-    """Start the stand-in control plane on 127.0.0.1 with a bearer token kept in ``token_secret``.
+    """The control plane the release will read: the operator's at ``url``, else the stand-in.
 
-    The token is generated once and stored only in the Secret (key ``HELM_POLICY_BEARER_TOKEN``).
+    The stand-in listens on 127.0.0.1 of this machine, which only the local target's pod reaches:
+    on a cluster ``url`` (https) is required, and the token Secret must already hold the
+    operator's ``HELM_POLICY_BEARER_TOKEN``. For the stand-in the token is generated once and
+    stored only in ``token_secret``.
     """
     start = time.perf_counter()
-    if token_secret not in target.secrets:
-        target.create_secret(token_secret, {TOKEN_KEY: token.token_urlsafe(32)})
-        target.save()
-    bearer = target.secrets[token_secret][TOKEN_KEY].decode()
-    server = ControlPlaneServer(ControlPlaneState(bearer, mount_dir=DEFAULT_MOUNT), port=port)
-    server.__enter__()
-    plane = ControlPlane(server, config_map, bearer)
-    result = StepReport("controlplane.start", "stand-in policy control plane", ["field", "value"],
-                        [["url", plane.url], ["bearer token", f"Secret {token_secret} ({token_fingerprint(bearer)})"]],
-                        summary=f"serving on {plane.url}", seconds=time.perf_counter() - start,
-                        command="HELM_RUNBOOK_CONTROLPLANE_TOKEN=... helm-runbook controlplane serve policy/serve-policy.toml",
-                        values={"url": plane.url, "token_fingerprint": token_fingerprint(bearer)})  # fmt: skip
+    if url:
+        plane = _operators_control_plane(target, url, token_secret, config_map)
+        source = "the operator's control plane"
+    else:
+        if target.name != "local":
+            raise StepFailed("controlplane.start", expected="controlplane_url: the operator's control plane (https)",
+                             seen=f"none given for the {target.name} target; the stand-in listens on this machine's "
+                                  "127.0.0.1, which a cluster's pod cannot reach",
+                             fix=f"run with -p controlplane_url https://<control plane> and the bearer token in Secret "
+                                 f"{token_secret} (key {TOKEN_KEY}), or use target=local")  # fmt: skip
+        if token_secret not in target.secrets:
+            target.create_secret(token_secret, {TOKEN_KEY: token.token_urlsafe(32)})
+            target.save()
+        bearer = target.secrets[token_secret][TOKEN_KEY].decode()
+        server = ControlPlaneServer(ControlPlaneState(bearer, mount_dir=DEFAULT_MOUNT), port=port)
+        server.__enter__()
+        plane = ControlPlane(server.url, config_map, token_secret, bearer, server)
+        source = "stand-in"
+    command = ("" if not plane.stand_in else
+               "HELM_RUNBOOK_CONTROLPLANE_TOKEN=... helm-runbook controlplane serve policy/serve-policy.toml")  # fmt: skip
+    result = StepReport("controlplane.start", f"{source} policy control plane", ["field", "value"],
+                        [["url", plane.url], ["bearer token", f"Secret {token_secret} ({token_fingerprint(plane.token)})"],
+                         ["source", source]],
+                        summary=f"{'serving' if plane.stand_in else 'using'} {plane.url}", seconds=time.perf_counter() - start,
+                        command=command, values={"url": plane.url, "token_fingerprint": token_fingerprint(plane.token),
+                                                 "stand_in": plane.stand_in})  # fmt: skip
     record(result)
     return plane
+
+
+def _operators_control_plane(
+    target: Target, url: str, token_secret: str, config_map: str
+) -> ControlPlane:
+    """Check what the release will need of the operator's control plane before anything is installed."""
+    parts = urlsplit(url)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not (
+        parts.scheme == "http" and loopback and target.name == "local"
+    ):
+        raise StepFailed("controlplane.start", expected="an https URL for helm.policy.source.controlplane.url",
+                         seen=f"{parts.scheme}://{parts.hostname}", fix="the runtime refuses plain http to a control plane off loopback: give its https URL")  # fmt: skip
+    held = target.secrets.get(token_secret, {}).get(TOKEN_KEY, b"")
+    if not held:
+        raise StepFailed("controlplane.start", expected=f"Secret {token_secret} with key {TOKEN_KEY}",
+                         seen=f"no such Secret in namespace {target.namespace}" if token_secret not in target.secrets
+                              else f"Secret {token_secret} has no key {TOKEN_KEY}",
+                         fix=f"kubectl create secret generic {token_secret} --from-literal={TOKEN_KEY}=<token> "
+                             "(the token your control plane accepts)")  # fmt: skip
+    return ControlPlane(url.rstrip("/"), config_map, token_secret, held.decode())
 
 
 def _pack(actions: list[dict[str, Any]]) -> bytes:
@@ -114,6 +166,10 @@ def publish_version(
 
     ``fault``: ``unsigned``, ``tampered`` or ``wrong-hash`` publish a version the runtime must refuse.
     """
+    if skipped := skipped_without_stand_in(
+        plane, "controlplane.publish", f"publish {fault or 'a signed'} version"
+    ):
+        return skipped
     start = time.perf_counter()
     signer = policy_signer(target)
     pack = _pack(actions)
@@ -139,6 +195,11 @@ def publish_version(
 
 def set_control_plane_down(plane: ControlPlane, down: bool) -> StepReport:
     """Take the stand-in down (every call answers 503) or bring it back."""
+    step = "controlplane.down" if down else "controlplane.up"
+    if skipped := skipped_without_stand_in(
+        plane, step, "take the control plane down" if down else "bring it back"
+    ):
+        return skipped
     plane.state.down = down
     result = StepReport("controlplane.down" if down else "controlplane.up",
                         "control plane down" if down else "control plane back up", ["field", "value"],
@@ -150,6 +211,10 @@ def set_control_plane_down(plane: ControlPlane, down: bool) -> StepReport:
 
 def rotate_control_plane_token(plane: ControlPlane, *, rotated: bool) -> StepReport:
     """Rotate the token the control plane accepts (the pod keeps the old one), or restore it."""
+    if skipped := skipped_without_stand_in(
+        plane, "controlplane.token", "rotate the accepted token"
+    ):
+        return skipped
     if rotated:
         plane.state.token = token.token_urlsafe(32)
     else:
@@ -165,9 +230,15 @@ def rotate_control_plane_token(plane: ControlPlane, *, rotated: bool) -> StepRep
 
 def await_verdict(
     target: Target, tool: str, *, expect: str, within: float, args: dict[str, Any] | None = None,
-    auth_secret: str = "helm-auth",
+    auth_secret: str = "helm-auth", stand_in: ControlPlane | None = None,
 ) -> StepReport:  # fmt: skip
-    """Evaluate ``tool`` without a wake hint until the verdict is ``expect`` (the poll interval at work)."""
+    """Evaluate ``tool`` without a wake hint until the verdict is ``expect`` (the poll interval at work).
+
+    ``stand_in``: the control plane whose versions make ``expect`` due (skipped off the stand-in)."""
+    if skipped := skipped_without_stand_in(
+        stand_in, "policy.await", f"evaluate {tool} until {expect}"
+    ):
+        return skipped
     start = time.perf_counter()
     body = {"tool": tool, "effect_level": "E1", "session_id": "controlplane", "args": args or {}}
     decision: dict[str, Any] = {}

@@ -38,8 +38,16 @@ def wait_for_rollout(target: Target, *, timeout: float = 60.0) -> StepReport:
         waited = target.wait_ready(timeout, on_poll=lambda n: bar.update(1))
     ports = target.forwarded_ports()
     rows: list[list[object]] = [[name, f"127.0.0.1:{port}"] for name, port in ports.items()]
+    name = target.deployment["metadata"]["name"]
+    remote = {p["name"]: p["containerPort"] for c in target.deployment["spec"]["template"]["spec"]["containers"]
+              for p in c.get("ports", []) if p.get("name")}  # fmt: skip
+    forwards = " ".join(
+        f"{local}:{remote[port]}" for port, local in ports.items() if port in remote
+    )
+    command = (f"kubectl rollout status deploy/{name} --namespace {target.namespace}\n"
+               f"kubectl port-forward svc/{name} {forwards} --namespace {target.namespace}")  # fmt: skip
     result = StepReport("rollout", "deployment successfully rolled out", ["container port", "forwarded to"], rows,
-                        summary=f"ready after {waited:.2f}s", seconds=time.perf_counter() - start,
+                        summary=f"ready after {waited:.2f}s", seconds=time.perf_counter() - start, command=command,
                         values={"ready_after_s": round(waited, 3), "ports": sorted(ports)})  # fmt: skip
     record(result)
     return result
@@ -53,6 +61,7 @@ def restart_pod(target: Target, *, timeout: float = 60.0) -> StepReport:
     waited = target.wait_ready(timeout)
     result = StepReport("restart", "rollout restart", ["pod", "ready after"], [[f"pod {target.restarts}", f"{waited:.2f}s"]],
                         summary=f"pod {before} → pod {target.restarts}", seconds=time.perf_counter() - start,
+                        command=f"kubectl rollout restart deploy/{target.deployment['metadata']['name']} --namespace {target.namespace}",
                         values={"restarts": target.restarts})  # fmt: skip
     record(result)
     return result

@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 import hashlib
 import io
+import shlex
 import time
 from collections import Counter
 from typing import Any
@@ -379,6 +380,8 @@ def burst_figures(target: Target, burst: StepReport, *, prometheus_url: str = ""
                           ["figure", "PromQL", "Prometheus", "receipts", "check"], rows,
                           summary=f"{total} receipts, {figures['decisions']:g} decisions counted by Prometheus",
                           seconds=time.perf_counter() - start, png=png,
+                          command=f"curl -G {promql.url}/api/v1/query --data-urlencode "
+                                  f"{shlex.quote(f'query=sum(rate(helm_decisions_total{sel}[{window}]))')}",
                           values={"prometheus": figures, "receipts": receipts, "rate_per_s": round(rate, 3),
                                   "latency_ms": quantiles, "reconcile_status": state[0] if state else None,
                                   "policy_epoch": epoch, "chart_png_bytes": len(png)})  # fmt: skip

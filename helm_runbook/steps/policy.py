@@ -10,7 +10,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from helm_runbook.errors import StepFailed
 from helm_runbook.formats.keys import Signer
@@ -25,6 +25,16 @@ from helm_runbook.tools.policy import (
     load_policy_signer,
     sign_policy,
 )
+
+
+class ControlPlaneSource(Protocol):
+    """What a check needs of runbook 07's control plane (``steps.controlplane.ControlPlane``)."""
+
+    url: str
+
+    @property
+    def stand_in(self) -> bool: ...
+
 
 SERVE_POLICY = """\
 name = "helm-chart"
@@ -73,6 +83,7 @@ def publish_signed_policy(
     ``sign=False`` publishes the change with the *old* signature: a tampered update.
     """
     start = time.perf_counter()
+    generated = not os.environ.get(POLICY_KEY_ENV) and not (target.workdir / "policy.key").exists()
     signer = policy_signer(target)
     source = target.workdir / "policy-src"
     source.mkdir(parents=True, exist_ok=True)
@@ -89,10 +100,13 @@ def publish_signed_policy(
     rows: list[list[object]] = [
         [a["action"], a.get("expression", ""), a.get("description", "")] for a in actions
     ]
+    commands = [*(["helm-runbook policy keygen --out policy.key"] if generated else []),
+                *([f"helm-runbook policy sign policy/serve-policy.toml --key-file policy.key --mount-path {mount_dir}"] if sign else []),
+                f"kubectl create configmap {config_map} --from-file=policy/ -o yaml --dry-run=client | kubectl apply -f -"]  # fmt: skip
     result = StepReport("policy.publish", f"ConfigMap {config_map} ({'signed' if sign else 'NOT re-signed'})",
                         ["action", "expression", "description"], rows,
                         summary=f"signed by {signer.fingerprint}" if sign else "signature left as it was",
-                        seconds=time.perf_counter() - start,
+                        seconds=time.perf_counter() - start, command="\n".join(commands),
                         values={"actions": [a["action"] for a in actions], "signed": sign,
                                 "trust_key_fingerprint": signer.fingerprint})  # fmt: skip
     record(result)
@@ -104,15 +118,35 @@ def trust_public_key(target: Target) -> str:
     return policy_signer(target).public_key_hex
 
 
+def skipped_without_stand_in(
+    plane: ControlPlaneSource | None, step: str, title: str
+) -> StepReport | None:
+    """On the operator's control plane, a step that drives the stand-in (or expects what it
+    served) cannot run: record it as skipped with the reason, never silently. None otherwise."""
+    if plane is None or plane.stand_in:
+        return None
+    reason = f"needs the stand-in control plane (target=local); {plane.url} is the operator's"
+    result = StepReport(step, f"{title}: skipped", ["skipped because"], [[reason]], summary="skipped",
+                        values={"skipped": reason})  # fmt: skip
+    record(result)
+    return result
+
+
 def wake_reconcile(
     target: Target, *, expect: str = "ok", snapshot: str = "active", reason: str = "",
-    auth_secret: str = "helm-auth",
+    auth_secret: str = "helm-auth", stand_in: ControlPlaneSource | None = None,
 ) -> StepReport:  # fmt: skip
     """``POST /internal/policy/reconcile`` with the service key: a wake hint, never policy bytes.
-    The answer must be ``expect`` with the snapshot ``snapshot``; ``reason`` must appear in it."""
+    The answer must be ``expect`` with the snapshot ``snapshot``; ``reason`` must appear in it.
+    ``stand_in``: the control plane whose versions make ``expect`` due (skipped off the stand-in)."""
+    if skipped := skipped_without_stand_in(
+        stand_in, "policy.wake", f"wake hint, expecting {expect}"
+    ):
+        return skipped
     start = time.perf_counter()
     with RuntimeClient.for_target(target, auth_secret=auth_secret) as client:
         status = client.reconcile()
+        command = f"HELM_RUNBOOK_SERVICE_API_KEY=... helm-runbook policy status {client.api_url}"
     seen = f"{status['reconcile_status']}/{status['snapshot_status']}: {status['reason']}"
     if (status["reconcile_status"], status["snapshot_status"]) != (
         expect,
@@ -130,16 +164,21 @@ def wake_reconcile(
     )
     result = StepReport("policy.wake", "wake hint → reconcile", ["field", "value"], [[k, status.get(k, "")] for k in keys],
                         summary=f"{status['reconcile_status']}, snapshot {status['snapshot_status']}",
-                        seconds=time.perf_counter() - start, values={k: status.get(k) for k in keys})  # fmt: skip
+                        seconds=time.perf_counter() - start, command=command, values={k: status.get(k) for k in keys})  # fmt: skip
     record(result)
     return result
 
 
 def governed_request(
     target: Target, tool: str, *, expect: str, args: dict[str, Any] | None = None, auth_secret: str = "helm-auth",
-    session_id: str = "policy-rollout",
+    session_id: str = "policy-rollout", stand_in: ControlPlaneSource | None = None,
 ) -> StepReport:  # fmt: skip
-    """One ``/api/v1/evaluate`` call that must come back with verdict ``expect``."""
+    """One ``/api/v1/evaluate`` call that must come back with verdict ``expect``.
+    ``stand_in``: the control plane whose versions make ``expect`` due (skipped off the stand-in)."""
+    if skipped := skipped_without_stand_in(
+        stand_in, "policy.verdict", f"evaluate {tool}, expecting {expect}"
+    ):
+        return skipped
     start = time.perf_counter()
     body = {"tool": tool, "effect_level": "E1", "session_id": session_id, "args": args or {}}
     with RuntimeClient.for_target(target, auth_secret=auth_secret) as client:
@@ -155,4 +194,9 @@ def governed_request(
     return result
 
 
-__all__ = ["governed_request", "publish_signed_policy", "trust_public_key", "wake_reconcile"]
+__all__ = [
+    "governed_request",
+    "publish_signed_policy",
+    "trust_public_key",
+    "wake_reconcile",
+]

@@ -136,6 +136,8 @@ def diff_upgrade(
                         ["object", "change", "field", "deployed", "after upgrade"], rows,
                         summary=f"{len(changed)} objects change, {len(before.keys() | after.keys()) - len(changed)} unchanged",
                         seconds=time.perf_counter() - start,
+                        command=helm_command(values, release=release, namespace=target.namespace)
+                        .replace("helm upgrade --install ", "helm diff upgrade ", 1),
                         values={"against": live.number, "changed": changed,
                                 "fields": [f"{r[0]}:{r[2]}" for r in rows if r[1] == "changed"]})  # fmt: skip
     record(result)

@@ -75,8 +75,23 @@ def prepare_secrets(
         values[f"{key.lower()}_fingerprint"] = fingerprint(auth[key])
     values["secrets"] = [signing_secret, auth_secret]
     target.save()
+    created = [
+        f"kubectl create secret generic {signing_secret} --from-literal=signing-key=<64-char-ed25519-seed-hex>"
+        if source != "existing Secret"
+        else "",
+        f"kubectl create secret generic {auth_secret} \\\n  --from-literal=HELM_ADMIN_API_KEY=<admin-api-key> \\\n"
+        "  --from-literal=HELM_SERVICE_API_KEY=<service-api-key>"
+        if admin_source != "existing Secret"
+        else "",
+    ]
+    reused = [
+        name for name, made in zip((signing_secret, auth_secret), created, strict=True) if not made
+    ]
+    command = "\n".join(
+        [c for c in created if c] + ([f"kubectl get secret {' '.join(reused)}"] if reused else [])
+    )
     result = StepReport("secrets.setup", "Secrets for a production install", ["Secret", "key", "fingerprint", "source"],
                         rows, summary="values never shown: fingerprints only", seconds=time.perf_counter() - start,
-                        values=values)  # fmt: skip
+                        command=command, values=values)  # fmt: skip
     record(result)
     return result

@@ -6,6 +6,8 @@ passed as a parameter; the trust root is derived from the signing Secret's seed.
 
 from __future__ import annotations
 
+import json
+import shlex
 import time
 from typing import Any
 
@@ -81,8 +83,18 @@ def smoke(client: RuntimeClient, *, proxy_model: str | None = None) -> StepRepor
                fix="allow LLM_INFERENCE in runtimeActions and point helm.proxy.upstream at the upstream")  # fmt: skip
         values["proxy_verdict"] = r.headers.get("x-helm-verdict")
         values["proxy_receipt"] = bool(r.headers.get("x-helm-receipt-id"))
+    headers = (f'-H "Authorization: Bearer $ADMIN_KEY" -H "X-Helm-Tenant-ID: {client.credentials.tenant}" '
+               f'-H "X-Helm-Principal-ID: {client.credentials.principal}"')  # fmt: skip
+    command = "\n".join([
+        *([f"curl -fsS {client.health_url}/health"] if client.health_url else []),
+        f"curl -fsS {client.api_url}/health",
+        f"curl -fsS -X POST {client.api_url}/api/v1/evaluate {headers} \\\n  -d {shlex.quote(json.dumps(body, separators=(',', ':')))}",
+        f"curl -sS -o /dev/null -w '%{{http_code}}' {client.api_url}/api/v1/receipts   # 401",
+        f"curl -fsS {headers} '{client.api_url}/api/v1/receipts?session_id=agent.smoke'",
+    ])  # fmt: skip
     result = StepReport("smoke", "deployment guide smoke checks", ["check", "expected", "seen", "result"], rows,
-                        summary=f"{len(rows)} checks passed", seconds=time.perf_counter() - start, values=values)  # fmt: skip
+                        summary=f"{len(rows)} checks passed", seconds=time.perf_counter() - start, command=command,
+                        values=values)  # fmt: skip
     record(result)
     return result
 
@@ -112,5 +124,8 @@ def verify_receipts(
                          fix="receipts disappeared: check persistence.enabled and that the pod mounts the same PVC")  # fmt: skip
 
     report.seconds = time.perf_counter() - start  # the listing included
+    report.command = (
+        f"helm-runbook verify-receipts {client.api_url}/api/v1/receipts --public-key {public}"
+    )
     record(report)
     return report

@@ -173,3 +173,28 @@ def test_a_failed_run_never_replaces_the_passing_executed_copy(
     assert runbook.executed_copy(notebook, passed=False).exists()
     assert entry["executed"] == "failed/02-secret-setup.ipynb"
     assert sorted(p.name for p in (tmp_path / "runbooks").iterdir()) == [passing.name, "failed"]
+
+
+def test_a_step_skipped_with_its_reason_is_a_skipped_junit_testcase(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    monkeypatch.setattr(runbook, "BUILD", tmp_path)
+    monkeypatch.setattr(runbook, "REPORT", tmp_path / "runbook-report.json")
+    reason = "needs the stand-in control plane (target=local)"
+    steps = [{"step": "install", "ok": True, "seconds": 1.0, "cell": 3, "values": {}},
+             {"step": "policy.wake", "ok": True, "seconds": 0.0, "cell": 4, "values": {"skipped": reason}}]  # fmt: skip
+    entry = {
+        "notebook": "07-x",
+        "status": "passed",
+        "duration_s": 1.0,
+        "steps": steps,
+        "failure": None,
+    }
+    runbook.write_reports([entry], {"target": "kube:emulated"})
+    cases = ET.parse(tmp_path / "runbook-report.xml").getroot().iter("testcase")
+    assert [(c.get("name"), [s.get("message") for s in c.iter("skipped")]) for c in cases] == [
+        ("install (cell 3)", []),
+        ("policy.wake (cell 4)", [reason]),
+    ]

@@ -336,3 +336,27 @@ def test_observability_runbook_counts_agree_with_the_receipts(run: dict[str, Any
     [ingress] = _values(run, book, "ingress")
     assert (ingress["health"], ingress["governed_verdict"], ingress["untrusted"]) == (
         200, "DENY", "CERTIFICATE_VERIFY_FAILED")  # fmt: skip
+
+
+def test_equivalent_commands_blocks_show_only_commands_their_notebook_ran(
+    run: dict[str, Any], tmp_path: Path
+) -> None:
+    """Each "Equivalent commands" block against the commands the notebook's own passed steps
+    recorded (``StepReport.command``); then the same check on a copy with an invented command."""
+    from helm_runbook.site.coverage import equivalent_commands, unexecuted_equivalents
+
+    executed = sorted(run["build"].joinpath("runbooks").glob("*.ipynb"))
+    checked = [p.stem for p in executed if equivalent_commands(p)]
+    assert len(checked) >= 7, checked
+    shown = {p.stem: unexecuted_equivalents(p) for p in executed}
+    assert {k: v for k, v in shown.items() if v} == {}, (
+        "commands shown that no cell of the notebook ran"
+    )
+    doc = json.loads((run["build"] / "runbooks" / "07-control-plane-install.ipynb").read_text())
+    first = doc["cells"][0]
+    first["source"] = "".join(first["source"]).replace(
+        "```bash\n", "```bash\nkubectl delete pvc helm-ai-kernel-data\n", 1
+    )
+    invented = tmp_path / "07-control-plane-install.ipynb"
+    invented.write_text(json.dumps(doc))
+    assert unexecuted_equivalents(invented) == ["cell 0: kubectl delete pvc helm-ai-kernel-data"]

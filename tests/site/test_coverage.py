@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from helm_runbook.site.coverage import GuideCommand, guide_commands, guide_coverage
+import json
+from pathlib import Path
+
+from helm_runbook.site.coverage import (
+    GuideCommand,
+    command_words,
+    guide_commands,
+    guide_coverage,
+    shell_commands,
+    unexecuted_equivalents,
+)
 
 INSTALL = GuideCommand(
     "s",
@@ -51,3 +61,61 @@ def test_the_listed_commands_are_the_guides_and_uncovered_ones_show() -> None:
     coverage = guide_coverage(_report({"step": "chart.lint", "ok": True, "cell": 2, "values": {}}))
     assert [c.command.command for c in coverage if c.covered] == ["helm lint deploy/helm-chart"]
     assert coverage[1].executed_in == [("07-x", 2)]
+
+
+def _executed(tmp_path: Path, block: str, *records: dict[str, object]) -> Path:
+    """An executed notebook: a markdown cell with an "Equivalent commands" block, then one code
+    cell per recorded step (its output metadata as ``record`` writes it)."""
+    cells: list[dict[str, object]] = [
+        {"cell_type": "markdown", "id": "m", "metadata": {},
+         "source": f"# x\n\nEquivalent commands:\n\n```bash\n{block}```\n"},
+    ]  # fmt: skip
+    for n, payload in enumerate(records):
+        output = {"output_type": "display_data", "data": {"text/plain": ""},
+                  "metadata": {"helm_runbook": payload}}  # fmt: skip
+        cells.append(
+            {"cell_type": "code", "id": f"c{n}", "metadata": {}, "outputs": [output], "source": ""}
+        )
+    path = tmp_path / "07-x.ipynb"
+    path.write_text(
+        json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
+    return path
+
+
+TRUST = "kubectl create secret generic helm-policy-trust \\\n  --from-literal=HELM_POLICY_TRUST_PUBLIC_KEY=<64-char-ed25519-public-key-hex>"
+INSTALL_RAN = "helm upgrade --install helm-ai-kernel deploy/helm-chart --namespace default \\\n  --set helm.production=true"
+
+
+def test_an_equivalent_command_counts_only_when_a_passed_step_of_the_notebook_ran_it(
+    tmp_path: Path,
+) -> None:
+    block = f"{TRUST}\nhelm upgrade --install helm-ai-kernel deploy/helm-chart ...   # printed by the step\n"
+    ran = [{"step": "secrets.policy_trust", "ok": True, "seconds": 0, "values": {}, "command": TRUST},
+           {"step": "install", "ok": True, "seconds": 0, "values": {}, "command": INSTALL_RAN}]  # fmt: skip
+    assert unexecuted_equivalents(_executed(tmp_path, block, *ran)) == []
+    invented = block + "kubectl delete pod -l app.kubernetes.io/instance=helm-ai-kernel\n"
+    assert unexecuted_equivalents(_executed(tmp_path, invented, *ran)) == [
+        "cell 0: kubectl delete pod -l app.kubernetes.io/instance=helm-ai-kernel"
+    ]
+    # a flag the step did not pass, a failed step and a skipped one are no evidence
+    widened = "helm upgrade --install helm-ai-kernel deploy/helm-chart --reuse-values\n"
+    assert unexecuted_equivalents(_executed(tmp_path, widened, *ran)) == [
+        f"cell 0: {widened.strip()}"
+    ]
+    failed = {**ran[0], "ok": False}
+    skipped = {**ran[0], "values": {"skipped": "needs the stand-in control plane"}}
+    for record in (failed, skipped):
+        assert unexecuted_equivalents(_executed(tmp_path, TRUST + "\n", record)) == [
+            "cell 0: " + TRUST.replace(" \\\n  ", " ")
+        ]
+
+
+def test_shown_commands_compare_without_placeholders_comments_or_local_ports() -> None:
+    assert command_words("HELM_RUNBOOK_SERVICE_API_KEY=... helm-runbook policy status http://127.0.0.1:8080  # hint") == [
+        "helm-runbook", "policy", "status", "/"]  # fmt: skip
+    assert command_words("kubectl port-forward svc/helm-ai-kernel 41233:8080 --namespace ops") == [
+        "kubectl", "port-forward", "svc/helm-ai-kernel", ":8080", "--namespace", "ops"]  # fmt: skip
+    assert command_words("helm-runbook verify-receipts http://h/api/v1/receipts --public-key <root.pub hex>") == [
+        "helm-runbook", "verify-receipts", "/api/v1/receipts", "--public-key"]  # fmt: skip
+    assert shell_commands("a \\\n  b\n\n# note\nc\n") == ["a b", "c"]

@@ -421,3 +421,40 @@ def test_the_profile_set_at_02_carries_to_03_which_refuses_a_cluster_without_an_
     assert failure["error"] == "StepFailed", failure
     assert "no upstream_url for release acme-gw on emulated/acme" in failure["message"]
     assert "upstream_url" in failure["fix"]
+
+
+@pytest.mark.notebooks
+def test_the_control_plane_runbook_on_a_kube_context_refuses_the_loopback_stand_in(
+    emulator: BackgroundKmock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runbook 07 against a kube context without ``controlplane_url``: the three Secrets are
+    created in the emulated cluster, then the step that would start the stand-in refuses, naming
+    the parameter, before anything is installed."""
+    from helm_runbook.harness import runbook
+    from helm_runbook.harness.record import read_records
+
+    monkeypatch.setenv("KUBECONFIG", str(_kubeconfig_target(emulator, tmp_path).kubeconfig))
+    monkeypatch.setattr(runbook, "EXECUTED", tmp_path / "runbooks")
+    monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "kube-workdir")
+    entry = runbook.execute(
+        runbook.NOTEBOOKS / "07-control-plane-install.ipynb",
+        target="emulated/cp07",
+        cell_timeout=60,
+    )
+    assert entry["status"] == "failed"
+    failure = entry["failure"]
+    assert failure["step"] == "controlplane.start" and "controlplane_url" in failure["fix"], failure
+    ran = [
+        r["step"]
+        for r in read_records(tmp_path / "runbooks" / "failed" / "07-control-plane-install.ipynb")
+    ]
+    assert ran == ["secrets.setup", "secrets.policy_trust", "controlplane.start"]
+    with client.ApiClient(client.Configuration(host=emulator.url)) as api:
+        names = {
+            s.metadata.name for s in client.CoreV1Api(api).list_namespaced_secret("cp07").items
+        }
+    assert names == {
+        "helm-signing",
+        "helm-auth",
+        "helm-policy-trust",
+    }  # no stand-in token, no release
