@@ -169,14 +169,24 @@ def _with(values: dict[str, Any], path: str, new: object) -> dict[str, Any]:
     return out
 
 
+#: A perturbation: its order among the profile's values, the dotted path, the replacements to try.
+Trial = tuple[int, str, list[object]]
+#: What one render showed for a trial: the order, the path, the value tried, the env and Secrets.
+Seen = tuple[int, str, object, dict[str, list[dict[str, Any]]], dict[str, dict[str, str]]]
+
+
 @functools.cache
 def env_sources() -> dict[str, EnvSource]:
-    """Variable → what sets it, found by rendering each of ENV_PROFILES and changing one value at
-    a time: a value sets a variable when the variable (or the Secret data it is read from) then
-    holds the new value. Nothing is read from the template's text."""
+    """Variable → what sets it, found by rendering each of ENV_PROFILES and changing values: a
+    value sets a variable when the variable (or the Secret data it is read from) then holds the
+    new value. Nothing is read from the template's text.
+
+    Switches (booleans, enums) change one at a time (most of them set or drop a variable, which
+    only a single flip attributes); the other values change together in one render, split in halves only where Helm refuses the batch or a change cannot be told apart
+    (a variable gone, or a change holding a new value the base render could already show): a
+    few dozen renders, not hundreds, for the same page."""
     from helm_runbook.chart import render
     from helm_runbook.chart.docs import _leaves
-    from helm_runbook.errors import ChartError
 
     defaults = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
     schema = json.loads((CHART_DIR / "values.schema.json").read_text())
@@ -192,22 +202,117 @@ def env_sources() -> dict[str, EnvSource]:
                 ref = entry.get("valueFrom", {}).get("secretKeyRef")
                 if ref and (ref["name"], ref["key"]) not in source.refs:
                     source.refs.append((ref["name"], ref["key"]))
-        for path, value in merged.items():
+        switches: list[Trial] = []
+        together: list[Trial] = []
+        for index, (path, value) in enumerate(merged.items()):
             if isinstance(value, (dict, list)) or value is None:
                 continue
             if not isinstance(value, bool) and str(value) not in shown:
                 continue  # no variable or Secret holds it: it cannot set one
             enum = list((_schema_node(schema, path) or {}).get("enum", []))
-            for new in _perturbed(value, enum):
-                try:
-                    changed = render(CHART_DIR, _with(profile, path, new))
-                except ChartError:
-                    continue
-                _attribute(
-                    out, path, new, env, secrets, _env_entries(changed), _secret_data(changed)
+            tries = _perturbed(value, enum)
+            if tries:
+                (switches if enum or isinstance(value, bool) else together).append(
+                    (index, path, tries)
                 )
-                break
+        seen = [s for trial in switches if (s := _probe_alone(profile, trial))]
+        for batch in _distinct_batches(together):
+            seen += _probe_together(profile, batch, env, secrets, shown)
+        for _, path, new, env2, secrets2 in sorted(seen, key=lambda s: s[0]):
+            _attribute(out, path, new, env, secrets, env2, secrets2)
     return out
+
+
+def _probe_alone(profile: dict[str, Any], trial: Trial) -> Seen | None:
+    """Render with one value changed (the first replacement Helm accepts)."""
+    from helm_runbook.chart import render
+    from helm_runbook.errors import ChartError
+
+    index, path, tries = trial
+    for new in tries:
+        try:
+            changed = render(CHART_DIR, _with(profile, path, new))
+        except ChartError:
+            continue
+        return index, path, new, _env_entries(changed), _secret_data(changed)
+    return None
+
+
+def _distinct_batches(trials: list[Trial]) -> list[list[Trial]]:
+    """``trials`` in batches whose new values cannot be mistaken for one another: no two equal,
+    none longer than two characters inside another (``limits.global.rps`` and ``limits.actor.rps``
+    both become 67, so they go to different renders)."""
+
+    def clash(a: str, b: str) -> bool:
+        return a == b or (len(a) > 2 and a in b) or (len(b) > 2 and b in a)
+
+    batches: list[list[Trial]] = []
+    for trial in trials:
+        text = str(trial[2][0])
+        batch = next((b for b in batches if not any(clash(text, str(t[2][0])) for t in b)), None)
+        if batch is None:
+            batches.append(batch := [])
+        batch.append(trial)
+    return batches
+
+
+def _probe_together(profile: dict[str, Any], trials: list[Trial], env: dict[str, list[dict[str, Any]]],
+                    secrets: dict[str, dict[str, str]], shown: str) -> list[Seen]:  # fmt: skip
+    """Render with every value of ``trials`` changed at once, or split the batch in halves when
+    Helm refuses it or a change in it could have more than one cause."""
+    from helm_runbook.chart import render
+    from helm_runbook.errors import ChartError
+
+    if len(trials) <= 1:
+        return [s for trial in trials if (s := _probe_alone(profile, trial))]
+    values = profile
+    for _, path, tries in trials:
+        values = _with(values, path, tries[0])
+    try:
+        changed = render(CHART_DIR, values)
+    except ChartError:
+        changed = None
+    if changed is not None:
+        env2, secrets2 = _env_entries(changed), _secret_data(changed)
+        if _separable([tries[0] for _, _, tries in trials], shown, env, secrets, env2, secrets2):
+            return [(index, path, tries[0], env2, secrets2) for index, path, tries in trials]
+    half = len(trials) // 2
+    return [*_probe_together(profile, trials[:half], env, secrets, shown),
+            *_probe_together(profile, trials[half:], env, secrets, shown)]  # fmt: skip
+
+
+def _separable(news: list[object], shown: str, env: dict[str, list[dict[str, Any]]],
+               secrets: dict[str, dict[str, str]], env2: dict[str, list[dict[str, Any]]],
+               secrets2: dict[str, dict[str, str]]) -> bool:  # fmt: skip
+    """True when every variable stayed and every changed text (a value, a Secret's name, key or
+    data) can only have got each new value it holds from that value: a new value counts as
+    telling when it is longer than two characters, absent from the base render (``shown``) and
+    not part of another new value (nor equal to one); a change holding an untelling one must hold no other."""
+    texts = [str(new) for new in news]
+    telling = {t for t in texts if len(t) > 2 and t not in shown
+               and sum(t in other for other in texts) == 1}  # fmt: skip
+
+    def clear(seen: str) -> bool:
+        held = [t for t in texts if t == seen or (len(t) > 2 and t in seen)]
+        return len(held) <= 1 or all(t in telling for t in held)
+
+    for name, entries in env.items():
+        after_entries = env2.get(name)
+        if after_entries is None or len(after_entries) != len(entries):
+            return False
+        for before, after in zip(entries, after_entries, strict=True):
+            if before.get("value") != after.get("value") and not clear(str(after.get("value"))):
+                return False
+            ref = before.get("valueFrom", {}).get("secretKeyRef") or {}
+            ref2 = after.get("valueFrom", {}).get("secretKeyRef") or {}
+            for part in ("name", "key"):
+                if ref.get(part) != ref2.get(part) and not clear(str(ref2.get(part))):
+                    return False
+            held = secrets.get(ref.get("name", ""), {}).get(ref.get("key", ""))
+            held2 = secrets2.get(ref2.get("name", ""), {}).get(ref2.get("key", ""))
+            if held != held2 and not clear(str(held2)):
+                return False
+    return True
 
 
 def _attribute(out: dict[str, EnvSource], path: str, new: object, env: dict[str, list[dict[str, Any]]],

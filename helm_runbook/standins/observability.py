@@ -334,15 +334,40 @@ class PromQL:
                 for item in data.get("result", [])]  # fmt: skip
 
     def last_scrape(self, selector: str) -> float:
-        """Unix time of the newest ``up`` sample of the target(s) ``selector`` picks (0 if none)."""
-        return self.scalar(f"timestamp(up{selector})", default=0.0)
+        """Unix time of the newest successful scrape (``up`` 1) of the targets ``selector`` picks
+        (0 if none). The newest of all: a restarted pod or Prometheus leaves the old pod's series
+        visible for the 5-minute lookback, beside the new one."""
+        return max((stamp for _, stamp in self._scraped(selector)), default=0.0)
+
+    def _scraped(
+        self, selector: str, at: float | None = None
+    ) -> list[tuple[dict[str, str], float]]:
+        """(labels, time of the last scrape) of each target ``selector`` picks whose ``up`` is 1.
+        ``timestamp()`` only gives sample times applied to a selector itself (over ``up == 1``
+        it gives the query's time), so the filter on ``up`` happens here."""
+
+        def key(labels: dict[str, str]) -> frozenset[tuple[str, str]]:
+            return frozenset((k, v) for k, v in labels.items() if k != "__name__")
+
+        up = {key(labels): value for labels, value in self.vector(f"up{selector}", at)}
+        return [(labels, stamp) for labels, stamp in self.vector(f"timestamp(up{selector})", at)
+                if up.get(key(labels)) == 1.0]  # fmt: skip
+
+    def newest_target(self, selector: str, at: float | None = None) -> str:
+        """``selector`` narrowed to the target scraped successfully last (its ``instance``): a
+        restarted pod's old series stay visible beside the new one's for the lookback, and a
+        counter read from the old one would not move."""
+        series = self._scraped(selector, at)
+        instance = max(series, key=lambda s: s[1])[0].get("instance") if series else None
+        return f'{selector[:-1]},instance="{instance}"}}' if instance else selector
 
     def wait_scrape_after(self, selector: str, after: float, timeout: float) -> float:
-        """Block until Prometheus has scraped ``selector``'s target after ``after`` (unix time)."""
+        """Block until Prometheus has scraped ``selector``'s target successfully after ``after``
+        (unix time), polling at a quarter of a second."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             seen = self.last_scrape(selector)
-            if seen > after and self.scalar(f"up{selector}") == 1.0:
+            if seen > after:
                 return seen
             time.sleep(0.25)
         up = self.scalar(f"up{selector}", default=-1)

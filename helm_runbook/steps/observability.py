@@ -237,8 +237,8 @@ def start_prometheus(
 ) -> StepReport:
     """The release's scrape job derived from its ServiceMonitor and Service; on the local target a
     Prometheus server scraping exactly that job, on a cluster its own Prometheus (``prometheus_url``).
-    Passes when the job's target is up."""
-    start = time.perf_counter()
+    Passes when the job's target is up: scraped successfully after the step began."""
+    start, began = time.perf_counter(), time.time()
     job = scrape_job(_release(target))
     if not prometheus_url and hasattr(target, "prometheus"):
         port = target.forwarded_ports().get(job.container_port)
@@ -248,7 +248,7 @@ def start_prometheus(
         target.prometheus().start(job, f"127.0.0.1:{port}", str(getattr(target, "pod_name", "pod")))
     url = _prometheus(target, prometheus_url)
     promql = PromQL(url)
-    scraped = promql.wait_scrape_after(job.selector_promql, 0.0, timeout)
+    scraped = promql.wait_scrape_after(job.selector_promql, began, timeout)
     rows: list[list[object]] = [["job", job.name], ["Service", job.service], ["endpoint port", job.endpoint_port],
                                 ["container port", job.container_port], ["path", job.path], ["interval", job.interval],
                                 ["selector", job.selector], ["target", f"up{job.selector_promql} = 1"]]  # fmt: skip
@@ -328,7 +328,7 @@ def burst_figures(target: Target, burst: StepReport, *, prometheus_url: str = ""
     promql = PromQL(_prometheus(target, prometheus_url))
     began, ended = _burst_window(burst)
     after = promql.wait_scrape_after(job.selector_promql, ended, 3 * job.interval_s + 10)
-    sel = job.selector_promql
+    sel = promql.newest_target(job.selector_promql, after)
     before = float(burst.values.get("quiet", began))  # type: ignore[arg-type]
     window = f"{max(1, round(after - before))}s"
 

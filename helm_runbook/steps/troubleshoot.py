@@ -56,6 +56,9 @@ class TroubleshootingLab:
         self.pending_values: dict[str, Any] | None = None  # what the operator is about to install
         self.client_url: str | None = None  # where the operator's OpenAI client sends requests
         self.actions: list[dict[str, Any]] = [LLM]
+        # The misplaced probe never answers (nothing listens on its port), so any wait shows the
+        # symptom; one second is what `kubectl rollout status --timeout=1s` would wait.
+        self.readiness_wait = 1.0
 
     # -- the healthy release ---------------------------------------------------------------------
 
@@ -162,7 +165,7 @@ class TroubleshootingLab:
         return "readiness probe on port 9090 (the runtime's health port is 8081)"
 
     def _symptom_readiness(self) -> tuple[Rows, bool]:
-        seen = _refusal(lambda: self.target.wait_ready(5))
+        seen = _refusal(lambda: self.target.wait_ready(self.readiness_wait))
         return [["kubectl rollout status", seen]], "readiness probe" in seen
 
     def _fix_readiness(self) -> Rows:

@@ -80,3 +80,21 @@ def test_strict_validation_catches_a_misspelled_field() -> None:
 def test_smoke_entry_point_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main() == 0
     assert "helm-chart-smoke: PASS" in capsys.readouterr().out
+
+
+def test_strict_validation_does_not_compile_the_iri_grammars() -> None:
+    """jsonschema imports rfc3987_syntax when installed, which compiles 38 lark grammars (about
+    3 s of runbook 01) for "iri" formats no Kubernetes schema uses: validation goes without it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from helm_runbook.chart import CHART_DIR; from helm_runbook.chart.sdk import render; "
+        "from helm_runbook.chart.manifests import validate; "
+        "assert validate(render(CHART_DIR, {})).ok; print(sys.modules.get('rfc3987_syntax'))"
+    )
+    seen = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert seen.returncode == 0, seen.stderr[-600:]
+    assert seen.stdout.strip() == "None"

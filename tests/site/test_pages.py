@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -88,6 +89,54 @@ def test_env_page_says_which_value_sets_each_variable_as_the_render_does() -> No
     assert admin.startswith("`helm.auth.adminAPIKey`") and "`helm.auth.existingSecret`" in admin
     assert rows["EVIDENCE_SIGNING_KEY"][0].startswith("`helm.signing.key`")
     assert "`helm.storage.postgres.existingSecret`" in rows["DATABASE_URL"][0]
+
+
+def test_values_changed_together_are_attributed_as_each_change_alone_is(monkeypatch: Any) -> None:
+    """The env page changes values in batches: the same attribution as one render per value, in
+    fewer renders, also where two values become the same text (both rps limits become 67) or
+    several land in one variable (DATABASE_URL)."""
+    import json
+
+    import helm_runbook.chart as chart
+
+    profile = envpage.ENV_PROFILES[0]
+    base = chart.render(CHART_DIR, profile)
+    env, secrets = envpage._env_entries(base), envpage._secret_data(base)
+    defaults = dict(_leaves(yaml.safe_load((CHART_DIR / "values.yaml").read_text())))
+    merged = defaults | dict(_leaves(profile))
+    paths = ["helm.limits.global.rps", "helm.limits.actor.rps", "helm.limits.concurrency.max",
+             "helm.limits.loadShed.lowPriorityMax", "helm.storage.postgres.host", "helm.storage.postgres.user",
+             "helm.storage.postgres.database", "helm.storage.postgres.password", "helm.auth.tenantID",
+             "helm.auth.workspaceID"]  # fmt: skip
+    trials = [(i, path, envpage._perturbed(merged[path], [])) for i, path in enumerate(paths)]
+    renders: list[int] = []
+    real = chart.render
+    monkeypatch.setattr(chart, "render", lambda *a, **k: renders.append(1) or real(*a, **k))
+
+    def attributed(seen: list[Any]) -> dict[str, Any]:
+        out = {name: envpage.EnvSource() for name in env}
+        for _, path, new, env2, secrets2 in sorted(seen, key=lambda s: s[0]):
+            envpage._attribute(out, path, new, env, secrets, env2, secrets2)
+        return {name: source for name, source in out.items() if source != envpage.EnvSource()}
+
+    alone = attributed([envpage._probe_alone(profile, trial) for trial in trials])
+    singles, renders[:] = len(renders), []
+    shown = json.dumps([env, secrets])
+    batches = envpage._distinct_batches(trials)
+    together = attributed(
+        [
+            s
+            for batch in batches
+            for s in envpage._probe_together(profile, batch, env, secrets, shown)
+        ]
+    )
+    batched = len(renders)
+    assert together == alone
+    unsorted = attributed(envpage._probe_together(profile, trials, env, secrets, shown))
+    assert unsorted == alone, "one batch holding equal new values splits until each change is clear"
+    assert alone["HELM_LIMIT_GLOBAL_RPS"].direct == ["helm.limits.global.rps"]
+    assert len(alone["DATABASE_URL"].direct) == 4
+    assert batched <= len(batches) < singles, (batched, len(batches), singles)
 
 
 def test_every_env_row_has_a_description() -> None:

@@ -111,3 +111,53 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="not a Prometheus duration"):
         duration_seconds(text)
+
+
+def test_the_newest_successful_scrape_is_read_among_stale_series() -> None:
+    """After a pod or Prometheus restart the old pod's series stay visible (lookback) beside the
+    new one's: the last scrape and the target the burst is read from are the newest with up 1."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlparse
+
+    from helm_runbook.standins.observability import PromQL
+
+    sel = '{job="helm",namespace="default",endpoint="metrics"}'
+    old = {
+        "job": "helm",
+        "namespace": "default",
+        "endpoint": "metrics",
+        "instance": "127.0.0.1:1001",
+    }
+    new = {**old, "instance": "127.0.0.1:1002"}
+    broken = {**old, "instance": "127.0.0.1:1003"}
+    answers = {  # the stale series first, as Prometheus orders them by labels
+        f"up{sel}": [({**old, "__name__": "up"}, 1), ({**new, "__name__": "up"}, 1), ({**broken, "__name__": "up"}, 0)],
+        f"timestamp(up{sel})": [(old, 100.0), (new, 200.0), (broken, 300.0)],
+    }  # fmt: skip
+
+    class API(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            query = parse_qs(urlparse(self.path).query)["query"][0]
+            result = [{"metric": m, "value": [0, str(v)]} for m, v in answers.get(query, [])]
+            body = json.dumps(
+                {"status": "success", "data": {"resultType": "vector", "result": result}}
+            )
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), API)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        promql = PromQL(f"http://127.0.0.1:{server.server_address[1]}")
+        assert promql.last_scrape(sel) == 200.0
+        assert promql.newest_target(sel) == sel[:-1] + ',instance="127.0.0.1:1002"}'
+        assert promql.wait_scrape_after(sel, 150.0, 1.0) == 200.0
+    finally:
+        server.shutdown()
+        server.server_close()
