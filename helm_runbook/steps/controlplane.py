@@ -52,6 +52,13 @@ class ControlPlane:
         return self.server is not None
 
     @property
+    def published_epoch(self) -> int | None:
+        """The epoch the stand-in serves now; None on the operator's control plane."""
+        if self.server is None or self.server.state.current is None:
+            return None
+        return self.server.state.current.policy_epoch
+
+    @property
     def state(self) -> ControlPlaneState:
         if self.server is None:
             raise StepFailed("controlplane.state", expected="the stand-in control plane",

@@ -35,6 +35,9 @@ class ControlPlaneSource(Protocol):
     @property
     def stand_in(self) -> bool: ...
 
+    @property
+    def published_epoch(self) -> int | None: ...
+
 
 SERVE_POLICY = """\
 name = "helm-chart"
@@ -148,10 +151,18 @@ def wake_reconcile(
         status = client.reconcile()
         command = f"HELM_RUNBOOK_SERVICE_API_KEY=... helm-runbook policy status {client.api_url}"
     seen = f"{status['reconcile_status']}/{status['snapshot_status']}: {status['reason']}"
-    if (status["reconcile_status"], status["snapshot_status"]) != (
-        expect,
-        snapshot,
-    ) or reason not in status["reason"]:
+    answer = (status["reconcile_status"], status["snapshot_status"])
+    loaded_by = "wake hint"
+    if (
+        expect == "ok"
+        and answer == ("no_change", snapshot)
+        and stand_in is not None
+        and stand_in.published_epoch == status.get("policy_epoch")
+    ):
+        # The poll loaded the version the stand-in had just published in the moment between the
+        # publish and this hint: it is live either way, and the record says which one loaded it.
+        loaded_by = "poll"
+    elif answer != (expect, snapshot) or reason not in status["reason"]:
         raise StepFailed("policy.wake", expected=f"{expect}/{snapshot}" + (f" naming {reason!r}" if reason else ""),
                          seen=seen, fix="check the source's head, the bundle hash/signature and HELM_POLICY_TRUST_PUBLIC_KEY")  # fmt: skip
     keys = (
@@ -164,7 +175,8 @@ def wake_reconcile(
     )
     result = StepReport("policy.wake", "wake hint → reconcile", ["field", "value"], [[k, status.get(k, "")] for k in keys],
                         summary=f"{status['reconcile_status']}, snapshot {status['snapshot_status']}",
-                        seconds=time.perf_counter() - start, command=command, values={k: status.get(k) for k in keys})  # fmt: skip
+                        seconds=time.perf_counter() - start, command=command,
+                        values={k: status.get(k) for k in keys} | ({"loaded_by": loaded_by} if expect == "ok" else {}))  # fmt: skip
     record(result)
     return result
 
