@@ -448,7 +448,7 @@ def test_the_control_plane_runbook_on_a_kube_context_refuses_the_loopback_stand_
         r["step"]
         for r in read_records(tmp_path / "runbooks" / "failed" / "07-control-plane-install.ipynb")
     ]
-    assert ran == ["secrets.setup", "secrets.policy_trust", "controlplane.start"]
+    assert ran == ["profile", "secrets.setup", "secrets.policy_trust", "controlplane.start"]
     with client.ApiClient(client.Configuration(host=emulator.url)) as api:
         names = {
             s.metadata.name for s in client.CoreV1Api(api).list_namespaced_secret("cp07").items
