@@ -18,6 +18,8 @@ runs with umask 077), Secret/ConfigMap items with their kubelet modes behind tho
 
 The pod has its own network namespace; ``targets/netrelay.py`` carries its declared ports out
 and, in, the host loopback ports its env's URLs name (the upstream, ``DATABASE_URL``).
+This module assembles the pod from the objects; the sandbox, the relay and the process
+bookkeeping are ``targets/pod.py``, owner-only host files ``targets/hostfiles.py``.
 
 One deliberate difference, the one ``kubectl port-forward`` makes: each container port is served
 on a free 127.0.0.1 port, so ``--addr`` becomes 127.0.0.1 and ``--port``/``HELM_HEALTH_PORT``/
@@ -32,7 +34,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,7 +41,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -52,9 +52,28 @@ from helm_runbook.standins.ingress import LocalIngress
 from helm_runbook.standins.observability import LocalPrometheus, scrape_job
 from helm_runbook.standins.process import free_port
 from helm_runbook.targets.base import Revision, Uninstalled, kept_on_uninstall
+from helm_runbook.targets.hostfiles import private_dir, private_file, write_file
+from helm_runbook.targets.pod import (
+    NETRELAY,
+    POD_BASE_ENV,
+    POD_NET_DIR,
+    POD_UMASK,
+    Pod,
+    Sandboxed,
+    alive,
+    bubblewrap,
+    descendants,
+    egress_ports,
+    launch_detached,
+    owner_only_mount_point,
+    pick_ports,
+    pod_fs_group,
+    pod_identity,
+    start_host_relay,
+    stop_relay,
+)
 from helm_runbook.targets.validation import (
     check_config_key,
-    check_id,
     check_item_path,
     check_pod_spec,
     check_subdomain,
@@ -62,76 +81,8 @@ from helm_runbook.targets.validation import (
 )
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-NETRELAY = Path(__file__).resolve().parent / "netrelay.py"  # run as a script: stdlib imports only
-POD_NET_DIR = "/run/helm-pod-net"  # where the pod sees the relays' socket directory
-LOOPBACK = {"127.0.0.1", "localhost"}
-# What the pod writes through host-backed volumes (its database, root.key) is owner-only.
-POD_UMASK = 0o077
 HISTORY_MAX = 10  # helm upgrade's default --history-max: older revisions are pruned
 PORT_ENV = {"health": "HELM_HEALTH_PORT", "metrics": "HELM_METRICS_PORT"}
-
-
-def _owner_only_mount_point(path: str, container: dict[str, Any], volumes: dict[str, Path]) -> None:
-    """Create, owner-only, the directories bwrap would create (0755) on the host to bind ``path``
-    when it lies inside a mounted volume (a checkout or venv under /tmp, the chart's emptyDir)."""
-    for mount in container.get("volumeMounts", []):
-        mount_path = Path(mount["mountPath"])
-        if Path(path) == mount_path or mount_path not in Path(path).parents:
-            continue
-        current = volumes[mount["name"]]
-        for part in Path(path).relative_to(mount_path).parts:
-            current = current / part
-            if not current.exists():
-                current.mkdir(mode=0o700)
-
-
-def bubblewrap() -> str:
-    """The bwrap binary, or TargetUnavailable with the install command."""
-    found = shutil.which("bwrap")
-    if not found:
-        raise TargetUnavailable(
-            "the local target needs bubblewrap (bwrap) to give the pod its own mounts",
-            fix="apt-get install -y bubblewrap",
-        )
-    return found
-
-
-# What a container gets from its image in the absence of declared env (PATH, HOME).
-POD_BASE_ENV = {
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
-    "HOME": "/tmp",
-    "PYTHONDONTWRITEBYTECODE": "1",
-}
-
-
-@dataclass(frozen=True)
-class Sandboxed:
-    """A bwrap command line (no values of the pod's env on it) and the exact env to start it with."""
-
-    argv: list[str]
-    env: dict[str, str]
-
-
-@dataclass
-class Pod:
-    """One running incarnation of the Deployment's pod (possibly started by another process)."""
-
-    number: int
-    process: subprocess.Popen[bytes] | None
-    ports: dict[str, int]  # container port name -> forwarded 127.0.0.1 port
-    log_path: Path
-    pid: int = 0
-    relay_pid: int = 0  # the host side of the pod's network (targets/netrelay.py)
-
-    @property
-    def process_pid(self) -> int:
-        return self.process.pid if self.process is not None else self.pid
-
-    def exit_code(self) -> int | None:
-        """None while running."""
-        if self.process is not None:
-            return self.process.poll()
-        return None if _alive(self.pid) else -1
 
 
 @dataclass
@@ -157,7 +108,7 @@ class LocalTarget:
 
     def save(self) -> None:
         """Persist objects and the running pod (0600: Secrets live here, as in etcd)."""
-        _private_dir(self.workdir)
+        private_dir(self.workdir)
         state = {
             "namespace": self.namespace,
             "secrets": {n: {k: base64.b64encode(v).decode() for k, v in d.items()} for n, d in self.secrets.items()},
@@ -198,11 +149,11 @@ class LocalTarget:
         target.restarts = state["restarts"]
         target.revisions = state.get("revisions", [])
         pod = state["pod"]
-        if pod and _alive(pod["pid"]):
+        if pod and alive(pod["pid"]):
             target.pod = Pod(pod["number"], None, pod["ports"], Path(pod["log_path"]), pod["pid"],
                              pod.get("relay_pid", 0))  # fmt: skip
         elif pod:
-            _stop_relay(pod.get("relay_pid", 0))  # the pod died with nobody watching
+            stop_relay(pod.get("relay_pid", 0))  # the pod died with nobody watching
         return target
 
     # -- objects ------------------------------------------------------------------------
@@ -234,7 +185,7 @@ class LocalTarget:
             spec = self.deployment["spec"]["template"]["spec"]
             for volume in spec.get("volumes", []):
                 if volume.get("configMap", {}).get("name") == name:
-                    self._volume(volume, pod_dir, _fs_group(spec))
+                    self._volume(volume, pod_dir, pod_fs_group(spec))
         self.save()
 
     def apply(self, release: RenderedRelease) -> None:
@@ -399,7 +350,7 @@ class LocalTarget:
     def pvc_dir(self, claim: str) -> Path:
         """The claim's volume: an owner-only directory under the workdir, whatever the name says."""
         check_subdomain("persistentVolumeClaim.claimName", claim)
-        return _private_dir(inside(self.workdir / "pvc", claim))
+        return private_dir(inside(self.workdir / "pvc", claim))
 
     # -- pods -----------------------------------------------------------------------------
 
@@ -412,9 +363,9 @@ class LocalTarget:
         number = self.restarts
         pod_dir = self.workdir / "pods" / str(number)
         shutil.rmtree(pod_dir, ignore_errors=True)
-        _private_dir(pod_dir / "volumes")
+        private_dir(pod_dir / "volumes")
         volumes = {
-            v["name"]: self._volume(v, pod_dir / "volumes", _fs_group(spec))
+            v["name"]: self._volume(v, pod_dir / "volumes", pod_fs_group(spec))
             for v in spec.get("volumes", [])
         }
         for init in spec.get("initContainers", []):
@@ -422,7 +373,7 @@ class LocalTarget:
         container = spec["containers"][0]
         env = self._env(container)
         egress = egress_ports(env)
-        ports = _pick_ports([p["name"] for p in container.get("ports", [])], avoid=set(egress))
+        ports = pick_ports([p["name"] for p in container.get("ports", [])], avoid=set(egress))
         for name, variable in PORT_ENV.items():
             if name in ports:
                 env[variable] = str(ports[name])
@@ -437,18 +388,18 @@ class LocalTarget:
         entrypoint = container.get("command") or [sys.executable, "-m", "helm_runbook.runtime"]
         inbound = ",".join(str(p) for p in sorted(ports.values()))
         outbound = ",".join(str(p) for p in egress)
-        net_dir = _private_dir(pod_dir / "net")
-        relay_pid = _start_host_relay(net_dir, inbound, outbound, pod_dir)
+        net_dir = private_dir(pod_dir / "net")
+        relay_pid = start_host_relay(net_dir, inbound, outbound, pod_dir)
         in_pod = [sys.executable, "-I", str(NETRELAY), "pod", POD_NET_DIR, "--in", inbound, "--out", outbound,
                   "--", *entrypoint, *args]  # fmt: skip
-        log_path = _private_file(pod_dir / f"{container['name']}.log")
+        log_path = private_file(pod_dir / f"{container['name']}.log")
         try:
-            pid = _launch_detached(
+            pid = launch_detached(
                 self._sandbox(in_pod, spec, container, volumes, env, net_dir), log_path,
-                _private_file(pod_dir / "pod.pid"),
+                private_file(pod_dir / "pod.pid"),
             )  # fmt: skip
         except BaseException:
-            _stop_relay(relay_pid)
+            stop_relay(relay_pid)
             raise
         self.pod = Pod(number, None, ports, log_path, pid, relay_pid)
         self.save()
@@ -487,7 +438,7 @@ class LocalTarget:
         name = volume["name"]
         if "persistentVolumeClaim" in volume:
             return self.pvc_dir(volume["persistentVolumeClaim"]["claimName"])
-        target = _private_dir(inside(root, name))
+        target = private_dir(inside(root, name))
         if "emptyDir" in volume:
             return target
         if "secret" in volume:
@@ -519,8 +470,8 @@ class LocalTarget:
                 raise StepFailed("install.volumes", expected=f"key {item['key']} in {kind} {ref}",
                                  seen=f"keys {sorted(data)}", fix=f"add {item['key']} to {kind} {ref}")  # fmt: skip
             path = inside(target, check_item_path(f"volume {name} item path", item["path"]))
-            _private_dir(path.parent)
-            _write_file(path, data[item["key"]], int(item.get("mode", mode)) | group_read)
+            private_dir(path.parent)
+            write_file(path, data[item["key"]], int(item.get("mode", mode)) | group_read)
         return target
 
     def _env(self, container: dict[str, Any]) -> dict[str, str]:
@@ -557,7 +508,7 @@ class LocalTarget:
                  env: dict[str, str], net_dir: Path | None = None) -> Sandboxed:  # fmt: skip
         """The bwrap command for one container: its identity, mounts and root as the spec grants,
         and its own network namespace (only a loopback; ``net_dir`` joins it to the relays)."""
-        uid, gid = _identity(spec, container)
+        uid, gid = pod_identity(spec, container)
         args = [bubblewrap(), "--unshare-user", "--uid", str(uid), "--gid", str(gid),
                 "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
                 "--proc", "/proc", "--dev", "/dev", "--ro-bind", "/usr", "/usr"]  # fmt: skip
@@ -602,7 +553,7 @@ class LocalTarget:
         # checkout, so the pod never sees a workdir kept in it (state.json holds every Secret).
         bound = sorted({sys.base_prefix, sys.prefix, str(PACKAGE_DIR)})
         for prefix in bound:
-            _owner_only_mount_point(prefix, container, volumes)
+            owner_only_mount_point(prefix, container, volumes)
             args += ["--ro-bind", prefix, prefix]
         workdir = self.workdir.resolve()
         if any(workdir == Path(p) or Path(p) in workdir.parents for p in bound):
@@ -622,7 +573,7 @@ class LocalTarget:
         sandboxed = self._sandbox(command, spec, init, volumes, self._env(init))
         proc = subprocess.run(sandboxed.argv, env=sandboxed.env, capture_output=True, timeout=60,
                               umask=POD_UMASK)  # fmt: skip
-        _write_file(pod_dir / f"{init['name']}.log", proc.stdout + proc.stderr, 0o600)
+        write_file(pod_dir / f"{init['name']}.log", proc.stdout + proc.stderr, 0o600)
         if proc.returncode != 0:
             seen = (proc.stderr or proc.stdout).decode(errors="replace").strip()
             fix = ("the data volume holds a root.key from another signing Secret: restore that Secret "
@@ -701,20 +652,20 @@ class LocalTarget:
         """Delete the pod: SIGTERM to the runtime inside the sandbox, then wait (grace period)."""
         pod = self._running()
         pid = pod.process_pid
-        for child in _descendants(pid):
+        for child in descendants(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while pod.exit_code() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         if pod.exit_code() is None:  # past the grace period: SIGKILL, deepest first
-            for process in [*reversed(_descendants(pid)), pid]:
+            for process in [*reversed(descendants(pid)), pid]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process, signal.SIGKILL)
             while pod.exit_code() is None and time.monotonic() < deadline + 5:
                 time.sleep(0.05)
         code = pod.process.wait(5) if pod.process is not None else pod.exit_code()
-        _stop_relay(pod.relay_pid)
+        stop_relay(pod.relay_pid)
         LocalIngress(self.workdir).stop()
         self.pod = None
         self.save()
@@ -742,106 +693,6 @@ def _revision(entry: dict[str, Any]) -> Revision:
                     entry["values"], [obj for _, obj in entry["objects"]])  # fmt: skip
 
 
-def _launch_detached(sandboxed: Sandboxed, log_path: Path, pid_file: Path) -> int:
-    """Start the sandbox re-parented away from this process (a pod outlives the kubectl or
-    notebook kernel that created it: ipykernel signals its own children when it shuts down).
-
-    The shell in between gets exactly the pod's environment (it passes it on to bwrap) and the
-    log and pid paths as arguments, so no variable of its own reaches the pod."""
-    script = 'log=$1 pidfile=$2; shift 2; "$@" >>"$log" 2>&1 </dev/null & echo $! >"$pidfile"'
-    subprocess.run(
-        ["/bin/sh", "-c", script, "sh", str(log_path), str(pid_file), *sandboxed.argv],
-        env=sandboxed.env, start_new_session=True, check=True, timeout=10, umask=POD_UMASK,
-    )  # fmt: skip
-    return int(pid_file.read_text().strip())
-
-
-def egress_ports(env: dict[str, str]) -> list[int]:
-    """The host loopback ports the pod may reach: those of the URLs its env names (the upstream,
-    ``DATABASE_URL``, a control plane), as a pod reaches the Services its config names."""
-    ports = set()
-    for value in env.values():
-        if "://" not in value:
-            continue
-        with contextlib.suppress(ValueError):
-            url = urlsplit(value)
-            if url.hostname in LOOPBACK and url.port:
-                ports.add(url.port)
-    return sorted(ports)
-
-
-def _pick_ports(names: list[str], avoid: set[int]) -> dict[str, int]:
-    """A distinct free host port per container port, none of them an egress port (an upstream
-    the runbook starts later on a port it picked earlier must still find it free)."""
-    picked: dict[str, int] = {}
-    for name in names:
-        for _ in range(100):
-            port = free_port()
-            if port not in avoid and port not in picked.values():
-                picked[name] = port
-                break
-        else:
-            raise TargetUnavailable(
-                "no free 127.0.0.1 port to forward", fix="free some local ports"
-            )
-    return picked
-
-
-def _start_host_relay(net_dir: Path, inbound: str, outbound: str, pod_dir: Path) -> int:
-    """The host side of the pod's network, listening before the pod starts (its first egress,
-    the database, may come at once); StepFailed with its log when it cannot bind."""
-    command = [
-        sys.executable,
-        "-I",
-        str(NETRELAY),
-        "host",
-        str(net_dir),
-        "--in",
-        inbound,
-        "--out",
-        outbound,
-    ]
-    log_path = _private_file(pod_dir / "net-relay.log")
-    pid = _launch_detached(
-        Sandboxed(command, dict(os.environ)), log_path, _private_file(pod_dir / "net-relay.pid")
-    )
-    wanted = [net_dir / f"out-{p}.sock" for p in outbound.split(",") if p]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _alive(pid):
-        if all(path.exists() for path in wanted) and all(
-            _listening(int(p)) for p in inbound.split(",") if p
-        ):
-            return pid
-        time.sleep(0.02)
-    _stop_relay(pid)
-    raise StepFailed("install.network", expected="the pod's port relay listening within 10s",
-                     seen=log_path.read_text(errors="replace")[-600:] or "no output",
-                     fix="free the forwarded ports (another process holds one) and install again")  # fmt: skip
-
-
-def _listening(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-        return True
-    return False
-
-
-def _stop_relay(pid: int) -> None:
-    """SIGTERM the host relay (only if ``pid`` still is one), then wait briefly."""
-    try:
-        if not pid or b"netrelay.py" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return
-    except OSError:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if _alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
 def _create_fix(kind: str, name: str, key: str) -> str:
     """How to create a missing Secret or ConfigMap, as a command valid as written."""
     if kind == "Secret":
@@ -850,97 +701,8 @@ def _create_fix(kind: str, name: str, key: str) -> str:
     return f"kubectl create configmap {name} --from-file={key}=<file>"
 
 
-def _identity(spec: dict[str, Any], container: dict[str, Any]) -> tuple[int, int]:
-    """uid and gid of a container (its securityContext over the pod's), as the kubelet checks them."""
-    pod = spec.get("securityContext") or {}
-    own = container.get("securityContext") or {}
-    uid = int(own.get("runAsUser", pod.get("runAsUser", 65534)))
-    gid = int(own.get("runAsGroup", pod.get("runAsGroup", 65534)))
-    if own.get("runAsNonRoot", pod.get("runAsNonRoot")) and uid == 0:
-        raise StepFailed(f"install.{container['name']}", expected="runAsNonRoot with a non-zero runAsUser",
-                         seen="runAsUser 0: the container would fail with CreateContainerConfigError",
-                         fix="set podSecurityContext.runAsUser to a non-root uid (65534)")  # fmt: skip
-    fs_group = _fs_group(spec)
-    if fs_group is not None and fs_group != gid:
-        raise StepFailed(f"install.{container['name']}", expected=f"fsGroup equal to runAsGroup {gid}",
-                         seen=f"fsGroup {fs_group}: the local sandbox maps exactly one uid and one gid, so a "
-                              "second group cannot own the volumes",
-                         fix="set podSecurityContext.fsGroup to runAsGroup for the local target, or use a cluster")  # fmt: skip
-    return uid, gid
-
-
-def _fs_group(spec: dict[str, Any]) -> int | None:
-    value = (spec.get("securityContext") or {}).get("fsGroup")
-    return None if value is None else check_id("spec.securityContext.fsGroup", value)
-
-
 def _check_object(kind: str, name: object, data: dict[str, Any]) -> None:
     """A Secret's or ConfigMap's name and keys, as the API server checks them."""
     check_subdomain(f"{kind} metadata.name", name)
     for key in data:
         check_config_key(f"{kind} {name} data key", key)
-
-
-def _private_dir(path: Path) -> Path:
-    """``path`` and any missing parents created owner-only (0700), never wider first."""
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(directory, 0o700)
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o700)  # narrowing one made earlier (or by a pod) never exposes anything
-    return path
-
-
-def _private_file(path: Path) -> Path:
-    """An empty owner-only (0600) file another process will write (a log, a pid file)."""
-    _write_file(path, b"", 0o600)
-    return path
-
-
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Replace ``path`` atomically with a file that is never wider than ``mode``.
-
-    Created owner-only (at most ``mode``'s owner bits) and written, then set to exactly ``mode``
-    (the umask cannot narrow it) and renamed into place. The temporary name starts with '..',
-    which no ConfigMap or Secret key may, so it never clobbers an item."""
-    tmp = path.with_name(f"..{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o700)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (and is not a zombie)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every descendant of ``pid`` (deepest last), read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, queue = [], [pid]
-    while queue:
-        for child in children.get(queue.pop(0), []):
-            out.append(child)
-            queue.append(child)
-    return out

@@ -23,7 +23,8 @@ import pytest
 from helm_runbook.chart import CHART_DIR, render
 from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.errors import StepFailed
-from helm_runbook.targets.local import LocalTarget, egress_ports
+from helm_runbook.targets.local import LocalTarget
+from helm_runbook.targets.pod import egress_ports
 
 pytestmark = pytest.mark.slow
 AUTH = {"helm": {"auth": {"existingSecret": "helm-auth"}}}

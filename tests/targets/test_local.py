@@ -254,21 +254,21 @@ def test_helm_runbook_stop_leaves_no_process_the_local_target_started(tmp_path: 
     """``helm-runbook stop`` (also run by ``make clean``): the pod, everything in its sandbox and
     the host relay are gone; no process names the workdir afterwards."""
     from helm_runbook.cli import main
-    from helm_runbook.targets.local import _alive, _descendants
+    from helm_runbook.targets.pod import alive, descendants
 
     local = LocalTarget(tmp_path)
     local.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "adm", "HELM_SERVICE_API_KEY": "svc"})
     _install(local, AUTH)
     local.save()
     assert local.pod is not None
-    started = {local.pod.process_pid, local.pod.relay_pid, *_descendants(local.pod.process_pid)}
-    assert len(started) >= 3 and all(_alive(pid) for pid in started)
+    started = {local.pod.process_pid, local.pod.relay_pid, *descendants(local.pod.process_pid)}
+    assert len(started) >= 3 and all(alive(pid) for pid in started)
     # Another process (a new shell) does the stopping, from the state on disk only.
     assert main(["stop", "--workdir", str(tmp_path)]) == 0
-    survivors = [pid for pid in started if _alive(pid)]
+    survivors = [pid for pid in started if alive(pid)]
     assert not survivors, f"still running after stop: {survivors}"
     naming = [pid for pid, line in _command_lines().items()
-              if str(tmp_path).encode() in line and _alive(pid)]  # fmt: skip
+              if str(tmp_path).encode() in line and alive(pid)]  # fmt: skip
     assert not naming, f"processes naming the workdir survive: {naming}"
     assert LocalTarget.open(tmp_path).pod is None
     assert main(["stop", "--workdir", str(tmp_path)]) == 0  # nothing left: says so, exits 0
