@@ -25,7 +25,9 @@ def results_page(report: Mapping[str, Any]) -> str:
     rows = ["| Runbook | Cell | Step | Status | Duration |", "| --- | --- | --- | --- | --- |"]
     for entry in report.get("notebooks", []):
         for step in entry.get("steps", []):
-            status = "✅ passed" if step.get("ok", True) else "❌ failed"
+            skipped = (step.get("values") or {}).get("skipped")
+            status = (f"⏭ skipped: {md_cell(str(skipped))}" if skipped
+                      else "✅ passed" if step.get("ok", True) else "❌ failed")  # fmt: skip
             rows.append(
                 f"| {entry['notebook']} | {step['cell']} | {identifier(step['step'])} | {status} | {step['seconds']:.2f} s |"
             )
@@ -61,9 +63,10 @@ def banner_html(entry: Mapping[str, Any], run: Mapping[str, Any], download: str 
     and (``download``: the clean notebook's URL relative to the page) how to run it yourself."""
     steps = entry.get("steps", [])
     passed = entry.get("status") == "passed" and all(s.get("ok", True) for s in steps)
-    kind, verdict = (
-        ("success", f"all {len(steps)} steps passed") if passed else ("failure", "a step failed")
-    )
+    skipped = sum(1 for s in steps if (s.get("values") or {}).get("skipped"))
+    ran = f"all {len(steps)} steps passed" if not skipped else (
+        f"{len(steps) - skipped} steps passed, {skipped} skipped on this target (each says why)")  # fmt: skip
+    kind, verdict = ("success", ran) if passed else ("failure", "a step failed")
     text = (
         f"Executed {run.get('finished', '?')} against the <code>{html.escape(str(run.get('target', '?')))}</code> "
         f"target: runtime {html.escape(str(run.get('runtime_version', '?')))}, chart "

@@ -191,7 +191,9 @@ def test_results_page_and_banner_from_a_report() -> None:
         "run": {"target": "local", "runtime_version": "rt 1", "chart_version": "0.8.4", "finished": "now"},
         "notebooks": [
             {"notebook": "01-a", "status": "passed", "duration_s": 1.0, "failure": None,
-             "steps": [{"step": "chart.lint", "ok": True, "seconds": 0.5, "cell": 3}]},
+             "steps": [{"step": "chart.lint", "ok": True, "seconds": 0.5, "cell": 3},
+                       {"step": "policy.wake", "ok": True, "seconds": 0.0, "cell": 5,
+                        "values": {"skipped": "needs the stand-in control plane"}}]},
             {"notebook": "02-b", "status": "failed", "duration_s": 2.0, "steps": [],
              "failure": {"cell": 4, "error": "StepFailed", "message": "x"}},
         ],
@@ -199,9 +201,14 @@ def test_results_page_and_banner_from_a_report() -> None:
     page = results.results_page(report)
     assert "| 01-a | 3 | `chart.lint`{.helm-identifier} | ✅ passed | 0.50 s |" in page
     assert "| 02-b | 4 | StepFailed | ❌ failed | — |" in page
+    # a step skipped on a cluster says so, never "passed"
+    assert (
+        "| 01-a | 5 | `policy.wake`{.helm-identifier} | ⏭ skipped: needs the stand-in control plane | 0.00 s |"
+        in page
+    )
     ok = results.banner_html(report["notebooks"][0], report["run"])
     failed = results.banner_html(report["notebooks"][1], report["run"])
-    assert "admonition success" in ok and "all 1 steps passed" in ok
+    assert "admonition success" in ok and "1 steps passed, 1 skipped on this target" in ok
     assert "admonition failure" in failed and "a step failed" in failed
     assert (
         yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["version"]
