@@ -283,3 +283,19 @@ def test_sigterm_finishes_the_request_in_flight_and_keeps_its_receipt(tmp_path: 
     with RuntimeProcess(policy, data, env=default_env()) as restarted:
         listed = httpx.get(f"{restarted.url}/api/v1/receipts", headers=TENANT_HEADERS).json()
     assert [r["receipt_id"] for r in listed["receipts"]] == [receipt_id]
+
+
+def test_a_websocket_upgrade_is_answered_as_plain_http(tmp_path: Path) -> None:
+    """The contract has no WebSocket route: the server loads no WebSocket protocol (uvicorn's
+    "auto" imports the websockets library at every start) and answers an upgrade as HTTP."""
+    upgrade = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    with RuntimeProcess(
+        write_policy(tmp_path / "policy"), tmp_path / "data", env=default_env()
+    ) as rt:
+        response = httpx.get(f"{rt.url}/health", headers=upgrade)
+    assert (response.status_code, response.text) == (200, "OK")
