@@ -6,9 +6,10 @@ them, so the runtime's modules form no import circle.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 from dataclasses import dataclass, field
-
-import httpx
+from typing import TYPE_CHECKING
 
 from helm_runbook.formats.keys import Signer
 from helm_runbook.runtime.evidence import VerifyWorkers
@@ -19,6 +20,9 @@ from helm_runbook.runtime.policy.reconciler import Reconciler
 from helm_runbook.runtime.policy.snapshot import PolicyScope
 from helm_runbook.runtime.settings import Settings
 from helm_runbook.runtime.store.base import ReceiptStore
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass
@@ -38,10 +42,17 @@ class Runtime:
     verify_workers: VerifyWorkers = field(default_factory=VerifyWorkers)
     _upstream: httpx.AsyncClient | None = None
 
-    def upstream_client(self) -> httpx.AsyncClient:
-        """One pooled client for the proxy's upstream calls, created on first use."""
+    async def upstream_client(self) -> httpx.AsyncClient:
+        """One pooled client for the proxy's upstream calls, created on first use. httpx (about
+        0.15 s of imports, most of it its optional CLI's) loads then, in a worker thread: not
+        before the pod answers its probes, never on the loop that answers them."""
         if self._upstream is None:
-            self._upstream = httpx.AsyncClient(timeout=self.settings.upstream_timeout_s)
+            client_module = await asyncio.to_thread(importlib.import_module, "httpx")
+            if self._upstream is None:  # another first request may have made it meanwhile
+                client: httpx.AsyncClient = client_module.AsyncClient(
+                    timeout=self.settings.upstream_timeout_s
+                )
+                self._upstream = client
         return self._upstream
 
     async def aclose(self) -> None:

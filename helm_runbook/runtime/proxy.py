@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-import httpx
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -23,6 +22,8 @@ from helm_runbook.runtime.limits import MAX_UPSTREAM_RESPONSE_BYTES
 from helm_runbook.runtime.problems import ProblemError, problem
 
 if TYPE_CHECKING:
+    import httpx
+
     from helm_runbook.runtime.context import Runtime
 
 _HOP_BY_HOP = frozenset(
@@ -120,7 +121,9 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
     forward = {"Content-Type": "application/json"}
     if "authorization" in request.headers:
         forward["Authorization"] = request.headers["authorization"]
-    client = runtime.upstream_client()
+    client = await runtime.upstream_client()
+    import httpx  # loaded by upstream_client, off the loop
+
     upstream = client.build_request(
         "POST",
         upstream_endpoint(settings.upstream_url),

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import cel
 import pytest
 from starlette.testclient import TestClient
 
@@ -108,7 +109,7 @@ def test_a_panic_while_compiling_is_a_compile_error(monkeypatch: pytest.MonkeyPa
     def panic(_: str) -> Any:
         raise PanicException("entered unreachable code")
 
-    monkeypatch.setattr(compiler.cel, "compile", panic)
+    monkeypatch.setattr(cel, "compile", panic)
     pack = {"pack_id": "p", "version": 1, "actions": [{"action": "a", "expression": "1 == 1"}]}
     with pytest.raises(PolicyFileError, match="PanicException"):
         compiler.compile_pack("x", pack, source="pack.json")
@@ -157,14 +158,14 @@ def test_every_reconcile_failure_keeps_lkg_then_expires_then_recovers(
     assert reconciler.reconcile(SCOPE)["reconcile_status"] == "ok"
     write_policy(tmp_path, [{"action": "shell", "expression": "1 == 1"}])  # a new head
     source.fault, source.where = fault, where
-    real_compile = compiler.cel.compile
+    real_compile = cel.compile
 
     def faulty_compile(expression: str) -> Any:
         if source.fault is not None and where == "compile":
             raise source.fault
         return real_compile(expression)
 
-    monkeypatch.setattr(compiler.cel, "compile", faulty_compile)
+    monkeypatch.setattr(cel, "compile", faulty_compile)
     refused = reconciler.reconcile(SCOPE)
     assert refused["reconcile_status"] != "ok" and refused["snapshot_status"] == "active"
     assert _probe(snapshots) == ("ALLOW", "")  # last known good still serves
@@ -185,14 +186,14 @@ async def test_the_poll_loop_survives_a_panic_and_installs_the_next_good_policy(
     snapshots = SnapshotStore()
     reconciler = Reconciler(MountedFileSource(toml), snapshots, ReconcileSettings())
     reconciler.reconcile(SCOPE)
-    real_compile = compiler.cel.compile
+    real_compile = cel.compile
 
     def panic(expression: str) -> Any:
         if "panic" in expression:
             raise PanicException("entered unreachable code")
         return real_compile(expression)
 
-    monkeypatch.setattr(compiler.cel, "compile", panic)
+    monkeypatch.setattr(cel, "compile", panic)
     write_policy(tmp_path, [{"action": "shell", "expression": "'panic' != ''"}])
     poll = asyncio.create_task(_poll(SimpleNamespace(reconciler=reconciler, scope=SCOPE), 0.01))  # type: ignore[arg-type]
     try:
@@ -220,6 +221,6 @@ def test_a_panicking_pack_at_start_up_is_a_startup_error(
     def panic(_: str) -> Any:
         raise PanicException("entered unreachable code")
 
-    monkeypatch.setattr(compiler.cel, "compile", panic)
+    monkeypatch.setattr(cel, "compile", panic)
     with pytest.raises(StartupError, match="PanicException"):
         make_runtime([{"action": "file_read", "expression": "1 == 1"}])

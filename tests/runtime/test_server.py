@@ -6,6 +6,9 @@ and that every receipt acknowledged with 200 survives SIGKILL.
 
 from __future__ import annotations
 
+import json
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -225,3 +228,74 @@ def test_metrics_port_serves_prometheus_text(tmp_path: Path) -> None:
         assert httpx.get(f"{rt.health_url}/metrics").status_code == 404  # not on the health port
     names = {family.name for family in text_string_to_metric_families(text)}
     assert {"helm_decisions", "helm_denials", "helm_chain_length", "process_cpu_seconds"} <= names
+
+
+def test_the_serve_path_loads_no_cel_or_httpx_before_they_are_needed() -> None:
+    """The cel package's __init__ also loads its interactive CLI (prompt_toolkit, rich, typer),
+    httpx its CLI's (rich, pygments): 0.45 s of every pod start. cel loads when the first
+    expression compiles, httpx with the proxy's first upstream call or a control-plane source."""
+    probe = (
+        "import sys, helm_runbook.runtime.server\n"
+        "print(*(m in sys.modules for m in ('cel', 'prompt_toolkit', 'httpx', 'rich')))\n"
+        "from helm_runbook.runtime.policy.compiler import compile_cel\n"
+        "compile_cel('1 == 1')\n"
+        "print('cel' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["False", "False", "False", "False", "True"]
+
+
+def test_sigterm_finishes_the_request_in_flight_and_keeps_its_receipt(tmp_path: Path) -> None:
+    """Graceful shutdown: once SIGTERM has closed the listener, a request already on a connection
+    is still answered 200, the process exits 0, and its receipt is stored."""
+    policy, data = write_policy(tmp_path / "policy"), tmp_path / "data"
+    body = json.dumps(
+        {"action": "EXECUTE_TOOL", "resource": "unknown.tool.kind", "context": {"session_id": "t"}}
+    ).encode()
+    headers = "".join(f"{k}: {v}\r\n" for k, v in TENANT_HEADERS.items())
+    rt = RuntimeProcess(policy, data, env=default_env()).start()
+    assert rt.proc is not None
+    with socket.create_connection(("127.0.0.1", rt.port), timeout=10) as conn:
+        conn.sendall(
+            f"POST /api/v1/evaluate HTTP/1.1\r\nHost: t\r\n{headers}Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:10]
+        )
+        time.sleep(0.3)  # let the server parse the head: the request is now in flight
+        rt.proc.send_signal(signal.SIGTERM)
+        for _ in range(500):  # bounded: 5 s
+            try:
+                socket.create_connection(("127.0.0.1", rt.port), timeout=1).close()
+            except OSError:
+                break  # the listener is closed: shutdown has begun
+            time.sleep(0.01)
+        else:
+            pytest.fail("the API listener stayed open after SIGTERM")
+        conn.sendall(body[10:])
+        response = b""
+        while chunk := conn.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 200"), response[:200]
+    receipt_id = json.loads(response.split(b"\r\n\r\n", 1)[1])["receipt_id"]
+    assert rt.stop() == 0
+    with RuntimeProcess(policy, data, env=default_env()) as restarted:
+        listed = httpx.get(f"{restarted.url}/api/v1/receipts", headers=TENANT_HEADERS).json()
+    assert [r["receipt_id"] for r in listed["receipts"]] == [receipt_id]
+
+
+def test_a_websocket_upgrade_is_answered_as_plain_http(tmp_path: Path) -> None:
+    """The contract has no WebSocket route: the server loads no WebSocket protocol (uvicorn's
+    "auto" imports the websockets library at every start) and answers an upgrade as HTTP."""
+    upgrade = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    with RuntimeProcess(
+        write_policy(tmp_path / "policy"), tmp_path / "data", env=default_env()
+    ) as rt:
+        response = httpx.get(f"{rt.url}/health", headers=upgrade)
+    assert (response.status_code, response.text) == (200, "OK")

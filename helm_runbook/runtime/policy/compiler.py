@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import cel
-
 from helm_runbook.formats.canonical import canonical_json, sha256_ref
 from helm_runbook.formats.policy_bundle import PolicyFileError
 
@@ -76,6 +74,10 @@ def compile_cel(expression: str) -> Any:
     """A CEL program within the limits; any failure of the library (a parser panic is a
     BaseException) becomes CelError."""
     cel_macros(expression)
+    # Imported here: the package's __init__ also loads its interactive CLI (prompt_toolkit, rich,
+    # typer: about 0.3 s), which a runtime whose policy has no expression never needs.
+    import cel
+
     try:
         return cel.compile(expression)
     except _FATAL:
