@@ -206,11 +206,14 @@ class LocalPrometheus:
         return self._ready(process)
 
     def _ready(self, process: subprocess.Popen[bytes] | None = None) -> str:
-        url = self.url or ""
+        url = ""
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
                 break
+            # read each time: just after Popen the child may not have exec'd prometheus yet, and
+            # the state file names a pid that is not Prometheus until it has
+            url = self.url or ""
             with contextlib.suppress(httpx.HTTPError):
                 if (
                     url

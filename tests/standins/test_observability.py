@@ -4,6 +4,8 @@ and a broken link between them is named."""
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -159,5 +161,43 @@ def test_the_newest_successful_scrape_is_read_among_stale_series() -> None:
         assert promql.newest_target(sel) == sel[:-1] + ',instance="127.0.0.1:1002"}'
         assert promql.wait_scrape_after(sel, 150.0, 1.0) == 200.0
     finally:
+        server.shutdown()
+        server.server_close()
+        server.server_close()
+
+
+def test_prometheus_ready_wait_rereads_its_url_until_the_child_has_exec_d(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Just after Popen the state file's pid is not Prometheus yet (the child has not exec'd):
+    the wait must look again, not settle on "no URL" for its whole timeout (a flake in 09)."""
+    import http.server
+    import subprocess
+    import threading
+
+    from helm_runbook.standins import observability
+
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/-/ready" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    child = subprocess.Popen(["sleep", "30"])
+    calls = iter([False, False, False])
+    monkeypatch.setattr(observability, "_is_prometheus", lambda pid: next(calls, pid == child.pid))
+    monkeypatch.setattr(observability, "READY_TIMEOUT_S", 3.0)
+    try:
+        prometheus = observability.LocalPrometheus(tmp_path)
+        prometheus.home.mkdir(parents=True)
+        prometheus.state_file.write_text(json.dumps({"pid": child.pid, "port": server.server_port}))
+        assert prometheus._ready(child) == f"http://127.0.0.1:{server.server_port}"
+    finally:
+        child.kill()
+        child.wait()
         server.shutdown()
         server.server_close()
