@@ -7,7 +7,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -19,6 +19,9 @@ from helm_runbook.runtime.settings import Settings
 from helm_runbook.steps.policy import SERVE_POLICY  # one copy of the chart-shaped policy
 from helm_runbook.tools.client import Credentials
 from tests.postgres_server import PostgresServer, postgres_bin
+
+if TYPE_CHECKING:
+    from tests.kube_emulator import BackgroundKmock
 
 ADMIN_KEY = "test-admin-key-0123456789"
 SERVICE_KEY = "test-service-key-0123456789"
@@ -140,3 +143,12 @@ def pg() -> Iterator[PostgresServer]:
 def pg_url(pg: PostgresServer) -> str:
     """A fresh, empty database on the session's server."""
     return pg.create_database()
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[BackgroundKmock]:
+    """One emulated Kubernetes API server (kmock) per test module, on 127.0.0.1."""
+    from tests.kube_emulator import BackgroundKmock
+
+    with BackgroundKmock() as km:
+        yield km

@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import warnings
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import kmock
+import yaml
+
+if TYPE_CHECKING:
+    from helm_runbook.targets.kube import KubeTarget
 
 
 class BackgroundKmock:
@@ -50,3 +56,29 @@ class BackgroundKmock:
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
         self._loop.close()
+
+
+def write_kubeconfig(
+    url: str, path: Path, *, context: str = "emulated", namespace: str = "ops"
+) -> Path:
+    """A kubeconfig whose one context reaches the emulator at ``url`` (a token user, as kmock
+    accepts any): for code that reads ``KUBECONFIG`` (the Helm SDK, the notebooks' kernels)."""
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": "emu", "cluster": {"server": url}}],
+        "users": [{"name": "me", "user": {"token": "t"}}],
+        "contexts": [{"name": context, "context": {"cluster": "emu", "user": "me", "namespace": namespace}}],
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def emulated_target(emulator: BackgroundKmock, tmp_path: Path, prefix: str) -> Iterator[KubeTarget]:
+    """A kube target on the emulator in a namespace of its own (named after the test)."""
+    from kubernetes import client
+
+    from helm_runbook.targets.kube import KubeTarget
+
+    namespace = f"{prefix}-{tmp_path.name[-12:].strip('_').lower().replace('_', '-')}"
+    with client.ApiClient(client.Configuration(host=emulator.url)) as api:
+        yield KubeTarget("emulated", namespace=namespace, workdir=tmp_path, api=api)

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.errors import StepFailed, TargetUnavailable
@@ -26,23 +25,15 @@ from helm_runbook.steps.controlplane import (
 from helm_runbook.steps.policy import governed_request, policy_signer, wake_reconcile
 from helm_runbook.targets.kube import KubeTarget
 from helm_runbook.targets.local import LocalTarget
-from tests.kube_emulator import BackgroundKmock
+from tests.kube_emulator import BackgroundKmock, emulated_target
 
 OPERATOR_URL = "https://policy.example.internal"
 CHAT = {"action": "LLM_INFERENCE"}
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[BackgroundKmock]:
-    with BackgroundKmock() as km:
-        yield km
-
-
 @pytest.fixture
 def kube(emulator: BackgroundKmock, tmp_path: Path) -> Iterator[KubeTarget]:
-    namespace = f"cp-{tmp_path.name[-12:].strip('_').lower().replace('_', '-')}"
-    with client.ApiClient(client.Configuration(host=emulator.url)) as api:
-        yield KubeTarget("emulated", namespace=namespace, workdir=tmp_path, api=api)
+    yield from emulated_target(emulator, tmp_path, "cp")
 
 
 def _operator_token(kube: KubeTarget) -> None:

@@ -20,23 +20,15 @@ from helm_runbook.steps import prepare_secrets
 from helm_runbook.steps.deploy import restart_pod, wait_for_rollout
 from helm_runbook.targets import open_target
 from helm_runbook.targets.kube import RESTARTED_AT, KubeTarget
-from tests.kube_emulator import BackgroundKmock
+from tests.kube_emulator import BackgroundKmock, emulated_target, write_kubeconfig
 
 NAMESPACE = "runbook"
 AUTH = {"helm": {"auth": {"existingSecret": "helm-auth"}}}
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[BackgroundKmock]:
-    with BackgroundKmock() as km:
-        yield km
-
-
 @pytest.fixture
 def kube(emulator: BackgroundKmock, tmp_path: Path) -> Iterator[KubeTarget]:
-    namespace = f"{NAMESPACE}-{tmp_path.name[-12:].strip('_').lower().replace('_', '-')}"
-    with client.ApiClient(client.Configuration(host=emulator.url)) as api:
-        yield KubeTarget("emulated", namespace=namespace, workdir=tmp_path, api=api)
+    yield from emulated_target(emulator, tmp_path, NAMESPACE)
 
 
 def _chart_deployment(target: KubeTarget) -> dict[str, Any]:
@@ -172,18 +164,9 @@ def test_rollout_step_reports_forwarded_ports(
 def test_open_target_reads_the_context_and_its_namespace(
     emulator: BackgroundKmock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    kubeconfig = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "emu", "cluster": {"server": emulator.url}}],
-        "users": [{"name": "me", "user": {"token": "t"}}],
-        "contexts": [
-            {"name": "staging", "context": {"cluster": "emu", "user": "me", "namespace": "team-a"}}
-        ],
-        "current-context": "staging",
-    }
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(kubeconfig))
+    path = write_kubeconfig(
+        emulator.url, tmp_path / "kubeconfig", context="staging", namespace="team-a"
+    )
     monkeypatch.setenv("KUBECONFIG", str(path))
     target = open_target("staging", tmp_path)
     assert (target.name, target.namespace) == ("kube:staging", "team-a")
@@ -204,14 +187,7 @@ def test_the_secret_setup_runbook_runs_against_a_kube_context(
     from helm_runbook.harness import runbook
     from helm_runbook.harness.record import read_records
 
-    kubeconfig = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "emulated",
-        "clusters": [{"name": "emu", "cluster": {"server": emulator.url}}],
-        "users": [{"name": "me", "user": {"token": "t"}}],
-        "contexts": [{"name": "emulated", "context": {"cluster": "emu", "user": "me", "namespace": "ops"}}],
-    }  # fmt: skip
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(kubeconfig))
+    path = write_kubeconfig(emulator.url, tmp_path / "kubeconfig", namespace="ops")
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.setattr(runbook, "EXECUTED", tmp_path / "runbooks")
     monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "kube-workdir")
@@ -259,14 +235,7 @@ def test_uninstall_reports_kept_and_deleted_objects_and_the_supplied_values(
 def test_uninstall_of_an_absent_release_is_refused_by_helm_with_a_fix(
     emulator: BackgroundKmock, tmp_path: Path
 ) -> None:
-    kubeconfig = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "emulated",
-        "clusters": [{"name": "emu", "cluster": {"server": emulator.url}}],
-        "users": [{"name": "me", "user": {"token": "t"}}],
-        "contexts": [{"name": "emulated", "context": {"cluster": "emu", "user": "me", "namespace": "ops"}}],
-    }  # fmt: skip
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(kubeconfig))
+    path = write_kubeconfig(emulator.url, tmp_path / "kubeconfig", namespace="ops")
     target = KubeTarget("emulated", namespace="ops", workdir=tmp_path, kubeconfig=str(path))
     with pytest.raises(ChartError, match="helm uninstall helm-ai-kernel failed") as refused:
         target.uninstall()
@@ -275,14 +244,7 @@ def test_uninstall_of_an_absent_release_is_refused_by_helm_with_a_fix(
 
 def _kubeconfig_target(emulator: BackgroundKmock, tmp_path: Path) -> KubeTarget:
     """A target whose Helm SDK calls reach the emulator through a kubeconfig."""
-    kubeconfig = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "emulated",
-        "clusters": [{"name": "emu", "cluster": {"server": emulator.url}}],
-        "users": [{"name": "me", "user": {"token": "t"}}],
-        "contexts": [{"name": "emulated", "context": {"cluster": "emu", "user": "me", "namespace": "ops"}}],
-    }  # fmt: skip
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(kubeconfig))
+    path = write_kubeconfig(emulator.url, tmp_path / "kubeconfig", namespace="ops")
     return KubeTarget("emulated", namespace="ops", workdir=tmp_path, kubeconfig=str(path))
 
 
@@ -383,14 +345,7 @@ def test_the_profile_set_at_02_carries_to_03_which_refuses_a_cluster_without_an_
     from helm_runbook.harness import runbook
     from helm_runbook.steps.profile import load_profile
 
-    kubeconfig = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "emulated",
-        "clusters": [{"name": "emu", "cluster": {"server": emulator.url}}],
-        "users": [{"name": "me", "user": {"token": "t"}}],
-        "contexts": [{"name": "emulated", "context": {"cluster": "emu", "user": "me", "namespace": "acme"}}],
-    }  # fmt: skip
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(kubeconfig))
+    path = write_kubeconfig(emulator.url, tmp_path / "kubeconfig", namespace="acme")
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.setattr(runbook, "EXECUTED", tmp_path / "runbooks")
     monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "kube-workdir")
