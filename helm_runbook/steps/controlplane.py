@@ -25,7 +25,12 @@ from helm_runbook.standins.controlplane import (
     ControlPlaneState,
     token_fingerprint,
 )
-from helm_runbook.steps.policy import SERVE_POLICY, policy_signer, skipped_without_stand_in
+from helm_runbook.steps.policy import (
+    SERVE_POLICY,
+    governed_body,
+    policy_signer,
+    skipped_without_stand_in,
+)
 from helm_runbook.targets.base import Target
 from helm_runbook.tools.client import RuntimeClient
 
@@ -247,7 +252,7 @@ def await_verdict(
     ):
         return skipped
     start = time.perf_counter()
-    body = {"tool": tool, "effect_level": "E1", "session_id": "controlplane", "args": args or {}}
+    body = governed_body(tool, args, "controlplane")
     decision: dict[str, Any] = {}
     with RuntimeClient.for_target(target, auth_secret=auth_secret) as client:
         for _ in range(int(within / 0.25) + 1):

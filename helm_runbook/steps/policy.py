@@ -181,6 +181,11 @@ def wake_reconcile(
     return result
 
 
+def governed_body(tool: str, args: dict[str, Any] | None, session_id: str) -> dict[str, Any]:
+    """The ``/api/v1/evaluate`` body of the runbooks' governed requests (effect level E1)."""
+    return {"tool": tool, "effect_level": "E1", "session_id": session_id, "args": args or {}}
+
+
 def governed_request(
     target: Target, tool: str, *, expect: str, args: dict[str, Any] | None = None, auth_secret: str = "helm-auth",
     session_id: str = "policy-rollout", stand_in: ControlPlaneSource | None = None,
@@ -192,9 +197,8 @@ def governed_request(
     ):
         return skipped
     start = time.perf_counter()
-    body = {"tool": tool, "effect_level": "E1", "session_id": session_id, "args": args or {}}
     with RuntimeClient.for_target(target, auth_secret=auth_secret) as client:
-        decision = client.evaluate(body)
+        decision = client.evaluate(governed_body(tool, args, session_id))
     if decision.get("verdict") != expect:
         raise StepFailed("policy.verdict", expected=f"{expect} for {tool}", seen=f"{decision.get('verdict')} {decision.get('reason')}",
                          fix="check the reconcile status: a refused update keeps the previous policy")  # fmt: skip
