@@ -101,6 +101,7 @@ def execute(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from helm_runbook.harness.engine import register
     from helm_runbook.harness.record import read_records
 
     # Executed into a staging copy: only a passing run replaces the copy the site is built from;
@@ -123,7 +124,7 @@ def execute(
     try:
         papermill.execute_notebook(
             str(notebook), str(output), parameters=parameters, cwd=str(NOTEBOOKS), kernel_name=KERNEL_NAME,
-            execution_timeout=cell_timeout, progress_bar=False, log_output=False,
+            execution_timeout=cell_timeout, progress_bar=False, log_output=False, engine_name=register(),
         )  # fmt: skip
     except PapermillExecutionError as exc:
         entry["status"] = "failed"
