@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from starlette.testclient import TestClient
 
+from helm_runbook.imports import skip_iri_grammars
 from helm_runbook.runtime.app import create_app
 from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.server import build_runtime
@@ -22,6 +23,8 @@ from tests.postgres_server import PostgresServer, postgres_bin
 
 if TYPE_CHECKING:
     from tests.kube_emulator import BackgroundKmock
+
+skip_iri_grammars()  # each worker that imports papermill or nbformat: a second (helm_runbook/imports.py)
 
 ADMIN_KEY = "test-admin-key-0123456789"
 SERVICE_KEY = "test-service-key-0123456789"

@@ -151,6 +151,7 @@ def test_the_package_has_no_import_circle() -> None:
 # (function-local and type-checking imports included). The longest matching prefix places a module.
 LAYERS = {
     "helm_runbook.formats": 0,  # receipts, keys, canonical JSON, policy bundles, evidence packs
+    "helm_runbook.imports": 0,  # import steering shared by every process
     "helm_runbook.runtime": 1,  # the reference runtime: knows nothing of the operator side
     "helm_runbook.errors": 1,
     "helm_runbook.harness.results": 1,

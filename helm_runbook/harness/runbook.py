@@ -27,6 +27,7 @@ from xml.etree import ElementTree as ET
 from helm_runbook.errors import InputError, RunbookError, StepFailed, report_error
 from helm_runbook.harness.lab import KERNEL_NAME, ensure_kernel
 from helm_runbook.harness.results import UNATTENDED_ENV
+from helm_runbook.imports import skip_iri_grammars
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -45,6 +46,7 @@ def declared_parameters(notebook: Path) -> set[str]:
 
 
 def _inspect(notebook: Path) -> dict[str, dict[str, Any]]:
+    skip_iri_grammars()  # papermill imports nbformat, nbformat jsonschema (helm_runbook/imports.py)
     import papermill
 
     return dict(papermill.inspect_notebook(str(notebook)))
@@ -98,6 +100,7 @@ def execute(
     notebook: Path, *, target: str, cell_timeout: int, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Run one notebook; returns its report entry (status, duration, steps, failure)."""
+    skip_iri_grammars()
     import papermill
     from papermill.exceptions import PapermillExecutionError
 

@@ -19,6 +19,12 @@ from helm_runbook.site.pages import write_generated_pages
 from helm_runbook.site.results import add_banner
 
 ROOT = Path(__file__).resolve().parents[2]
+# `mkdocs` without the iri grammars mkdocs-jupyter's jsonschema would compile (about a second):
+# helm_runbook/imports.py.
+MKDOCS = (
+    "from helm_runbook.imports import skip_iri_grammars; skip_iri_grammars(); "
+    "from mkdocs.__main__ import cli; cli(prog_name='mkdocs')"
+)
 
 
 def build_site(build: Path, *, executed: Path, report: Path, notebooks: Path) -> float:
@@ -54,7 +60,7 @@ def build_site(build: Path, *, executed: Path, report: Path, notebooks: Path) ->
     config.write_text((ROOT / "mkdocs.yml").read_text().replace("docs_dir: build/docs", f"docs_dir: {site_src}")
                       .replace("site_dir: build/site", f"site_dir: {build / 'site'}"))  # fmt: skip
     proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config)],
+        [sys.executable, "-c", MKDOCS, "build", "--strict", "-f", str(config)],
         cwd=build, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
         timeout=600,
     )  # fmt: skip
