@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -223,11 +224,26 @@ def write_reports(entries: list[dict[str, Any]], run: dict[str, str]) -> None:
     )
 
 
-def build_docs() -> float:
-    """The docs site from this run's executed copies and report (``site.build``); seconds taken."""
+def build_docs(reference: Future[dict[str, str]] | None = None) -> float:
+    """The docs site from this run's executed copies and report (``site.build``), with the
+    reference pages ``reference_ahead`` computed if given; seconds taken."""
     from helm_runbook.site.build import build_site
 
-    return build_site(BUILD, executed=EXECUTED, report=REPORT, notebooks=NOTEBOOKS)
+    pages = reference.result() if reference is not None else None
+    return build_site(BUILD, executed=EXECUTED, report=REPORT, notebooks=NOTEBOOKS, reference=pages)
+
+
+def reference_ahead() -> Future[dict[str, str]]:
+    """The site's reference pages computed in a thread (``site.pages.reference_pages``, about
+    4 s of chart renders that depend on no run): started with the last runbook, whose kernel
+    mostly waits on its pod and Prometheus, so the site build after it does not wait for them."""
+    from helm_runbook.site.pages import reference_pages
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reference-pages")
+    try:
+        return pool.submit(reference_pages)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def stop_local_target(workdir: Path | None = None) -> int:
@@ -385,12 +401,16 @@ def run(request: RunRequest, *, via: str = MAKE_RUNBOOK) -> list[dict[str, Any]]
         stop_local_target()
         shutil.rmtree(WORKDIR, ignore_errors=True)
     started, ran = time.perf_counter(), 0
+    to_run = [p for p in plan.runbooks if not p.skip]
+    reference: Future[dict[str, str]] | None = None
     try:
         for planned in plan.runbooks:
             name = planned.notebook.stem
             if planned.skip:
                 print(summary_line(entries[name], skipped=True), flush=True)
                 continue
+            if plan.docs and planned is to_run[-1]:
+                reference = reference_ahead()
             entry = execute(
                 planned.notebook,
                 target=plan.target,
@@ -415,7 +435,7 @@ def run(request: RunRequest, *, via: str = MAKE_RUNBOOK) -> list[dict[str, Any]]
     print(f"runbooks: {ran} ran, {len(plan.runbooks) - ran} skipped, all passed in "
           f"{time.perf_counter() - started:.1f}s; report {REPORT}", flush=True)  # fmt: skip
     if plan.docs:
-        print(f"docs: built {BUILD / 'site'} in {build_docs():.1f}s", flush=True)
+        print(f"docs: built {BUILD / 'site'} in {build_docs(reference):.1f}s", flush=True)
     return [entries[p.notebook.stem] for p in plan.runbooks]
 
 

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -27,9 +28,12 @@ MKDOCS = (
 )
 
 
-def build_site(build: Path, *, executed: Path, report: Path, notebooks: Path) -> float:
+def build_site(
+    build: Path, *, executed: Path, report: Path, notebooks: Path, reference: Mapping[str, str] | None = None
+) -> float:  # fmt: skip
     """The site into ``build/site`` from the executed copies in ``executed`` and the run report;
-    ``notebooks`` holds the clean copies offered as downloads. Returns the seconds it took."""
+    ``notebooks`` holds the clean copies offered as downloads; ``reference`` the reference pages
+    if computed ahead (``site.pages.reference_pages``). Returns the seconds it took."""
     start = time.perf_counter()
     run_report = json.loads(report.read_text()) if report.exists() else {"run": {}, "notebooks": []}
     entries = {e["notebook"]: e for e in run_report["notebooks"]}
@@ -54,7 +58,7 @@ def build_site(build: Path, *, executed: Path, report: Path, notebooks: Path) ->
             download = f"{up}downloads/{notebook.name}"
         if notebook.stem in entries:
             add_banner(copy, entries[notebook.stem], run_report.get("run", {}), download)
-    write_generated_pages(site_src, run_report)
+    write_generated_pages(site_src, run_report, reference)
     # mkdocs.yml names build/docs and build/site; a build elsewhere (tests) gets its own copy.
     config = build / "mkdocs.yml"
     config.write_text((ROOT / "mkdocs.yml").read_text().replace("docs_dir: build/docs", f"docs_dir: {site_src}")

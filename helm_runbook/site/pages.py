@@ -20,20 +20,28 @@ REFERENCE_PAGES = {
 }
 
 
-def write_generated_pages(site_src: Path, report: Mapping[str, Any]) -> list[Path]:
-    """Write the reference pages and the results page into the site's source tree."""
+def reference_pages() -> dict[str, str]:
+    """The pages that depend on the chart and the runtime only, not on a run: the reference
+    pages and the overview's picture (about 4 s of chart renders, so the runner may compute
+    them while its last runbook executes)."""
+    pages = {relative: page() for relative, page in REFERENCE_PAGES.items()}
+    return {**pages, "topology.svg": overview_topology()}
+
+
+def write_generated_pages(
+    site_src: Path, report: Mapping[str, Any], reference: Mapping[str, str] | None = None
+) -> list[Path]:
+    """Write the reference pages (``reference``, else computed now) and the pages of this run's
+    results into the site's source tree."""
     written = []
-    for relative, page in REFERENCE_PAGES.items():
+    for relative, text in (reference_pages() if reference is None else reference).items():
         path = site_src / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(page())
+        path.write_text(text)
         written.append(path)
     results = site_src / "results.md"
     results.write_text(results_page(report))
     written.append(results)
-    picture = site_src / "topology.svg"
-    picture.write_text(overview_topology())
-    written.append(picture)
     coverage = guide_coverage(report)
     coverage_md = site_src / "guide-coverage.md"
     coverage_md.write_text(coverage_page(coverage))

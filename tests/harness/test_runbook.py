@@ -198,3 +198,51 @@ def test_a_step_skipped_with_its_reason_is_a_skipped_junit_testcase(
         ("install (cell 3)", []),
         ("policy.wake (cell 4)", [reason]),
     ]
+
+
+def test_a_whole_run_computes_the_reference_pages_while_its_last_runbook_executes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The site's reference pages depend on no run: they start with the last runbook (in a
+    thread) and the site build gets them, instead of rendering them after every runbook."""
+    from concurrent.futures import Future
+
+    _build_in(tmp_path, monkeypatch)
+    events: list[str] = []
+    ahead: Future[dict[str, str]] = Future()
+    ahead.set_result({"reference/values.md": "# values"})
+
+    def execute(notebook: Path, **_: object) -> dict[str, object]:
+        events.append(notebook.stem[:2])
+        return {"notebook": notebook.stem, "status": "passed", "duration_s": 0.1, "steps": [],
+                "failure": None, "executed": notebook.name}  # fmt: skip
+
+    def reference_ahead() -> Future[dict[str, str]]:
+        events.append("reference")
+        return ahead
+
+    built: list[object] = []
+    monkeypatch.setattr(runbook, "execute", execute)
+    monkeypatch.setattr(runbook, "run_metadata", lambda target: {"target": target})
+    monkeypatch.setattr(runbook, "reference_ahead", reference_ahead)
+    monkeypatch.setattr(
+        runbook, "build_docs", lambda reference=None: built.append(reference) or 0.0
+    )
+    monkeypatch.setattr(runbook, "stop_local_target", lambda: 0)
+    runbook.run(runbook.RunRequest())
+    last = runbook.notebooks()[-1].stem[:2]
+    assert events[-2:] == ["reference", last] and events.count("reference") == 1
+    assert built == [ahead]
+    events.clear()
+    runbook.run(runbook.RunRequest(docs=False))
+    assert "reference" not in events
+
+
+def test_reference_pages_computed_ahead_are_the_pages_written(tmp_path: Path) -> None:
+    from helm_runbook.site.pages import write_generated_pages
+
+    ahead = {"reference/values.md": "# values, computed ahead", "topology.svg": "<svg/>"}
+    write_generated_pages(tmp_path, {"run": {}, "notebooks": []}, ahead)
+    assert (tmp_path / "reference" / "values.md").read_text() == ahead["reference/values.md"]
+    assert (tmp_path / "topology.svg").read_text() == "<svg/>"
+    assert (tmp_path / "results.md").exists() and (tmp_path / "guide-coverage.md").exists()
