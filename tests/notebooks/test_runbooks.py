@@ -292,6 +292,7 @@ def test_control_plane_runbook(run: dict[str, Any]) -> None:
     ]
     waits = _values(run, "07-control-plane-install", "policy.await")
     assert waits[0]["waited_s"] <= waits[0]["within_s"]
+    assert waits[1]["reason"].startswith("last-known-good snapshot expired after")
     reasons = [v["reason"] for v in _values(run, "07-control-plane-install", "policy.wake")]
     assert any("signature required" in r for r in reasons)
     assert any("HELM_POLICY_BEARER_TOKEN" in r and "was refused" in r for r in reasons)
