@@ -322,7 +322,7 @@ def test_observability_runbook_counts_agree_with_the_receipts(run: dict[str, Any
     assert (job["port"], job["path"], job["interval"], job["up"]) == (
         "metrics",
         "/metrics",
-        "1s",
+        "500ms",
         1,
     )
     [burst] = _values(run, book, "metrics.burst")
