@@ -257,7 +257,8 @@ def start_prometheus(target: Target, *, prometheus_url: str = "") -> StepReport:
     else:
         job, scraping = None, "the cluster's own jobs"
     url = _prometheus(target, prometheus_url)
-    PromQL(url).vector("vector(1)")  # answers queries (a cluster Prometheus's URL is right)
+    with PromQL(url) as promql:
+        promql.vector("vector(1)")  # answers queries (a cluster Prometheus's URL is right)
     report = StepReport("metrics.start", "Prometheus, before the release is scraped", ["field", "value"],
                         [["Prometheus", url], ["scraping", scraping]], summary=f"{url} answers queries",
                         seconds=time.perf_counter() - start,
@@ -287,8 +288,8 @@ def prometheus_scrapes(
         # started or reconfigured here.
         target.prometheus().start(job, f"127.0.0.1:{port}", str(getattr(target, "pod_name", "pod")))
     url = _prometheus(target, prometheus_url)
-    promql = PromQL(url)
-    scraped = promql.wait_scrape_after(job.selector_promql, began, timeout)
+    with PromQL(url) as promql:
+        scraped = promql.wait_scrape_after(job.selector_promql, began, timeout)
     rows: list[list[object]] = [["job", job.name], ["Service", job.service], ["endpoint port", job.endpoint_port],
                                 ["container port", job.container_port], ["path", job.path], ["interval", job.interval],
                                 ["selector", job.selector], ["target", f"up{job.selector_promql} = 1"]]  # fmt: skip
@@ -312,9 +313,9 @@ def governed_burst(
                          fix=f"use 1..{MAX_BURST} requests over at most 120 seconds")  # fmt: skip
     start = time.perf_counter()
     job = scrape_job(_release(target))
-    promql = PromQL(_prometheus(target, prometheus_url))
     quiet = time.time()
-    promql.wait_scrape_after(job.selector_promql, quiet, 3 * job.interval_s + 10)
+    with PromQL(_prometheus(target, prometheus_url)) as promql:
+        promql.wait_scrape_after(job.selector_promql, quiet, 3 * job.interval_s + 10)
     began = time.time()
     session = f"burst-{int(began)}"
     answered: Counter[str] = Counter()
@@ -365,8 +366,22 @@ def burst_figures(target: Target, burst: StepReport, *, prometheus_url: str = ""
     chart of decisions over time by verdict and the latency quantiles."""
     start = time.perf_counter()
     job = scrape_job(_release(target))
-    promql = PromQL(_prometheus(target, prometheus_url))
     began, ended = _burst_window(burst)
+    with PromQL(_prometheus(target, prometheus_url)) as promql:
+        report = _figures(promql, job, burst, began, ended, start)
+    record(report)
+    failed = [row for row in report.rows if row[-1] == "FAIL"]
+    if failed:
+        raise StepFailed("metrics.figures", expected="Prometheus's counts equal the receipts written",
+                         seen="; ".join(f"{r[0]}: {r[2]} vs {r[3]}" for r in failed),
+                         fix="every decision is counted once and writes one receipt: check scrape gaps (up) and restarts")  # fmt: skip
+    return report
+
+
+def _figures(
+    promql: PromQL, job: ScrapeJob, burst: StepReport, began: float, ended: float, start: float
+) -> FigureReport:
+    """The figures, their checks against the receipts and the chart (one Prometheus client)."""
     after = promql.wait_scrape_after(job.selector_promql, ended, 3 * job.interval_s + 10)
     sel = promql.newest_target(job.selector_promql, after)
     before = float(burst.values.get("quiet", began))  # type: ignore[arg-type]
@@ -425,12 +440,6 @@ def burst_figures(target: Target, burst: StepReport, *, prometheus_url: str = ""
                           values={"prometheus": figures, "receipts": receipts, "rate_per_s": round(rate, 3),
                                   "latency_ms": quantiles, "reconcile_status": state[0] if state else None,
                                   "policy_epoch": epoch, "chart_png_bytes": len(png)})  # fmt: skip
-    record(report)
-    failed = [row for row in rows if row[-1] == "FAIL"]
-    if failed:
-        raise StepFailed("metrics.figures", expected="Prometheus's counts equal the receipts written",
-                         seen="; ".join(f"{r[0]}: {r[2]} vs {r[3]}" for r in failed),
-                         fix="every decision is counted once and writes one receipt: check scrape gaps (up) and restarts")  # fmt: skip
     return report
 
 
