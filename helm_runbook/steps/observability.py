@@ -403,6 +403,11 @@ def _figures(
         rows.append(
             [label, query, f"{seen:g}", f"{want} receipts", "PASS" if seen == want else "FAIL"]
         )
+    during = f"{max(1, round((ended - began) * 1000))}ms"
+    scrapes = promql.scalar(f"sum_over_time(up{sel}[{during}])", at=ended)
+    rows.append(
+        ["scrapes during the burst", f"sum_over_time(up[{during}])", f"{scrapes:g}", "-", "INFO"]
+    )
     rate = promql.scalar(f"sum(rate(helm_decisions_total{sel}[{window}]))", at=after)
     rows.append(
         ["request rate", f"rate(helm_decisions_total[{window}])", f"{rate:.2f}/s", "-", "INFO"]
@@ -439,7 +444,7 @@ def _figures(
                                   f"{shlex.quote(f'query=sum(rate(helm_decisions_total{sel}[{window}]))')}",
                           values={"prometheus": figures, "receipts": receipts, "rate_per_s": round(rate, 3),
                                   "latency_ms": quantiles, "reconcile_status": state[0] if state else None,
-                                  "policy_epoch": epoch, "chart_png_bytes": len(png)})  # fmt: skip
+                                  "policy_epoch": epoch, "chart_png_bytes": len(png), "scrapes_during_burst": scrapes})  # fmt: skip
     return report
 
 

@@ -322,7 +322,7 @@ def test_observability_runbook_counts_agree_with_the_receipts(run: dict[str, Any
     assert (job["port"], job["path"], job["interval"], job["up"]) == (
         "metrics",
         "/metrics",
-        "500ms",
+        "250ms",
         1,
     )
     [burst] = _values(run, book, "metrics.burst")
@@ -333,6 +333,7 @@ def test_observability_runbook_counts_agree_with_the_receipts(run: dict[str, Any
     assert (counted["ALLOW"], counted["DENY"]) == (receipts["ALLOW"], receipts["DENY"])
     assert counted["decisions"] == counted["histogram"] == burst["requests"]
     assert figures["reconcile_status"] in ("ok", "no_change") and figures["rate_per_s"] > 0
+    assert figures["scrapes_during_burst"] >= 2, "the chart's curve needs scrapes inside the burst"
     latency = figures["latency_ms"]
     assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"]
     outputs = [o for cell in nbformat.read(run["build"] / "runbooks" / f"{book}.ipynb", as_version=4).cells
