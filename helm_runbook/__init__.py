@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         create_tls_secret,
         governed_burst,
         ingress_check,
+        prometheus_scrapes,
         start_prometheus,
         upgrade_reusing_values,
     )
@@ -140,6 +141,7 @@ _LAZY = {
     "open_target": "helm_runbook.targets",
     "prepare_secrets": "helm_runbook.steps",
     "production_values": "helm_runbook.steps.presets",
+    "prometheus_scrapes": "helm_runbook.steps.observability",
     "publish_signed_policy": "helm_runbook.steps.policy",
     "render_release": "helm_runbook.steps",
     "release_topology": "helm_runbook.site.topology",
@@ -218,6 +220,7 @@ __all__ = [
     "prepare_secrets",
     "production_values",
     "profile_values",
+    "prometheus_scrapes",
     "publish_signed_policy",
     "publish_version",
     "receipts_kept",

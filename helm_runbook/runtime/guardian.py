@@ -64,6 +64,7 @@ def decide(
 
     if snapshot is None:
         return deny("POLICY_NOT_READY", f"no active policy snapshot for {request.scope.key}")
+    snapshot = snapshot.at(now_ns / 1e9)  # a last-known-good snapshot past its window denies
     if not snapshot.active or snapshot.policy is None:
         reason = snapshot.reason or "policy snapshot is not active"
         return deny("POLICY_NOT_READY", reason, snapshot.policy_hash)

@@ -31,6 +31,7 @@ from helm_runbook.standins.process import free_port
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a PromQL answer larger than this is refused, not parsed
 QUERY_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 60.0
+SCRAPE_POLL_S = 0.05  # two local PromQL queries per poll
 
 
 @dataclass(frozen=True)
@@ -175,22 +176,42 @@ class LocalPrometheus:
         state = self._state()
         return f"http://127.0.0.1:{state['port']}" if state else None
 
-    def write_config(self, job: ScrapeJob, address: str, pod: str) -> Path:
-        owner_only_dir(self.home)
-        path = self.home / "prometheus.yml"
-        header = f"# derived from the release's ServiceMonitor {job.name} (monitor labels {job.monitor_labels})\n"
-        write_private(path, header + yaml.safe_dump(job.config(address, pod), sort_keys=False))
-        return path
+    @property
+    def config_file(self) -> Path:
+        return self.home / "prometheus.yml"
 
-    def start(self, job: ScrapeJob, address: str, pod: str) -> str:
-        """Start (or reconfigure) the server; returns its URL once ``/-/ready`` answers."""
+    def write_config(self, job: ScrapeJob | None, address: str = "", pod: str = "") -> bool:
+        """Write the configuration: ``job`` scraping ``address``, or no job yet. True if it changed."""
+        owner_only_dir(self.home)
+        if job is None:
+            text = "# no ServiceMonitor yet: the release's upgrade adds its job\n" + yaml.safe_dump(
+                {"global": {}, "scrape_configs": []}, sort_keys=False
+            )
+        else:
+            header = f"# derived from the release's ServiceMonitor {job.name} (monitor labels {job.monitor_labels})\n"
+            text = header + yaml.safe_dump(job.config(address, pod), sort_keys=False)
+        with contextlib.suppress(OSError):
+            if self.config_file.read_text() == text:
+                return False
+        write_private(self.config_file, text)
+        return True
+
+    def start(self, job: ScrapeJob | None, address: str = "", pod: str = "") -> str:
+        """Start (or reconfigure) the server; returns its URL once ``/-/ready`` answers.
+
+        Without a job it runs with none yet: Prometheus hands targets to its scrape manager only on
+        a fixed 5 s tick counted from its start, so a server started before the release's
+        ServiceMonitor exists scrapes it that much sooner. An unchanged configuration is not
+        reloaded (a reload would only wait for the next tick again)."""
         binary = shutil.which("prometheus")
         if binary is None:
             raise TargetUnavailable("the local target's monitoring needs Prometheus",
                                     fix="apt-get install -y prometheus (make system-deps installs it)")  # fmt: skip
-        config = self.write_config(job, address, pod)
+        changed = self.write_config(job, address, pod)
+        config = self.config_file
         if self.url:
-            self.reload()
+            if changed:
+                self.reload()
             return self._ready()
         port = free_port()
         data = owner_only_dir(self.home / "data")
@@ -291,15 +312,28 @@ def write_private(path: Path, text: str) -> None:
 
 
 class PromQL:
-    """Instant and range queries against a Prometheus HTTP API, bounded in size and time."""
+    """Instant and range queries against a Prometheus HTTP API, bounded in size and time.
+
+    One client for every query (``with PromQL(url) as promql``): a new one per query loads the
+    CA bundle and connects again, about 30 ms each, and the waits poll twice per period."""
 
     def __init__(self, url: str, *, timeout: float = QUERY_TIMEOUT_S) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self._client = httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> PromQL:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
         try:
-            with httpx.stream("GET", f"{self.url}{path}", params=params, timeout=self.timeout) as r:
+            with self._client.stream("GET", f"{self.url}{path}", params=params) as r:
                 body = bytearray()
                 for chunk in r.iter_bytes():
                     body += chunk
@@ -366,13 +400,13 @@ class PromQL:
 
     def wait_scrape_after(self, selector: str, after: float, timeout: float) -> float:
         """Block until Prometheus has scraped ``selector``'s target successfully after ``after``
-        (unix time), polling at a quarter of a second."""
+        (unix time), polling every ``SCRAPE_POLL_S`` (well under a scrape interval)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             seen = self.last_scrape(selector)
             if seen > after:
                 return seen
-            time.sleep(0.25)
+            time.sleep(SCRAPE_POLL_S)
         up = self.scalar(f"up{selector}", default=-1)
         raise StepFailed("metrics.scrape", expected=f"a successful scrape of up{selector} within {timeout:g}s",
                          seen=f"up={up:g}, last scrape at {self.last_scrape(selector):.0f}",

@@ -35,6 +35,7 @@ from helm_runbook.targets.base import Target
 from helm_runbook.tools.client import RuntimeClient
 
 TOKEN_KEY = "HELM_POLICY_BEARER_TOKEN"
+AWAIT_PERIOD_S = 0.05  # await_verdict's own poll: well under the runtime's poll interval
 
 
 @dataclass
@@ -255,11 +256,13 @@ def await_verdict(
     body = governed_body(tool, args, "controlplane")
     decision: dict[str, Any] = {}
     with RuntimeClient.for_target(target, auth_secret=auth_secret) as client:
-        for _ in range(int(within / 0.25) + 1):
+        # Each evaluate is a real decision (with its receipt); a short period so the step ends
+        # within AWAIT_PERIOD_S of the change, not a quarter of a second after it.
+        while True:
             decision = client.evaluate(body)
-            if decision.get("verdict") == expect:
+            if decision.get("verdict") == expect or time.perf_counter() - start > within:
                 break
-            time.sleep(0.25)
+            time.sleep(AWAIT_PERIOD_S)
     waited = time.perf_counter() - start
     if decision.get("verdict") != expect:
         raise StepFailed("policy.await", expected=f"{expect} for {tool} within {within:g}s",
@@ -270,7 +273,7 @@ def await_verdict(
                         [[k, decision.get(k, "")] for k in keys] + [["after", f"{waited:.2f}s"]],
                         summary=f"{expect} after {waited:.2f}s (limit {within:g}s)", seconds=waited,
                         values={"tool": tool, "verdict": decision["verdict"], "reason_code": decision.get("reason_code"),
-                                "waited_s": round(waited, 3), "within_s": within})  # fmt: skip
+                                "reason": decision.get("reason"), "waited_s": round(waited, 3), "within_s": within})  # fmt: skip
     record(result)
     return result
 

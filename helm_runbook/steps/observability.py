@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import io
 import shlex
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -25,6 +26,7 @@ from helm_runbook.tools.client import RuntimeClient
 
 MAX_BURST = 2000  # requests: the burst is a demonstration, not a load test (benchmarks/ has those)
 QUANTILES = (0.5, 0.9, 0.99)
+_CHART_IMPORT = threading.Lock()  # matplotlib.use must not race a concurrent first import
 
 
 def _release(target: Target) -> RenderedRelease:
@@ -232,23 +234,62 @@ def _prometheus(target: Target, prometheus_url: str) -> str:
     return str(local)
 
 
-def start_prometheus(
+def start_prometheus(target: Target, *, prometheus_url: str = "") -> StepReport:
+    """The monitoring stack, before the release asks to be scraped: on the local target a
+    Prometheus server (scraping the release's ServiceMonitor job if it has one already, else none
+    yet: the upgrade that renders the ServiceMonitor adds it, as prometheus-operator would); on a
+    cluster its own Prometheus (``prometheus_url``), which must answer. Prometheus takes targets
+    only on a fixed 5 s tick from its start: started first, that tick runs beside the upgrade."""
+    start = time.perf_counter()
+    if not prometheus_url and hasattr(target, "prometheus"):
+        release = getattr(target, "release", None)
+        job = (
+            scrape_job(release)
+            if isinstance(release, RenderedRelease) and release.of_kind("ServiceMonitor")
+            else None
+        )
+        port = target.forwarded_ports().get(job.container_port) if job is not None else None
+        if job is not None and port is None:
+            job = None  # the running pod serves no metrics port yet: the upgrade adds the job
+        pod = str(getattr(target, "pod_name", "pod"))
+        target.prometheus().start(job, f"127.0.0.1:{port}" if job else "", pod)
+        scraping = job.name if job else "no job yet (the release has no ServiceMonitor)"
+    else:
+        job, scraping = None, "the cluster's own jobs"
+    url = _prometheus(target, prometheus_url)
+    with PromQL(url) as promql:
+        promql.vector("vector(1)")  # answers queries (a cluster Prometheus's URL is right)
+    report = StepReport("metrics.start", "Prometheus, before the release is scraped", ["field", "value"],
+                        [["Prometheus", url], ["scraping", scraping]], summary=f"{url} answers queries",
+                        seconds=time.perf_counter() - start,
+                        values={"prometheus": url, "job": job.name if job else None})  # fmt: skip
+    record(report)
+    return report
+
+
+def prometheus_scrapes(
     target: Target, *, prometheus_url: str = "", timeout: float = 30.0
 ) -> StepReport:
-    """The release's scrape job derived from its ServiceMonitor and Service; on the local target a
-    Prometheus server scraping exactly that job, on a cluster its own Prometheus (``prometheus_url``).
-    Passes when the job's target is up: scraped successfully after the step began."""
+    """The release's scrape job derived from its ServiceMonitor and Service, run by the local
+    Prometheus (``start_prometheus``; the upgrade configured it) or the cluster's
+    (``prometheus_url``). Passes when the job's target is up: scraped successfully after the step
+    began."""
     start, began = time.perf_counter(), time.time()
+    # The chart's library (about 0.5 s of imports the figures step would wait for) loads while
+    # this step waits for Prometheus's discovery tick, when nothing else needs the CPU.
+    threading.Thread(target=_load_chart_library, name="matplotlib-import", daemon=True).start()
     job = scrape_job(_release(target))
     if not prometheus_url and hasattr(target, "prometheus"):
         port = target.forwarded_ports().get(job.container_port)
         if port is None:
             raise StepFailed("metrics.port", expected=f"the pod serving container port {job.container_port}",
                              seen=f"ports {sorted(target.forwarded_ports())}", fix="install with helm.metrics.enabled=true")  # fmt: skip
+        # Running with this job already (the upgrade reconfigured it): nothing changes; else
+        # started or reconfigured here.
         target.prometheus().start(job, f"127.0.0.1:{port}", str(getattr(target, "pod_name", "pod")))
     url = _prometheus(target, prometheus_url)
-    promql = PromQL(url)
-    scraped = promql.wait_scrape_after(job.selector_promql, began, timeout)
+    with PromQL(url) as promql:
+        scraped = promql.wait_scrape_after(job.selector_promql, began, timeout)
     rows: list[list[object]] = [["job", job.name], ["Service", job.service], ["endpoint port", job.endpoint_port],
                                 ["container port", job.container_port], ["path", job.path], ["interval", job.interval],
                                 ["selector", job.selector], ["target", f"up{job.selector_promql} = 1"]]  # fmt: skip
@@ -256,7 +297,7 @@ def start_prometheus(
                         ["field", "value"], rows, summary=f"{url}: last scrape {time.time() - scraped:.1f}s ago",
                         seconds=time.perf_counter() - start,
                         values={"job": job.name, "service": job.service, "port": job.endpoint_port, "path": job.path,
-                                "interval": job.interval, "up": 1})  # fmt: skip
+                                "interval": job.interval, "up": 1, "scraped_after_start_s": round(scraped - began, 3)})  # fmt: skip
     record(report)
     return report
 
@@ -272,9 +313,9 @@ def governed_burst(
                          fix=f"use 1..{MAX_BURST} requests over at most 120 seconds")  # fmt: skip
     start = time.perf_counter()
     job = scrape_job(_release(target))
-    promql = PromQL(_prometheus(target, prometheus_url))
     quiet = time.time()
-    promql.wait_scrape_after(job.selector_promql, quiet, 3 * job.interval_s + 10)
+    with PromQL(_prometheus(target, prometheus_url)) as promql:
+        promql.wait_scrape_after(job.selector_promql, quiet, 3 * job.interval_s + 10)
     began = time.time()
     session = f"burst-{int(began)}"
     answered: Counter[str] = Counter()
@@ -325,8 +366,22 @@ def burst_figures(target: Target, burst: StepReport, *, prometheus_url: str = ""
     chart of decisions over time by verdict and the latency quantiles."""
     start = time.perf_counter()
     job = scrape_job(_release(target))
-    promql = PromQL(_prometheus(target, prometheus_url))
     began, ended = _burst_window(burst)
+    with PromQL(_prometheus(target, prometheus_url)) as promql:
+        report = _figures(promql, job, burst, began, ended, start)
+    record(report)
+    failed = [row for row in report.rows if row[-1] == "FAIL"]
+    if failed:
+        raise StepFailed("metrics.figures", expected="Prometheus's counts equal the receipts written",
+                         seen="; ".join(f"{r[0]}: {r[2]} vs {r[3]}" for r in failed),
+                         fix="every decision is counted once and writes one receipt: check scrape gaps (up) and restarts")  # fmt: skip
+    return report
+
+
+def _figures(
+    promql: PromQL, job: ScrapeJob, burst: StepReport, began: float, ended: float, start: float
+) -> FigureReport:
+    """The figures, their checks against the receipts and the chart (one Prometheus client)."""
     after = promql.wait_scrape_after(job.selector_promql, ended, 3 * job.interval_s + 10)
     sel = promql.newest_target(job.selector_promql, after)
     before = float(burst.values.get("quiet", began))  # type: ignore[arg-type]
@@ -348,6 +403,11 @@ def burst_figures(target: Target, burst: StepReport, *, prometheus_url: str = ""
         rows.append(
             [label, query, f"{seen:g}", f"{want} receipts", "PASS" if seen == want else "FAIL"]
         )
+    during = f"{max(1, round((ended - began) * 1000))}ms"
+    scrapes = promql.scalar(f"sum_over_time(up{sel}[{during}])", at=ended)
+    rows.append(
+        ["scrapes during the burst", f"sum_over_time(up[{during}])", f"{scrapes:g}", "-", "INFO"]
+    )
     rate = promql.scalar(f"sum(rate(helm_decisions_total{sel}[{window}]))", at=after)
     rows.append(
         ["request rate", f"rate(helm_decisions_total[{window}])", f"{rate:.2f}/s", "-", "INFO"]
@@ -384,32 +444,35 @@ def burst_figures(target: Target, burst: StepReport, *, prometheus_url: str = ""
                                   f"{shlex.quote(f'query=sum(rate(helm_decisions_total{sel}[{window}]))')}",
                           values={"prometheus": figures, "receipts": receipts, "rate_per_s": round(rate, 3),
                                   "latency_ms": quantiles, "reconcile_status": state[0] if state else None,
-                                  "policy_epoch": epoch, "chart_png_bytes": len(png)})  # fmt: skip
-    record(report)
-    failed = [row for row in rows if row[-1] == "FAIL"]
-    if failed:
-        raise StepFailed("metrics.figures", expected="Prometheus's counts equal the receipts written",
-                         seen="; ".join(f"{r[0]}: {r[2]} vs {r[3]}" for r in failed),
-                         fix="every decision is counted once and writes one receipt: check scrape gaps (up) and restarts")  # fmt: skip
+                                  "policy_epoch": epoch, "chart_png_bytes": len(png), "scrapes_during_burst": scrapes})  # fmt: skip
     return report
+
+
+def _load_chart_library() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display); imported once, by whichever comes first."""
+    with _CHART_IMPORT:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+
+        return pyplot
 
 
 def _chart(promql: PromQL, sel: str, began: float, ended: float, interval: float) -> bytes:
     """Decisions per scrape interval by verdict, and latency quantiles, as one PNG."""
-    import matplotlib
+    plt = _load_chart_library()
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    step = max(1.0, interval)
+    step = interval
     lo, hi = began - 2 * step, ended + 2 * step
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.2), sharex=True)
     window = 3 * step  # a rate needs two samples in its window: three scrapes' worth
+    span = f"{round(window * 1000)}ms"  # a PromQL range takes whole units: 1.5s is 1500ms
     for metric, verdict, colour in (
         ("helm_allows_total", "ALLOW", "#1a7f37"),
         ("helm_denials_total", "DENY", "#cf222e"),
     ):
-        for _, points in promql.matrix(f"rate({metric}{sel}[{window:g}s])", lo, hi, step):
+        for _, points in promql.matrix(f"rate({metric}{sel}[{span}])", lo, hi, step):
             top.plot(
                 [t - began for t, _ in points],
                 [v for _, v in points],
@@ -423,7 +486,7 @@ def _chart(promql: PromQL, sel: str, began: float, ended: float, interval: float
         top.legend(loc="upper right")
     top.set_title("governed burst, from Prometheus")
     for q in QUANTILES:
-        query = f"histogram_quantile({q}, sum by (le) (increase(helm_decision_latency_seconds_bucket{sel}[{window:g}s])))"
+        query = f"histogram_quantile({q}, sum by (le) (increase(helm_decision_latency_seconds_bucket{sel}[{span}])))"
         for _, points in promql.matrix(query, lo, hi, step):
             kept = [
                 (t - began, v * 1000) for t, v in points if v == v
@@ -466,4 +529,4 @@ class FigureReport(StepReport):
 
 
 __all__ = ["FigureReport", "ScrapeJob", "burst_figures", "create_tls_secret", "governed_burst",
-           "ingress_check", "start_prometheus", "upgrade_reusing_values"]  # fmt: skip
+           "ingress_check", "prometheus_scrapes", "start_prometheus", "upgrade_reusing_values"]  # fmt: skip

@@ -54,6 +54,9 @@ path = "/data/helm.db"
 """
 
 
+LKG_EXPIRED = "last-known-good snapshot expired"  # how the runtime's denial after the window begins
+
+
 def policy_signer(target: Target) -> Signer:
     """The operator's policy key: ``HELM_RUNBOOK_POLICY_KEY``, else a key file kept in the workdir."""
     if os.environ.get(POLICY_KEY_ENV):
@@ -200,8 +203,13 @@ def governed_request(
     with RuntimeClient.for_target(target, auth_secret=auth_secret) as client:
         decision = client.evaluate(governed_body(tool, args, session_id))
     if decision.get("verdict") != expect:
-        raise StepFailed("policy.verdict", expected=f"{expect} for {tool}", seen=f"{decision.get('verdict')} {decision.get('reason')}",
-                         fix="check the reconcile status: a refused update keeps the previous policy")  # fmt: skip
+        reason = str(decision.get("reason") or "")
+        fix = ("the last-known-good window had already ended when this check ran (the machine was slower than "
+               "the window allows): run again with a longer last_known_good_max_age"
+               if reason.startswith(LKG_EXPIRED) else
+               "check the reconcile status: a refused update keeps the previous policy")  # fmt: skip
+        raise StepFailed("policy.verdict", expected=f"{expect} for {tool}", seen=f"{decision.get('verdict')} {reason}",
+                         fix=fix)  # fmt: skip
     keys = ("verdict", "reason_code", "reason", "policy_ref", "receipt_id")
     result = StepReport("policy.verdict", f"evaluate {tool}", ["field", "value"], [[k, decision.get(k, "")] for k in keys],
                         summary=f"{decision['verdict']} as expected", seconds=time.perf_counter() - start,

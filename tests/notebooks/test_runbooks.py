@@ -292,6 +292,7 @@ def test_control_plane_runbook(run: dict[str, Any]) -> None:
     ]
     waits = _values(run, "07-control-plane-install", "policy.await")
     assert waits[0]["waited_s"] <= waits[0]["within_s"]
+    assert waits[1]["reason"].startswith("last-known-good snapshot expired after")
     reasons = [v["reason"] for v in _values(run, "07-control-plane-install", "policy.wake")]
     assert any("signature required" in r for r in reasons)
     assert any("HELM_POLICY_BEARER_TOKEN" in r and "was refused" in r for r in reasons)
@@ -321,7 +322,7 @@ def test_observability_runbook_counts_agree_with_the_receipts(run: dict[str, Any
     assert (job["port"], job["path"], job["interval"], job["up"]) == (
         "metrics",
         "/metrics",
-        "1s",
+        "250ms",
         1,
     )
     [burst] = _values(run, book, "metrics.burst")
@@ -332,6 +333,7 @@ def test_observability_runbook_counts_agree_with_the_receipts(run: dict[str, Any
     assert (counted["ALLOW"], counted["DENY"]) == (receipts["ALLOW"], receipts["DENY"])
     assert counted["decisions"] == counted["histogram"] == burst["requests"]
     assert figures["reconcile_status"] in ("ok", "no_change") and figures["rate_per_s"] > 0
+    assert figures["scrapes_during_burst"] >= 2, "the chart's curve needs scrapes inside the burst"
     latency = figures["latency_ms"]
     assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"]
     outputs = [o for cell in nbformat.read(run["build"] / "runbooks" / f"{book}.ipynb", as_version=4).cells

@@ -149,7 +149,7 @@ class _Faulty(MountedFileSource):
 def test_every_reconcile_failure_keeps_lkg_then_expires_then_recovers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, fault: BaseException
 ) -> None:
-    clock = [1000.0]
+    clock = [time.time()]  # decisions read the wall clock: the fake one starts there
     toml = write_policy(tmp_path, [{"action": "file_read", "expression": "true"}])
     source = _Faulty(toml)
     snapshots = SnapshotStore()

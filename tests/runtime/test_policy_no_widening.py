@@ -8,6 +8,7 @@ every refused update must leave every probe's verdict exactly as it was.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def test_no_refused_update_changes_a_verdict(
 
 
 def test_lkg_expires_to_policy_not_ready_and_deny_mode_invalidates_at_once(tmp_path: Path) -> None:
-    clock = [1000.0]
+    clock = [time.time()]  # decisions read the wall clock: the fake one starts there
     for mode, expect_after_fault in (("keepLastKnownGood", "active"), ("deny", "invalid")):
         toml = write_policy(tmp_path / mode, GOOD)
         snapshots = SnapshotStore()
@@ -127,6 +128,36 @@ def test_lkg_expires_to_policy_not_ready_and_deny_mode_invalidates_at_once(tmp_p
         expired = reconciler.reconcile(SCOPE)
         assert expired["snapshot_status"] == "invalid"
         assert _verdicts(snapshots)[0] == ("DENY", "POLICY_NOT_READY")
+
+
+def test_lkg_window_ends_at_decision_time_not_at_the_next_reconcile(tmp_path: Path) -> None:
+    """The window is lastKnownGoodMaxAge exactly: a decision after it denies although no
+    reconcile ran since, and the reconcile that follows starts from that (a source back with
+    the same head reloads it: ``ok``, never ``no_change`` on an expired snapshot)."""
+    clock = [time.time()]
+    toml = write_policy(tmp_path, GOOD)
+    snapshots = SnapshotStore()
+    cfg = ReconcileSettings(last_known_good_max_age_s=60)
+    reconciler = Reconciler(MountedFileSource(toml), snapshots, cfg, clock=lambda: clock[0])
+    assert reconciler.reconcile(SCOPE)["reconcile_status"] == "ok"
+    good = toml.read_text()
+    toml.write_text("broken = [")
+    assert reconciler.reconcile(SCOPE)["snapshot_status"] == "active"
+    kept = snapshots.get(SCOPE)
+    assert kept is not None and kept.serves_until == kept.last_verified_at + 60
+    assert _verdicts(snapshots)[0] == ("ALLOW", "")  # inside the window: last known good serves
+    at_end = DecisionRequest("p", *PROBES[0], SCOPE)
+    late = decide(kept, at_end, int((kept.last_verified_at + 60) * 1e9))
+    assert (late.verdict, late.reason_code) == ("DENY", "POLICY_NOT_READY")
+    assert late.reason.startswith("last-known-good snapshot expired after 60s")
+    early = decide(kept, at_end, int((kept.last_verified_at + 59.9) * 1e9))
+    assert early.verdict == "ALLOW"
+    clock[0] += 61
+    toml.write_text(good)  # the source is back with the head that was installed
+    os.utime(toml, ns=(kept.policy_epoch, kept.policy_epoch))
+    back = reconciler.reconcile(SCOPE)
+    assert (back["reconcile_status"], back["snapshot_status"]) == ("ok", "active"), back
+    assert snapshots.get(SCOPE).serves_until is None  # type: ignore[union-attr]
 
 
 @pytest.mark.slow

@@ -201,3 +201,32 @@ def test_prometheus_ready_wait_rereads_its_url_until_the_child_has_exec_d(
         child.wait()
         server.shutdown()
         server.server_close()
+
+
+def test_a_running_prometheus_is_reloaded_only_when_its_job_changes(
+    tmp_path: Path, release: RenderedRelease, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started before the release has a ServiceMonitor it runs with no job; the job's arrival
+    reloads it, the same job again does not (a reload waits for Prometheus's next 5 s tick)."""
+    import yaml
+
+    from helm_runbook.standins import observability
+
+    prometheus = observability.LocalPrometheus(tmp_path)
+    monkeypatch.setattr(observability.shutil, "which", lambda name: "/usr/bin/prometheus")
+    monkeypatch.setattr(observability.LocalPrometheus, "url", "http://127.0.0.1:9")
+    monkeypatch.setattr(observability.LocalPrometheus, "_ready", lambda self, process=None: "ok")
+    reloads: list[int] = []
+    monkeypatch.setattr(observability.LocalPrometheus, "reload", lambda self: reloads.append(1))
+    prometheus.start(None)
+    assert yaml.safe_load(prometheus.config_file.read_text())["scrape_configs"] == []
+    job = scrape_job(release)
+    prometheus.start(job, "127.0.0.1:9100", "obs-0")
+    prometheus.start(job, "127.0.0.1:9100", "obs-0")
+    assert len(reloads) == 2  # the no-job config, then the job: the unchanged one is not sent
+    [scrape] = yaml.safe_load(prometheus.config_file.read_text())["scrape_configs"]
+    assert scrape["job_name"] == job.name and scrape["static_configs"][0]["targets"] == [
+        "127.0.0.1:9100"
+    ]
+    prometheus.start(job, "127.0.0.1:9200", "obs-1")  # a new pod: its address
+    assert len(reloads) == 3

@@ -64,3 +64,28 @@ def test_no_change_on_an_older_version_is_still_a_failure(monkeypatch: pytest.Mo
     _answer(monkeypatch, "no_change", 7)
     with pytest.raises(StepFailed):  # without the stand-in nothing says which version is due
         policy.wake_reconcile(object(), expect="ok")  # type: ignore[arg-type]
+
+
+class _Decides(_Answer):
+    def evaluate(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.status
+
+
+@pytest.mark.parametrize(
+    ("reason", "names_the_window"),
+    [("last-known-good snapshot expired after 3s: control plane answered 503", True),
+     ("PDP_DENY (ref=helm:helm-chart)", False)],
+)  # fmt: skip
+def test_a_check_after_the_lkg_window_says_the_machine_was_too_slow_for_it(
+    monkeypatch: pytest.MonkeyPatch, reason: str, names_the_window: bool
+) -> None:
+    """The "last-known-good keeps serving" check races the window on a slow machine: losing it
+    is named as such, with the parameter to lengthen, not as a refused update."""
+    decision = {"verdict": "DENY", "reason_code": "POLICY_NOT_READY", "reason": reason}
+    monkeypatch.setattr(
+        policy.RuntimeClient, "for_target", classmethod(lambda cls, *a, **k: _Decides(decision))
+    )
+    with pytest.raises(StepFailed) as failed:
+        policy.governed_request(object(), "file_read", expect="ALLOW")  # type: ignore[arg-type]
+    assert ("last_known_good_max_age" in failed.value.fix) is names_the_window
+    assert reason in failed.value.seen

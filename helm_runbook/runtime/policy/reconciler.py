@@ -3,7 +3,8 @@
 ``reconcile(scope)`` is idempotent: the same head twice reports ``no_change`` and swaps nothing.
 A refused update never widens what is allowed: the last good snapshot keeps serving within the
 last-known-good window, after which (or at once with ``deny``) the scope is invalidated and every
-decision is DENY ``POLICY_NOT_READY``.
+decision is DENY ``POLICY_NOT_READY``. The window ends when it ends: the kept snapshot carries its
+deadline, and decisions check it (upstream notices only at the next reconcile of a fault).
 """
 
 from __future__ import annotations
@@ -83,8 +84,13 @@ class Reconciler:
         return status
 
     def _reconcile(self, scope: PolicyScope) -> dict[str, Any]:
-        installed = self.snapshots.get(scope)
         now = self.clock()
+        installed = self.snapshots.get(scope)
+        if installed is not None and (expired := installed.at(now)) is not installed:
+            # Decisions have denied since the window ended; the reconcile starts from that
+            # truth (a source that is back reloads, never reports ``no_change`` on it).
+            self.snapshots.swap(expired)
+            installed = expired
         try:
             head = self.source.head(scope)
         except PolicyFileError as exc:
@@ -167,21 +173,19 @@ class Reconciler:
         status: str,
         reason: str,
     ) -> dict[str, Any]:
-        """Keep the last good snapshot while it is fresh; otherwise invalidate (fail closed)."""
+        """Keep the last good snapshot while it is fresh, until the end of its window (decisions
+        deny from then on, whenever the next reconcile comes); otherwise invalidate (fail closed)."""
         if installed is not None and installed.active:
-            keep = (
-                self.settings.on_invalid_update == "keepLastKnownGood"
-                and self.clock()
-                < installed.last_verified_at + self.settings.last_known_good_max_age_s
-            )
-            if not keep:
-                why = (
-                    "last-known-good retention disabled"
-                    if self.settings.on_invalid_update == "deny"
-                    else f"last-known-good snapshot expired after {self.settings.last_known_good_max_age_s:g}s"
-                )
-                installed = installed.invalidated(f"{why}: {reason}")
-                self.snapshots.swap(installed)
+            max_age = self.settings.last_known_good_max_age_s
+            deadline = installed.last_verified_at + max_age
+            expired = f"last-known-good snapshot expired after {max_age:g}s: {reason}"
+            if self.settings.on_invalid_update == "deny":
+                installed = installed.invalidated(f"last-known-good retention disabled: {reason}")
+            elif self.clock() < deadline:
+                installed = installed.kept_until(deadline, expired)
+            else:
+                installed = installed.invalidated(expired)
+            self.snapshots.swap(installed)
         return self._status(scope, installed, head, status, reason, updated=False)
 
     @staticmethod

@@ -41,13 +41,29 @@ class EffectivePolicySnapshot:
     status: str = "active"  # active | invalid
     reason: str = ""
     policy_name: str = field(default="")
+    # Set while the snapshot serves as last-known-good (its source's updates fail): from this
+    # time on it is expired, and decisions fail closed with ``expiry_reason``.
+    serves_until: float | None = None
+    expiry_reason: str = ""
 
     @property
     def active(self) -> bool:
         return self.status == "active" and self.policy is not None
 
     def verified_at(self, now: float) -> EffectivePolicySnapshot:
-        return replace(self, last_verified_at=now)
+        """Verified against its source again: no longer last-known-good."""
+        return replace(self, last_verified_at=now, serves_until=None, expiry_reason="")
+
+    def kept_until(self, deadline: float, reason: str) -> EffectivePolicySnapshot:
+        """Kept as last-known-good after a refused update: it serves until ``deadline``."""
+        return replace(self, serves_until=deadline, expiry_reason=reason)
+
+    def at(self, now: float) -> EffectivePolicySnapshot:
+        """The snapshot as a decision at ``now`` must see it: a last-known-good one whose window
+        has passed is invalid from that moment on, not from the next reconcile."""
+        if self.active and self.serves_until is not None and now >= self.serves_until:
+            return self.invalidated(self.expiry_reason)
+        return self
 
     def invalidated(self, reason: str) -> EffectivePolicySnapshot:
         return replace(self, status="invalid", reason=reason, policy=None)
