@@ -272,14 +272,30 @@ class LocalTarget:
         return self._settle(entry, "deployed")
 
     def _replace(self, rendered: RenderedRelease) -> RenderedRelease:
-        """The release's objects replaced and its pod started again from them."""
+        """The release's objects replaced and its pod started again from them, unless the pod
+        template is unchanged: a Deployment rolls out a new pod only when its template changes
+        (the chart's checksum annotations change it with every Secret or ConfigMap it renders)."""
         if self.release is not None and self.release.release != rendered.release:
             self.revisions = []  # one release per local namespace: another name starts over
+        elif self.pod is not None and self._pod_template(self.release) == self._pod_template(
+            rendered
+        ):
+            self.apply(rendered)
+            self._follow_pod(self.pod.ports)  # the Ingress or ServiceMonitor may have changed
+            return rendered
         if self.pod is not None:
             self.stop_pod()
         self.apply(rendered)
         self.start_pod()
         return rendered
+
+    @staticmethod
+    def _pod_template(release: RenderedRelease | None) -> dict[str, Any] | None:
+        """The Deployment's pod template (None without a release or a Deployment)."""
+        if release is None or not release.has("Deployment"):
+            return None
+        template: dict[str, Any] = release.get("Deployment")["spec"]["template"]
+        return template
 
     def _new_revision(self, rendered: RenderedRelease, status: str) -> dict[str, Any]:
         entry = {
