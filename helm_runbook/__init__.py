@@ -8,7 +8,14 @@ and the runtime never pay for the chart SDK or the Kubernetes client.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
+
+# httpx's __init__ imports its command-line client, and with it rich and pygments (about 0.13 s
+# of every notebook kernel, test process and proxied runtime) unless that import fails, when it
+# defines a stub `main`. Nothing here runs httpx's CLI: the `httpx` command is its own process.
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 from helm_runbook.errors import (
     ChartError,
