@@ -39,6 +39,7 @@ from helm_runbook.runtime.limits import (
     RateLimiter,
 )
 from helm_runbook.runtime.log import configure, log
+from helm_runbook.runtime.policy.compiler import load_cel
 from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings, log_reconcile
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import ControlPlaneSource, MountedFileSource, PolicySource
@@ -206,15 +207,12 @@ def _initial_reconcile(
     return result
 
 
-# Loaded once the pod is ready, in a worker thread, so they never delay readiness and the first
-# policy with an expression (cel: about 0.3 s, its package also loads an interactive CLI) or the
-# proxy's first upstream call (httpx: about 0.15 s) finds them loaded.
-DEFERRED_IMPORTS = ("cel", "httpx")
-
-
 def _import_deferred() -> None:
-    for name in DEFERRED_IMPORTS:
-        importlib.import_module(name)
+    """Run once the pod is ready, in a worker thread, so readiness never waits for them and the
+    first policy with an expression (cel, without its CLI: compiler.load_cel) or the proxy's
+    first upstream call (httpx, without its CLI: helm_runbook/__init__.py) finds them loaded."""
+    load_cel()
+    importlib.import_module("httpx")
 
 
 class _Server(Server):
