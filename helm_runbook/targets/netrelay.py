@@ -17,33 +17,24 @@ Each relay takes at most MAX_CONNECTIONS at once, and a connection idle for IDLE
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import signal
-import socket
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import asyncio
 
 MAX_CONNECTIONS = 256
 IDLE_TIMEOUT_S = 3600.0
 CONNECT_TIMEOUT_S = 5.0
 CHUNK = 1 << 16
-# asyncio (about 0.03 s to import) is imported where it is used: the pod side starts the
-# container before it needs it.
-Connector = Callable[[], Awaitable[tuple["asyncio.StreamReader", "asyncio.StreamWriter"]]]
-Handler = Callable[["asyncio.StreamReader", "asyncio.StreamWriter"], Awaitable[None]]
+Connector = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """One direction until EOF (passed on as a half-close), an error or the idle timeout."""
-    import asyncio
-
     try:
         while data := await asyncio.wait_for(reader.read(CHUNK), IDLE_TIMEOUT_S):
             writer.write(data)
@@ -56,7 +47,6 @@ async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 def _relay(connect: Connector, slots: asyncio.Semaphore) -> Handler:
     """A connection handler that splices each accepted connection onto ``connect()``."""
-    import asyncio
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if slots.locked():
@@ -80,97 +70,48 @@ def _relay(connect: Connector, slots: asyncio.Semaphore) -> Handler:
 
 
 def _tcp(port: int) -> Connector:
-    import asyncio
-
     return lambda: asyncio.open_connection("127.0.0.1", port)
 
 
 def _unix(path: str) -> Connector:
-    import asyncio
-
     return lambda: asyncio.open_unix_connection(path)
 
 
-Listener = tuple[socket.socket, str | int]  # a listening socket and where it relays to
-
-
-def _listen(address: str | int) -> socket.socket:
-    """A listening socket before any event loop exists: a unix socket path, or a 127.0.0.1 port.
-    Connections that come before the relay serves wait in its backlog."""
-    if isinstance(address, str):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    else:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(address if isinstance(address, str) else ("127.0.0.1", address))
-        sock.listen(MAX_CONNECTIONS)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-async def _serve(listeners: list[Listener]) -> None:
-    """Relay each listener: a TCP port to its unix socket, a unix socket to its TCP port."""
-    import asyncio
-
+async def _host(inbound: list[int], outbound: list[int]) -> None:
     slots = asyncio.Semaphore(MAX_CONNECTIONS)
-    for sock, far in listeners:
-        connect = _tcp(far) if isinstance(far, int) else _unix(far)
-        if sock.family == socket.AF_UNIX:
-            await asyncio.start_unix_server(_relay(connect, slots), sock=sock)
-        else:
-            await asyncio.start_server(_relay(connect, slots), sock=sock)
+    for port in inbound:
+        await asyncio.start_server(_relay(_unix(f"in-{port}.sock"), slots), "127.0.0.1", port)
+    for port in outbound:
+        await asyncio.start_unix_server(_relay(_tcp(port), slots), f"out-{port}.sock")
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
-def _host(inbound: list[int], outbound: list[int]) -> None:
-    """Listen first (the target waits for these sockets), then load asyncio and serve."""
-    listeners: list[Listener] = [(_listen(port), f"in-{port}.sock") for port in inbound]
-    listeners += [(_listen(f"out-{port}.sock"), port) for port in outbound]
-    import asyncio
-
-    async def serve() -> None:
-        await _serve(listeners)
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await stop.wait()
-
-    asyncio.run(serve())
-
-
-def _pod(directory: Path, inbound: list[int], outbound: list[int], command: list[str]) -> int:
-    """Listen on every relay socket, start the container, and only then load asyncio to serve
-    them: the container's own start-up (the runtime's imports) overlaps that import instead of
-    waiting for it."""
-    listeners: list[Listener] = [
-        (_listen(str(directory / f"in-{port}.sock")), port) for port in inbound
-    ]
+async def _pod(directory: Path, inbound: list[int], outbound: list[int], command: list[str]) -> int:
+    slots = asyncio.Semaphore(MAX_CONNECTIONS)
+    for port in inbound:
+        await asyncio.start_unix_server(
+            _relay(_tcp(port), slots), str(directory / f"in-{port}.sock")
+        )
     for port in outbound:
         try:
-            listeners.append((_listen(port), str(directory / f"out-{port}.sock")))
+            await asyncio.start_server(
+                _relay(_unix(str(directory / f"out-{port}.sock")), slots), "127.0.0.1", port
+            )
         except OSError as exc:  # e.g. a port below 1024 for the pod's unprivileged user
             # The container still starts; a connection to that port is refused, as it would
             # be for an upstream that is down, and the runtime reports it when it is used.
             print(f"netrelay: no egress to 127.0.0.1:{port} inside the pod ({exc.strerror})",
                   file=sys.stderr, flush=True)  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(*command)
     # A pod deletion signals every process of the pod, the container included: passing it on
     # would be a second SIGTERM (uvicorn's "force exit"). So the relay waits for the container.
-    # A Python handler, not SIG_IGN: the container's exec resets it instead of inheriting it.
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
-    proc = subprocess.Popen(command)
-    import asyncio
-
-    async def serve() -> int:
-        await _serve(listeners)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, lambda: None)
-        code = await asyncio.to_thread(proc.wait)
-        return code if code >= 0 else 128 - code
-
-    return asyncio.run(serve())
+        asyncio.get_running_loop().add_signal_handler(sig, lambda: None)
+    code = await proc.wait()
+    return code if code >= 0 else 128 - code
 
 
 def _ports(text: str) -> list[int]:
@@ -192,11 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     if opts.side == "host":
         os.chdir(opts.directory)  # relative socket names: a deep workdir stays under 108 bytes
         with contextlib.suppress(KeyboardInterrupt):
-            _host(opts.inbound, opts.outbound)
+            asyncio.run(_host(opts.inbound, opts.outbound))
         return 0
     if not opts.command:
         parser.error("the pod side needs the container's command after --")
-    return _pod(opts.directory, opts.inbound, opts.outbound, opts.command)
+    return asyncio.run(_pod(opts.directory, opts.inbound, opts.outbound, opts.command))
 
 
 if __name__ == "__main__":
