@@ -1,7 +1,9 @@
 """A pod restart on the local target, split where its time goes: stop (SIGTERM until the runtime
 and its relay have exited), start (volumes, init container, relay, sandbox launch) and ready (the
 readiness probe first answering 200). Each restart is real: a new sandbox, the same PVC, a
-receipt written before it and read back after it. Prints medians; asserts nothing.
+receipt written before it and read back after it. The release is the guide's production install
+with the signed policy of runbooks 03-06 (a rule with a CEL expression, compiled at every start).
+Prints medians; asserts nothing.
 
 .venv/bin/python benchmarks/pod_restart.py [N]
 """
@@ -17,6 +19,8 @@ from pathlib import Path
 import httpx
 
 from helm_runbook.chart import CHART_DIR, render
+from helm_runbook.steps.policy import publish_signed_policy, trust_public_key
+from helm_runbook.steps.presets import STAND_IN_MODELS
 from helm_runbook.targets.local import LocalTarget
 
 ADMIN = "adm-" + "7" * 40
@@ -34,12 +38,17 @@ def production(target: LocalTarget) -> None:
         "helm-auth", {"HELM_ADMIN_API_KEY": ADMIN, "HELM_SERVICE_API_KEY": "svc-" + "8" * 40}
     )
     target.create_secret("helm-signing", {"signing-key": "c3" * 32})
+    publish_signed_policy(target, [dict(STAND_IN_MODELS)], config_map="helm-policy")
     values = {
         "helm": {
             "production": True,
             "signing": {"existingSecret": "helm-signing"},
             "auth": {"existingSecret": "helm-auth"},
             "proxy": {"upstream": "http://127.0.0.1:9/v1"},
+            "policy": {
+                "source": {"mountedFile": {"existingConfigMap": "helm-policy"}},
+                "signature": {"required": True, "publicKey": trust_public_key(target)},
+            },
         }
     }
     target.apply(render(CHART_DIR, values))
@@ -75,7 +84,7 @@ def main() -> None:
             target.close()
     stop, start, ready = (statistics.median(part) for part in zip(*samples, strict=True))
     total = statistics.median(sum(s) for s in samples)
-    print(f"pod restart, production release, median of {n}:")
+    print(f"pod restart, production release with a signed CEL policy, median of {n}:")
     print(f"  stop  (SIGTERM to exit, relay stopped): {stop * 1000:7.0f} ms")
     print(f"  start (volumes, init, relay, launch):   {start * 1000:7.0f} ms")
     print(f"  ready (launch to readiness 200):        {ready * 1000:7.0f} ms")

@@ -10,9 +10,8 @@ from __future__ import annotations
 import traceback
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -25,10 +24,12 @@ from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.edge import read_body
 from helm_runbook.runtime.limits import CONCURRENCY_LIMIT_EXCEEDED
 from helm_runbook.runtime.log import log
-from helm_runbook.runtime.metrics import Metrics
 from helm_runbook.runtime.problems import INTERNAL_DETAIL, ProblemError, problem
 from helm_runbook.runtime.routes import API_ROUTES, HEALTH_ROUTES, RouteSpec
 from helm_runbook.runtime.store.base import StoreUnavailable
+
+if TYPE_CHECKING:  # prometheus_client loads only when metrics are enabled
+    from helm_runbook.runtime.metrics import Metrics
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _SECURITY_HEADERS = [
@@ -196,6 +197,8 @@ def create_app(runtime: Runtime) -> ASGIApp:
 
 
 def _metrics_route(metrics: Metrics) -> Route:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
     registry = metrics.registry
 
     async def scrape(request: Request) -> Response:

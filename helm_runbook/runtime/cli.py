@@ -8,6 +8,7 @@ Bad usage exits 2 with a one-line reason (docs/upstream-contract.md#serve-cli); 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -43,6 +44,35 @@ def _serve_parser() -> _Parser:
     )
     parser.add_argument("--json", action="store_true", help="print a ready record on stdout")
     return parser
+
+
+def defer_uvicorn_cli() -> None:
+    """Import uvicorn's package without running its ``__init__`` until a name of it is used.
+
+    That ``__init__`` imports uvicorn's command line (click) and reloaders (watchfiles,
+    multiprocessing): 0.06 s of every pod start, none of it used by a runtime that imports
+    ``uvicorn.config`` and ``uvicorn.server`` itself. The first attribute read (``uvicorn.run``,
+    ``uvicorn.Config``) runs the real ``__init__``, so ``uvicorn`` behaves as usual. For the
+    runtime's own process only: a no-op once uvicorn is imported.
+    """
+    if "uvicorn" in sys.modules:
+        return
+    spec = importlib.util.find_spec("uvicorn")
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        return  # not a regular package: import it as usual
+    package = importlib.util.module_from_spec(spec)
+    loader = spec.loader
+
+    def first_use(name: str) -> object:
+        del package.__dict__["__getattr__"]
+        loader.exec_module(package)
+        try:
+            return package.__dict__[name]
+        except KeyError:
+            raise AttributeError(f"module 'uvicorn' has no attribute {name!r}") from None
+
+    package.__dict__["__getattr__"] = first_use
+    sys.modules["uvicorn"] = package
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"helm-ai-kernel: start server: {exc}", file=sys.stderr)
         return 1
+    defer_uvicorn_cli()
     from helm_runbook.runtime.server import run  # heavy imports only once usage is valid
 
     return run(settings, json_ready=opts.json)

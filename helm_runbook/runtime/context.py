@@ -15,7 +15,6 @@ from helm_runbook.formats.keys import Signer
 from helm_runbook.runtime.evidence import VerifyWorkers
 from helm_runbook.runtime.kernel import Kernel
 from helm_runbook.runtime.limits import ConcurrencyGate, RateLimiter
-from helm_runbook.runtime.metrics import Metrics
 from helm_runbook.runtime.policy.reconciler import Reconciler
 from helm_runbook.runtime.policy.snapshot import PolicyScope
 from helm_runbook.runtime.settings import Settings
@@ -23,6 +22,8 @@ from helm_runbook.runtime.store.base import ReceiptStore
 
 if TYPE_CHECKING:
     import httpx
+
+    from helm_runbook.runtime.metrics import Metrics
 
 
 @dataclass

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from helm_runbook.formats import receipts
 from helm_runbook.formats.canonical import canonical_json, sha256_hex, sha256_ref
 from helm_runbook.formats.keys import Signer
 from helm_runbook.runtime.guardian import Decision, DecisionRequest, decide, rfc3339_nano
-from helm_runbook.runtime.metrics import Metrics
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.store.base import (
     AppendedReceipt,
@@ -23,6 +22,9 @@ from helm_runbook.runtime.store.base import (
     ReceiptStore,
 )
 from helm_runbook.runtime.store.group_commit import GroupCommitter
+
+if TYPE_CHECKING:  # prometheus_client loads only when metrics are enabled
+    from helm_runbook.runtime.metrics import Metrics
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
+from uvicorn.config import Config
+from uvicorn.server import Server
 
 from helm_runbook.formats.keys import KeyMaterialError
 from helm_runbook.formats.policy_bundle import PolicyFileError
@@ -38,7 +39,7 @@ from helm_runbook.runtime.limits import (
     RateLimiter,
 )
 from helm_runbook.runtime.log import configure, log
-from helm_runbook.runtime.metrics import Metrics
+from helm_runbook.runtime.policy.compiler import load_cel
 from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings, log_reconcile
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import ControlPlaneSource, MountedFileSource, PolicySource
@@ -170,7 +171,11 @@ def build_runtime(settings: Settings) -> Runtime:
         f"[helm] policy: source={settings.policy.source_kind} reconciled snapshot "
         f"hash={status['policy_hash']} epoch={status['policy_epoch']} actions={actions}"
     )
-    metrics = Metrics() if settings.metrics_enabled else None  # off: no registry, no labels
+    metrics = None  # off: no registry, no labels, and prometheus_client (0.03 s) never loaded
+    if settings.metrics_enabled:
+        from helm_runbook.runtime.metrics import Metrics
+
+        metrics = Metrics()
     if metrics is not None:
         metrics.chain_length.set(store.count())
         metrics.watch_policy(lambda: reconciler.last_status)
@@ -202,23 +207,20 @@ def _initial_reconcile(
     return result
 
 
-# Loaded once the pod is ready, in a worker thread, so they never delay readiness and the first
-# policy with an expression (cel: about 0.3 s, its package also loads an interactive CLI) or the
-# proxy's first upstream call (httpx: about 0.15 s) finds them loaded.
-DEFERRED_IMPORTS = ("cel", "httpx")
-
-
 def _import_deferred() -> None:
-    for name in DEFERRED_IMPORTS:
-        importlib.import_module(name)
+    """Run once the pod is ready, in a worker thread, so readiness never waits for them and the
+    first policy with an expression (cel, without its CLI: compiler.load_cel) or the proxy's
+    first upstream call (httpx, without its CLI: helm_runbook/__init__.py) finds them loaded."""
+    load_cel()
+    importlib.import_module("httpx")
 
 
-class _Server(uvicorn.Server):
+class _Server(Server):
     """A uvicorn server that leaves signal handling to ``serve`` (several servers share a loop)
     and stops as soon as it is asked and drained: uvicorn's own loop notices ``should_exit`` on a
     0.1 s tick, and its shutdown sleeps 0.1 s, then polls in 0.1 s steps while connections drain."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.exit_requested = asyncio.Event()
 
@@ -269,7 +271,7 @@ def _uvicorn(app: Any, limits: LimitSettings) -> _Server:
     )
     # ws="none": the contract has no WebSocket route, and uvicorn's "auto" imports the websockets
     # library (about 0.03 s of every start) to refuse upgrades the router would refuse anyway.
-    config = uvicorn.Config(app, http=protocol, ws="none", log_config=None, access_log=False,
+    config = Config(app, http=protocol, ws="none", log_config=None, access_log=False,
                             lifespan="off", server_header=False)  # fmt: skip
     return _Server(config)
 

@@ -56,9 +56,6 @@ class TroubleshootingLab:
         self.pending_values: dict[str, Any] | None = None  # what the operator is about to install
         self.client_url: str | None = None  # where the operator's OpenAI client sends requests
         self.actions: list[dict[str, Any]] = [LLM]
-        # The misplaced probe never answers (nothing listens on its port), so any wait shows the
-        # symptom; one second is what `kubectl rollout status --timeout=1s` would wait.
-        self.readiness_wait = 1.0
 
     # -- the healthy release ---------------------------------------------------------------------
 
@@ -165,8 +162,14 @@ class TroubleshootingLab:
         return "readiness probe on port 9090 (the runtime's health port is 8081)"
 
     def _symptom_readiness(self) -> tuple[Rows, bool]:
-        seen = _refusal(lambda: self.target.wait_ready(self.readiness_wait))
-        return [["kubectl rollout status", seen]], "readiness probe" in seen
+        """The pod runs and serves its liveness probe, and its readiness probe fails
+        ``failureThreshold`` times in a row: ``kubectl describe pod``'s events, not a timeout
+        (a pod that is merely slow to start shows no failures once it serves)."""
+        failures = self.target.readiness_failures(60)
+        rows: Rows = [["kubectl get pods", "Running, 0/1 Ready" if failures else "Ready"],
+                      ["readiness probe failures in a row", len(failures)],
+                      ["kubectl describe pod", failures[-1] if failures else "no Unhealthy event"]]  # fmt: skip
+        return rows, bool(failures)
 
     def _fix_readiness(self) -> Rows:
         return [["probes.readiness.httpGet.port=health", f"ready after {self._install():.2f}s"]]

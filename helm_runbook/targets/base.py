@@ -108,6 +108,10 @@ class Target(Protocol):
     ) -> float:
         """``kubectl rollout status``; returns the seconds waited."""
 
+    def readiness_failures(self, timeout: float = 60.0) -> list[str]:
+        """``kubectl describe pod``: once the container runs, the readiness probe's failure
+        messages, ``failureThreshold`` of them in a row; empty when it passes instead."""
+
     def restart_pod(self) -> object:
         """``kubectl rollout restart``: a new pod on the same PVC."""
 

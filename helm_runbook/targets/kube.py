@@ -312,6 +312,34 @@ class KubeTarget:
                          seen=f"{last} after {events} updates",
                          fix=f"kubectl -n {self.namespace} describe deploy/{name}; kubectl -n {self.namespace} logs deploy/{name}")  # fmt: skip
 
+    def readiness_failures(self, timeout: float = 300.0) -> list[str]:
+        """The running pod's ``Unhealthy`` events of its readiness probe, read until they count
+        ``failureThreshold`` (the kubelet's own count); empty once the pod is Ready instead."""
+        container = self._containers()[0]
+        probe = container.readiness_probe
+        threshold = int(probe.failure_threshold or 3) if probe is not None else 3
+        deadline = time.monotonic() + timeout
+        seen = "no running pod"
+        while time.monotonic() < deadline:
+            with contextlib.suppress(TargetUnavailable):
+                name = self.running_pod()
+                pod = self.core.read_namespaced_pod(name, self.namespace)
+                conditions = (pod.status.conditions or []) if pod.status is not None else []
+                if any(c.type == "Ready" and c.status == "True" for c in conditions):
+                    return []
+                events = self.core.list_namespaced_event(
+                    self.namespace, field_selector=f"involvedObject.name={name},reason=Unhealthy"
+                ).items
+                failed = [
+                    e for e in events if (e.message or "").startswith("Readiness probe failed")
+                ]
+                if sum(e.count or 1 for e in failed) >= threshold:
+                    return [str(e.message) for e in failed]
+                seen = f"pod {name} running, {sum(e.count or 1 for e in failed)} readiness failures"
+            time.sleep(1)
+        raise StepFailed("rollout.probes", expected=f"the pod Ready or {threshold} readiness probe failures within {timeout:g}s",
+                         seen=seen, fix=f"kubectl -n {self.namespace} describe pod -l {INSTANCE_LABEL}={self.release}")  # fmt: skip
+
     def restart_pod(self) -> None:
         """``kubectl rollout restart``: a new pod template generation (the PVC stays)."""
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -84,6 +84,7 @@ from helm_runbook.targets.validation import (
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 HISTORY_MAX = 10  # helm upgrade's default --history-max: older revisions are pruned
 PORT_ENV = {"health": "HELM_HEALTH_PORT", "metrics": "HELM_METRICS_PORT"}
+PROBE_PERIOD_S = 0.02  # the local kubelet's probe period: a refused probe costs about a millisecond
 
 
 @dataclass
@@ -271,14 +272,30 @@ class LocalTarget:
         return self._settle(entry, "deployed")
 
     def _replace(self, rendered: RenderedRelease) -> RenderedRelease:
-        """The release's objects replaced and its pod started again from them."""
+        """The release's objects replaced and its pod started again from them, unless the pod
+        template is unchanged: a Deployment rolls out a new pod only when its template changes
+        (the chart's checksum annotations change it with every Secret or ConfigMap it renders)."""
         if self.release is not None and self.release.release != rendered.release:
             self.revisions = []  # one release per local namespace: another name starts over
+        elif self.pod is not None and self._pod_template(self.release) == self._pod_template(
+            rendered
+        ):
+            self.apply(rendered)
+            self._follow_pod(self.pod.ports)  # the Ingress or ServiceMonitor may have changed
+            return rendered
         if self.pod is not None:
             self.stop_pod()
         self.apply(rendered)
         self.start_pod()
         return rendered
+
+    @staticmethod
+    def _pod_template(release: RenderedRelease | None) -> dict[str, Any] | None:
+        """The Deployment's pod template (None without a release or a Deployment)."""
+        if release is None or not release.has("Deployment"):
+            return None
+        template: dict[str, Any] = release.get("Deployment")["spec"]["template"]
+        return template
 
     def _new_revision(self, rendered: RenderedRelease, status: str) -> dict[str, Any]:
         entry = {
@@ -588,13 +605,7 @@ class LocalTarget:
     ) -> float:
         """Poll the readiness probe until it passes; returns seconds waited (rollout status)."""
         pod = self._running()
-        probe = self.deployment["spec"]["template"]["spec"]["containers"][0].get(
-            "readinessProbe", {}
-        )
-        get = probe.get("httpGet", {"path": "/health", "port": "health"})
-        port = self._forwarded(get["port"])
-        # A probe on a port no container declares gets connection refused, as the kubelet would.
-        url = f"http://127.0.0.1:{port}{get.get('path', '/')}" if port else None
+        probe = self._probe_spec("readinessProbe")
         start = time.monotonic()
         attempts = 0
         # One client for every attempt: a new one loads the CA bundle again (about 30 ms each).
@@ -603,17 +614,83 @@ class LocalTarget:
                 attempts += 1
                 if on_poll:
                     on_poll(attempts)
-                if pod.exit_code() is not None:
-                    raise StepFailed("rollout.ready", expected="the runtime container keeps running",
-                                     seen=f"it exited with {pod.exit_code()}: {self.logs()[-600:]}",
-                                     fix="read the runtime log: start-up refusals name what is missing (CrashLoopBackOff)")  # fmt: skip
-                with contextlib.suppress(httpx.HTTPError):
-                    if url and kubelet.get(url).status_code == 200:
-                        return time.monotonic() - start
-                time.sleep(0.02)  # a refused probe costs about a millisecond
-        where = url or f"port {get['port']} (not a container port of the pod)"
-        raise StepFailed("rollout.ready", expected=f"readiness probe {where} answers 200 within {timeout:g}s",
+                self._check_running(pod)
+                if self._probe(kubelet, probe, "Readiness") is None:
+                    return time.monotonic() - start
+                time.sleep(PROBE_PERIOD_S)
+        raise StepFailed("rollout.ready", expected=f"readiness probe {self._probe_where(probe)} answers 200 within {timeout:g}s",
                          seen=f"no answer after {attempts} attempts", fix="inspect HELM_HEALTH_PORT and the pod logs")  # fmt: skip
+
+    def readiness_failures(self, timeout: float = 60.0) -> list[str]:
+        """What ``kubectl describe pod`` shows of a pod that runs but never becomes Ready: once its
+        container serves the liveness probe, the readiness probe's messages for
+        ``failureThreshold`` failures in a row; empty when the readiness probe passes instead.
+
+        The kubelet probes every ``periodSeconds``; the local target probes every 20 ms (as its
+        ``wait_ready`` does), so the failures come at once instead of after a period each."""
+        pod = self._running()
+        liveness = self._probe_spec("livenessProbe")
+        readiness = self._probe_spec("readinessProbe")
+        threshold = int(readiness.get("failureThreshold", 3))
+        deadline = time.monotonic() + timeout
+        failures: list[str] = []
+        live = False
+        with httpx.Client(timeout=readiness.get("timeoutSeconds", 1)) as kubelet:
+            while time.monotonic() < deadline:
+                self._check_running(pod)
+                if not live:
+                    live = self._probe(kubelet, liveness, "Liveness") is None
+                else:
+                    failure = self._probe(kubelet, readiness, "Readiness")
+                    if failure is None:
+                        return []
+                    failures.append(failure)
+                    if len(failures) >= threshold:
+                        return failures
+                time.sleep(PROBE_PERIOD_S)
+        state = "its readiness probe still running" if live else "the liveness probe never answered"
+        raise StepFailed("rollout.probes", expected=f"the container serving within {timeout:g}s, then the readiness probe passing or failing {threshold} times",
+                         seen=state, fix="read the pod log: the runtime names what it waits for")  # fmt: skip
+
+    def _probe_spec(self, kind: str) -> dict[str, Any]:
+        """The runtime container's probe (the chart's ``/health`` on ``health`` when it has none)."""
+        container = self.deployment["spec"]["template"]["spec"]["containers"][0]
+        probe: dict[str, Any] = dict(container.get(kind) or {})
+        probe.setdefault("httpGet", {"path": "/health", "port": "health"})
+        return probe
+
+    def _probe_url(self, probe: dict[str, Any]) -> str | None:
+        """Where the kubelet sends an httpGet probe; None for a port no container declares."""
+        get = probe["httpGet"]
+        port = self._forwarded(get["port"])
+        return f"http://127.0.0.1:{port}{get.get('path', '/')}" if port else None
+
+    def _probe_where(self, probe: dict[str, Any]) -> str:
+        return (
+            self._probe_url(probe)
+            or f"port {probe['httpGet']['port']} (not a container port of the pod)"
+        )
+
+    def _probe(self, kubelet: httpx.Client, probe: dict[str, Any], kind: str) -> str | None:
+        """One httpGet probe: None when it passes, else the kubelet's event message."""
+        url = self._probe_url(probe)
+        if url is None:  # connection refused, as the kubelet gets it
+            return f"{kind} probe failed: {self._probe_where(probe)}: connection refused"
+        try:
+            status = kubelet.get(url).status_code
+        except httpx.HTTPError as exc:
+            return f"{kind} probe failed: Get {url}: {type(exc).__name__}: {str(exc)[:120]}"
+        return (
+            None
+            if 200 <= status < 400
+            else f"{kind} probe failed: HTTP probe failed with statuscode: {status}"
+        )
+
+    def _check_running(self, pod: Pod) -> None:
+        if pod.exit_code() is not None:
+            raise StepFailed("rollout.ready", expected="the runtime container keeps running",
+                             seen=f"it exited with {pod.exit_code()}: {self.logs()[-600:]}",
+                             fix="read the runtime log: start-up refusals name what is missing (CrashLoopBackOff)")  # fmt: skip
 
     def _running(self) -> Pod:
         if self.pod is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -224,3 +226,18 @@ def test_a_panicking_pack_at_start_up_is_a_startup_error(
     monkeypatch.setattr(cel, "compile", panic)
     with pytest.raises(StartupError, match="PanicException"):
         make_runtime([{"action": "file_read", "expression": "1 == 1"}])
+
+
+def test_an_expression_compiles_without_loading_cels_interactive_cli() -> None:
+    """cel's package imports its CLI (typer, prompt_toolkit, rich: 0.3-0.6 s of a pod start
+    whose policy has an expression); compiling and evaluating needs none of it."""
+    script = (
+        "import sys\n"
+        "from helm_runbook.runtime.policy.compiler import compile_cel\n"
+        "program = compile_cel('size(input.tools) == 2')\n"
+        "print(program.execute({'input': {'tools': ['a', 'b']}}),"
+        " sorted(m for m in ('typer', 'prompt_toolkit', 'rich') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, check=True).stdout  # fmt: skip
+    assert out.split() == ["True", "[]"]

@@ -299,3 +299,20 @@ def test_a_websocket_upgrade_is_answered_as_plain_http(tmp_path: Path) -> None:
     ) as rt:
         response = httpx.get(f"{rt.url}/health", headers=upgrade)
     assert (response.status_code, response.text) == (200, "OK")
+
+
+def test_the_serve_path_loads_no_cli_reloader_or_unused_metrics_library() -> None:
+    """What ``serve`` imports before readiness: not uvicorn's command line (click) or reloaders
+    (watchfiles), nor prometheus_client with metrics off; uvicorn's names still resolve."""
+    script = (
+        "import sys\n"
+        "from helm_runbook.runtime.cli import defer_uvicorn_cli\n"
+        "defer_uvicorn_cli()\n"
+        "import helm_runbook.runtime.server\n"
+        "print(sorted(m for m in ('click', 'watchfiles', 'prometheus_client') if m in sys.modules))\n"
+        "import uvicorn\n"
+        "print(uvicorn.run.__module__, uvicorn.Config.__module__, 'click' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.splitlines()  # fmt: skip
+    assert out == ["[]", "uvicorn.main uvicorn.config True"]

@@ -272,3 +272,24 @@ def test_helm_runbook_stop_leaves_no_process_the_local_target_started(tmp_path: 
     assert not naming, f"processes naming the workdir survive: {naming}"
     assert LocalTarget.open(tmp_path).pod is None
     assert main(["stop", "--workdir", str(tmp_path)]) == 0  # nothing left: says so, exits 0
+
+
+def test_an_upgrade_that_leaves_the_pod_template_unchanged_keeps_the_pod(
+    target: LocalTarget,
+) -> None:
+    """As a Deployment: the same template rolls out no new pod; a changed one does."""
+    target.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "adm", "HELM_SERVICE_API_KEY": "svc"})
+    target.create_secret("helm-signing", {"signing-key": "c3" * 32})
+    values = {"helm": {**AUTH["helm"], "signing": {"existingSecret": "helm-signing"}}}
+    target.install(values)
+    target.wait_ready()
+    pod = target.pod
+    assert pod is not None
+    target.install({**values, "service": {"type": "NodePort"}})  # the Service only
+    assert target.pod is pod and pod.exit_code() is None
+    assert [r.status for r in target.history()] == ["superseded", "deployed"]
+    assert target.release is not None
+    assert target.release.get("Service")["spec"]["type"] == "NodePort"
+    target.install({**values, "podAnnotations": {"team": "ops"}})
+    assert target.pod is not pod and pod.exit_code() is not None
+    target.wait_ready()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,14 +72,25 @@ def cel_macros(expression: str) -> int:
     return len(_MACRO.findall(code))
 
 
+def load_cel() -> Any:
+    """The cel package without its interactive CLI, imported on first use.
+
+    cel's ``__init__`` imports ``cel.cli`` (typer, prompt_toolkit, rich: 0.3-0.6 s, in every pod
+    start whose policy has an expression) before the compiled extension; the runtime only calls
+    ``cel.compile``. ``cel.cli`` is registered as an empty module, so the package imports
+    without it; ``python -m cel`` in its own process keeps its CLI."""
+    if "cel" not in sys.modules:
+        sys.modules.setdefault("cel.cli", types.ModuleType("cel.cli", "not loaded by the runtime"))
+    import cel
+
+    return cel
+
+
 def compile_cel(expression: str) -> Any:
     """A CEL program within the limits; any failure of the library (a parser panic is a
     BaseException) becomes CelError."""
     cel_macros(expression)
-    # Imported here: the package's __init__ also loads its interactive CLI (prompt_toolkit, rich,
-    # typer: about 0.3 s), which a runtime whose policy has no expression never needs.
-    import cel
-
+    cel = load_cel()
     try:
         return cel.compile(expression)
     except _FATAL:
