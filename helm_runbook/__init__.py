@@ -8,12 +8,7 @@ and the runtime never pay for the chart SDK or the Kubernetes client.
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import TYPE_CHECKING, Any
-
-from helm_runbook.imports import skip_httpx_cli
-
-skip_httpx_cli()  # every kernel, test process and proxied runtime: 0.13 s (helm_runbook/imports.py)
 
 from helm_runbook.errors import (
     ChartError,
@@ -28,6 +23,9 @@ from helm_runbook.errors import (
     ValuesError,
     VerificationFailed,
 )
+from helm_runbook.imports import skip_httpx_cli
+
+skip_httpx_cli()  # before anything loads httpx: 0.13 s of every kernel and runtime (helm_runbook/imports.py)
 
 if TYPE_CHECKING:
     from helm_runbook.harness.results import StepReport, Table
