@@ -71,6 +71,7 @@ from helm_runbook.targets.pod import (
     pod_identity,
     start_host_relay,
     stop_relay,
+    terminate_tree,
     wait_exit,
 )
 from helm_runbook.targets.validation import (
@@ -730,10 +731,7 @@ class LocalTarget:
         """Delete the pod: SIGTERM to the runtime inside the sandbox, then wait (grace period)."""
         pod = self._running()
         pid = pod.process_pid
-        for child in descendants(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGTERM)
-        if not wait_exit(pid, timeout):  # past the grace period: SIGKILL, deepest first
+        if not terminate_tree(pid, timeout):  # past the grace period: SIGKILL, deepest first
             for process in [*reversed(descendants(pid)), pid]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process, signal.SIGKILL)

@@ -24,6 +24,7 @@ from helm_runbook.standins.process import free_port
 from helm_runbook.targets.hostfiles import private_file
 from helm_runbook.targets.validation import check_id
 
+TERMINATE_RESCAN_S = 0.1  # how often a stop looks for pod processes started since its SIGTERM
 NETRELAY = Path(__file__).resolve().parent / "netrelay.py"  # run as a script: stdlib imports only
 
 
@@ -219,6 +220,29 @@ def pod_identity(spec: dict[str, Any], container: dict[str, Any]) -> tuple[int, 
 def pod_fs_group(spec: dict[str, Any]) -> int | None:
     value = (spec.get("securityContext") or {}).get("fsGroup")
     return None if value is None else check_id("spec.securityContext.fsGroup", value)
+
+
+def terminate_tree(pid: int, grace: float) -> bool:
+    """SIGTERM every descendant of ``pid`` (not ``pid``: the sandbox, which exits with them),
+    then wait up to ``grace`` seconds for ``pid`` to exit; True when it did.
+
+    A pod stopped while it starts gains processes after the first look (the relay, which
+    ignores SIGTERM and waits for its container, starts the container a moment later), so the
+    tree is looked at again every ``TERMINATE_RESCAN_S`` and each newcomer gets its SIGTERM too;
+    the exit itself still wakes the wait at once."""
+    deadline = time.monotonic() + grace
+    signalled: set[int] = set()
+    while True:
+        for child in descendants(pid):
+            if child not in signalled:
+                signalled.add(child)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGTERM)
+        left = deadline - time.monotonic()
+        if wait_exit(pid, min(max(left, 0), TERMINATE_RESCAN_S)):
+            return True
+        if left <= TERMINATE_RESCAN_S:
+            return False
 
 
 def wait_exit(pid: int, timeout: float) -> bool:

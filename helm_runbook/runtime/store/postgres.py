@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from helm_runbook.formats.receipts import causal_session_key
@@ -82,15 +82,26 @@ class PostgresReceiptStore(BatchAppender):
                  production: bool = False, connect_timeout_s: float = 10.0) -> None:  # fmt: skip
         params = check_database_url(url, production=production)
         self.where = _where(params)
+        # One connection first, which pings and creates the tables: a refused or failed connect
+        # ends start-up at once with libpq's reason (the pool retries a refused connect until its
+        # timeout, so an unreachable database took the whole ``connect_timeout_s`` to report).
+        ping = url
+        if "connect_timeout" not in params:
+            ping = make_conninfo(url, connect_timeout=max(1, round(connect_timeout_s)))
+        try:
+            with psycopg.connect(ping, autocommit=True) as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _SCHEMA_LOCK)
+                conn.execute(_SCHEMA)
+        except psycopg.Error as exc:
+            raise StoreUnavailable(
+                f"cannot reach the receipt database {self.where}: {exc}"
+            ) from exc
         self._pool = ConnectionPool(url, min_size=min(max_idle, max_open), max_size=max_open,
                                     max_lifetime=max_lifetime_s, timeout=connect_timeout_s,
                                     kwargs={"autocommit": True}, open=False, name="helm-receipts")  # fmt: skip
         try:
             self._pool.open(wait=True, timeout=connect_timeout_s)
-            with self._pool.connection() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _SCHEMA_LOCK)
-                conn.execute(_SCHEMA)
-        except (PoolTimeout, psycopg.Error) as exc:
+        except PoolTimeout as exc:
             self._pool.close()
             raise StoreUnavailable(
                 f"cannot reach the receipt database {self.where}: {exc}"
