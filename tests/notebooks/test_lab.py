@@ -152,6 +152,12 @@ SEEN = """(() => {
 })()""".replace("PANEL", PANEL)
 
 
+STARTED = """(() => {
+    const prompts = [...PANEL.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent.trim());
+    return prompts.some(p => /^\\[(\\*|\\d+)\\]:$/.test(p));
+})()""".replace("PANEL", PANEL)
+
+
 DIALOG = (
     "[...document.querySelectorAll('.jp-Dialog-header')].some(e => e.textContent.includes('Select Kernel'))"
     " && 'dialog'"
@@ -187,10 +193,21 @@ def _run_all_cells(page: Browser, base: str, name: str, timeout: float) -> dict[
     # the token leaves the URL once it is used
     page.call("Page.navigate", url=f"{base}/lab/tree/{name}?token={TOKEN}")
     page.wait_for(f"{PANEL}?.querySelectorAll('.jp-Cell').length > 0", timeout=60)
-    _menu_run_all_cells(page)
     # JupyterLab may ask which kernel to start; the notebook's own (helm-runbook) is preselected
-    # and a person accepts it, then asks again to run all cells.
-    if page.wait_for(f"({DIALOG}) || ({DONE})", timeout=60) == "dialog":
+    # and a person accepts it, then asks again to run all cells. On a busy machine a click can be
+    # lost (seen: neither the dialog nor a running cell for 60 s): a person clicks again.
+    for attempt in (1, 2):
+        _menu_run_all_cells(page)
+        try:
+            answer = page.wait_for(
+                f"({DIALOG}) || ({DONE}) || (({STARTED}) && 'started')", timeout=30
+            )
+            break
+        except TimeoutError:
+            page.screenshot(SCREENSHOTS / f"lab-{name.removesuffix('.ipynb')}-no-run-{attempt}.png")
+            if attempt == 2:
+                raise
+    if answer == "dialog":
         _click(page, ".jp-Dialog-buttonLabel", "Select")
         page.wait_for(KERNEL_NAME_SHOWN, timeout=60)
         _menu_run_all_cells(page)
