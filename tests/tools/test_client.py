@@ -82,3 +82,28 @@ def test_an_unreachable_url_is_target_unavailable() -> None:
     ):
         client.receipts()  # fmt: skip
     assert url in err.value.message and "port-forward" in err.value.fix
+
+
+def test_clients_share_the_system_cas_loaded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx loads the CA bundle for each client it builds (~20 ms); a runbook builds one per
+    step, so the client hands every one the same context, loaded once per process."""
+    import ssl
+
+    from helm_runbook.tools import client as module
+
+    loads: list[int] = []
+    real = ssl.create_default_context
+
+    def counting(*args: object, **kwargs: object) -> ssl.SSLContext:
+        loads.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    module.system_tls.cache_clear()
+    try:
+        for _ in range(3):
+            with RuntimeClient("http://127.0.0.1:9"):
+                pass
+        assert len(loads) == 1
+    finally:
+        module.system_tls.cache_clear()
