@@ -3,13 +3,14 @@
 The runtime steers its own (uvicorn's command line in ``runtime/cli.py``, cel's in
 ``runtime/policy/compiler.py``): it imports nothing of the operator side.
 
-**The iri grammars.** jsonschema imports ``rfc3987_syntax`` whenever it is installed (JupyterLab's jupyter-events asks
-for ``jsonschema[format-nongpl]``, which brings it), and that module compiles 38 lark grammars at
-import: about a second of every process importing jsonschema on these machines (the runner
-through papermill and nbformat, mkdocs through mkdocs-jupyter, strict manifest validation, each
-test worker). The grammars only check the "iri" and "iri-reference" formats, which none of the
-schemas we validate (notebooks, Kubernetes objects, the runtime's OpenAPI) uses; without the
-module jsonschema leaves those two formats unchecked.
+**The iri grammars.** jsonschema imports ``rfc3987_syntax`` whenever it is installed
+(JupyterLab's jupyter-events asks for ``jsonschema[format-nongpl]``, which brings it), and that
+module compiles 38 lark grammars at import: a second or more of every process importing
+jsonschema on these machines (the runner through papermill and nbformat, mkdocs through
+mkdocs-jupyter, JupyterLab through jupyter-events, strict manifest validation, each test worker).
+The grammars only check the "iri" and "iri-reference" formats, which none of the schemas these
+processes validate (notebooks, Kubernetes objects, the runtime's OpenAPI, Jupyter's event
+schemas) uses; without the module jsonschema leaves those two formats unchecked.
 
 **httpx's command line.** httpx's ``__init__`` imports its command-line client, and with it rich
 and pygments (about 0.13 s of every notebook kernel, test process and proxied runtime), unless

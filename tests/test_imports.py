@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from helm_runbook.harness.lab import JUPYTERLAB
 from helm_runbook.site.build import MKDOCS
 
 
@@ -25,6 +26,14 @@ def test_the_runner_reads_and_executes_notebooks_without_the_iri_grammars() -> N
 def test_the_docs_build_loads_its_notebook_plugin_without_the_iri_grammars() -> None:
     prefix = MKDOCS.split("from mkdocs.__main__")[0]
     assert _loaded_after(prefix + "import mkdocs_jupyter.plugin, nbformat") == "None"
+
+
+def test_jupyterlab_starts_its_server_without_the_iri_grammars() -> None:
+    prefix = JUPYTERLAB.split("import sys;")[0]
+    assert (
+        _loaded_after(prefix + "import jupyterlab.labapp, jupyter_server.serverapp, jupyter_events")
+        == "None"
+    )
 
 
 def test_without_the_steering_jsonschema_would_compile_them() -> None:

@@ -57,9 +57,17 @@ def ensure_kernel() -> Path:
     return directory
 
 
+# `python -m jupyterlab` without the iri grammars jupyter-events' jsonschema would compile at
+# start (a second or more of every JupyterLab start: helm_runbook/imports.py).
+JUPYTERLAB = (
+    "from helm_runbook.imports import skip_iri_grammars; skip_iri_grammars(); "
+    "import sys; from jupyterlab.labapp import main; sys.exit(main())"
+)
+
+
 def lab_command(port: int, notebook_dir: Path) -> list[str]:
     """``jupyter lab`` on 127.0.0.1 in ``notebook_dir``; no secret on the command line."""
-    return [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+    return [sys.executable, "-c", JUPYTERLAB, "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
             "--ServerApp.port_retries=0", f"--ServerApp.root_dir={notebook_dir}",
             f"--ServerApp.open_browser={'True' if _has_display() else 'False'}",
             f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}",

@@ -189,13 +189,32 @@ def _menu_run_all_cells(page: Browser) -> None:
     raise AssertionError("the Run menu never showed Run All Cells")
 
 
+def _focus_notebook(page: Browser) -> None:
+    """A real click on the notebook in front (its first cell's prompt area), giving it the focus."""
+    finder = f"""(() => {{
+        const cell = {PANEL}?.querySelector('.jp-Cell');
+        if (!cell) return null;
+        const r = cell.getBoundingClientRect();
+        return r.width > 0 ? [r.x + 8, r.y + 8] : null;
+    }})()"""
+    x, y = page.wait_for(finder, timeout=20)
+    for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+        page.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+    page.wait_for(f"{PANEL}?.contains(document.activeElement)", timeout=20)
+
+
 def _run_all_cells(page: Browser, base: str, name: str, timeout: float) -> dict[str, object]:
     # the token leaves the URL once it is used
     page.call("Page.navigate", url=f"{base}/lab/tree/{name}?token={TOKEN}")
     page.wait_for(f"{PANEL}?.querySelectorAll('.jp-Cell').length > 0", timeout=60)
+    # A person clicks into the notebook before using the Run menu: the menu acts on the notebook
+    # that last had focus, and JupyterLab restores the workspace (the notebook of the previous
+    # test open beside this one) with the focus in the file browser, so Run All Cells could run
+    # that other notebook (seen: this one untouched for 60 s, with two kernels running).
+    _focus_notebook(page)
     # JupyterLab may ask which kernel to start; the notebook's own (helm-runbook) is preselected
     # and a person accepts it, then asks again to run all cells. On a busy machine a click can be
-    # lost (seen: neither the dialog nor a running cell for 60 s): a person clicks again.
+    # lost: a person clicks again.
     for attempt in (1, 2):
         _menu_run_all_cells(page)
         try:
