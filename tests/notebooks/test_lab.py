@@ -217,6 +217,11 @@ def _run_all_cells(page: Browser, base: str, name: str, timeout: float) -> dict[
     # runs all cells. JupyterLab may ask which kernel to start; the notebook's own (helm-runbook)
     # is preselected and a person accepts it, then runs all cells again.
     _focus_notebook(page)
+    # JupyterLab starts two kernels for a notebook opened by its URL and shuts one down at once
+    # (its log: two "Kernel started" in the same 10 ms, then "Kernel shutdown"); cells queued on
+    # the wrong one are dropped. A person waits for the status bar to show the kernel idle.
+    with contextlib.suppress(TimeoutError):
+        page.wait_for(f"({DIALOG}) || ({KERNEL_NAME_SHOWN})", timeout=15)
     _menu_run_all_cells(page)
     with contextlib.suppress(TimeoutError):
         if (
@@ -226,10 +231,10 @@ def _run_all_cells(page: Browser, base: str, name: str, timeout: float) -> dict[
             _click(page, ".jp-Dialog-buttonLabel", "Select")
             page.wait_for(KERNEL_NAME_SHOWN, timeout=60)
             _menu_run_all_cells(page)
-    # JupyterLab can drop queued cells while it is still settling the notebook's new kernel (on
-    # a busy machine: the first cell ran, every other prompt back to "[ ]", the kernel idle). A
-    # person who sees nothing running and the notebook not done runs all cells again (twice at
-    # most); cells that ran and never finished still fail below.
+    # JupyterLab can still drop queued cells (the kernel they were queued on shut down: the first
+    # cells ran, the others back to "[ ]", maybe a Select Kernel dialog). A person who sees
+    # nothing running and the notebook not done accepts the dialog and runs all cells again
+    # (twice at most); cells that ran and never finished still fail below.
     deadline, reruns = time.monotonic() + timeout, 0
     last: list[str] = []
     changed = time.monotonic()
@@ -242,6 +247,9 @@ def _run_all_cells(page: Browser, base: str, name: str, timeout: float) -> dict[
         elif time.monotonic() - changed > 3 and reruns < 2:
             reruns += 1
             page.screenshot(SCREENSHOTS / f"lab-{stem}-stalled-{reruns}.png")
+            if page.evaluate(DIALOG):  # the kernel it ran on went away: accept the notebook's own
+                _click(page, ".jp-Dialog-buttonLabel", "Select")
+                page.wait_for(KERNEL_NAME_SHOWN, timeout=60)
             _focus_notebook(page)
             _menu_run_all_cells(page)
             changed = time.monotonic()
