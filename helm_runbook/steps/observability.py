@@ -241,21 +241,12 @@ def start_prometheus(target: Target, *, prometheus_url: str = "") -> StepReport:
     cluster its own Prometheus (``prometheus_url``), which must answer. Prometheus takes targets
     only on a fixed 5 s tick from its start: started first, that tick runs beside the upgrade."""
     start = time.perf_counter()
-    if not prometheus_url and hasattr(target, "prometheus"):
-        release = getattr(target, "release", None)
-        job = (
-            scrape_job(release)
-            if isinstance(release, RenderedRelease) and release.of_kind("ServiceMonitor")
-            else None
-        )
-        port = target.forwarded_ports().get(job.container_port) if job is not None else None
-        if job is not None and port is None:
-            job = None  # the running pod serves no metrics port yet: the upgrade adds the job
-        pod = str(getattr(target, "pod_name", "pod"))
-        target.prometheus().start(job, f"127.0.0.1:{port}" if job else "", pod)
+    job: ScrapeJob | None = None
+    if not prometheus_url and hasattr(target, "start_monitoring"):
+        job = target.start_monitoring()
         scraping = job.name if job else "no job yet (the release has no ServiceMonitor)"
     else:
-        job, scraping = None, "the cluster's own jobs"
+        scraping = "the cluster's own jobs"
     url = _prometheus(target, prometheus_url)
     with PromQL(url) as promql:
         promql.vector("vector(1)")  # answers queries (a cluster Prometheus's URL is right)
@@ -279,14 +270,13 @@ def prometheus_scrapes(
     # this step waits for Prometheus's discovery tick, when nothing else needs the CPU.
     threading.Thread(target=_load_chart_library, name="matplotlib-import", daemon=True).start()
     job = scrape_job(_release(target))
-    if not prometheus_url and hasattr(target, "prometheus"):
-        port = target.forwarded_ports().get(job.container_port)
-        if port is None:
+    if not prometheus_url and hasattr(target, "start_monitoring"):
+        if job.container_port not in target.forwarded_ports():
             raise StepFailed("metrics.port", expected=f"the pod serving container port {job.container_port}",
                              seen=f"ports {sorted(target.forwarded_ports())}", fix="install with helm.metrics.enabled=true")  # fmt: skip
         # Running with this job already (the upgrade reconfigured it): nothing changes; else
         # started or reconfigured here.
-        target.prometheus().start(job, f"127.0.0.1:{port}", str(getattr(target, "pod_name", "pod")))
+        target.start_monitoring()
     url = _prometheus(target, prometheus_url)
     with PromQL(url) as promql:
         scraped = promql.wait_scrape_after(job.selector_promql, began, timeout)

@@ -49,7 +49,7 @@ from helm_runbook.chart.manifests import RenderedRelease
 from helm_runbook.chart.sdk import render
 from helm_runbook.errors import StepFailed, TargetUnavailable
 from helm_runbook.standins.ingress import LocalIngress
-from helm_runbook.standins.observability import LocalPrometheus, scrape_job
+from helm_runbook.standins.observability import LocalPrometheus, ScrapeJob, scrape_job
 from helm_runbook.standins.process import free_port
 from helm_runbook.targets.base import Revision, Uninstalled, kept_on_uninstall
 from helm_runbook.targets.hostfiles import private_dir, private_file, write_file
@@ -436,10 +436,26 @@ class LocalTarget:
             return
         LocalIngress(self.workdir).start(self.release, self.secrets, ports)
         prometheus = LocalPrometheus(self.workdir)
-        if prometheus.url and self.release.of_kind("ServiceMonitor"):
-            job = scrape_job(self.release)
-            if job.container_port in ports:
-                prometheus.start(job, f"127.0.0.1:{ports[job.container_port]}", self.pod_name)
+        if prometheus.url and (scrape := self._scrape(ports)) is not None:
+            prometheus.start(*scrape, self.pod_name)
+
+    def _scrape(self, ports: dict[str, int]) -> tuple[ScrapeJob, str] | None:
+        """The release's ServiceMonitor job and the address it scrapes; None without a
+        ServiceMonitor or while the pod serves no metrics port."""
+        if self.release is None or not self.release.of_kind("ServiceMonitor"):
+            return None
+        job = scrape_job(self.release)
+        port = ports.get(job.container_port)
+        return (job, f"127.0.0.1:{port}") if port is not None else None
+
+    def start_monitoring(self) -> ScrapeJob | None:
+        """The local monitoring stack: Prometheus started, or reconfigured if its job changed,
+        scraping the release's ServiceMonitor job, or no job yet (an upgrade that renders the
+        ServiceMonitor adds it, as prometheus-operator would). Returns the job scraped."""
+        scrape = self._scrape(self.forwarded_ports())
+        job, address = scrape if scrape is not None else (None, "")
+        self.prometheus().start(job, address, self.pod_name)
+        return job
 
     @property
     def pod_name(self) -> str:
@@ -451,7 +467,7 @@ class LocalTarget:
         return LocalIngress(self.workdir).state()
 
     def prometheus(self) -> LocalPrometheus:
-        """The local monitoring stack's Prometheus (started by ``start_prometheus``)."""
+        """The local monitoring stack's Prometheus (``start_monitoring`` starts it)."""
         return LocalPrometheus(self.workdir)
 
     def _volume(self, volume: dict[str, Any], root: Path, fs_group: int | None) -> Path:
@@ -612,7 +628,6 @@ class LocalTarget:
         probe = self._probe_spec("readinessProbe")
         start = time.monotonic()
         attempts = 0
-        # One client for every attempt: a new one loads the CA bundle again (about 30 ms each).
         with httpx.Client(timeout=probe.get("timeoutSeconds", 1), verify=KUBELET_TLS) as kubelet:
             while time.monotonic() - start < timeout:
                 attempts += 1
