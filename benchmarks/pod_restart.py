@@ -20,7 +20,7 @@ import httpx
 
 from helm_runbook.chart import CHART_DIR, render
 from helm_runbook.steps.policy import publish_signed_policy, trust_public_key
-from helm_runbook.steps.presets import STAND_IN_MODELS
+from helm_runbook.steps.presets import STAND_IN_MODELS, production_values
 from helm_runbook.targets.local import LocalTarget
 
 ADMIN = "adm-" + "7" * 40
@@ -39,19 +39,9 @@ def production(target: LocalTarget) -> None:
     )
     target.create_secret("helm-signing", {"signing-key": "c3" * 32})
     publish_signed_policy(target, [dict(STAND_IN_MODELS)], config_map="helm-policy")
-    values = {
-        "helm": {
-            "production": True,
-            "signing": {"existingSecret": "helm-signing"},
-            "auth": {"existingSecret": "helm-auth"},
-            "proxy": {"upstream": "http://127.0.0.1:9/v1"},
-            "policy": {
-                "source": {"mountedFile": {"existingConfigMap": "helm-policy"}},
-                "signature": {"required": True, "publicKey": trust_public_key(target)},
-            },
-        }
-    }
-    target.apply(render(CHART_DIR, values))
+    policy = {"source": {"mountedFile": {"existingConfigMap": "helm-policy"}},
+              "signature": {"required": True, "publicKey": trust_public_key(target)}}  # fmt: skip
+    target.apply(render(CHART_DIR, production_values(upstream_port=9, policy=policy)))
 
 
 def restart(target: LocalTarget) -> tuple[float, float, float]:
