@@ -33,3 +33,9 @@ def skip_httpx_cli() -> None:
     httpx has loaded)."""
     if "httpx" not in sys.modules:
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
+def steered(code: str) -> str:
+    """``python -c`` code running ``code`` with the iri grammars skipped: for the tools the
+    project starts as processes of their own (mkdocs, JupyterLab)."""
+    return f"from helm_runbook.imports import skip_iri_grammars; skip_iri_grammars(); {code}"

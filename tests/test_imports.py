@@ -1,12 +1,15 @@
 """The processes that validate schemas do so without compiling the iri grammars
-(helm_runbook/imports.py): the runner, the docs build, strict manifest validation."""
+(helm_runbook/imports.py): the runner, the docs build, JupyterLab, strict manifest validation."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import pytest
+
 from helm_runbook.harness.lab import JUPYTERLAB
+from helm_runbook.imports import steered
 from helm_runbook.site.build import MKDOCS
 
 
@@ -23,17 +26,17 @@ def test_the_runner_reads_and_executes_notebooks_without_the_iri_grammars() -> N
     assert _loaded_after(script) == "None"
 
 
-def test_the_docs_build_loads_its_notebook_plugin_without_the_iri_grammars() -> None:
-    prefix = MKDOCS.split("from mkdocs.__main__")[0]
-    assert _loaded_after(prefix + "import mkdocs_jupyter.plugin, nbformat") == "None"
-
-
-def test_jupyterlab_starts_its_server_without_the_iri_grammars() -> None:
-    prefix = JUPYTERLAB.split("import sys;")[0]
-    assert (
-        _loaded_after(prefix + "import jupyterlab.labapp, jupyter_server.serverapp, jupyter_events")
-        == "None"
-    )
+@pytest.mark.parametrize(
+    ("command", "imports"),
+    [(MKDOCS, "mkdocs_jupyter.plugin, nbformat"),
+     (JUPYTERLAB, "jupyterlab.labapp, jupyter_server.serverapp, jupyter_events")],
+    ids=["mkdocs", "jupyterlab"],
+)  # fmt: skip
+def test_the_tools_started_as_processes_load_without_the_iri_grammars(
+    command: str, imports: str
+) -> None:
+    assert command.startswith(steered(""))
+    assert _loaded_after(steered(f"import {imports}")) == "None"
 
 
 def test_without_the_steering_jsonschema_would_compile_them() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from helm_runbook.errors import InputError
+from helm_runbook.imports import steered
 
 KERNEL_NAME = "helm-runbook"
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,11 +59,8 @@ def ensure_kernel() -> Path:
 
 
 # `python -m jupyterlab` without the iri grammars jupyter-events' jsonschema would compile at
-# start (a second or more of every JupyterLab start: helm_runbook/imports.py).
-JUPYTERLAB = (
-    "from helm_runbook.imports import skip_iri_grammars; skip_iri_grammars(); "
-    "import sys; from jupyterlab.labapp import main; sys.exit(main())"
-)
+# start (a second or more of every JupyterLab start).
+JUPYTERLAB = steered("import sys; from jupyterlab.labapp import main; sys.exit(main())")
 
 
 def lab_command(port: int, notebook_dir: Path) -> list[str]:

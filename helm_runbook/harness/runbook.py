@@ -37,6 +37,8 @@ EXECUTED = BUILD / "runbooks"
 WORKDIR = BUILD / "local-target"
 REPORT = BUILD / "runbook-report.json"
 
+skip_iri_grammars()  # papermill imports nbformat, nbformat jsonschema (helm_runbook/imports.py)
+
 
 def notebooks() -> list[Path]:
     return sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
@@ -47,7 +49,6 @@ def declared_parameters(notebook: Path) -> set[str]:
 
 
 def _inspect(notebook: Path) -> dict[str, dict[str, Any]]:
-    skip_iri_grammars()  # papermill imports nbformat, nbformat jsonschema (helm_runbook/imports.py)
     import papermill
 
     return dict(papermill.inspect_notebook(str(notebook)))
@@ -101,7 +102,6 @@ def execute(
     notebook: Path, *, target: str, cell_timeout: int, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Run one notebook; returns its report entry (status, duration, steps, failure)."""
-    skip_iri_grammars()
     import papermill
     from papermill.exceptions import PapermillExecutionError
 

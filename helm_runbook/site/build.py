@@ -16,16 +16,13 @@ from pathlib import Path
 import yaml
 
 from helm_runbook.errors import StepFailed
+from helm_runbook.imports import steered
 from helm_runbook.site.pages import write_generated_pages
 from helm_runbook.site.results import add_banner
 
 ROOT = Path(__file__).resolve().parents[2]
-# `mkdocs` without the iri grammars mkdocs-jupyter's jsonschema would compile (about a second):
-# helm_runbook/imports.py.
-MKDOCS = (
-    "from helm_runbook.imports import skip_iri_grammars; skip_iri_grammars(); "
-    "from mkdocs.__main__ import cli; cli(prog_name='mkdocs')"
-)
+# `mkdocs` without the iri grammars mkdocs-jupyter's jsonschema would compile (about a second).
+MKDOCS = steered("from mkdocs.__main__ import cli; cli(prog_name='mkdocs')")
 
 
 def build_site(
