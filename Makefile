@@ -64,10 +64,12 @@ system-deps: ## install missing Debian packages (bubblewrap, postgresql; chromiu
 runbook-deps:
 	$(call install_missing,$(RUNBOOK_DEPS))
 
-check: setup ## read-only checks: ruff format --check, ruff, mypy
+check: setup ## read-only checks: ruff format --check, ruff, mypy, actionlint + zizmor on the workflows
 	$(BIN)/ruff format --check helm_runbook tests benchmarks
 	$(BIN)/ruff check helm_runbook tests benchmarks
 	$(BIN)/mypy helm_runbook
+	$(BIN)/actionlint .github/workflows/*.yml
+	$(BIN)/zizmor --offline --quiet .github/workflows/
 
 fmt: setup ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix helm_runbook tests benchmarks
