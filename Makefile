@@ -15,7 +15,7 @@ export NO_MKDOCS_2_WARNING := 1
 unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
-.PHONY: help setup compile system-deps runbook-deps check fmt test test-fast runbook lab docs helm-chart-smoke bench bench-main-job clean
+.PHONY: help setup compile system-deps runbook-deps check fmt test test-fast runbook lab docs helm-chart-smoke bench bench-main-job publish clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -106,6 +106,9 @@ bench: setup ## print benchmark figures (hot path, HTTP, proxy latency, evidence
 
 bench-main-job: setup ## time the main job in a scratch clone: fresh make setup + make runbook, warm runs, each notebook, the empty-notebook floor (minutes)
 	$(BIN)/python benchmarks/main_job.py $(BENCH_ARGS)
+
+publish: setup ## add build/site to the gh-pages branch as one version (PUBLISH_ARGS: --version, --alias, --repo, --branch); refuses a failed or uncommitted run
+	$(BIN)/helm-runbook publish $(PUBLISH_ARGS)
 
 clean: ## stop the local target (helm-runbook stop), remove build artefacts (keeps .venv)
 	-@test ! -x $(BIN)/helm-runbook || $(BIN)/helm-runbook stop

@@ -189,6 +189,15 @@ def _cmd_stop(opts: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_publish(opts: argparse.Namespace) -> int:
+    from helm_runbook.site.publish import publish_site
+
+    aliases = ("latest",) if opts.alias is None else tuple(opts.alias)
+    print(publish_site(Path(opts.site), repo=Path(opts.repo), version=opts.version,
+                       aliases=aliases, branch=opts.branch))  # fmt: skip
+    return 0
+
+
 def _cmd_smoke(opts: argparse.Namespace) -> int:
     from helm_runbook.steps.smoke import smoke
     from helm_runbook.tools.client import RuntimeClient
@@ -314,6 +323,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="local target state (default: the checkout's build/local-target)",
     )
     stop.set_defaults(func=_cmd_stop)
+
+    pub = sub.add_parser(
+        "publish",
+        help="add the built site to a gh-pages-style branch as one version (only a passing run of a clean commit)",
+        description="Writes SITE as VERSION/ (and each alias, e.g. latest/) beside the versions published "
+        "before, with versions.json for the version selector; the work tree is never touched.",
+    )
+    pub.add_argument(
+        "--site", default="build/site", help="the site make runbook built (default: build/site)"
+    )
+    pub.add_argument("--repo", default=".", help="git repository holding the branch (default: .)")
+    pub.add_argument("--branch", default="gh-pages", help="branch to write (default: gh-pages)")
+    pub.add_argument(
+        "--version", default="", help="folder name (default: the chart version the site documents)"
+    )
+    pub.add_argument("--alias", action="append", default=None,
+                     help="alias moved to this version, repeatable (default: latest; --no-alias for none)")  # fmt: skip
+    pub.add_argument(
+        "--no-alias", dest="alias", action="store_const", const=[], help="publish without an alias"
+    )
+    pub.set_defaults(func=_cmd_publish)
 
     sm = sub.add_parser("smoke", help="the guide's smoke checks against an existing deployment")
     sm.add_argument(

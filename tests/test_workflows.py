@@ -93,13 +93,34 @@ def test_the_jobs_run_the_readme_commands_and_keep_what_they_made() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make runbook" in readme
     assert (ROOT / ".ci/run").read_text().strip().endswith("make test")
-    kept = [s["with"]["path"] for s in jobs["runbook"]["steps"] if "upload" in s.get("uses", "")]
-    assert any("build/runbooks/" in p for p in kept) and any("build/site/" in p for p in kept)
-    # Pages deploys the artifact this run uploaded (never a rebuild): no checkout, no make
-    assert [s.get("uses", "").split("@")[0] for s in jobs["pages"]["steps"]] == [
-        "actions/deploy-pages"
+    kept = {
+        s["with"]["name"]: s["with"]["path"]
+        for s in jobs["runbook"]["steps"]
+        if "upload" in s.get("uses", "")
+    }
+    assert "build/runbooks/" in kept["executed-runbooks"] and kept["site"] == "build/site/"
+
+
+def test_pages_publishes_the_site_this_run_built() -> None:
+    """The publishing job adds the runbook job's artifact to gh-pages with ``helm-runbook publish``
+    (which refuses a failed or uncommitted run) and deploys the branch: it never builds a site."""
+    from helm_runbook.cli import build_parser
+
+    pages = _workflow(ROOT / ".github/workflows/runbooks.yml")["jobs"]["pages"]
+    assert pages["needs"] == "runbook"
+    [download] = [
+        s for s in pages["steps"] if s.get("uses", "").startswith("actions/download-artifact@")
     ]
-    assert jobs["pages"]["needs"] == "runbook"
+    assert download["with"] == {"name": "site", "path": "build/site"}
+    script = "\n".join(s.get("run", "") for s in pages["steps"])
+    assert not re.search(r"\bmake\b|mkdocs|helm-runbook run", script)
+    published = [shlex.split(c) for c in re.findall(r"helm-runbook publish[^;\n]*", script)]
+    assert len(published) == 2
+    for argv in published:
+        opts = build_parser().parse_args(argv[1:])
+        assert opts.site == "build/site" and opts.branch == "gh-pages"
+    assert [s.get("uses", "").split("@")[0] for s in pages["steps"]][-2:] == [
+        "actions/upload-pages-artifact", "actions/deploy-pages"]  # fmt: skip
 
 
 def _kind_job() -> dict[str, Any]:

@@ -18,9 +18,13 @@ import yaml
 from helm_runbook.errors import StepFailed
 from helm_runbook.imports import steered
 from helm_runbook.site.pages import write_generated_pages
+from helm_runbook.site.publish import provenance, write_provenance
 from helm_runbook.site.results import add_banner
 
 ROOT = Path(__file__).resolve().parents[2]
+THEME = (
+    Path(__file__).resolve().parent / "theme"
+)  # mkdocs.yml's custom_dir, relative to the checkout
 # `mkdocs` without the iri grammars mkdocs-jupyter's jsonschema would compile (about a second).
 MKDOCS = steered("from mkdocs.__main__ import cli; cli(prog_name='mkdocs')")
 
@@ -59,7 +63,8 @@ def build_site(
     # mkdocs.yml names build/docs and build/site; a build elsewhere (tests) gets its own copy.
     config = build / "mkdocs.yml"
     config.write_text((ROOT / "mkdocs.yml").read_text().replace("docs_dir: build/docs", f"docs_dir: {site_src}")
-                      .replace("site_dir: build/site", f"site_dir: {build / 'site'}"))  # fmt: skip
+                      .replace("site_dir: build/site", f"site_dir: {build / 'site'}")
+                      .replace("custom_dir: helm_runbook/site/theme", f"custom_dir: {THEME}"))  # fmt: skip
     proc = subprocess.run(
         [sys.executable, "-c", MKDOCS, "build", "--strict", "-f", str(config)],
         cwd=build, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
@@ -70,4 +75,5 @@ def build_site(
         raise StepFailed("docs.build", expected="mkdocs build --strict passes",
                          seen="the problems mkdocs printed above",
                          fix="fix the pages or links mkdocs names above, then build again with --resume (passed notebooks are skipped)")  # fmt: skip
+    write_provenance(build / "site", provenance(ROOT, run_report))  # what publishing checks
     return time.perf_counter() - start
