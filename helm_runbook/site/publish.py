@@ -114,27 +114,27 @@ def read_build_info(site: Path) -> dict[str, Any]:
     path = site / BUILD_INFO
     if not path.is_file():
         raise InputError(f"{site} has no {BUILD_INFO}: not a site the runner built",
-                         fix="build it with make runbook (every runbook, site included), then publish build/site")  # fmt: skip
+                         fix="build the whole run and its site with helm-runbook run (no --no-docs), then publish build/site")  # fmt: skip
     try:
         info = json.loads(path.read_bytes()[:MAX_VERSIONS_BYTES])
         if not isinstance(info, dict):
             raise ValueError("not an object")
     except ValueError as exc:
         raise InputError(
-            f"{path} is unreadable ({exc})", fix="build the site again with make runbook"
+            f"{path} is unreadable ({exc})", fix="build the site again with helm-runbook run"
         ) from exc
     failed = sorted(n for n, s in (info.get("runbooks") or {}).items() if s != "passed")
     if not info.get("passed"):
         raise StepFailed("publish.verified", expected="a site whose runbooks all passed",
                          seen=f"runbooks not passed: {', '.join(failed) or 'none ran'}",
-                         fix="fix what the failed runbook names and run make runbook again; only a passing run is published")  # fmt: skip
+                         fix="mend what the failed step's fix line names and run helm-runbook run again; only a passing run is published")  # fmt: skip
     if not info.get("commit") or info.get("dirty") is None:
         raise StepFailed("publish.verified", expected="a site built in a git checkout", seen="no commit recorded",
-                         fix="build from a git clone of the repository (make runbook), then publish")  # fmt: skip
+                         fix="build from a git clone of the repository with helm-runbook run, then publish")  # fmt: skip
     if info["dirty"]:
         raise StepFailed("publish.verified", expected="a site built from a commit with nothing uncommitted",
                          seen=f"the checkout at {info['commit'][:12]} had uncommitted changes when the site was built",
-                         fix="commit or stash the changes, run make runbook again, then publish")  # fmt: skip
+                         fix="commit or stash the changes, build again with helm-runbook run, then publish")  # fmt: skip
     return info
 
 
@@ -143,7 +143,8 @@ def _site_files(site: Path) -> list[Path]:
     for path in sorted(site.rglob("*")):
         if path.is_symlink():
             raise InputError(
-                f"{path} is a symbolic link", fix="publish the folder make runbook built, as it is"
+                f"{path} is a symbolic link",
+                fix="publish the folder helm-runbook run built, as it is",
             )
         if path.is_file():
             files.append(path)
