@@ -7,6 +7,7 @@ from helm_runbook.steps.chart import chart_smoke, expect_refusal, lint_chart, re
 from helm_runbook.steps.deploy import (
     install,
     restart_pod,
+    running_pod,
     uninstall_and_reinstall,
     wait_for_rollout,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "prepare_secrets",
     "render_release",
     "restart_pod",
+    "running_pod",
     "smoke_check",
     "uninstall_and_reinstall",
     "verify_receipts",

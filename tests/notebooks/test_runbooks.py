@@ -99,12 +99,22 @@ def test_policy_rollout_runbook(run: dict[str, Any]) -> None:
              if r["step"] in ("policy.verdict", "policy.wake")]  # fmt: skip
     assert story == [
         ("policy.verdict", "DENY"),  # signed initial policy: file_read not allowed
-        ("policy.wake", "ok"),  # signed change reconciled at once
+        ("policy.wake", "ok"),  # signed change reconciled once the mount synced
         ("policy.verdict", "ALLOW"),
         ("policy.wake", "validate_error"),  # tampered change refused
         ("policy.verdict", "DENY"),  # shell: the widening never took effect
         ("policy.verdict", "ALLOW"),  # the previous policy keeps serving
+        ("policy.wake", "ok"),  # the last good signed policy published again, reloaded
+        ("policy.verdict", "ALLOW"),
+        ("policy.verdict", "DENY"),
     ]
+    published = [r["values"] for r in records if r["step"] == "policy.publish"]
+    wakes = [r["values"] for r in records if r["step"] == "policy.wake"]
+    # each wake answered about the files it was published with (the kubelet's sync waited out)
+    assert [w["desired_policy_hash"] for w in wakes] == [p["policy_hash"] for p in published[1:]]
+    assert published[-1]["policy_hash"] == published[1]["policy_hash"] == wakes[-1]["policy_hash"]
+    pods = [r["values"] for r in records if r["step"] == "pod"]
+    assert len(pods) == 2 and pods[0]["pod"] == pods[1]["pod"] and pods[1]["same_as_before"]
 
 
 def test_no_secret_reaches_an_executed_notebook_the_report_or_the_site(run: dict[str, Any]) -> None:
