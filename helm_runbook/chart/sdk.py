@@ -134,6 +134,25 @@ def render(
                            values=values or {})  # fmt: skip
 
 
+def template_text(
+    chart: Path, values: dict[str, Any] | None = None, *, release: str = "helm-ai-kernel",
+    namespace: str = "default",
+) -> str:  # fmt: skip
+    """``helm template`` as the CLI prints it (each manifest after ``---`` and its ``# Source:``),
+    NOTES left out: the text upstream's chart CI greps. Refusals as ``render`` raises them."""
+    try:
+        with helm.Chart.load(str(chart)) as loaded:
+            rendered: dict[str, str] = loaded.render(
+                values or {}, name=release, namespace=namespace
+            )
+    except (helm.HelmValuesError, helm.HelmRenderError) as exc:
+        raise refusal(str(exc), chart) or RenderError(
+            f"the chart refused to render: {exc}", fix="see Helm's message", helm_message=str(exc)
+        ) from exc
+    return "".join(f"---\n# Source: {source}\n{text.strip()}\n" for source, text in sorted(rendered.items())
+                   if not source.endswith("NOTES.txt") and text.strip())  # fmt: skip
+
+
 def install_release(
     chart: Path, release: str, values: dict[str, Any], *, namespace: str, kube_context: str | None = None,
     kubeconfig: str | None = None, dry_run: str | None = None, timeout_s: int = 300,
