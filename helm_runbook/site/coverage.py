@@ -9,6 +9,7 @@ equivalent commands its own passed steps recorded (``StepReport.command``): ``un
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shlex
@@ -32,10 +33,14 @@ class GuideCommand:
     step: str
     flags: tuple[str, ...] = ()
     contains: str = ""
+    also_step: str = ""  # a second step that runs it (the guide's skeletons, rendered as written)
+    added_because: Mapping[str, str] = field(default_factory=dict)  # an added --set key → why
 
     def executed_by(self, record: Mapping[str, Any]) -> bool:
         """Whether ``record`` (a passed step of the run report) ran this command."""
-        if record.get("step") != self.step or not record.get("ok"):
+        if record.get("step") not in (self.step, self.also_step or self.step) or not record.get(
+            "ok"
+        ):
             return False
         values = record.get("values") or {}
         command = str(values.get("command", ""))
@@ -43,21 +48,53 @@ class GuideCommand:
             return False
         return not self.contains or self.contains in json.dumps(values, sort_keys=True)
 
+    def added_flags(self, record: Mapping[str, Any]) -> list[str]:
+        """The ``--set`` keys the recorded command passed that the guide's command does not."""
+        written = {key for key, _ in set_flags(self.command)}
+        ran = str((record.get("values") or {}).get("command", ""))
+        return sorted({key for key, _ in set_flags(ran)} - written)
+
 
 @dataclass
 class Coverage:
     command: GuideCommand
     executed_in: list[tuple[str, int]] = field(default_factory=list)  # (notebook, cell)
+    added: list[list[str]] = field(default_factory=list)  # per execution: the --set keys added
 
     @property
     def covered(self) -> bool:
         return bool(self.executed_in)
 
+    @property
+    def as_written(self) -> bool:
+        """Some execution ran the guide's command with no flag added."""
+        return any(not keys for keys in self.added)
+
+    def unexplained(self) -> list[str]:
+        """Added flags ``docs/guide-commands.yaml`` gives no reason for."""
+        return sorted({k for keys in self.added for k in keys} - set(self.command.added_because))
+
+    def how(self) -> str:
+        """What the coverage page says: run as written, or with which added flags and why."""
+        if not self.covered:
+            return "not executed by any runbook"
+        parts = []
+        for (notebook, cell), keys in zip(self.executed_in, self.added, strict=True):
+            where = f"{notebook} cell {cell}"
+            if not keys:
+                parts.append(f"run as written ({where})")
+            else:
+                reasons = "; ".join(f"`{k}`, because {self.command.added_because.get(k, 'no reason recorded')}"
+                                    for k in keys)  # fmt: skip
+                parts.append(f"run with added flags ({where}): {reasons}")
+        return "; ".join(dict.fromkeys(parts))
+
 
 def guide_commands(path: Path = GUIDE_COMMANDS) -> list[GuideCommand]:
     """The guide's commands as the repository lists them."""
     entries = yaml.safe_load(path.read_text()) or []
-    return [GuideCommand(e["section"], e["command"], e["step"], tuple(e.get("flags", ())), e.get("contains", ""))
+    return [GuideCommand(e["section"], e["command"], e["step"], tuple(e.get("flags", ())), e.get("contains", ""),
+                         e.get("also_step", ""), dict(e.get("added_because") or {}))
             for e in entries]  # fmt: skip
 
 
@@ -69,6 +106,24 @@ def guide_coverage(report: Mapping[str, Any], path: Path = GUIDE_COMMANDS) -> li
             for item in out:
                 if item.command.executed_by(record):
                     item.executed_in.append((entry["notebook"], int(record.get("cell", -1))))
+                    item.added.append(item.command.added_flags(record))
+    return out
+
+
+_SET_OPTIONS = ("--set", "--set-string", "--set-json", "--set-literal", "--set-file")
+
+
+def set_flags(command: str) -> list[tuple[str, str]]:
+    """(key, value) of every ``--set``-like flag of a shell command, in order."""
+    try:
+        words = shlex.split(command.replace("\\\n", " "))
+    except ValueError:
+        words = command.split()
+    out = []
+    for option, word in itertools.pairwise(words):
+        if option in _SET_OPTIONS and "=" in word:
+            key, value = word.split("=", 1)
+            out.append((key, value))
     return out
 
 
@@ -150,6 +205,7 @@ __all__ = [
     "equivalent_commands",
     "guide_commands",
     "guide_coverage",
+    "set_flags",
     "shell_commands",
     "unexecuted_equivalents",
 ]

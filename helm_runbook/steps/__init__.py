@@ -3,7 +3,13 @@ in a terminal) and raising ``StepFailed`` (step, expected, seen, fix) when a che
 
 from __future__ import annotations
 
-from helm_runbook.steps.chart import chart_smoke, expect_refusal, lint_chart, render_release
+from helm_runbook.steps.chart import (
+    chart_smoke,
+    expect_refusal,
+    lint_chart,
+    render_guide_command,
+    render_release,
+)
 from helm_runbook.steps.deploy import (
     install,
     restart_pod,
@@ -20,6 +26,7 @@ __all__ = [
     "install",
     "lint_chart",
     "prepare_secrets",
+    "render_guide_command",
     "render_release",
     "restart_pod",
     "running_pod",

@@ -16,6 +16,7 @@ from nacl.signing import SigningKey
 from helm_runbook.formats.keys import Signer
 from helm_runbook.harness import runbook
 from helm_runbook.harness.record import read_records
+from helm_runbook.site.coverage import guide_coverage
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 PARAMETER_LINE = re.compile(r"^[a-z_]+: (str|int|float|bool) = .+  # .+$")
@@ -65,6 +66,30 @@ def test_chart_lint_runbook(run: dict[str, Any]) -> None:
     refusals = " ".join(refusal["refusals"])
     for value in ("helm.signing", "helm.auth"):  # both missing key materials are named
         assert value in refusals, refusals
+
+
+def test_the_guides_production_skeletons_run_as_written_and_every_added_flag_is_explained(
+    run: dict[str, Any],
+) -> None:
+    guides = _values(run, "01-chart-lint", "chart.guide")
+    assert [g["section"] for g in guides] == ["Production Install Skeleton (inline values)",
+                                              "Production Install Skeleton (existing Secrets)"]  # fmt: skip
+    assert all(
+        g["production"] and "points at no real upstream" in " ".join(g["notes_warnings"])
+        for g in guides
+    )
+    coverage = guide_coverage(run["report"])
+    installs = [c for c in coverage if c.command.step == "install"]
+    assert installs and all(c.as_written for c in installs)  # runbook 01, verbatim
+    assert all(c.covered for c in coverage)
+    assert [(c.command.section, c.unexplained()) for c in coverage if c.unexplained()] == []
+    page = (run["site"] / "guide-coverage" / "index.html").read_text()
+    assert "run as written" in page and "run with added flags" in page and "because" in page
+
+
+def test_the_ingress_answer_is_served_by_nginx(run: dict[str, Any]) -> None:
+    [ingress] = _values(run, "09-observability-ingress", "ingress")
+    assert ingress["served_by"].startswith("nginx")  # the runtime sends no Server header of its own
 
 
 def test_smoke_runbook(run: dict[str, Any]) -> None:

@@ -30,6 +30,9 @@ class _Target:
 
     config_sync_s = 0.0
 
+    def wait_config_synced(self, name: str | None = None) -> float:
+        return 0.0
+
 
 class _StandIn:
     url = "http://127.0.0.1:1"
