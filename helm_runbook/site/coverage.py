@@ -9,7 +9,6 @@ equivalent commands its own passed steps recorded (``StepReport.command``): ``un
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import shlex
@@ -19,40 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
+from helm_runbook.chart.guide import GUIDE_COMMANDS, GuideCommand, guide_commands, set_flags
 from helm_runbook.harness.record import read_records
-
-GUIDE_COMMANDS = Path(__file__).resolve().parents[2] / "docs" / "guide-commands.yaml"
-
-
-@dataclass(frozen=True)
-class GuideCommand:
-    section: str
-    command: str
-    step: str
-    flags: tuple[str, ...] = ()
-    contains: str = ""
-    also_step: str = ""  # a second step that runs it (the guide's skeletons, rendered as written)
-    added_because: Mapping[str, str] = field(default_factory=dict)  # an added --set key → why
-
-    def executed_by(self, record: Mapping[str, Any]) -> bool:
-        """Whether ``record`` (a passed step of the run report) ran this command."""
-        if record.get("step") not in (self.step, self.also_step or self.step) or not record.get(
-            "ok"
-        ):
-            return False
-        values = record.get("values") or {}
-        command = str(values.get("command", ""))
-        if any(flag not in command for flag in self.flags):
-            return False
-        return not self.contains or self.contains in json.dumps(values, sort_keys=True)
-
-    def added_flags(self, record: Mapping[str, Any]) -> list[str]:
-        """The ``--set`` keys the recorded command passed that the guide's command does not."""
-        written = {key for key, _ in set_flags(self.command)}
-        ran = str((record.get("values") or {}).get("command", ""))
-        return sorted({key for key, _ in set_flags(ran)} - written)
 
 
 @dataclass
@@ -90,14 +57,6 @@ class Coverage:
         return "; ".join(dict.fromkeys(parts))
 
 
-def guide_commands(path: Path = GUIDE_COMMANDS) -> list[GuideCommand]:
-    """The guide's commands as the repository lists them."""
-    entries = yaml.safe_load(path.read_text()) or []
-    return [GuideCommand(e["section"], e["command"], e["step"], tuple(e.get("flags", ())), e.get("contains", ""),
-                         e.get("also_step", ""), dict(e.get("added_because") or {}))
-            for e in entries]  # fmt: skip
-
-
 def guide_coverage(report: Mapping[str, Any], path: Path = GUIDE_COMMANDS) -> list[Coverage]:
     """Each guide command with the notebooks and cells whose recorded step executed it."""
     out = [Coverage(command) for command in guide_commands(path)]
@@ -107,23 +66,6 @@ def guide_coverage(report: Mapping[str, Any], path: Path = GUIDE_COMMANDS) -> li
                 if item.command.executed_by(record):
                     item.executed_in.append((entry["notebook"], int(record.get("cell", -1))))
                     item.added.append(item.command.added_flags(record))
-    return out
-
-
-_SET_OPTIONS = ("--set", "--set-string", "--set-json", "--set-literal", "--set-file")
-
-
-def set_flags(command: str) -> list[tuple[str, str]]:
-    """(key, value) of every ``--set``-like flag of a shell command, in order."""
-    try:
-        words = shlex.split(command.replace("\\\n", " "))
-    except ValueError:
-        words = command.split()
-    out = []
-    for option, word in itertools.pairwise(words):
-        if option in _SET_OPTIONS and "=" in word:
-            key, value = word.split("=", 1)
-            out.append((key, value))
     return out
 
 

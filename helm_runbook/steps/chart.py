@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from helm_runbook.chart import CHART_DIR
+from helm_runbook.chart.guide import guide_commands, set_flags
 from helm_runbook.chart.manifests import validate
 from helm_runbook.chart.sdk import lint, render, set_values
 from helm_runbook.chart.values import helm_command
@@ -122,8 +123,6 @@ def render_guide_command(section: str) -> StepReport:
     """The deployment guide's ``helm install`` of ``section``, rendered exactly as written (its
     ``--set`` flags through Helm's own parser, placeholders filled with fresh key material):
     the chart's guards let it through, and NOTES says what the operator still has to set."""
-    from helm_runbook.site.coverage import guide_commands, set_flags
-
     start = time.perf_counter()
     matching = [
         c for c in guide_commands() if c.section == section and c.command.startswith("helm ")
