@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -275,15 +276,23 @@ def test_helm_runbook_stop_leaves_no_process_the_local_target_started(tmp_path: 
     assert main(["stop", "--workdir", str(tmp_path)]) == 0  # nothing left: says so, exits 0
 
 
+def _install_with_existing_secrets(target: LocalTarget) -> dict[str, Any]:
+    """A ready release whose Secrets exist beforehand (no chart-made Secret, no checksum)."""
+    target.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "adm", "HELM_SERVICE_API_KEY": "svc"})
+    target.create_secret("helm-signing", {"signing-key": "c3" * 32})
+    values: dict[str, Any] = {
+        "helm": {**AUTH["helm"], "signing": {"existingSecret": "helm-signing"}}
+    }
+    target.install(values)
+    target.wait_ready()
+    return values
+
+
 def test_an_upgrade_that_leaves_the_pod_template_unchanged_keeps_the_pod(
     target: LocalTarget,
 ) -> None:
     """As a Deployment: the same template rolls out no new pod; a changed one does."""
-    target.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "adm", "HELM_SERVICE_API_KEY": "svc"})
-    target.create_secret("helm-signing", {"signing-key": "c3" * 32})
-    values = {"helm": {**AUTH["helm"], "signing": {"existingSecret": "helm-signing"}}}
-    target.install(values)
-    target.wait_ready()
+    values = _install_with_existing_secrets(target)
     pod = target.pod
     assert pod is not None
     target.install({**values, "service": {"type": "NodePort"}})  # the Service only
@@ -314,11 +323,7 @@ def test_a_policy_change_reaches_the_running_pods_mount_after_the_sync_delay_wit
     """As a kubelet: ``helm upgrade`` with new runtimeActions changes the chart's ConfigMap only
     (no checksum/config), so the pod keeps running; its mounted files follow the ConfigMap
     ``CONFIG_SYNC_DELAY_S`` later, and the runtime reconciles them live (here the wake hint)."""
-    target.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "adm", "HELM_SERVICE_API_KEY": "svc"})
-    target.create_secret("helm-signing", {"signing-key": "c3" * 32})
-    values = {"helm": {**AUTH["helm"], "signing": {"existingSecret": "helm-signing"}}}
-    target.install(values)
-    target.wait_ready()
+    values = _install_with_existing_secrets(target)
     pod = target.pod
     assert pod is not None and '"runtime_actions": []' in _policy_file(target).read_text()
     body = {"tool": "file_read", "effect_level": "E1", "session_id": "s", "args": {}}
