@@ -224,7 +224,9 @@ class LocalTarget:
         file replaced atomically, keys the ConfigMap no longer has removed."""
         with self._sync_lock:
             if name is not None:
-                self._syncs.pop(name, None)
+                if self._syncs.get(name) is not threading.current_thread():
+                    return  # cancelled (the pod is being deleted) or superseded by a later apply
+                del self._syncs[name]
             if self.pod is None or self.pod.number != pod_number or self.release is None:
                 return  # the pod was deleted meanwhile: its successor mounts the stored data
             spec = self.deployment["spec"]["template"]["spec"]
