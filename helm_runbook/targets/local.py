@@ -91,7 +91,7 @@ PORT_ENV = {"health": "HELM_HEALTH_PORT", "metrics": "HELM_METRICS_PORT"}
 #: files this long after ``kubectl apply`` (a cluster's kubelet takes up to its sync period plus
 #: its cache TTL, about a minute by default). Short, so runbooks stay fast; never zero, so a
 #: step that reads the mount right after applying is caught here as it would be on a cluster.
-CONFIG_SYNC_DELAY_S = 0.2
+CONFIG_SYNC_DELAY_S = 0.05
 PROBE_PERIOD_S = 0.02  # the local kubelet's probe period: a refused probe costs about a millisecond
 # Probes here are plain http (and the kubelet never verifies an HTTPS probe's certificate):
 # no CA bundle to load, which an httpx client otherwise does for each wait (~20 ms a rollout).

@@ -318,7 +318,7 @@ def _policy_file(target: LocalTarget) -> Path:
 
 
 def test_a_policy_change_reaches_the_running_pods_mount_after_the_sync_delay_without_a_restart(
-    target: LocalTarget,
+    target: LocalTarget, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As a kubelet: ``helm upgrade`` with new runtimeActions changes the chart's ConfigMap only
     (no checksum/config), so the pod keeps running; its mounted files follow the ConfigMap
@@ -326,6 +326,9 @@ def test_a_policy_change_reaches_the_running_pods_mount_after_the_sync_delay_wit
     values = _install_with_existing_secrets(target)
     pod = target.pod
     assert pod is not None and '"runtime_actions": []' in _policy_file(target).read_text()
+    monkeypatch.setattr(
+        local, "CONFIG_SYNC_DELAY_S", 1.0
+    )  # "not yet" below, even on a busy machine
     body = {"tool": "file_read", "effect_level": "E1", "session_id": "s", "args": {}}
     wake = {"Authorization": "Bearer svc"}
     target.install(
