@@ -100,14 +100,10 @@ def refusal(helm_message: str, chart: Path) -> ChartError | None:
     return None
 
 
-def render(
-    chart: Path,
-    values: dict[str, Any] | None = None,
-    *,
-    release: str = "helm-ai-kernel",
-    namespace: str = "default",
-) -> RenderedRelease:
-    """``helm template``: the parsed objects of a release, or a ChartError naming what to fix."""
+def _templates(
+    chart: Path, values: dict[str, Any] | None, release: str, namespace: str
+) -> dict[str, str]:
+    """Each template's rendered text by source, or the refusal naming what to fix."""
     try:
         with helm.Chart.load(str(chart)) as loaded:
             rendered: dict[str, str] = loaded.render(
@@ -121,6 +117,18 @@ def render(
         raise ChartError(
             f"cannot load chart {chart}", fix="point at deploy/helm-chart", helm_message=str(exc)
         ) from exc
+    return rendered
+
+
+def render(
+    chart: Path,
+    values: dict[str, Any] | None = None,
+    *,
+    release: str = "helm-ai-kernel",
+    namespace: str = "default",
+) -> RenderedRelease:
+    """``helm template``: the parsed objects of a release, or a ChartError naming what to fix."""
+    rendered = _templates(chart, values, release, namespace)
     objects: list[tuple[str, dict[str, Any]]] = []
     notes = ""
     for source, text in sorted(rendered.items()):
@@ -132,6 +140,17 @@ def render(
                 objects.append((source, doc))
     return RenderedRelease(release=release, namespace=namespace, objects=objects, notes=notes,
                            values=values or {})  # fmt: skip
+
+
+def template_text(
+    chart: Path, values: dict[str, Any] | None = None, *, release: str = "helm-ai-kernel",
+    namespace: str = "default",
+) -> str:  # fmt: skip
+    """``helm template`` as the CLI prints it (each manifest after ``---`` and its ``# Source:``),
+    NOTES left out: the text upstream's chart CI greps. Refusals as ``render`` raises them."""
+    rendered = _templates(chart, values, release, namespace)
+    return "".join(f"---\n# Source: {source}\n{text.strip()}\n" for source, text in sorted(rendered.items())
+                   if not source.endswith("NOTES.txt") and text.strip())  # fmt: skip
 
 
 def install_release(

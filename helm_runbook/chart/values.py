@@ -37,6 +37,16 @@ def nested(dotted: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: values.yaml's helm.proxy.upstream, as upstream's chart ships it: production renders with it
+#: (upstream's CI and the guide do), and NOTES, ``diagnose()`` and ``smoke`` name it instead.
+PLACEHOLDER_UPSTREAM = "https://your-upstream.example/v1"
+
+
+def is_placeholder_upstream(url: str) -> bool:
+    """True for the chart's placeholder upstream host (any path or scheme spelling)."""
+    return "your-upstream.example" in url.lower()
+
+
 # Values that hold key material: an equivalent command shows a placeholder, never the value.
 SECRET_VALUES = frozenset({
     "helm.signing.key", "helm.auth.adminAPIKey", "helm.auth.serviceAPIKey",

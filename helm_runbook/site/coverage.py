@@ -18,47 +18,43 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
+from helm_runbook.chart.guide import GUIDE_COMMANDS, GuideCommand, guide_commands, set_flags
 from helm_runbook.harness.record import read_records
-
-GUIDE_COMMANDS = Path(__file__).resolve().parents[2] / "docs" / "guide-commands.yaml"
-
-
-@dataclass(frozen=True)
-class GuideCommand:
-    section: str
-    command: str
-    step: str
-    flags: tuple[str, ...] = ()
-    contains: str = ""
-
-    def executed_by(self, record: Mapping[str, Any]) -> bool:
-        """Whether ``record`` (a passed step of the run report) ran this command."""
-        if record.get("step") != self.step or not record.get("ok"):
-            return False
-        values = record.get("values") or {}
-        command = str(values.get("command", ""))
-        if any(flag not in command for flag in self.flags):
-            return False
-        return not self.contains or self.contains in json.dumps(values, sort_keys=True)
 
 
 @dataclass
 class Coverage:
     command: GuideCommand
     executed_in: list[tuple[str, int]] = field(default_factory=list)  # (notebook, cell)
+    added: list[list[str]] = field(default_factory=list)  # per execution: the --set keys added
 
     @property
     def covered(self) -> bool:
         return bool(self.executed_in)
 
+    @property
+    def as_written(self) -> bool:
+        """Some execution ran the guide's command with no flag added."""
+        return any(not keys for keys in self.added)
 
-def guide_commands(path: Path = GUIDE_COMMANDS) -> list[GuideCommand]:
-    """The guide's commands as the repository lists them."""
-    entries = yaml.safe_load(path.read_text()) or []
-    return [GuideCommand(e["section"], e["command"], e["step"], tuple(e.get("flags", ())), e.get("contains", ""))
-            for e in entries]  # fmt: skip
+    def unexplained(self) -> list[str]:
+        """Added flags ``docs/guide-commands.yaml`` gives no reason for."""
+        return sorted({k for keys in self.added for k in keys} - set(self.command.added_because))
+
+    def how(self) -> str:
+        """What the coverage page says: run as written, or with which added flags and why."""
+        if not self.covered:
+            return "not executed by any runbook"
+        parts = []
+        for (notebook, cell), keys in zip(self.executed_in, self.added, strict=True):
+            where = f"{notebook} cell {cell}"
+            if not keys:
+                parts.append(f"run as written ({where})")
+            else:
+                reasons = "; ".join(f"`{k}`, because {self.command.added_because.get(k, 'no reason recorded')}"
+                                    for k in keys)  # fmt: skip
+                parts.append(f"run with added flags ({where}): {reasons}")
+        return "; ".join(dict.fromkeys(parts))
 
 
 def guide_coverage(report: Mapping[str, Any], path: Path = GUIDE_COMMANDS) -> list[Coverage]:
@@ -69,6 +65,7 @@ def guide_coverage(report: Mapping[str, Any], path: Path = GUIDE_COMMANDS) -> li
             for item in out:
                 if item.command.executed_by(record):
                     item.executed_in.append((entry["notebook"], int(record.get("cell", -1))))
+                    item.added.append(item.command.added_flags(record))
     return out
 
 
@@ -150,6 +147,7 @@ __all__ = [
     "equivalent_commands",
     "guide_commands",
     "guide_coverage",
+    "set_flags",
     "shell_commands",
     "unexecuted_equivalents",
 ]

@@ -71,7 +71,11 @@ def coverage_page(coverage: list[Coverage]) -> str:
         where = ", ".join(
             f"[{nb}](runbooks/{nb}.ipynb) cell {cell}" for nb, cell in item.executed_in
         )
-        status = f"✅ executed by {where}" if item.covered else "❌ not executed by any runbook"
+        status = (
+            f"✅ executed by {where}: {item.how()}"
+            if item.covered
+            else "❌ not executed by any runbook"
+        )
         lines += [
             "```bash",
             item.command.command,

@@ -3,10 +3,17 @@ in a terminal) and raising ``StepFailed`` (step, expected, seen, fix) when a che
 
 from __future__ import annotations
 
-from helm_runbook.steps.chart import chart_smoke, expect_refusal, lint_chart, render_release
+from helm_runbook.steps.chart import (
+    chart_smoke,
+    expect_refusal,
+    lint_chart,
+    render_guide_command,
+    render_release,
+)
 from helm_runbook.steps.deploy import (
     install,
     restart_pod,
+    running_pod,
     uninstall_and_reinstall,
     wait_for_rollout,
 )
@@ -19,8 +26,10 @@ __all__ = [
     "install",
     "lint_chart",
     "prepare_secrets",
+    "render_guide_command",
     "render_release",
     "restart_pod",
+    "running_pod",
     "smoke_check",
     "uninstall_and_reinstall",
     "verify_receipts",

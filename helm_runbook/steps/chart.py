@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from helm_runbook.chart import CHART_DIR
+from helm_runbook.chart.guide import guide_commands, set_flags
 from helm_runbook.chart.manifests import validate
-from helm_runbook.chart.sdk import lint, render
+from helm_runbook.chart.sdk import lint, render, set_values
 from helm_runbook.chart.values import helm_command
 from helm_runbook.errors import ChartError, StepFailed
 from helm_runbook.harness.record import record
@@ -105,3 +107,66 @@ def chart_smoke() -> StepReport:
                         command="make helm-chart-smoke", values={"checks": len(result.rows)})  # fmt: skip
     record(report)
     return report
+
+
+#: What a guide command's placeholders stand for when it is rendered as written: fresh key
+#: material of the right form (never shown; the recorded command keeps the placeholders).
+_PLACEHOLDER_VALUES: dict[str, Callable[[], str]] = {
+    "<64-char-ed25519-seed-hex>": lambda: secrets.token_hex(32),
+    "<64-char-ed25519-public-key-hex>": lambda: secrets.token_hex(32),
+    "<admin-api-key>": lambda: secrets.token_urlsafe(24),
+    "<service-api-key>": lambda: secrets.token_urlsafe(24),
+}
+
+
+def render_guide_command(section: str) -> StepReport:
+    """The deployment guide's ``helm install`` of ``section``, rendered exactly as written (its
+    ``--set`` flags through Helm's own parser, placeholders filled with fresh key material):
+    the chart's guards let it through, and NOTES says what the operator still has to set."""
+    start = time.perf_counter()
+    matching = [
+        c for c in guide_commands() if c.section == section and c.command.startswith("helm ")
+    ]
+    if not matching:
+        raise StepFailed("chart.guide", expected=f"a helm command in the guide's section {section!r}",
+                         seen="none in docs/guide-commands.yaml", fix="name a section of the guide's install skeletons")  # fmt: skip
+    command = matching[0].command
+    expressions = []
+    for key, value in set_flags(command):
+        for placeholder, make in _PLACEHOLDER_VALUES.items():
+            value = value.replace(placeholder, make())
+        expressions.append(f"{key}={value}")
+    words = [w for w in command.split() if w not in ("helm", "install", "upgrade", "--install")]
+    release, chart = (
+        words[0],
+        words[1],
+    )  # `helm install RELEASE CHART` / `helm upgrade --install ...`
+    try:
+        rendered = render(CHART_DIR, set_values(*expressions), release=release)
+    except ChartError as exc:
+        raise StepFailed("chart.guide", expected=f"the guide's {section} renders as written",
+                         seen=exc.message, fix=exc.fix) from exc  # fmt: skip
+    env = {
+        e["name"]: e.get("value")
+        for e in rendered.get("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    warnings = [
+        line.split(" Set it with")[0].strip()
+        for line in rendered.notes.splitlines()
+        if line.startswith("WARNING")
+    ]
+    rows: list[list[object]] = [
+        ["chart", chart],
+        ["flags", ", ".join(key for key, _ in set_flags(command))],
+        ["guards", "passed: the render was not refused"],
+        ["HELM_PRODUCTION", env.get("HELM_PRODUCTION")],
+        ["objects", ", ".join(sorted(set(rendered.kinds()) - {"Pod"}))],
+    ]
+    rows += [["NOTES", w] for w in warnings]
+    result = StepReport("chart.guide", f"the guide's {section}, rendered as written", ["", "value"], rows,
+                        summary="renders: every guard passed" + (f"; NOTES: {len(warnings)} warning(s)" if warnings else ""),
+                        seconds=time.perf_counter() - start, command=command,
+                        values={"section": section, "command": command, "production": env.get("HELM_PRODUCTION") == "1",
+                                "kinds": sorted(set(rendered.kinds())), "notes_warnings": warnings})  # fmt: skip
+    record(result)
+    return result

@@ -192,6 +192,9 @@ def publish_version(
     files[pack_name] = pack.decode()
     files.setdefault("serve-policy.toml", toml.decode())
     target.apply_config_map(plane.config_map, files)
+    # The head names the pack: publish it only once the pack is in the pod's mount (the local
+    # kubelet's sync), or a reconcile in between would find the pack missing.
+    target.wait_config_synced(plane.config_map)
     version = plane.state.publish(toml, pack, signer, fault=fault)
     rows: list[list[object]] = [
         [a["action"], a.get("expression", ""), a.get("description", "")] for a in actions

@@ -53,6 +53,29 @@ def wait_for_rollout(target: Target, *, timeout: float = 60.0) -> StepReport:
     return result
 
 
+def running_pod(target: Target, *, same_as: StepReport | None = None) -> StepReport:
+    """``kubectl get pods``: the release's running pod; with ``same_as`` (an earlier
+    ``running_pod`` step) it must be that same pod: nothing restarted it in between."""
+    start = time.perf_counter()
+    pod = target.running_pod()
+    before = str(same_as.values["pod"]) if same_as is not None else None
+    if before is not None and pod != before:
+        raise StepFailed("pod", expected=f"the same pod as before: {before}", seen=f"another pod: {pod}",
+                         fix="a policy change must not restart the pod: the chart has no checksum/config, and "
+                             "the runtime reconciles the mounted files live")  # fmt: skip
+    rows: list[list[object]] = [["pod", pod]]
+    if before:
+        rows.append(["same pod as before", "yes"])
+    name = target.deployment["metadata"]["name"]
+    result = StepReport("pod", "running pod", ["field", "value"], rows,
+                        summary=f"still {pod}: not restarted" if before else pod,
+                        seconds=time.perf_counter() - start,
+                        command=f"kubectl get pods --namespace {target.namespace} -l app.kubernetes.io/instance={name}",
+                        values={"pod": pod, "same_as_before": before is not None})  # fmt: skip
+    record(result)
+    return result
+
+
 def restart_pod(target: Target, *, timeout: float = 60.0) -> StepReport:
     """``kubectl rollout restart``: SIGTERM, a new pod on the same PVC, ready again."""
     start = time.perf_counter()

@@ -155,6 +155,7 @@ def ingress_check(target: Target, *, tls_secret: str = "helm-ingress-tls", addre
     if host is None:
         raise StepFailed("ingress", expected=f"an Ingress TLS entry with secretName {tls_secret}",
                          seen=f"TLS entries {dict(plan.tls)}", fix="add it to ingress.tls")  # fmt: skip
+    local_nginx = not address
     if not address:
         local = target.ingress() if hasattr(target, "ingress") else {}
         if not local:
@@ -175,6 +176,15 @@ def ingress_check(target: Target, *, tls_secret: str = "helm-ingress-tls", addre
         if not ok:
             raise StepFailed("ingress.health", expected=f"200 from https://{host}/health through the Ingress",
                              seen=f"{r.status_code} {r.text[:120]}", fix="check the Ingress backend and nginx's error.log")  # fmt: skip
+        # Which server answered: the ingress controller's own header (the runtime sends none of
+        # its own), so the record proves the request went through the controller.
+        served_by = r.headers.get("server", "")
+        from_nginx = served_by.lower().startswith("nginx")
+        rows.append(["Server header of that answer", "-", served_by or "(none)",
+                     "PASS" if from_nginx or not local_nginx else "FAIL"])  # fmt: skip
+        if local_nginx and not from_nginx:
+            raise StepFailed("ingress.server", expected="the answer served by the local nginx ingress controller (Server: nginx)",
+                             seen=f"Server: {served_by or '(none)'}", fix="the request bypassed the Ingress: check the ingress address")  # fmt: skip
         decision = client.evaluate(
             {"tool": "unknown.tool.kind", "effect_level": "E1", "session_id": "agent.ingress"}
         )
@@ -216,7 +226,8 @@ def ingress_check(target: Target, *, tls_secret: str = "helm-ingress-tls", addre
     report = StepReport("ingress", f"https through Ingress {plan.name}", ["request", "status", "answer", "check"], rows,
                         summary=f"{host} → {address} (SNI {host}, CA {_fingerprint(ca)})", seconds=time.perf_counter() - start,
                         command=f"curl --cacert tls.crt --resolve {host}:443:<ingress address> https://{host}/health",
-                        values={"host": host, "health": 200, "governed_verdict": verdict, "untrusted": refused})  # fmt: skip
+                        values={"host": host, "health": 200, "governed_verdict": verdict, "untrusted": refused,
+                                "served_by": served_by})  # fmt: skip
     record(report)
     return report
 

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from helm_runbook.errors import StepFailed
+from helm_runbook.formats.canonical import sha256_ref
 from helm_runbook.formats.keys import Signer
+from helm_runbook.formats.policy_bundle import signing_material
 from helm_runbook.harness.record import record
 from helm_runbook.harness.results import StepReport
 from helm_runbook.targets.base import Target
@@ -54,6 +56,11 @@ path = "/data/helm.db"
 """
 
 
+# The wake hint's repeats while a ConfigMap change reaches the mount: 50 ms, doubling to 2 s,
+# for at most the target's kubelet sync time and this grace.
+WAKE_FIRST_PAUSE_S = 0.05
+WAKE_MAX_PAUSE_S = 2.0
+WAKE_GRACE_S = 2.0
 LKG_EXPIRED = "last-known-good snapshot expired"  # how the runtime's denial after the window begins
 
 
@@ -103,6 +110,9 @@ def publish_signed_policy(
     else:
         files["serve-policy.toml.sig"] = previous_sig
     target.apply_config_map(config_map, files)
+    # What the runtime will report as the desired policy once the files reach the pod's mount.
+    expected = sha256_ref(signing_material(files["serve-policy.toml"].encode(), source / "serve-policy.toml",
+                                           mount_dir=mount_dir))  # fmt: skip
     rows: list[list[object]] = [
         [a["action"], a.get("expression", ""), a.get("description", "")] for a in actions
     ]
@@ -114,7 +124,8 @@ def publish_signed_policy(
                         summary=f"signed by {signer.fingerprint}" if sign else "signature left as it was",
                         seconds=time.perf_counter() - start, command="\n".join(commands),
                         values={"actions": [a["action"] for a in actions], "signed": sign,
-                                "trust_key_fingerprint": signer.fingerprint})  # fmt: skip
+                                "trust_key_fingerprint": signer.fingerprint, "policy_hash": expected,
+                                "config_map": config_map})  # fmt: skip
     record(result)
     return result
 
@@ -141,22 +152,60 @@ def skipped_without_stand_in(
 def wake_reconcile(
     target: Target, *, expect: str = "ok", snapshot: str = "active", reason: str = "",
     auth_secret: str = "helm-auth", stand_in: ControlPlaneSource | None = None,
+    published: StepReport | None = None,
 ) -> StepReport:  # fmt: skip
     """``POST /internal/policy/reconcile`` with the service key: a wake hint, never policy bytes.
     The answer must be ``expect`` with the snapshot ``snapshot``; ``reason`` must appear in it.
-    ``stand_in``: the control plane whose versions make ``expect`` due (skipped off the stand-in)."""
+    ``stand_in``: the control plane whose versions make ``expect`` due (skipped off the stand-in).
+
+    ``published``: the ``publish_signed_policy`` step whose files the answer is about. A changed
+    ConfigMap reaches the pod's mount only after the kubelet's sync (``target.config_sync_s``), so
+    the hint is repeated, backing off, until the runtime's desired policy is the published one
+    (without ``published``: while it answers ``no_change`` for an expected change)."""
     if skipped := skipped_without_stand_in(
         stand_in, "policy.wake", f"wake hint, expecting {expect}"
     ):
         return skipped
     start = time.perf_counter()
+    want = str(published.values.get("policy_hash") or "") if published is not None else ""
+    if published is not None:
+        # Where the target can tell (the local kubelet), wait for the mount itself: a change of
+        # the signature alone leaves the policy hash as it was.
+        target.wait_config_synced(str(published.values.get("config_map") or "") or None)
+    deadline = time.monotonic() + target.config_sync_s + WAKE_GRACE_S
+    wakes, pause = 0, WAKE_FIRST_PAUSE_S
     with RuntimeClient.for_target(target, auth_secret=auth_secret) as client:
-        status = client.reconcile()
+        while True:
+            status = client.reconcile()
+            wakes += 1
+            if want:  # the mount shows the published files
+                synced = status.get("desired_policy_hash") == want
+            elif stand_in is not None:  # the stand-in published the head itself
+                synced = True
+            else:  # a change is due: no_change means the mount has not caught up yet
+                synced = status["reconcile_status"] != "no_change" or expect == "no_change"
+            if synced or time.monotonic() + pause > deadline:
+                break
+            time.sleep(pause)  # the mount has not caught up with the ConfigMap yet
+            pause = min(pause * 2, WAKE_MAX_PAUSE_S)
         command = f"HELM_RUNBOOK_SERVICE_API_KEY=... helm-runbook policy status {client.api_url}"
     seen = f"{status['reconcile_status']}/{status['snapshot_status']}: {status['reason']}"
     answer = (status["reconcile_status"], status["snapshot_status"])
     loaded_by = "wake hint"
+    if want and status.get("desired_policy_hash") != want:
+        raise StepFailed("policy.wake", expected=f"the published policy {want[:19]}… in the pod's mount",
+                         seen=f"after {wakes} wake hints in {time.perf_counter() - start:.1f}s the runtime still reads "
+                              f"{str(status.get('desired_policy_hash'))[:19]}…",
+                         fix=f"check the ConfigMap {published.values.get('config_map') if published else ''} is the one "
+                             "the Deployment mounts (helm.policy.source.mountedFile.existingConfigMap)")  # fmt: skip
     if (
+        expect == "ok"
+        and answer == ("no_change", snapshot)
+        and want
+        and status.get("installed_policy_hash") == want
+    ):
+        loaded_by = "poll"  # the runtime's poll loaded the published files before this hint
+    elif (
         expect == "ok"
         and answer == ("no_change", snapshot)
         and stand_in is not None
@@ -172,14 +221,17 @@ def wake_reconcile(
         "reconcile_status",
         "snapshot_status",
         "policy_hash",
+        "desired_policy_hash",
         "policy_epoch",
         "updated",
         "reason",
     )
     result = StepReport("policy.wake", "wake hint → reconcile", ["field", "value"], [[k, status.get(k, "")] for k in keys],
-                        summary=f"{status['reconcile_status']}, snapshot {status['snapshot_status']}",
+                        summary=f"{status['reconcile_status']}, snapshot {status['snapshot_status']}"
+                                + (f" ({wakes} hints while the mount synced)" if wakes > 1 else ""),
                         seconds=time.perf_counter() - start, command=command,
-                        values={k: status.get(k) for k in keys} | ({"loaded_by": loaded_by} if expect == "ok" else {}))  # fmt: skip
+                        values={k: status.get(k) for k in keys} | {"wakes": wakes}
+                               | ({"loaded_by": loaded_by} if expect == "ok" else {}))  # fmt: skip
     record(result)
     return result
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from helm_runbook.errors import StepFailed
+from helm_runbook.chart.values import PLACEHOLDER_UPSTREAM, is_placeholder_upstream
+from helm_runbook.errors import StepFailed, TargetUnavailable
 from helm_runbook.formats.keys import Signer
 from helm_runbook.harness.record import record
 from helm_runbook.harness.results import StepReport
@@ -40,13 +41,36 @@ def smoke_check(
     with RuntimeClient.for_target(
         target, auth_secret=auth_secret, tenant=tenant, principal=principal
     ) as client:
-        return smoke(client, proxy_model=proxy_model)  # fmt: skip
+        return smoke(client, proxy_model=proxy_model, upstream=_release_upstream(target))  # fmt: skip
 
 
-def smoke(client: RuntimeClient, *, proxy_model: str | None = None) -> StepReport:
-    """The smoke checks through a client (a port-forward, an ingress, or the app in-process)."""
+def _release_upstream(target: Target) -> str | None:
+    """The installed release's proxy upstream (HELM_UPSTREAM_URL), None with the proxy off."""
+    try:
+        container = target.deployment["spec"]["template"]["spec"]["containers"][0]
+    except (TargetUnavailable, KeyError, IndexError):
+        return None
+    env = {e.get("name"): e.get("value") for e in container.get("env", [])}
+    return (
+        str(env.get("HELM_UPSTREAM_URL") or "")
+        if env.get("HELM_ENABLE_OPENAI_PROXY") == "1"
+        else None
+    )
+
+
+def smoke(
+    client: RuntimeClient, *, proxy_model: str | None = None, upstream: str | None = None
+) -> StepReport:
+    """The smoke checks through a client (a port-forward, an ingress, or the app in-process).
+    ``upstream``: the release's HELM_UPSTREAM_URL when known; the chart's placeholder is named
+    (a warning row: the release is healthy, its proxy points at no real upstream)."""
     start = time.perf_counter()
     rows: list[list[object]] = []
+    placeholder = bool(upstream) and is_placeholder_upstream(str(upstream))
+    if placeholder:
+        rows.append(["smoke.proxy.upstream", "a real upstream behind the proxy",
+                     f"the chart's placeholder {upstream}: allowed chat calls will fail (502); "
+                     "set helm.proxy.upstream=https://<your-upstream>/v1", "WARN"])  # fmt: skip
     if client.health_url:
         r = client.health("health")
         _check(rows, "smoke.health.8081", (r.status_code, r.text) == (200, "OK"), expected="200 OK on the health port /health",
@@ -71,6 +95,7 @@ def smoke(client: RuntimeClient, *, proxy_model: str | None = None) -> StepRepor
     _check(rows, "smoke.receipts.listed", decision.get("receipt_id") in ids, expected="the new receipt is listed",
            seen=f"{len(ids)} receipts in session agent.smoke", fix="check the data volume is writable")  # fmt: skip
     values: dict[str, object] = {
+        **({"proxy_upstream_placeholder": True} if placeholder else {}),
         "health_api": api_health,
         "evaluate_verdict": decision.get("verdict"),
         "evaluate_reason": decision.get("reason_code"),
@@ -80,7 +105,7 @@ def smoke(client: RuntimeClient, *, proxy_model: str | None = None) -> StepRepor
         _check(rows, "smoke.proxy", r.status_code == 200 and r.headers.get("x-helm-verdict") == "ALLOW",
                expected="200 through the governed proxy with X-Helm-Verdict: ALLOW",
                seen=f"{r.status_code} {r.headers.get('x-helm-verdict')} {r.text[:120]}",
-               fix="allow LLM_INFERENCE in runtimeActions and point helm.proxy.upstream at the upstream")  # fmt: skip
+               fix=_proxy_fix(r.status_code, r.text, upstream))  # fmt: skip
         values["proxy_verdict"] = r.headers.get("x-helm-verdict")
         values["proxy_receipt"] = bool(r.headers.get("x-helm-receipt-id"))
     headers = (f'-H "Authorization: Bearer $ADMIN_KEY" -H "X-Helm-Tenant-ID: {client.credentials.tenant}" '
@@ -97,6 +122,19 @@ def smoke(client: RuntimeClient, *, proxy_model: str | None = None) -> StepRepor
                         values=values)  # fmt: skip
     record(result)
     return result
+
+
+def _proxy_fix(status: int, text: str, upstream: str | None) -> str:
+    """What to do about a failed proxy call: a 502/503 from the kernel means its upstream."""
+    if status in (502, 503) and (
+        "helm_upstream_error" in text or "upstream_not_configured" in text
+    ):
+        if upstream is None or is_placeholder_upstream(upstream):
+            return (f"the proxy's upstream did not answer: if helm.proxy.upstream is still the chart's placeholder "
+                    f"{PLACEHOLDER_UPSTREAM}, the proxy points at no real upstream; set "
+                    "helm.proxy.upstream=https://<your-upstream>/v1 (helm upgrade --reuse-values --set ...)")  # fmt: skip
+        return f"the proxy's upstream {upstream} did not answer: check it is reachable from the pod"
+    return "allow LLM_INFERENCE in runtimeActions and point helm.proxy.upstream at the upstream"
 
 
 def verify_receipts(

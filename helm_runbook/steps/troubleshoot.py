@@ -56,6 +56,7 @@ class TroubleshootingLab:
         self.pending_values: dict[str, Any] | None = None  # what the operator is about to install
         self.client_url: str | None = None  # where the operator's OpenAI client sends requests
         self.actions: list[dict[str, Any]] = [LLM]
+        self.published: StepReport | None = None  # the last policy published, for the wake hint
 
     # -- the healthy release ---------------------------------------------------------------------
 
@@ -199,7 +200,9 @@ class TroubleshootingLab:
 
     def _inject_policy_delivery(self) -> str:
         self.actions = [LLM, READ_HOSTNAME]
-        publish_signed_policy(self.target, self.actions, config_map=self.config_map)
+        self.published = publish_signed_policy(
+            self.target, self.actions, config_map=self.config_map
+        )
         return f"signed policy change applied to ConfigMap {self.config_map}, no wake hint sent"
 
     def _symptom_policy_delivery(self) -> tuple[Rows, bool]:
@@ -210,7 +213,9 @@ class TroubleshootingLab:
         ], True
 
     def _fix_policy_delivery(self) -> Rows:
-        status = wake_reconcile(self.target, expect="ok", auth_secret=self.auth_secret)
+        status = wake_reconcile(
+            self.target, expect="ok", auth_secret=self.auth_secret, published=self.published
+        )
         return [
             ["wake hint", status.values["reconcile_status"]],
             ["runtime decides", self._hostname_verdict("ALLOW")],
@@ -219,7 +224,7 @@ class TroubleshootingLab:
     # -- reconcile fails with a signature error -----------------------------------------------------
 
     def _inject_policy_signature(self) -> str:
-        publish_signed_policy(
+        self.published = publish_signed_policy(
             self.target,
             [*self.actions, {"action": "shell"}],
             config_map=self.config_map,
@@ -228,7 +233,12 @@ class TroubleshootingLab:
         return f"ConfigMap {self.config_map} changed without re-signing"
 
     def _symptom_policy_signature(self) -> tuple[Rows, bool]:
-        status = wake_reconcile(self.target, expect="validate_error", auth_secret=self.auth_secret)
+        status = wake_reconcile(
+            self.target,
+            expect="validate_error",
+            auth_secret=self.auth_secret,
+            published=self.published,
+        )
         reason = str(status.values["reason"])
         return [
             ["reconcile_status", status.values["reconcile_status"]],
@@ -237,8 +247,12 @@ class TroubleshootingLab:
 
     def _fix_policy_signature(self) -> Rows:
         self.actions = [*self.actions, {"action": "shell"}]
-        publish_signed_policy(self.target, self.actions, config_map=self.config_map)
-        status = wake_reconcile(self.target, expect="ok", auth_secret=self.auth_secret)
+        self.published = publish_signed_policy(
+            self.target, self.actions, config_map=self.config_map
+        )
+        status = wake_reconcile(
+            self.target, expect="ok", auth_secret=self.auth_secret, published=self.published
+        )
         return [
             ["re-signed with the trusted key", "yes"],
             ["wake hint", status.values["reconcile_status"]],

@@ -74,6 +74,15 @@ class Target(Protocol):
     def apply_config_map(self, name: str, data: dict[str, str]) -> None:
         """``kubectl apply`` of a ConfigMap; mounted copies follow without a restart."""
 
+    @property
+    def config_sync_s(self) -> float:
+        """How long a ConfigMap change may take to reach a running pod's mounted files (the
+        kubelet's sync): what a step waits at most before the runtime can see a change."""
+
+    def wait_config_synced(self, name: str | None = None) -> float:
+        """Wait until a running pod mounts ConfigMap ``name``'s current data where the target can
+        tell (the local kubelet); returns the seconds waited (0 where it cannot)."""
+
     def save(self) -> None:
         """Persist what a later notebook needs to attach again."""
 
@@ -111,6 +120,10 @@ class Target(Protocol):
     def readiness_failures(self, timeout: float = 60.0) -> list[str]:
         """``kubectl describe pod``: once the container runs, the readiness probe's failure
         messages, ``failureThreshold`` of them in a row; empty when it passes instead."""
+
+    def running_pod(self) -> str:
+        """``kubectl get pods``: the release's running pod, named so that another pod never
+        has the same name."""
 
     def restart_pod(self) -> object:
         """``kubectl rollout restart``: a new pod on the same PVC."""

@@ -84,6 +84,9 @@ def _meta(obj: Any) -> client.V1ObjectMeta:
     return meta
 
 
+KUBELET_CONFIG_SYNC_S = 120.0  # the kubelet's default sync period (60 s) plus its cache TTL (60 s)
+
+
 @dataclass
 class KubeTarget:
     """A namespace of a real cluster, reached through ``context`` of the kubeconfig.
@@ -180,6 +183,17 @@ class KubeTarget:
                 raise TargetUnavailable(f"cannot create ConfigMap {name}: {exc.status} {exc.reason}",
                                         fix="check RBAC: the runbook needs create/patch on configmaps") from exc  # fmt: skip
             self.core.patch_namespaced_config_map(name, self.namespace, {"data": data})
+
+    @property
+    def config_sync_s(self) -> float:
+        """A kubelet syncs a mounted ConfigMap within its sync period (``--sync-frequency``, 1 min)
+        plus its ConfigMap cache's TTL: up to about two minutes with the defaults."""
+        return KUBELET_CONFIG_SYNC_S
+
+    def wait_config_synced(self, name: str | None = None) -> float:
+        """A pod's mount cannot be read from here: returns at once (the runtime's poll and the
+        wake hint's retries, bounded by ``config_sync_s``, cover the kubelet's delay)."""
+        return 0.0
 
     def install(
         self, values: dict[str, Any], release: str = "helm-ai-kernel", *, dry_run: str | None = None

@@ -36,6 +36,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ from helm_runbook.targets.validation import (
     check_config_key,
     check_item_path,
     check_pod_spec,
+    check_probe_path,
     check_subdomain,
     inside,
 )
@@ -85,6 +87,11 @@ from helm_runbook.targets.validation import (
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 HISTORY_MAX = 10  # helm upgrade's default --history-max: older revisions are pruned
 PORT_ENV = {"health": "HELM_HEALTH_PORT", "metrics": "HELM_METRICS_PORT"}
+#: The local kubelet's ConfigMap volume sync: a changed ConfigMap reaches a running pod's mounted
+#: files this long after ``kubectl apply`` (a cluster's kubelet takes up to its sync period plus
+#: its cache TTL, about a minute by default). Short, so runbooks stay fast; never zero, so a
+#: step that reads the mount right after applying is caught here as it would be on a cluster.
+CONFIG_SYNC_DELAY_S = 0.05
 PROBE_PERIOD_S = 0.02  # the local kubelet's probe period: a refused probe costs about a millisecond
 # Probes here are plain http (and the kubelet never verifies an HTTPS probe's certificate):
 # no CA bundle to load, which an httpx client otherwise does for each wait (~20 ms a rollout).
@@ -105,6 +112,9 @@ class LocalTarget:
     name: str = "local"
     # helm history of the installed release: number, status, description, updated, values, objects
     revisions: list[dict[str, Any]] = field(default_factory=list)
+    # the kubelet's pending ConfigMap volume syncs (name → timer) and the lock they write under
+    _syncs: dict[str, threading.Timer] = field(default_factory=dict, repr=False)
+    _sync_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- state on disk (the "cluster" outlives a notebook kernel) ----------------------------
 
@@ -158,6 +168,7 @@ class LocalTarget:
         if pod and alive(pod["pid"]):
             target.pod = Pod(pod["number"], None, pod["ports"], Path(pod["log_path"]), pod["pid"],
                              pod.get("relay_pid", 0))  # fmt: skip
+            target._sync_config_volumes(None, pod["number"])  # a sync whose process has ended
         elif pod:
             stop_relay(pod.get("relay_pid", 0))  # the pod died with nobody watching
         return target
@@ -182,17 +193,95 @@ class LocalTarget:
         self.save()
 
     def apply_config_map(self, name: str, data: dict[str, str]) -> None:
-        """``kubectl apply`` of a ConfigMap: running pods see the new files (as the kubelet syncs
-        mounted ConfigMaps without a restart); nothing else happens until the runtime reconciles."""
+        """``kubectl apply`` of a ConfigMap: stored at once; a running pod's mounted files follow
+        ``CONFIG_SYNC_DELAY_S`` later, without a restart (the kubelet's sync); nothing else
+        happens until the runtime reconciles them."""
         _check_object("ConfigMap", name, data)
         self.config_maps[name] = dict(data)
-        if self.pod is not None and self.release is not None:
-            pod_dir = self.workdir / "pods" / str(self.pod.number) / "volumes"
-            spec = self.deployment["spec"]["template"]["spec"]
-            for volume in spec.get("volumes", []):
-                if volume.get("configMap", {}).get("name") == name:
-                    self._volume(volume, pod_dir, pod_fs_group(spec))
         self.save()
+        self._schedule_config_sync(name)
+
+    # -- the kubelet's ConfigMap volume sync ------------------------------------------------
+
+    def _schedule_config_sync(self, name: str) -> None:
+        """Sync the running pod's volumes of ConfigMap ``name`` after the kubelet's delay."""
+        if self.pod is None or self.release is None:
+            return  # the next pod mounts the stored data
+        with self._sync_lock:
+            if (pending := self._syncs.pop(name, None)) is not None:
+                pending.cancel()  # the later sync writes the latest data
+            timer = threading.Timer(
+                CONFIG_SYNC_DELAY_S, self._sync_config_volumes, (name, self.pod.number)
+            )
+            timer.daemon = True
+            self._syncs[name] = timer
+            timer.start()
+
+    def _sync_config_volumes(self, name: str | None, pod_number: int) -> None:
+        """Bring pod ``pod_number``'s volumes of ConfigMap ``name`` (every ConfigMap when None) to
+        its current data, as the kubelet's atomic writer does: only when the data changed (an
+        unchanged file keeps its mtime, which a mounted-file source reads as the epoch), each
+        file replaced atomically, keys the ConfigMap no longer has removed."""
+        with self._sync_lock:
+            if name is not None:
+                if self._syncs.get(name) is not threading.current_thread():
+                    return  # cancelled (the pod is being deleted) or superseded by a later apply
+                del self._syncs[name]
+            if self.pod is None or self.pod.number != pod_number or self.release is None:
+                return  # the pod was deleted meanwhile: its successor mounts the stored data
+            spec = self.deployment["spec"]["template"]["spec"]
+            group_read = 0o440 if pod_fs_group(spec) is not None else 0
+            root = self.workdir / "pods" / str(pod_number) / "volumes"
+            for volume in spec.get("volumes", []):
+                source = volume.get("configMap", {})
+                data = self.config_maps.get(source.get("name", ""))
+                if data is None or (name is not None and source["name"] != name):
+                    continue
+                items = source.get("items") or [{"key": k, "path": k} for k in data]
+                if any(item["key"] not in data for item in items):
+                    continue  # a key the volume names is gone: the kubelet keeps the old files
+                target = private_dir(inside(root, volume["name"]))
+                wanted = {}
+                for item in items:
+                    path = inside(
+                        target, check_item_path(f"volume {volume['name']} item path", item["path"])
+                    )
+                    wanted[path] = (
+                        data[item["key"]].encode(),
+                        int(item.get("mode", source.get("defaultMode", 0o644))) | group_read,
+                    )
+                if all(
+                    p.is_file() and p.read_bytes() == d and p.stat().st_mode & 0o7777 == m
+                    for p, (d, m) in wanted.items()
+                ):
+                    continue
+                for path, (content, mode) in wanted.items():
+                    private_dir(path.parent)
+                    write_file(path, content, mode)
+                for path in target.rglob("*"):
+                    if path.is_file() and path.resolve() not in wanted:
+                        path.unlink()
+
+    def wait_config_synced(self, name: str | None = None) -> float:
+        """Wait until the running pod mounts ConfigMap ``name``'s current data (every pending
+        ConfigMap when None): the seconds waited, at most ``CONFIG_SYNC_DELAY_S``."""
+        start = time.perf_counter()
+        with self._sync_lock:
+            pending = [t for n, t in self._syncs.items() if name is None or n == name]
+        for timer in pending:
+            timer.join(CONFIG_SYNC_DELAY_S + 5)
+        return time.perf_counter() - start
+
+    @property
+    def config_sync_s(self) -> float:
+        """How long a ConfigMap change may take to reach a running pod's mounted files."""
+        return CONFIG_SYNC_DELAY_S
+
+    def _cancel_config_syncs(self) -> None:
+        with self._sync_lock:
+            for timer in self._syncs.values():
+                timer.cancel()
+            self._syncs.clear()
 
     def apply(self, release: RenderedRelease) -> None:
         """``helm install``: store the release's Secrets and ConfigMaps, keep the Deployment.
@@ -213,9 +302,15 @@ class LocalTarget:
             data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
             data |= {k: v.encode() for k, v in (obj.get("stringData") or {}).items()}
             self.secrets[obj["metadata"]["name"]] = data
+        changed = []
         for obj in release.of_kind("ConfigMap"):
-            self.config_maps[obj["metadata"]["name"]] = dict(obj.get("data") or {})
+            name, data = obj["metadata"]["name"], dict(obj.get("data") or {})
+            if self.config_maps.get(name) != data:
+                changed.append(name)
+            self.config_maps[name] = data
         self.release = release
+        for name in changed:  # a pod that keeps running (its template unchanged) follows them
+            self._schedule_config_sync(name)
 
     def install(self, values: dict[str, Any], release: str = "helm-ai-kernel") -> RenderedRelease:
         """``helm upgrade --install``: render with Helm's SDK (guards included), replace the pod;
@@ -457,6 +552,12 @@ class LocalTarget:
         self.prometheus().start(job, address, self.pod_name)
         return job
 
+    def running_pod(self) -> str:
+        """The running pod as ``kubectl get pods`` tells it apart: its name and, since a local pod
+        name repeats across template changes, its process id."""
+        pod = self._running()
+        return f"{self.pod_name} (pid {pod.process_pid})"
+
     @property
     def pod_name(self) -> str:
         """The pod's name as a ReplicaSet would give it: the Deployment's name and the restart."""
@@ -681,10 +782,17 @@ class LocalTarget:
         return probe
 
     def _probe_url(self, probe: dict[str, Any]) -> str | None:
-        """Where the kubelet sends an httpGet probe; None for a port no container declares."""
+        """Where the kubelet sends an httpGet probe; None for a port no container declares.
+        Built from parts as the kubelet builds it (scheme, the pod's host and port, then the
+        path): nothing in the path can name another host, port or user."""
         get = probe["httpGet"]
         port = self._forwarded(get["port"])
-        return f"http://127.0.0.1:{port}{get.get('path', '/')}" if port else None
+        if not port:
+            return None
+        path = check_probe_path("httpGet.path", get.get("path", "/"))
+        return str(
+            httpx.URL(scheme="http", host="127.0.0.1", port=int(port), raw_path=path.encode())
+        )
 
     def _probe_where(self, probe: dict[str, Any]) -> str:
         return (
@@ -750,6 +858,7 @@ class LocalTarget:
     def stop_pod(self, timeout: float = 10.0) -> int | None:
         """Delete the pod: SIGTERM to the runtime inside the sandbox, then wait (grace period)."""
         pod = self._running()
+        self._cancel_config_syncs()  # the next pod mounts the stored data
         pid = pod.process_pid
         if not terminate_tree(pid, timeout):  # past the grace period: SIGKILL, deepest first
             for process in [*reversed(descendants(pid)), pid]:

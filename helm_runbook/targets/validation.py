@@ -73,6 +73,17 @@ def check_mount_path(field: str, path: object) -> str:
     return path
 
 
+def check_probe_path(field: str, path: object) -> str:
+    """An httpGet probe's path: absolute, no whitespace. The kubelet puts it after the pod's
+    host and port; a path like ``@10.0.0.1:9999/x`` must never become another host's URL."""
+    if not isinstance(path, str) or not path.startswith("/") or any(c.isspace() for c in path):
+        raise StepFailed("install.validate", expected=f"{field}: an absolute HTTP path (starts with '/', no whitespace)",
+                         seen=f"{field} = {path!r}",
+                         fix="start the probe path with '/' (probes.*.httpGet.path; the chart's schema requires it): "
+                             "the kubelet appends it to the pod's address")  # fmt: skip
+    return path
+
+
 def check_mode(field: str, mode: object) -> int:
     """``defaultMode``/``mode`` of a volume item: 0 to 0777 (octal)."""
     if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= MAX_MODE:
@@ -137,6 +148,10 @@ def check_pod_spec(spec: dict[str, Any]) -> None:
                     raise refuse(
                         f"{where}.env[{j}].name", "matches [-._a-zA-Z][-._a-zA-Z0-9]*", name
                     )
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                get = (container.get(probe) or {}).get("httpGet")
+                if get is not None:
+                    check_probe_path(f"{where}.{probe}.httpGet.path", get.get("path", "/"))
             for j, mount in enumerate(container.get("volumeMounts") or []):
                 check_mount_path(f"{where}.volumeMounts[{j}].mountPath", mount.get("mountPath"))
                 if mount.get("name") not in names:

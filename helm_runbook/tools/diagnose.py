@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from helm_runbook.chart.manifests import RenderedRelease
+from helm_runbook.chart.values import is_placeholder_upstream
 from helm_runbook.errors import ChartError, StepFailed, TargetUnavailable
 from helm_runbook.formats.keys import verify_hex
 from helm_runbook.formats.policy_bundle import (
@@ -93,6 +94,13 @@ OPERATIONS: dict[str, GuideRow] = {
         "the ServiceMonitor's port or path does not match the Service or the metrics port",
         "name the Service's metrics port in the ServiceMonitor endpoint, target the container's "
         "`metrics` port, and scrape `/metrics`",
+    ),
+    "proxy-upstream": GuideRow(
+        "proxy calls fail with 502 helm_upstream_error",
+        "`helm.proxy.upstream` is still the chart's placeholder (https://your-upstream.example/v1), "
+        "or the upstream does not answer",
+        "set `helm.proxy.upstream` to your OpenAI-compatible upstream (`https://.../v1`), or "
+        "`helm.proxy.enabled=false`",
     ),
     "ingress-tls": GuideRow(
         "https through the ingress fails",
@@ -186,6 +194,7 @@ def diagnose(
         ("persistence", lambda: _persistence(target, context)),
         ("client-url", lambda: _client_url(target, context, client_url)),
         ("metrics-scrape", lambda: _metrics_scrape(target)),
+        ("proxy-upstream", lambda: _proxy_upstream(target, context)),
         ("ingress-tls", lambda: _ingress_tls(target)),
     )
     for name, check in checks:
@@ -371,6 +380,20 @@ def _render(values: dict[str, Any] | None) -> tuple[str, str]:
     except ChartError as exc:
         return _PROBLEM, exc.message
     return _OK, "the values render"
+
+
+def _proxy_upstream(target: Target, ctx: _Context) -> tuple[str, str]:
+    """Production renders with the chart's placeholder upstream (as upstream's chart does): the
+    release then points its proxy at no real upstream, which only shows when a chat call fails."""
+    if ctx.deployment is None:
+        return _NOT_INSTALLED
+    if ctx.env_value(target, "HELM_ENABLE_OPENAI_PROXY") != "1":
+        return _SKIPPED, "the proxy is off (helm.proxy.enabled=false)"
+    upstream = ctx.env_value(target, "HELM_UPSTREAM_URL") or ""
+    if not upstream or is_placeholder_upstream(upstream):
+        return _PROBLEM, (f"HELM_UPSTREAM_URL is {'the chart placeholder ' + upstream if upstream else 'empty'}: "
+                          "the proxy points at no real upstream, so allowed chat calls fail (502/503)")  # fmt: skip
+    return _OK, f"the proxy forwards to {upstream}"
 
 
 def _port_number(container: Mapping[str, Any], port: object) -> int | None:

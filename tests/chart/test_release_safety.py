@@ -1,5 +1,5 @@
 """The chart on a real cluster: the data claim outlives ``helm uninstall``, one writer per claim,
-no placeholder upstream or empty database URL, and NOTES that are true for each storage layout."""
+no empty database URL, the placeholder upstream named in NOTES, and NOTES that are true for each storage layout."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.sdk import install_release
 from helm_runbook.errors import RenderError
-from tests.chart.conftest import PRODUCTION, template
+from tests.chart.conftest import PRODUCTION, env_of, template
 
 PG = {"helm.storage.type": "postgres", "helm.storage.postgres.existingSecret": "db"}
 
@@ -58,13 +58,19 @@ def test_replicas_on_postgres_without_a_single_writer_claim_render(layout: dict[
     assert deployment["spec"]["replicas"] == 3 and "strategy" not in deployment["spec"]
 
 
-def test_production_refuses_the_placeholder_upstream_unless_the_proxy_is_off() -> None:
+def test_production_renders_the_placeholder_upstream_and_its_notes_name_it() -> None:
+    """As upstream's chart and the guide do: the release renders; NOTES says where it matters."""
     placeholder = {"helm.proxy.upstream": "https://your-upstream.example/v1"}
-    with pytest.raises(
-        RenderError, match=r"placeholder helm.proxy.upstream=https://your-upstream.example/v1"
-    ):
-        template(placeholder, PRODUCTION)
-    assert template({**placeholder, "helm.proxy.enabled": False}, PRODUCTION).has("Deployment")
+    release = template(placeholder, PRODUCTION)
+    env = env_of(release.get("Deployment")["spec"]["template"]["spec"]["containers"][0])
+    assert env["HELM_UPSTREAM_URL"] == "https://your-upstream.example/v1"
+    assert "points at no real upstream" in release.notes
+    assert "--set helm.proxy.upstream=https://<your-upstream>/v1" in release.notes
+    assert "no real upstream" not in template(PRODUCTION).notes  # a real upstream: nothing said
+    off = template({**placeholder, "helm.proxy.enabled": False}, PRODUCTION)
+    assert "placeholder" not in off.notes and "HELM_UPSTREAM_URL" not in env_of(
+        off.get("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    )
 
 
 def test_postgres_needs_a_host_or_a_secret_in_every_mode() -> None:

@@ -16,6 +16,7 @@ from nacl.signing import SigningKey
 from helm_runbook.formats.keys import Signer
 from helm_runbook.harness import runbook
 from helm_runbook.harness.record import read_records
+from helm_runbook.site.coverage import guide_coverage
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 PARAMETER_LINE = re.compile(r"^[a-z_]+: (str|int|float|bool) = .+  # .+$")
@@ -67,6 +68,30 @@ def test_chart_lint_runbook(run: dict[str, Any]) -> None:
         assert value in refusals, refusals
 
 
+def test_the_guides_production_skeletons_run_as_written_and_every_added_flag_is_explained(
+    run: dict[str, Any],
+) -> None:
+    guides = _values(run, "01-chart-lint", "chart.guide")
+    assert [g["section"] for g in guides] == ["Production Install Skeleton (inline values)",
+                                              "Production Install Skeleton (existing Secrets)"]  # fmt: skip
+    assert all(
+        g["production"] and "points at no real upstream" in " ".join(g["notes_warnings"])
+        for g in guides
+    )
+    coverage = guide_coverage(run["report"])
+    installs = [c for c in coverage if c.command.step == "install"]
+    assert installs and all(c.as_written for c in installs)  # runbook 01, verbatim
+    assert all(c.covered for c in coverage)
+    assert [(c.command.section, c.unexplained()) for c in coverage if c.unexplained()] == []
+    page = (run["site"] / "guide-coverage" / "index.html").read_text()
+    assert "run as written" in page and "run with added flags" in page and "because" in page
+
+
+def test_the_ingress_answer_is_served_by_nginx(run: dict[str, Any]) -> None:
+    [ingress] = _values(run, "09-observability-ingress", "ingress")
+    assert ingress["served_by"].startswith("nginx")  # the runtime sends no Server header of its own
+
+
 def test_smoke_runbook(run: dict[str, Any]) -> None:
     for smoke in _values(run, "04-smoke-checks", "smoke"):  # before and after the reinstall
         assert (smoke["evaluate_verdict"], smoke["evaluate_reason"]) == ("DENY", "PDP_DENY")
@@ -99,12 +124,22 @@ def test_policy_rollout_runbook(run: dict[str, Any]) -> None:
              if r["step"] in ("policy.verdict", "policy.wake")]  # fmt: skip
     assert story == [
         ("policy.verdict", "DENY"),  # signed initial policy: file_read not allowed
-        ("policy.wake", "ok"),  # signed change reconciled at once
+        ("policy.wake", "ok"),  # signed change reconciled once the mount synced
         ("policy.verdict", "ALLOW"),
         ("policy.wake", "validate_error"),  # tampered change refused
         ("policy.verdict", "DENY"),  # shell: the widening never took effect
         ("policy.verdict", "ALLOW"),  # the previous policy keeps serving
+        ("policy.wake", "ok"),  # the last good signed policy published again, reloaded
+        ("policy.verdict", "ALLOW"),
+        ("policy.verdict", "DENY"),
     ]
+    published = [r["values"] for r in records if r["step"] == "policy.publish"]
+    wakes = [r["values"] for r in records if r["step"] == "policy.wake"]
+    # each wake answered about the files it was published with (the kubelet's sync waited out)
+    assert [w["desired_policy_hash"] for w in wakes] == [p["policy_hash"] for p in published[1:]]
+    assert published[-1]["policy_hash"] == published[1]["policy_hash"] == wakes[-1]["policy_hash"]
+    pods = [r["values"] for r in records if r["step"] == "pod"]
+    assert len(pods) == 2 and pods[0]["pod"] == pods[1]["pod"] and pods[1]["same_as_before"]
 
 
 def test_no_secret_reaches_an_executed_notebook_the_report_or_the_site(run: dict[str, Any]) -> None:

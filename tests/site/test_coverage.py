@@ -119,3 +119,42 @@ def test_shown_commands_compare_without_placeholders_comments_or_local_ports() -
     assert command_words("helm-runbook verify-receipts http://h/api/v1/receipts --public-key <root.pub hex>") == [
         "helm-runbook", "verify-receipts", "/api/v1/receipts", "--public-key"]  # fmt: skip
     assert shell_commands("a \\\n  b\n\n# note\nc\n") == ["a b", "c"]
+
+
+def test_the_page_says_run_as_written_or_which_flags_were_added_and_why() -> None:
+    """A command rendered exactly as the guide writes it is "run as written"; an install that
+    adds flags names each with the reason docs/guide-commands.yaml gives, and a flag without a
+    reason shows as such (a runbook test requires none)."""
+    skeleton = GuideCommand("s", "helm install r c --set helm.production=true --set a.b=<x>", "install",
+                            flags=("helm.production=true",), also_step="chart.guide",
+                            added_because={"helm.proxy.upstream": "the stand-in answers"})  # fmt: skip
+    verbatim = {
+        "step": "chart.guide",
+        "ok": True,
+        "cell": 2,
+        "values": {"command": skeleton.command},
+    }
+    added = {"step": "install", "ok": True, "cell": 5, "values": {"command":
+             "helm upgrade --install r c \\\n  --set helm.production=true \\\n  --set a.b=1 \\\n"
+             "  --set helm.proxy.upstream=http://127.0.0.1:1/v1 \\\n  --set-json 'x.y=[1]'"}}  # fmt: skip
+    report = {
+        "notebooks": [
+            {"notebook": "01-x", "steps": [verbatim]},
+            {"notebook": "07-x", "steps": [added]},
+        ]
+    }
+    path = Path(__file__).parent / "guide.yaml"
+    try:
+        path.write_text(json.dumps([{"section": "s", "command": skeleton.command, "step": "install",
+                                     "also_step": "chart.guide", "flags": ["helm.production=true"],
+                                     "added_because": dict(skeleton.added_because)}]))  # fmt: skip
+        [item] = guide_coverage(report, path)
+    finally:
+        path.unlink()
+    assert item.executed_in == [("01-x", 2), ("07-x", 5)] and item.as_written
+    assert item.added == [[], ["helm.proxy.upstream", "x.y"]]
+    assert item.unexplained() == ["x.y"]
+    how = item.how()
+    assert how.startswith("run as written (01-x cell 2); run with added flags (07-x cell 5)")
+    assert "`helm.proxy.upstream`, because the stand-in answers" in how
+    assert "`x.y`, because no reason recorded" in how

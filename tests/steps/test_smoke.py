@@ -45,3 +45,17 @@ def test_smoke_pointed_at_the_health_port_says_so() -> None:
     with pytest.raises(RuntimeAPIError) as err:
         smoke(client)
     assert err.value.status == 404 and "not the health port" in err.value.fix
+
+
+def test_smoke_names_the_charts_placeholder_upstream_without_failing(
+    runtime: Runtime, client_for: Callable[[Runtime], TestClient]
+) -> None:
+    client = RuntimeClient("http://api", credentials=CREDENTIALS, http=client_for(runtime))
+    report = smoke(client, upstream="https://your-upstream.example/v1")
+    assert report.ok and report.values["proxy_upstream_placeholder"] is True
+    [row] = [r for r in report.rows if r[0] == "smoke.proxy.upstream"]
+    assert row[3] == "WARN" and "helm.proxy.upstream=https://<your-upstream>/v1" in str(row[2])
+    assert (
+        "proxy_upstream_placeholder"
+        not in smoke(client, upstream="https://llm.example.internal/v1").values
+    )

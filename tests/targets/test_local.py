@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from helm_runbook.chart import CHART_DIR, render
 from helm_runbook.errors import StepFailed
 from helm_runbook.formats.receipts import chain_problems
+from helm_runbook.targets import local
 from helm_runbook.targets.local import LocalTarget
 
 pytestmark = pytest.mark.slow
@@ -274,15 +276,23 @@ def test_helm_runbook_stop_leaves_no_process_the_local_target_started(tmp_path: 
     assert main(["stop", "--workdir", str(tmp_path)]) == 0  # nothing left: says so, exits 0
 
 
+def _install_with_existing_secrets(target: LocalTarget) -> dict[str, Any]:
+    """A ready release whose Secrets exist beforehand (no chart-made Secret, no checksum)."""
+    target.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "adm", "HELM_SERVICE_API_KEY": "svc"})
+    target.create_secret("helm-signing", {"signing-key": "c3" * 32})
+    values: dict[str, Any] = {
+        "helm": {**AUTH["helm"], "signing": {"existingSecret": "helm-signing"}}
+    }
+    target.install(values)
+    target.wait_ready()
+    return values
+
+
 def test_an_upgrade_that_leaves_the_pod_template_unchanged_keeps_the_pod(
     target: LocalTarget,
 ) -> None:
     """As a Deployment: the same template rolls out no new pod; a changed one does."""
-    target.create_secret("helm-auth", {"HELM_ADMIN_API_KEY": "adm", "HELM_SERVICE_API_KEY": "svc"})
-    target.create_secret("helm-signing", {"signing-key": "c3" * 32})
-    values = {"helm": {**AUTH["helm"], "signing": {"existingSecret": "helm-signing"}}}
-    target.install(values)
-    target.wait_ready()
+    values = _install_with_existing_secrets(target)
     pod = target.pod
     assert pod is not None
     target.install({**values, "service": {"type": "NodePort"}})  # the Service only
@@ -293,3 +303,69 @@ def test_an_upgrade_that_leaves_the_pod_template_unchanged_keeps_the_pod(
     target.install({**values, "podAnnotations": {"team": "ops"}})
     assert target.pod is not pod and pod.exit_code() is not None
     target.wait_ready()
+
+
+def _policy_file(target: LocalTarget) -> Path:
+    assert target.pod is not None
+    return (
+        target.workdir
+        / "pods"
+        / str(target.pod.number)
+        / "volumes"
+        / "policy"
+        / "reference-pack.json"
+    )
+
+
+def test_a_policy_change_reaches_the_running_pods_mount_after_the_sync_delay_without_a_restart(
+    target: LocalTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a kubelet: ``helm upgrade`` with new runtimeActions changes the chart's ConfigMap only
+    (no checksum/config), so the pod keeps running; its mounted files follow the ConfigMap
+    ``CONFIG_SYNC_DELAY_S`` later, and the runtime reconciles them live (here the wake hint)."""
+    values = _install_with_existing_secrets(target)
+    pod = target.pod
+    assert pod is not None and '"runtime_actions": []' in _policy_file(target).read_text()
+    monkeypatch.setattr(
+        local, "CONFIG_SYNC_DELAY_S", 1.0
+    )  # "not yet" below, even on a busy machine
+    body = {"tool": "file_read", "effect_level": "E1", "session_id": "s", "args": {}}
+    wake = {"Authorization": "Bearer svc"}
+    target.install(
+        {
+            **values,
+            "helm": {**values["helm"], "policy": {"runtimeActions": [{"action": "file_read"}]}},
+        }
+    )
+    assert target.pod is pod and pod.exit_code() is None  # no restart for a policy change
+    assert (
+        '"runtime_actions": []' in _policy_file(target).read_text()
+    )  # not yet: the kubelet's delay
+    waited = target.wait_config_synced()
+    assert waited <= local.CONFIG_SYNC_DELAY_S + 0.5
+    assert '"action":"file_read"' in _policy_file(target).read_text()
+    status = httpx.post(target.url() + "/internal/policy/reconcile", headers=wake).json()
+    assert status["reconcile_status"] == "ok"
+    verdict = httpx.post(target.url() + "/api/v1/evaluate", headers=HEADERS, json=body).json()[
+        "verdict"
+    ]
+    assert verdict == "ALLOW" and target.pod is pod
+    # unchanged data is not written again: the mounted file keeps its mtime (the source's epoch)
+    mtime = _policy_file(target).stat().st_mtime_ns
+    target.apply_config_map(
+        "helm-ai-kernel-config", dict(target.config_maps["helm-ai-kernel-config"])
+    )
+    target.wait_config_synced()
+    assert _policy_file(target).stat().st_mtime_ns == mtime
+
+
+def test_a_probe_path_cannot_send_the_kubelets_probe_elsewhere(target: LocalTarget) -> None:
+    release = render(CHART_DIR, {**AUTH, "probes": {"readiness": {"httpGet": {"path": "/health"}}}})
+    probe = release.get("Deployment")["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    probe["httpGet"]["path"] = "@127.0.0.1:9999/x"  # what a schema without `^/` would let through
+    with pytest.raises(StepFailed) as refused:
+        target.apply(release)
+    assert (
+        "readinessProbe.httpGet.path"
+        in refused.value.step + refused.value.expected + refused.value.seen
+    )

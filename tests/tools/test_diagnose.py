@@ -129,3 +129,24 @@ def test_a_missing_or_invalid_ingress_tls_secret_is_recognised(tmp_path: Path) -
     crt, key = self_signed(["helm.local"])
     target.secrets["edge-tls"] = {"tls.crt": crt, "tls.key": key}
     assert diagnose(target).finding("ingress-tls").status == "ok"
+
+
+def test_a_proxy_on_the_charts_placeholder_upstream_is_named(tmp_path: Path) -> None:
+    """Production renders with the placeholder upstream (as upstream's chart does): diagnose()
+    says the proxy points at no real upstream; a real one, or the proxy off, is no problem."""
+    placeholder = diagnose(
+        _applied(
+            tmp_path / "p", {"helm": {"proxy": {"upstream": "https://your-upstream.example/v1"}}}
+        )
+    )
+    assert "proxy-upstream" in placeholder.problems
+    assert "no real upstream" in placeholder.finding("proxy-upstream").seen
+    assert "helm.proxy.upstream" in placeholder.finding("proxy-upstream").fix
+    real = diagnose(
+        _applied(
+            tmp_path / "r", {"helm": {"proxy": {"upstream": "https://llm.example.internal/v1"}}}
+        )
+    )
+    assert real.finding("proxy-upstream").status == "ok"
+    off = diagnose(_applied(tmp_path / "o", {"helm": {"proxy": {"enabled": False}}}))
+    assert off.finding("proxy-upstream").status == "skipped"

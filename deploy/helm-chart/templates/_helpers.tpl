@@ -37,7 +37,7 @@ helm-ai-kernel.labels: common labels on every object.
 Usage: {{ include "helm-ai-kernel.labels" . | nindent 4 }}
 */}}
 {{- define "helm-ai-kernel.labels" -}}
-helm.sh/chart: {{ include "helm-ai-kernel.chart" . }}
+helm.sh/chart: {{ include "helm-ai-kernel.chart" . | quote }}
 {{ include "helm-ai-kernel.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
@@ -49,8 +49,8 @@ helm-ai-kernel.selectorLabels: name + instance only. Selectors are immutable acr
 Usage: {{ include "helm-ai-kernel.selectorLabels" . | nindent 6 }}
 */}}
 {{- define "helm-ai-kernel.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "helm-ai-kernel.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "helm-ai-kernel.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{/*
@@ -129,7 +129,8 @@ Usage: {{ include "helm-ai-kernel.databaseURL" . }}
 */}}
 {{- define "helm-ai-kernel.databaseURL" -}}
 {{- $pg := .Values.helm.storage.postgres }}
-{{- printf "postgres://%s:%s@%s:%v/%s?sslmode=%s" $pg.user $pg.password $pg.host $pg.port $pg.database $pg.sslMode }}
+{{- /* user, password and database escaped: a value never adds a host, a parameter or a path */}}
+{{- printf "postgres://%s:%s@%s:%v/%s?sslmode=%s" (urlquery $pg.user) (urlquery $pg.password) $pg.host $pg.port (urlquery $pg.database) $pg.sslMode }}
 {{- end }}
 
 {{/*

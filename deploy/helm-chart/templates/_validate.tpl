@@ -46,8 +46,16 @@ gets none. */ -}}
 {{- if and $sig.required (not (or $sig.publicKey $sig.existingSecret)) -}}
 {{- $msgs = append $msgs "helm.policy.signature.required=true requires helm.policy.signature.publicKey or helm.policy.signature.existingSecret (holding HELM_POLICY_TRUST_PUBLIC_KEY)." -}}
 {{- end -}}
-{{- if not (regexMatch "^.+@sha256:[0-9a-f]{64}$" (toString $v.runtimeInit.image)) -}}
-{{- $msgs = append $msgs (printf "runtimeInit.image %q must be pinned by immutable sha256 digest (image@sha256:<64 hex>)." $v.runtimeInit.image) -}}
+{{- /* Checked here, not by the schema: Helm's schema refusals name JSON pointers
+(/runtimeInit/image), and operators (and upstream's chart CI) search for the dotted name. */ -}}
+{{- if not (regexMatch "^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$" (toString $v.runtimeInit.image)) -}}
+{{- $msgs = append $msgs (printf "runtimeInit.image %q must be pinned by immutable sha256 digest (registry/image@sha256:<64 hex>)." (toString $v.runtimeInit.image)) -}}
+{{- end -}}
+{{- $scope := dict "tenantID" "HELM_RUNTIME_TENANT_ID, sent by clients as X-Helm-Tenant-ID; the chart default is \"default\"" "principalID" "HELM_RUNTIME_PRINCIPAL_ID, sent by clients as X-Helm-Principal-ID; the chart default is \"system-admin\"" "workspaceID" "HELM_RUNTIME_WORKSPACE_ID; the chart default is \"default\"" -}}
+{{- range $key := list "tenantID" "principalID" "workspaceID" -}}
+{{- if not (index $h.auth $key) -}}
+{{- $msgs = append $msgs (printf "helm.auth.%s: must not be empty: the runtime binds tenant-scoped routes to it (%s)." $key (index $scope $key)) -}}
+{{- end -}}
 {{- end -}}
 {{- if or (not $v.podSecurityContext.runAsUser) (not $v.podSecurityContext.runAsGroup) -}}
 {{- $msgs = append $msgs "podSecurityContext.runAsUser and podSecurityContext.runAsGroup are required: the authority-state init container runs as that non-root user." -}}
@@ -83,12 +91,6 @@ refuse the same values. */ -}}
 {{- if not (or $h.auth.serviceAPIKey $h.auth.existingSecret) -}}
 {{- $msgs = append $msgs "helm.production=true requires helm.auth.serviceAPIKey or helm.auth.existingSecret: /internal routes (the policy wake hint) fail closed without it." -}}
 {{- end -}}
-{{- if not $h.auth.tenantID -}}
-{{- $msgs = append $msgs "helm.production=true requires helm.auth.tenantID so tenant-scoped routes are server-bound." -}}
-{{- end -}}
-{{- if not $h.auth.principalID -}}
-{{- $msgs = append $msgs "helm.production=true requires helm.auth.principalID so tenant-scoped routes are server-bound." -}}
-{{- end -}}
 {{- if eq $src.kind "controlplane" -}}
 {{- if not $src.controlplane.url -}}
 {{- $msgs = append $msgs "helm.production=true with helm.policy.source.kind=controlplane requires helm.policy.source.controlplane.url." -}}
@@ -99,9 +101,6 @@ refuse the same values. */ -}}
 {{- if not $sig.required -}}
 {{- $msgs = append $msgs "helm.production=true with helm.policy.source.kind=controlplane requires helm.policy.signature.required=true." -}}
 {{- end -}}
-{{- end -}}
-{{- if and $h.proxy.enabled (contains "your-upstream.example" (toString $h.proxy.upstream)) -}}
-{{- $msgs = append $msgs (printf "helm.production=true with helm.proxy.enabled=true refuses the placeholder helm.proxy.upstream=%s: set helm.proxy.upstream to your OpenAI-compatible upstream (https://.../v1), or helm.proxy.enabled=false." (toString $h.proxy.upstream)) -}}
 {{- end -}}
 {{- if not $h.policy.agentSafety.baseline.enabled -}}
 {{- $msgs = append $msgs "helm.production=true requires helm.policy.agentSafety.baseline.enabled=true." -}}
