@@ -133,6 +133,7 @@ def test_the_cli_and_make_runbook_print_the_same_summary_and_exit_status(
                 "steps": [], "failure": failure if failed else None, "executed": f"{notebook.name}"}  # fmt: skip
 
     monkeypatch.setattr(runbook, "execute", execute)
+    monkeypatch.setattr(runbook, "reach_target", lambda target: None)  # tested on its own
     monkeypatch.setattr(runbook, "run_metadata", lambda target: {"target": target})
     outputs, capsys_err = [], []
     for entry, args in ((main, ["run"]), (runbook.main, [])):
@@ -223,6 +224,7 @@ def test_a_whole_run_computes_the_reference_pages_while_its_last_runbook_execute
 
     built: list[object] = []
     monkeypatch.setattr(runbook, "execute", execute)
+    monkeypatch.setattr(runbook, "reach_target", lambda target: None)  # tested on its own
     monkeypatch.setattr(runbook, "run_metadata", lambda target: {"target": target})
     monkeypatch.setattr(runbook, "reference_ahead", reference_ahead)
     monkeypatch.setattr(
