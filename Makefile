@@ -57,7 +57,7 @@ define install_missing
 	  else echo "missing Debian packages:$$missing (run: sudo apt-get install -y$$missing)"; exit 1; fi; \
 	fi
 endef
-system-deps: ## install missing Debian packages (bubblewrap, postgresql; chromium, whose absence only skips the browser test)
+system-deps: ## install missing Debian packages (bubblewrap, prometheus, nginx, postgresql; chromium, whose absence only skips the browser test)
 	$(call install_missing,$(TEST_DEPS))
 	-$(call install_missing,$(BROWSER_DEPS))
 
@@ -105,6 +105,7 @@ bench: setup ## print benchmark figures (hot path, HTTP, proxy latency, evidence
 bench-main-job: setup ## time the main job in a scratch clone: fresh make setup + make runbook, warm runs, each notebook, the empty-notebook floor (minutes)
 	$(BIN)/python benchmarks/main_job.py $(BENCH_ARGS)
 
-clean: ## stop the local target (helm-runbook stop), remove build artefacts (keeps .venv)
+clean: ## stop the local target (helm-runbook stop: also what a deleted build/ left running), remove build artefacts and JupyterLab checkpoints (keeps .venv)
 	-@test ! -x $(BIN)/helm-runbook || $(BIN)/helm-runbook stop
 	rm -rf build site .cache .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -type d -name .ipynb_checkpoints -prune -exec rm -rf {} +

@@ -460,10 +460,10 @@ def _selection_fix(wanted: str, every: list[Path]) -> str:
     import difflib
 
     stems = [nb.stem for nb in every]
-    close = (
-        difflib.get_close_matches(wanted, stems, n=1, cutoff=0.5)
-        or [s for s in stems if wanted.lower() in s][:1]
-    )
+    # compared with each whole name and with its words: "smoek" is close to "smoke"
+    by_word = {w: stem for stem in stems for w in [stem, *stem.split("-")[1:]]}
+    words = difflib.get_close_matches(wanted.lower(), list(by_word), n=1, cutoff=0.6)
+    close = [by_word[w] for w in words]
     named = ", ".join(f"{s[:2]} ({s})" for s in stems)
     return (
         f"did you mean {close[0][:2]} ({close[0]})? " if close else ""
