@@ -9,13 +9,10 @@ Secrets never come from flags (shell history, process lists): the admin key is r
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 from urllib.parse import urlsplit
 
 from helm_runbook import __version__
@@ -26,6 +23,7 @@ from helm_runbook.errors import (
     VerificationFailed,
     report_error,
 )
+from helm_runbook.harness.usage import Parser
 from helm_runbook.tools.client import Credentials
 
 ENV_PREFIX = "HELM_RUNBOOK_"
@@ -39,29 +37,6 @@ EXIT_STATUS = {
     4: "the runtime answered with an error status (401, 403, 404, 503, ...)",
     5: "a check failed: a smoke check, a signature, a chain, a chart guard, a runbook step",
 }
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with the CLI's failure shape: bad usage is one ``error:`` line and one ``fix:``
-    line (exit 2), a mistyped subcommand gets "did you mean", and ``--help`` is plain text
-    (docstrings' reStructuredText quotes dropped)."""
-
-    def error(self, message: str) -> NoReturn:
-        fix = f"see {self.prog} --help"
-        mistyped = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
-        if mistyped:
-            word, choices = mistyped.group(1), re.findall(r"'([^']*)'", mistyped.group(2))
-            close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
-            message = f"{self.prog}: no command {word!r}"
-            fix = (f"did you mean: {self.prog} {close[0]}? " if close else "") + (
-                f"the commands are {', '.join(choices)}"
-            )
-        print(f"error: {message}", file=sys.stderr)
-        print(f"fix: {fix}", file=sys.stderr)
-        raise SystemExit(2)
-
-    def format_help(self) -> str:
-        return re.sub(r"``([^`]*)``", r"\1", super().format_help())
 
 
 def port(text: str) -> int:

@@ -601,9 +601,9 @@ def _in_order(entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m helm_runbook.harness.runbook", description=__doc__
-    )
+    from helm_runbook.harness.usage import Parser
+
+    parser = Parser(prog="python -m helm_runbook.harness.runbook", description=__doc__)
     add_run_arguments(parser)
     return parser
 

@@ -89,6 +89,27 @@ class _ClassifiedApiClient(client.ApiClient):
         except urllib3.exceptions.HTTPError as exc:
             raise _unreachable(self.context, str(self.configuration.host), exc) from exc
 
+    def response_deserialize(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().response_deserialize(*args, **kwargs)
+        except ApiException as exc:
+            if exc.status in (401, 403):
+                raise _rejected(self.context, str(self.configuration.host), exc) from exc
+            raise
+
+
+def _rejected(context: str, server: str, exc: ApiException) -> TargetUnavailable:
+    """A 401 or 403 from the API server as TargetUnavailable naming the context and server."""
+    if exc.status == 401:
+        return TargetUnavailable(f"kube context {context!r}: the API server {server} answered 401 {exc.reason}: "
+                                 "it does not accept these credentials",
+                                 fix=f"renew the credentials of context {context} (an expired token or certificate); "
+                                 f"`kubectl --context {context} auth whoami` shows who you are")  # fmt: skip
+    return TargetUnavailable(f"kube context {context!r}: the API server {server} answered 403 {exc.reason}: "
+                             "these credentials may not do what the step needs",
+                             fix=f"check RBAC: `kubectl --context {context} auth can-i --list` shows what they may do; "
+                             "the runbooks need get, list, create and patch on secrets, configmaps and deployments")  # fmt: skip
+
 
 def connect(context: str, kubeconfig: str | None = None) -> client.ApiClient:
     """An API client for ``context`` of the kubeconfig, checked by one bounded request: a
@@ -140,10 +161,7 @@ def connect(context: str, kubeconfig: str | None = None) -> client.ApiClient:
             return api  # it answered (a proxy or emulator may not serve discovery): reachable
         api.close()
         if exc.status in (401, 403):
-            raise TargetUnavailable(f"kube context {context!r}: the API server {server} answered {exc.status} "
-                                    f"{exc.reason}: it does not accept these credentials",
-                                    fix=f"renew the credentials of context {context} (an expired token or "
-                                    f"certificate); `kubectl --context {context} auth whoami` shows who you are") from exc  # fmt: skip
+            raise _rejected(context, server, exc) from exc
         raise TargetUnavailable(f"kube context {context!r}: the API server {server} answered {exc.status} {exc.reason}",
                                 fix=f"`kubectl --context {context} cluster-info` must work from here") from exc  # fmt: skip
     except TargetUnavailable:
