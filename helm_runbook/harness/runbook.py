@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -118,6 +119,7 @@ def execute(
     ``target`` is passed only when given: otherwise the notebook takes the run profile's, as it
     does under papermill or in JupyterLab (explicit parameter > profile > default)."""
     import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     from helm_runbook.harness.engine import register
@@ -153,6 +155,17 @@ def execute(
         if recorded:  # the cell index of the executed copy, which the operator opens
             failure = {"cell": recorded[-1]["cell"], **recorded[-1]["failure"]}
         entry["failure"] = failure
+    except (CellTimeoutError, DeadKernelError) as exc:  # the kernel, not a step, gave up
+        entry["status"] = "failed"
+        timed_out = isinstance(exc, CellTimeoutError)
+        entry["failure"] = {
+            "cell": _last_started_cell(output), "error": type(exc).__name__,
+            "message": f"a cell ran longer than --cell-timeout {cell_timeout}s" if timed_out
+            else "the notebook's kernel died (killed, or out of memory)",
+            "fix": f"give it more time (--cell-timeout {cell_timeout * 2}) if the step was progressing; "
+            "else see what it waited for in the executed copy" if timed_out
+            else "check the machine's memory (dmesg shows the OOM killer) and run it again",
+        }  # fmt: skip
     finally:
         if previous is None:
             os.environ.pop(UNATTENDED_ENV, None)
@@ -173,10 +186,21 @@ def execute(
     return entry
 
 
+def _last_started_cell(output: Path) -> int:
+    """The index of the last cell that started executing in a staged copy (-1 if none)."""
+    with contextlib.suppress(OSError, ValueError):
+        cells = json.loads(output.read_text()).get("cells", [])
+        started = [
+            n
+            for n, c in enumerate(cells)
+            if c.get("metadata", {}).get("papermill", {}).get("start_time")
+        ]
+        return started[-1] if started else -1
+    return -1
+
+
 def _plain(text: str) -> str:
     """A kernel's traceback without its terminal colours."""
-    import re
-
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
@@ -444,7 +468,7 @@ def _takes_target(notebook: Path) -> bool:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             source = cell.get("source", "")
             text = source if isinstance(source, str) else "".join(source)
-            return any(line.startswith("target") for line in text.splitlines())
+            return any(re.match(r"target\s*:", line) for line in text.splitlines())
     return False
 
 
@@ -548,10 +572,11 @@ def run(request: RunRequest, *, via: str = MAKE_RUNBOOK) -> list[dict[str, Any]]
 
 
 def effective_target(request: RunRequest) -> str:
-    """The target the notebooks will use: ``--target`` when given, else the run profile's (what
-    each notebook's ``use_profile`` resolves), else local."""
-    if request.target:
-        return request.target
+    """The target the notebooks will use: ``--target`` (or ``-p target``) when given, else the run
+    profile's (what each notebook's ``use_profile`` resolves), else local."""
+    given = request.target or dict(request.parameters).get("target", "")
+    if given:
+        return given
     from helm_runbook.steps.profile import load_profile
 
     path = profile_path()

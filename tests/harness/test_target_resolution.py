@@ -183,6 +183,7 @@ def test_rejected_credentials_are_target_unavailable_naming_the_context(
         assert tls in broken.value.message and "kubectl --context c" in broken.value.fix
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_a_missing_kubeconfig_names_every_path_tried_and_kubeconfig(
@@ -198,3 +199,26 @@ def test_a_missing_kubeconfig_names_every_path_tried_and_kubeconfig(
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(TargetUnavailable, match=str(tmp_path / ".kube" / "config")):
         reach("prod")
+
+
+def test_an_api_server_gone_mid_run_is_target_unavailable_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every call through the kube target's client, not only the first: the server answered
+    when the context was opened, then went away."""
+    from helm_runbook.targets.kube import connect
+
+    handler = type("Answer", (_Answer,), {"status": 404})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(url, tmp_path / "kc", context="c")))
+    api = connect("c")  # reachable: it answered (404 for discovery is an answer)
+    server.shutdown()
+    server.server_close()
+    start = time.monotonic()
+    with pytest.raises(TargetUnavailable) as caught:
+        client.CoreV1Api(api).read_namespaced_secret("helm-auth", "ops")
+    assert url in caught.value.message and "cluster-info" in caught.value.fix
+    assert time.monotonic() - start < 10
+    api.close()

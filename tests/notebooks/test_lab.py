@@ -288,5 +288,6 @@ def test_jupyterlab_asks_nothing_about_news_over_the_first_runbook(
     base, _ = lab
     plugin = "@jupyterlab/apputils-extension:notification"
     settings = httpx.get(f"{base}/lab/api/settings/{plugin}", params={"token": TOKEN}, timeout=10)
-    composite = settings.json()["settings"]
-    assert composite["fetchNews"] == "false" and composite["checkForUpdates"] is False
+    defaults = settings.json()["schema"]["properties"]  # overrides.json sets the defaults
+    assert defaults["fetchNews"]["default"] == "false"
+    assert defaults["checkForUpdates"]["default"] is False
