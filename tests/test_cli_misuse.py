@@ -38,6 +38,7 @@ CASES: list[tuple[list[str], dict[str, str], int, str, str]] = [
     (["controlplane", "server", "p.toml"], {}, 2, "no command 'server'", "controlplane serve"),
     ([], {}, 2, "required: command", "helm-runbook --help"),
     (["stop", "--colour"], {}, 2, "unrecognized arguments: --colour", "helm-runbook --help"),
+    (["run", "--targt", "prod", "04"], {}, 2, "unrecognized arguments: --targt", "did you mean --target?"),
     (["mock-upstream", "--port", "99999"], {}, 2, "'99999' is not a TCP port", "mock-upstream --help"),
     (["mock-upstream", "--port", "-1"], {}, 2, "'-1' is not a TCP port", "mock-upstream --help"),
     (["mock-upstream", "--port", "http"], {}, 2, "'http' is not a TCP port", "mock-upstream --help"),
