@@ -283,13 +283,12 @@ def use_profile(
     origin = f"profile {resolved.name}" if exists else "default"
     sources = {f.name: ("parameter" if f.name in given else origin) for f in fields(RunProfile)}
     saving = save and bool(given or not exists)
-    if saving and profile.on_cluster:
-        from helm_runbook.targets import reach
+    if saving:  # what cannot be used is never saved for later runbooks
+        profile.extra_values()  # a values_file that is missing or not chart values
+        if profile.on_cluster:
+            from helm_runbook.targets import reach
 
-        reach(
-            profile.target_spec
-        )  # a context that cannot be used is never saved for later runbooks
-    if saving:
+            reach(profile.target_spec)  # a context whose API server cannot be used
         profile.save(resolved)
     object.__setattr__(profile, "_sources", sources)  # shown by table(), not a setting
     table = profile.table()

@@ -103,6 +103,8 @@ def recorded(workdir: Path | None = None) -> list[Started]:
         for path in sorted(directory.iterdir())[:MAX_RECORDS]:
             if not path.name.startswith(mine) or not path.name.endswith(".json"):
                 continue
+            if path.lstat().st_uid != os.getuid():  # only what this user recorded is believed
+                continue
             entry = _read(path)
             if entry is None or entry.checkout != str(CHECKOUT):
                 continue

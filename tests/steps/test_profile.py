@@ -70,6 +70,13 @@ def test_a_target_that_cannot_be_used_is_never_saved(
     assert (load_profile(path).target, load_profile(path).release) == ("local", "acme-gw")
 
 
+def test_a_values_file_that_cannot_be_read_is_never_saved(tmp_path: Path) -> None:
+    path = tmp_path / "profile.yaml"
+    with pytest.raises(InputError, match="cannot read"):
+        use_profile(path, save=True, values_file=str(tmp_path / "missing.yaml"))
+    assert not path.exists()
+
+
 def test_without_a_file_the_defaults_are_the_runbooks_names(tmp_path: Path) -> None:
     run = use_profile(tmp_path / "absent.yaml")
     assert run == RunProfile()
