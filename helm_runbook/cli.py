@@ -1,6 +1,6 @@
 """``helm-runbook``: the operator CLI. Parses arguments, calls one library function, prints the
 result. An expected failure prints one ``error:`` line and one ``fix:`` line and exits with the
-code of its kind (``EXIT_CODES``); only a bug prints a traceback (exit 1).
+status of its kind (listed below); only a bug prints a traceback (exit 1).
 
 Secrets never come from flags (shell history, process lists): the admin key is read from
 ``HELM_RUNBOOK_ADMIN_API_KEY``.
