@@ -57,7 +57,7 @@ define install_missing
 	  else echo "missing Debian packages:$$missing (run: sudo apt-get install -y$$missing)"; exit 1; fi; \
 	fi
 endef
-system-deps: ## install missing Debian packages (bubblewrap, postgresql; chromium, whose absence only skips the browser test)
+system-deps: ## install missing Debian packages (bubblewrap, prometheus, nginx, postgresql; chromium, whose absence only skips the browser test)
 	$(call install_missing,$(TEST_DEPS))
 	-$(call install_missing,$(BROWSER_DEPS))
 
@@ -110,6 +110,7 @@ bench-main-job: setup ## time the main job in a scratch clone: fresh make setup 
 publish: setup ## add build/site to the gh-pages branch as one version (PUBLISH_ARGS: --version, --alias, --repo, --branch); refuses a failed or uncommitted run
 	$(BIN)/helm-runbook publish $(PUBLISH_ARGS)
 
-clean: ## stop the local target (helm-runbook stop), remove build artefacts (keeps .venv)
+clean: ## stop the local target (helm-runbook stop: also what a deleted build/ left running), remove build artefacts and JupyterLab checkpoints (keeps .venv)
 	-@test ! -x $(BIN)/helm-runbook || $(BIN)/helm-runbook stop
 	rm -rf build site .cache .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -type d -name .ipynb_checkpoints -prune -exec rm -rf {} +

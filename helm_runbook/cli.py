@@ -1,6 +1,6 @@
 """``helm-runbook``: the operator CLI. Parses arguments, calls one library function, prints the
 result. An expected failure prints one ``error:`` line and one ``fix:`` line and exits with the
-code of its kind (``EXIT_CODES``); only a bug prints a traceback (exit 1).
+status of its kind (listed below); only a bug prints a traceback (exit 1).
 
 Secrets never come from flags (shell history, process lists): the admin key is read from
 ``HELM_RUNBOOK_ADMIN_API_KEY``.
@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from helm_runbook import __version__
 from helm_runbook.errors import (
@@ -21,6 +23,7 @@ from helm_runbook.errors import (
     VerificationFailed,
     report_error,
 )
+from helm_runbook.harness.usage import Parser
 from helm_runbook.tools.client import Credentials
 
 ENV_PREFIX = "HELM_RUNBOOK_"
@@ -34,6 +37,51 @@ EXIT_STATUS = {
     4: "the runtime answered with an error status (401, 403, 404, 503, ...)",
     5: "a check failed: a smoke check, a signature, a chain, a chart guard, a runbook step",
 }
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 1-65535 (0: a free one, printed at start)."""
+    if not text.isascii() or not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a TCP port (1-65535, or 0 for a free one)"
+        )
+    return int(text)
+
+
+def listen_port(text: str) -> int:
+    """An argparse type: a TCP port, 1-65535."""
+    value = port(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("0 is not a TCP port to open in a browser (1-65535)")
+    return value
+
+
+def http_url(text: str) -> str:
+    """An argparse type: an http(s) URL with a host (``localhost:8080`` is refused, with the
+    URL it probably meant)."""
+    parts = urlsplit(text)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not an http(s) URL: write it with its scheme, e.g. http://{text.split('://')[-1] or '127.0.0.1:8080'}"
+    )
+
+
+def non_negative(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """An argparse type: a number (int or float) of at least 0."""
+
+    def convert(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a {'whole ' if kind is int else ''}number"
+            ) from None
+        if not value >= 0 or value in (float("inf"),):
+            raise argparse.ArgumentTypeError(f"{text} is below 0 (or not finite)")
+        return value
+
+    return convert
 
 
 def _credentials(opts: argparse.Namespace) -> Credentials:
@@ -80,6 +128,7 @@ def _cmd_verify_evidence(opts: argparse.Namespace) -> int:
     evidence_key = (
         normalise_public_key(opts.evidence_public_key) if opts.evidence_public_key else key
     )
+    _require_gzip_tar(opts.pack)
     try:
         with Path(opts.pack).open("rb") as pack:  # streamed: the pack's size is bounded there
             verified = verify_pack(pack, receipt_public_key=key, evidence_public_key=evidence_key)
@@ -100,6 +149,33 @@ def _cmd_verify_evidence(opts: argparse.Namespace) -> int:
             fix="verify with the runtime's trust root (root.pub) and the pack exactly as exported",
         )
     return 0
+
+
+def _require_gzip_tar(path: str) -> None:
+    """InputError (exit 2) for a file that is not a gzip tar, before verifying anything: a
+    wrong file is bad input, not a failed verification."""
+    import gzip
+    import tarfile
+    import zlib
+
+    fix = "pass the tar.gz from POST /api/v1/evidence/export, as downloaded"
+    try:
+        with Path(path).open("rb") as handle:
+            magic = handle.read(2)
+            handle.seek(0)
+            if magic == b"\x1f\x8b":
+                with (
+                    gzip.GzipFile(fileobj=handle) as unzipped,
+                    tarfile.open(fileobj=unzipped, mode="r|") as tar,
+                ):
+                    tar.next()  # the first header: 512 bytes decompressed, whatever the file's size
+                return
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+            raise InputError(f"cannot read {path}: {exc.strerror}", fix=fix) from exc
+    except (tarfile.TarError, EOFError, zlib.error):
+        pass
+    raise InputError(f"{path} is not a gzip tar (an evidence pack is a tar.gz)", fix=fix)
 
 
 def _cmd_mock_upstream(opts: argparse.Namespace) -> int:
@@ -180,12 +256,14 @@ def _cmd_stop(opts: argparse.Namespace) -> int:
     from helm_runbook.harness import runbook
 
     workdir = Path(opts.workdir) if opts.workdir else runbook.WORKDIR
-    stopped = runbook.stop_local_target(workdir)
-    print(
-        f"stopped the local target's pod (pid {stopped}) and its network relay in {workdir}"
-        if stopped
-        else f"nothing to stop: no pod of the local target is running in {workdir}"
-    )
+    stopped = runbook.stop_local_target(workdir, orphans=not opts.workdir)
+    where = f"in {workdir}" + ("" if opts.workdir else " or left behind by this checkout")
+    if not stopped:
+        print(
+            f"nothing to stop: no pod, relay, nginx or Prometheus of the local target runs {where}"
+        )
+    for line in stopped:
+        print(f"stopped {line}")
     return 0
 
 
@@ -222,7 +300,7 @@ def _cmd_lab(opts: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="helm-runbook",
         description=__doc__,
         epilog="exit status:\n"
@@ -255,10 +333,13 @@ def build_parser() -> argparse.ArgumentParser:
     ve.set_defaults(func=_cmd_verify_evidence)
 
     mu = sub.add_parser("mock-upstream", help="serve the OpenAI-compatible stand-in upstream")
-    mu.add_argument("--port", type=int, default=9999)
+    mu.add_argument("--port", type=port, default=9999, help="1-65535; 0 picks a free one (printed)")
     mu.add_argument("--host", default="127.0.0.1")
-    mu.add_argument("--latency-ms", type=float, default=0.0, help="added to every reply")
-    mu.add_argument("--fail-every", type=int, default=0, help="answer every Nth request with 500")
+    mu.add_argument(
+        "--latency-ms", type=non_negative(float), default=0.0, help="added to every reply"
+    )
+    mu.add_argument("--fail-every", type=non_negative(int), default=0,
+                    help="answer every Nth request with 500 (0: never)")  # fmt: skip
     mu.set_defaults(func=_cmd_mock_upstream)
 
     cp = sub.add_parser("controlplane", help="the stand-in policy control plane")
@@ -269,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"(bearer token from {ENV_PREFIX}CONTROLPLANE_TOKEN or --token-file)",
     )
     cps.add_argument("policy", help="serve-policy.toml (its reference pack beside it)")
-    cps.add_argument("--port", type=int, default=9300)
+    cps.add_argument(
+        "--port", type=port, default=9300, help="1-65535; 0 picks a free one (printed)"
+    )
     cps.add_argument("--host", default="127.0.0.1")
     cps.add_argument("--key-file", default="", help=f"seed file (else {ENV_PREFIX}POLICY_KEY)")
     cps.add_argument("--token-file", default="", help="0600 file holding the bearer token")
@@ -301,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="where the chart mounts the policy (default /etc/helm-ai-kernel/policy)",
         )
     st = psub.add_parser("status", help="send the wake hint and print the reconcile status")
-    st.add_argument("url", help="runtime API URL, e.g. http://127.0.0.1:8080")
+    st.add_argument("url", type=http_url, help="runtime API URL, e.g. http://127.0.0.1:8080")
     pol.set_defaults(func=_cmd_policy)
 
     run = sub.add_parser(
@@ -315,12 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     stop = sub.add_parser(
         "stop",
-        help="stop the local target's pod and network relay (Secrets, ConfigMaps and PVCs stay)",
+        help="stop the local target's pod, network relay, nginx and Prometheus (Secrets, ConfigMaps and PVCs stay)",
+        description="Stops the local target's processes, found through their recorded identity even "
+        "when build/ was deleted; without --workdir also every one this checkout left behind "
+        "(never another checkout's).",
     )
     stop.add_argument(
         "--workdir",
         default="",
-        help="local target state (default: the checkout's build/local-target)",
+        help="only this local target (default: the checkout's build/local-target and orphans)",
     )
     stop.set_defaults(func=_cmd_stop)
 
@@ -346,10 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
     pub.set_defaults(func=_cmd_publish)
 
     sm = sub.add_parser("smoke", help="the guide's smoke checks against an existing deployment")
-    sm.add_argument(
-        "--url", required=True, help="API URL, e.g. http://127.0.0.1:8080 after a port-forward"
-    )
-    sm.add_argument("--health-url", default="", help="health-port URL, e.g. http://127.0.0.1:8081")
+    sm.add_argument("--url", required=True, type=http_url,
+                    help="API URL, e.g. http://127.0.0.1:8080 after a port-forward")  # fmt: skip
+    sm.add_argument("--health-url", default=None, type=http_url,
+                    help="health-port URL, e.g. http://127.0.0.1:8081")  # fmt: skip
     sm.add_argument(
         "--proxy-model", default="", help="also send one chat completion for this model"
     )
@@ -363,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The token is JUPYTER_TOKEN, generated and printed once when unset; the port is "
         "--port, else LAB_PORT, else 8888.",
     )
-    lab.add_argument("--port", type=int, default=None, help="default: $LAB_PORT or 8888")
+    lab.add_argument("--port", type=listen_port, default=None, help="default: $LAB_PORT or 8888")
     lab.add_argument(
         "--notebook-dir", default="", help="folder to serve (default: the checkout's notebooks/)"
     )

@@ -18,7 +18,11 @@ guide's troubleshooting table.
 
 from __future__ import annotations
 
+import re
 import sys
+
+#: How a fix line names the runbook that has to run first ("run runbook 03-production-install first").
+_RUN_FIRST = re.compile(r"\brunbook (\d\d-[a-z0-9-]+)")
 
 
 class RunbookError(Exception):
@@ -32,9 +36,17 @@ class RunbookError(Exception):
     def __str__(self) -> str:
         return f"{self.message}\nfix: {self.fix}" if self.fix else self.message
 
+    @property
+    def run_first(self) -> str:
+        """The runbook (``03-production-install``) the fix says to run, else ``""``: then
+        repeating the failed step cannot succeed until that runbook has run."""
+        named = _RUN_FIRST.search(self.fix)
+        return named.group(1) if named else ""
+
     def as_record(self) -> dict[str, str]:
         """The failure as data (the run report and the CLI read it; nobody parses the text)."""
-        return {"error": type(self).__name__, "message": self.message, "fix": self.fix}
+        return {"error": type(self).__name__, "message": self.message, "fix": self.fix,
+                "run_first": self.run_first}  # fmt: skip
 
     def _render_traceback_(self) -> list[str]:
         """How IPython shows this error in a notebook cell: the error and its fix, no traceback
@@ -89,13 +101,17 @@ class RuntimeAPIError(RunbookError):
 
 
 class StepFailed(RunbookError):
-    """A runbook check failed: which step, what it expected, what it saw, and the fix."""
+    """A runbook check failed: which step, what it expected, what it saw, and the fix.
 
-    def __init__(self, step: str, *, expected: str, seen: str, fix: str) -> None:
+    ``kind`` is the error class the step itself raised when the runner restates a failed cell
+    (``TargetUnavailable``: the exit status is that of a target that could not be reached)."""
+
+    def __init__(self, step: str, *, expected: str, seen: str, fix: str, kind: str = "") -> None:
         super().__init__(f"step {step} failed: expected {expected}; saw {seen}", fix=fix)
         self.step = step
         self.expected = expected
         self.seen = seen
+        self.kind = kind
 
     def as_record(self) -> dict[str, str]:
         return {
@@ -125,7 +141,14 @@ _EXIT_BY_ERROR: tuple[tuple[type[RunbookError], int], ...] = (
 
 def exit_code(error: RunbookError) -> int:
     """The exit status for ``error`` that ``helm-runbook --help`` documents (2 for input and
-    other expected failures)."""
+    other expected failures); a restated step failure has the status of what the step raised."""
+    kind = getattr(error, "kind", "")
+    if kind == "bug":  # an exception no step raises on purpose, restated with its traceback
+        return 1
+    if kind:
+        named = {k.__name__: code for k, code in _EXIT_BY_ERROR if k is not StepFailed}
+        named |= {k.__name__: 2 for k in (InputError, SecretMaterialMissing)}
+        return named.get(kind, 5)
     return next((code for kind, code in _EXIT_BY_ERROR if isinstance(error, kind)), 2)
 
 

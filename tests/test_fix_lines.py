@@ -21,12 +21,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "helm_runbook"
 PLACEHOLDER = "NAME"
 COMMAND = re.compile(r"(?<![\w.-])(kubectl|helm-runbook|helm)\s+([^`;,()]*)")
 KUBECTL_VERBS = {"create", "delete", "get", "describe", "logs", "rollout", "port-forward", "apply",
-                 "config", "label", "annotate", "edit", "exec", "patch"}  # fmt: skip
+                 "config", "label", "annotate", "edit", "exec", "patch", "cluster-info", "auth"}  # fmt: skip
 KUBECTL_SUBVERBS = {
     ("create", "secret"): {"generic", "tls", "docker-registry"},
     ("create",): {"secret", "configmap", "namespace", "serviceaccount"},
     ("rollout",): {"status", "restart", "history", "undo"},
     ("config",): {"get-contexts", "use-context", "current-context", "view"},
+    ("auth",): {"whoami", "can-i"},
 }
 HELM_VERBS = {"install", "upgrade", "uninstall", "status", "list", "lint", "template", "get",
               "history", "rollback", "test"}  # fmt: skip

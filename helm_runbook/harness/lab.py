@@ -63,6 +63,31 @@ def ensure_kernel() -> Path:
 JUPYTERLAB = steered("import sys; from jupyterlab.labapp import main; sys.exit(main())")
 
 
+#: JupyterLab settings of this environment, as a team's onboarding image sets them: no question
+#: about fetching Jupyter's news over the first runbook, no update check (no network but the
+#: package registries).
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}
+}
+
+
+def ensure_lab_settings() -> Path:
+    """Merge ``LAB_SETTINGS`` into this environment's JupyterLab ``overrides.json`` (under
+    ``sys.prefix``, never the user's own settings); other overrides there are kept."""
+    path = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    try:
+        current = json.loads(path.read_text())
+    except (OSError, ValueError):
+        current = {}
+    if not isinstance(current, dict):
+        current = {}
+    merged = {**current, **{k: {**(current.get(k) or {}), **v} for k, v in LAB_SETTINGS.items()}}
+    if merged != current:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(merged, indent=1) + "\n")
+    return path
+
+
 def lab_command(port: int, notebook_dir: Path) -> list[str]:
     """``jupyter lab`` on 127.0.0.1 in ``notebook_dir``; no secret on the command line."""
     return [sys.executable, "-c", JUPYTERLAB, "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
@@ -96,6 +121,7 @@ def serve_lab(port: int | None = None, notebook_dir: Path | None = None) -> NoRe
             f"{directory} is not a directory", fix="pass the folder holding the runbooks"
         )
     ensure_kernel()
+    ensure_lab_settings()
     env = dict(os.environ)
     if not env.get("JUPYTER_TOKEN"):
         env["JUPYTER_TOKEN"] = secrets.token_urlsafe(24)
@@ -111,4 +137,4 @@ def serve_lab(port: int | None = None, notebook_dir: Path | None = None) -> NoRe
     os.execve(command[0], command, env)
 
 
-__all__ = ["KERNEL_NAME", "ensure_kernel", "serve_lab"]
+__all__ = ["KERNEL_NAME", "ensure_kernel", "ensure_lab_settings", "serve_lab"]

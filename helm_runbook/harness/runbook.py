@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -98,11 +99,27 @@ def typed_parameters(notebooks: list[Path], given: dict[str, str]) -> dict[Path,
     }
 
 
+def _workdir_parameter() -> str:
+    """The workdir as the notebooks take it: relative to the checkout when inside it, so no path
+    of this machine is written into the executed copy (the site publishes it)."""
+    return WORKDIR.relative_to(ROOT).as_posix() if WORKDIR.is_relative_to(ROOT) else str(WORKDIR)
+
+
+def profile_path() -> Path:
+    """The run profile the runner's notebooks share: beside the workdir (build/profile.yaml),
+    one per build."""
+    return WORKDIR.parent / "profile.yaml"
+
+
 def execute(
-    notebook: Path, *, target: str, cell_timeout: int, extra: dict[str, Any] | None = None
+    notebook: Path, *, target: str = "", cell_timeout: int, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Run one notebook; returns its report entry (status, duration, steps, failure)."""
+    """Run one notebook; returns its report entry (status, duration, steps, failure).
+
+    ``target`` is passed only when given: otherwise the notebook takes the run profile's, as it
+    does under papermill or in JupyterLab (explicit parameter > profile > default)."""
     import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     from helm_runbook.harness.engine import register
@@ -113,12 +130,10 @@ def execute(
     output = EXECUTED / ".running" / notebook.name
     output.parent.mkdir(parents=True, exist_ok=True)
     output.unlink(missing_ok=True)
-    # A workdir inside the checkout is passed relative to it: no path of this machine is
-    # written into the executed copy (the site publishes it).
-    workdir = WORKDIR.relative_to(ROOT).as_posix() if WORKDIR.is_relative_to(ROOT) else str(WORKDIR)
-    # The run profile beside the workdir (build/profile.yaml): one per build, shared by its runbooks.
+    workdir = _workdir_parameter()
     profile = (Path(workdir).parent / "profile.yaml").as_posix()
-    wanted = {"target": target, "workdir": workdir, "profile": profile, **(extra or {})}
+    wanted = {**({"target": target} if target else {}), "workdir": workdir, "profile": profile,
+              **(extra or {})}  # fmt: skip
     parameters = {k: v for k, v in wanted.items() if k in declared_parameters(notebook)}
     start = time.perf_counter()
     entry: dict[str, Any] = {"notebook": notebook.stem, "status": "passed", "failure": None}
@@ -134,11 +149,23 @@ def execute(
         entry["status"] = "failed"
         # A RunbookError records itself as data in the failed cell (errors._render_traceback_);
         # anything else is a bug in the notebook or the library, known only by its text.
-        failure = {"cell": exc.cell_index, "error": exc.ename, "message": exc.evalue, "fix": ""}
+        failure = {"cell": exc.cell_index, "error": exc.ename, "message": exc.evalue, "fix": "",
+                   "traceback": _plain("\n".join(exc.traceback or []))}  # fmt: skip
         recorded = [r for r in read_records(output) if r.get("failure")] if output.exists() else []
         if recorded:  # the cell index of the executed copy, which the operator opens
             failure = {"cell": recorded[-1]["cell"], **recorded[-1]["failure"]}
         entry["failure"] = failure
+    except (CellTimeoutError, DeadKernelError) as exc:  # the kernel, not a step, gave up
+        entry["status"] = "failed"
+        timed_out = isinstance(exc, CellTimeoutError)
+        entry["failure"] = {
+            "cell": _last_started_cell(output), "error": type(exc).__name__,
+            "message": f"a cell ran longer than --cell-timeout {cell_timeout}s" if timed_out
+            else "the notebook's kernel died (killed, or out of memory)",
+            "fix": f"give it more time (--cell-timeout {cell_timeout * 2}) if the step was progressing; "
+            "else see what it waited for in the executed copy" if timed_out
+            else "check the machine's memory (dmesg shows the OOM killer) and run it again",
+        }  # fmt: skip
     finally:
         if previous is None:
             os.environ.pop(UNATTENDED_ENV, None)
@@ -157,6 +184,24 @@ def execute(
         executed_copy(notebook, passed=False).unlink(missing_ok=True)
     entry["executed"] = final.relative_to(EXECUTED).as_posix()  # within build/runbooks
     return entry
+
+
+def _last_started_cell(output: Path) -> int:
+    """The index of the last cell that started executing in a staged copy (-1 if none)."""
+    with contextlib.suppress(OSError, ValueError):
+        cells = json.loads(output.read_text()).get("cells", [])
+        started = [
+            n
+            for n, c in enumerate(cells)
+            if c.get("metadata", {}).get("papermill", {}).get("start_time")
+        ]
+        return started[-1] if started else -1
+    return -1
+
+
+def _plain(text: str) -> str:
+    """A kernel's traceback without its terminal colours."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 def executed_copy(notebook: Path, *, passed: bool) -> Path:
@@ -246,18 +291,31 @@ def reference_ahead() -> Future[dict[str, str]]:
         pool.shutdown(wait=False)
 
 
-def stop_local_target(workdir: Path | None = None) -> int:
-    """Stop the local target's pod and relay (``helm-runbook stop``, ``make clean``); returns
-    the pod's pid, or 0 when none was running."""
+def stop_local_target(workdir: Path | None = None, *, orphans: bool = False) -> list[str]:
+    """Stop the local target's pod, network relay, nginx and Prometheus (``helm-runbook stop``,
+    ``make clean``): through its state in ``workdir`` (default: build/local-target) when there,
+    then every process recorded for that workdir (``targets/started.py``), which finds them even
+    after ``rm -rf build``. ``orphans`` also stops this checkout's processes of other workdirs
+    in the checkout or deleted. Returns what was stopped, one description each."""
+    from helm_runbook.targets import started
     from helm_runbook.targets.local import LocalTarget
 
     workdir = WORKDIR if workdir is None else workdir
-    if not (workdir / "state.json").exists():
-        return 0
-    target = LocalTarget.open(workdir)
-    pid = target.pod.process_pid if target.pod is not None else 0
-    target.close()
-    return pid
+    stopped: list[str] = []
+    if (workdir / "state.json").exists():
+        target = LocalTarget.open(workdir)
+        if target.pod is not None:
+            stopped += [f"pod (pid {target.pod.process_pid}) of {_shown(workdir)}"]
+            if target.pod.relay_pid:
+                stopped += [f"network relay (pid {target.pod.relay_pid}) of {_shown(workdir)}"]
+        target.close()
+    leftovers = {
+        e.file: e for e in started.recorded(workdir) + (started.orphans() if orphans else [])
+    }
+    for entry in started.stop(list(leftovers.values())):
+        stopped.append(f"{entry.kind} (pid {entry.pid}) of {_shown(Path(entry.workdir))}"
+                       + ("" if Path(entry.workdir).exists() else ", its workdir deleted"))  # fmt: skip
+    return stopped
 
 
 #: How each entry point is invoked, for the resume hint.
@@ -270,7 +328,7 @@ class RunRequest:
     """What to run, as ``helm-runbook run`` and ``make runbook`` both accept it."""
 
     notebooks: tuple[str, ...] = ()  # number or name prefixes; empty: every runbook
-    target: str = "local"
+    target: str = ""  # empty: the run profile's target (else local), as each notebook resolves it
     parameters: tuple[tuple[str, str], ...] = ()  # -p NAME VALUE, as given
     cell_timeout: int = 300
     resume: bool = False
@@ -279,7 +337,7 @@ class RunRequest:
     def arguments(self) -> list[str]:
         """The request as command-line arguments (the resume hint repeats every one)."""
         args = [*self.notebooks]
-        if self.target != "local":
+        if self.target:
             args += ["--target", self.target]
         for name, value in self.parameters:
             args += ["-p", name, value]
@@ -304,22 +362,51 @@ class RunPlan:
     chosen runbooks works on the state earlier runbooks left and updates their report entries."""
 
     runbooks: tuple[PlannedRunbook, ...]
-    target: str
+    target: str  # as given ("" : each notebook takes the profile's)
     cell_timeout: int
     whole: bool
     fresh: bool
     docs: bool
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number above 0 (seconds, counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not above 0")
+    return value
+
+
+def target_name(text: str) -> str:
+    """An argparse type: ``local``, ``CONTEXT`` or ``CONTEXT/NAMESPACE``, checked as the run
+    profile checks its target (before anything runs)."""
+    from helm_runbook.steps.profile import check_target
+
+    try:
+        check_target(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    return text
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The runner's arguments, the same for ``helm-runbook run`` and ``make runbook``."""
     parser.add_argument(
-        "notebooks", nargs="*", help="runbooks to run, by number or name prefix (default: all)"
+        "notebooks",
+        nargs="*",
+        help="runbooks to run, by number (4 or 04) or name prefix (default: all)",
     )
-    parser.add_argument("--target", default="local", help='"local" or a kube context name')
+    parser.add_argument("--target", default=None, type=target_name,
+                        help='"local" or a kube context (CONTEXT or CONTEXT/NAMESPACE); default: the '
+                        "run profile's target (build/profile.yaml), else local")  # fmt: skip
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="a notebook parameter (never a secret: papermill copies parameters into the output)")  # fmt: skip
-    parser.add_argument("--cell-timeout", type=int, default=300, help="seconds per cell")
+    parser.add_argument(
+        "--cell-timeout", type=positive_int, default=300, help="seconds per cell (above 0)"
+    )
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -333,7 +420,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def request_from(opts: argparse.Namespace) -> RunRequest:
-    return RunRequest(tuple(opts.notebooks), opts.target, tuple((n, v) for n, v in opts.parameter),
+    return RunRequest(tuple(opts.notebooks), opts.target or "", tuple((n, v) for n, v in opts.parameter),
                       opts.cell_timeout, opts.resume, not opts.no_docs)  # fmt: skip
 
 
@@ -346,15 +433,7 @@ def _previous_entries() -> dict[str, dict[str, Any]]:
 def plan_run(request: RunRequest) -> RunPlan:
     """The plan for ``request``; InputError, before anything runs, for a selection that matches
     no runbook or a parameter that does not convert."""
-    every = notebooks()
-    chosen = [
-        nb
-        for nb in every
-        if not request.notebooks or any(nb.stem.startswith(n) for n in request.notebooks)
-    ]
-    if not chosen:
-        raise InputError(f"no runbook matches {' '.join(request.notebooks)}",
-                         fix=f"name them by number or name prefix, e.g. 01 or {every[0].stem if every else '04-smoke-checks'}")  # fmt: skip
+    every, chosen = notebooks(), _chosen(request)
     typed = typed_parameters(chosen, dict(request.parameters))
     previous = _previous_entries() if request.resume else {}
     planned, leading = [], True
@@ -369,12 +448,68 @@ def plan_run(request: RunRequest) -> RunPlan:
                    fresh=whole and not request.resume, docs=whole and request.docs)  # fmt: skip
 
 
+def _chosen(request: RunRequest) -> list[Path]:
+    """The runbooks ``request`` names, in order; InputError with "did you mean" for a name that
+    matches none."""
+    every = notebooks()
+    chosen: list[Path] = []
+    for wanted in request.notebooks:
+        matched = [nb for nb in every if matches(nb.stem, wanted)]
+        if not matched:
+            raise InputError(f"no runbook matches {wanted}", fix=_selection_fix(wanted, every))
+        chosen += [nb for nb in matched if nb not in chosen]
+    return sorted(chosen) if request.notebooks else every
+
+
+def _takes_target(notebook: Path) -> bool:
+    """Whether the notebook's parameters cell declares ``target`` (read as JSON: papermill's
+    inspection costs seconds of imports, which a check that must fail fast cannot wait for)."""
+    for cell in json.loads(notebook.read_text()).get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = cell.get("source", "")
+            text = source if isinstance(source, str) else "".join(source)
+            return any(re.match(r"target\s*:", line) for line in text.splitlines())
+    return False
+
+
+def matches(stem: str, wanted: str) -> bool:
+    """``04``, ``4``, ``04-smoke``, ``smoke`` and ``04-smoke-checks`` all name 04-smoke-checks."""
+    number, _, rest = wanted.partition("-")
+    if number.isascii() and number.isdigit() and len(number) <= 2:
+        wanted = number.zfill(2) + (f"-{rest}" if rest else "")
+    return stem.startswith(wanted) or stem.partition("-")[2].startswith(wanted)
+
+
+def _selection_fix(wanted: str, every: list[Path]) -> str:
+    import difflib
+
+    stems = [nb.stem for nb in every]
+    # compared with each whole name and with its words: "smoek" is close to "smoke"
+    by_word = {w: stem for stem in stems for w in [stem, *stem.split("-")[1:]]}
+    words = difflib.get_close_matches(wanted.lower(), list(by_word), n=1, cutoff=0.6)
+    close = [by_word[w] for w in words]
+    named = ", ".join(f"{s[:2]} ({s})" for s in stems)
+    return (
+        f"did you mean {close[0][:2]} ({close[0]})? " if close else ""
+    ) + f"the runbooks are {named}"
+
+
 def summary_line(entry: dict[str, Any], *, skipped: bool = False) -> str:
     """One line per runbook, the same from every entry point."""
     if skipped:
         return f"  skip {entry['notebook']:<24} passed in the previous run"
     mark = "ok  " if entry["status"] == "passed" else "FAIL"
     return f"  {mark} {entry['notebook']:<24} {entry['duration_s']:6.1f}s  {len(entry['steps'])} steps  {entry['executed']}"
+
+
+def runbooks_command(request: RunRequest, chosen: list[str], *, via: str = MAKE_RUNBOOK) -> str:
+    """The command that runs ``chosen`` runbooks against the request's target."""
+    import shlex
+
+    args = [*chosen, *(["--target", request.target] if request.target else [])]
+    if via == MAKE_RUNBOOK:
+        return f"make runbook RUNBOOK_ARGS={shlex.quote(shlex.join(args))}"
+    return f"{via} {shlex.join(args)}"
 
 
 def resume_command(request: RunRequest, *, via: str = MAKE_RUNBOOK) -> str:
@@ -394,6 +529,9 @@ def run(request: RunRequest, *, via: str = MAKE_RUNBOOK) -> list[dict[str, Any]]
     Prints one summary line per runbook, writes the reports, builds the site when the plan says
     so, and returns the report entries. A failed runbook stops the run with StepFailed naming the
     notebook, the cell and the step's fix (its executed copy goes to ``failed/``)."""
+    target = effective_target(request)
+    if target != "local" and any(_takes_target(nb) for nb in _chosen(request)):
+        reach_target(target)  # seconds, before anything else loads: exit 3 naming what to check
     plan = plan_run(request)
     EXECUTED.mkdir(parents=True, exist_ok=True)
     entries = {} if plan.fresh else _previous_entries()
@@ -420,23 +558,66 @@ def run(request: RunRequest, *, via: str = MAKE_RUNBOOK) -> list[dict[str, Any]]
             entries[name], ran = entry, ran + 1
             print(summary_line(entry), flush=True)
             if entry["failure"]:
-                write_reports(_in_order(entries), run_metadata(plan.target))
-                failure = entry["failure"]
-                copy = executed_copy(planned.notebook, passed=False)
-                print(f"\nrunbook {name} failed at cell {failure['cell']}: {failure['error']}\n"
-                      f"executed copy: {copy}\nresume with: {resume_command(request, via=via)}", file=sys.stderr)  # fmt: skip
-                raise StepFailed(f"{name} cell {failure['cell']}" + (f" ({failure['step']})" if failure.get("step") else ""),
-                                 expected="every cell passes", seen=f"{failure['error']}: {failure['message']}",
-                                 fix=failure["fix"] or f"see the executed notebook {copy}")  # fmt: skip
+                write_reports(_in_order(entries), run_metadata(target))
+                raise failed_runbook(request, planned.notebook, entry["failure"], via=via)
     finally:
-        if plan.whole:
+        if plan.whole and target == "local":
             stop_local_target()
-    write_reports(_in_order(entries), run_metadata(plan.target))
+    write_reports(_in_order(entries), run_metadata(target))
     print(f"runbooks: {ran} ran, {len(plan.runbooks) - ran} skipped, all passed in "
           f"{time.perf_counter() - started:.1f}s; report {REPORT}", flush=True)  # fmt: skip
     if plan.docs:
         print(f"docs: built {BUILD / 'site'} in {build_docs(reference):.1f}s", flush=True)
     return [entries[p.notebook.stem] for p in plan.runbooks]
+
+
+def effective_target(request: RunRequest) -> str:
+    """The target the notebooks will use: ``--target`` (or ``-p target``) when given, else the run
+    profile's (what each notebook's ``use_profile`` resolves), else local."""
+    given = request.target or dict(request.parameters).get("target", "")
+    if given:
+        return given
+    from helm_runbook.steps.profile import load_profile
+
+    path = profile_path()
+    return load_profile(path).target_spec if path.exists() else "local"
+
+
+def reach_target(target: str) -> None:
+    """TargetUnavailable, in seconds, when the kube context ``target`` cannot be used (its
+    kubeconfig, its API server, its credentials): checked once before any notebook starts."""
+    from helm_runbook.targets import reach
+
+    reach(target)
+
+
+def failed_runbook(
+    request: RunRequest, notebook: Path, failure: dict[str, Any], *, via: str
+) -> StepFailed:
+    """The failed cell as the run's error: the step's own fix and exit status. The resume hint
+    is printed only when resuming can succeed: a step whose fix names another runbook to run
+    first fails the same way until that one has run, so the fix names the command for it; an
+    exception no step raised on purpose is a bug, shown with its traceback (exit 1)."""
+    name, copy = notebook.stem, executed_copy(notebook, passed=False)
+    kind = str(failure["error"])
+    known = "traceback" not in failure  # a RunbookError records itself; anything else is a bug
+    fix = str(failure.get("fix", ""))
+    first = str(failure.get("run_first") or RunbookError("", fix=fix).run_first)
+    lines = [f"\nrunbook {name} failed at cell {failure['cell']}: {kind}", f"executed copy: {copy}"]
+    if not known:
+        lines[1:1] = [str(failure.get("traceback") or "").rstrip()]
+        kind = "bug"
+        fix = f"a bug in helm-runbook (an exception no step raises on purpose): report it with the traceback above and {copy}"
+    elif first and not name.startswith(first[:2]):
+        fix = f"{fix}: {runbooks_command(request, [first[:2], name[:2]], via=via)}"
+    else:
+        lines.append(f"resume with: {resume_command(request, via=via)}")
+    print("\n".join(lines), file=sys.stderr)
+    step = f"{name} cell {failure['cell']}" + (
+        f" ({failure['step']})" if failure.get("step") else ""
+    )
+    return StepFailed(step, expected="every cell passes", seen=f"{failure['error']}: {failure['message']}",
+                      fix=fix, kind=kind)  # fmt: skip
 
 
 def _in_order(entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -445,9 +626,9 @@ def _in_order(entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m helm_runbook.harness.runbook", description=__doc__
-    )
+    from helm_runbook.harness.usage import Parser
+
+    parser = Parser(prog="python -m helm_runbook.harness.runbook", description=__doc__)
     add_run_arguments(parser)
     return parser
 

@@ -16,6 +16,39 @@ from typing import Any
 import uvicorn
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``:``port`` (0: a free port); InputError naming the address
+    when it cannot be had (in use, not an address of this machine)."""
+    from helm_runbook.errors import InputError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                         fix="choose a free --port (0 picks one) and an address of this machine for --host") from exc  # fmt: skip
+    return sock
+
+
+def serve_forever(app: Any, sock: socket.socket, what: str, *, base_path: str = "") -> None:
+    """Serve ``app`` on ``sock`` in the foreground until interrupted, after printing the URL it
+    listens on (what an operator or a script waiting for it reads first)."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}"
+    base = f"; base URL {url}{base_path}" if base_path else ""
+    print(f"{what} listening on {url}{base} (Ctrl-C stops it)", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
 class BackgroundServer:
     def __init__(
         self, app: Any, *, port: int = 0, on_shutdown: Callable[[], Awaitable[None]] | None = None

@@ -256,7 +256,7 @@ def serve(
     mount_dir: Path = DEFAULT_MOUNT,
 ) -> None:
     """Serve ``policy`` (serve-policy.toml beside its pack) as epoch 1 until interrupted."""
-    import uvicorn
+    from helm_runbook.standins.background import listen, serve_forever
 
     state = ControlPlaneState(token, mount_dir=mount_dir)
     try:
@@ -268,10 +268,10 @@ def serve(
             f"cannot publish {policy}: {exc}", fix="pass serve-policy.toml beside its pack"
         ) from exc
     version = state.publish(data, pack, signer)
+    sock = listen(host, port)
     print(
-        f"control plane on http://{host}:{port}: epoch {version.policy_epoch} "
-        f"{version.policy_hash}, signed by {signer.fingerprint}, "
-        f"token {token_fingerprint(token)}",
+        f"control plane: epoch {version.policy_epoch} {version.policy_hash}, "
+        f"signed by {signer.fingerprint}, token {token_fingerprint(token)}",
         flush=True,
     )
-    uvicorn.run(create_controlplane(state), host=host, port=port, log_level="warning")
+    serve_forever(create_controlplane(state), sock, "control plane")

@@ -149,10 +149,11 @@ async def _stream(ident: str, model: str, text: str) -> AsyncIterator[bytes]:
 def serve(
     port: int, host: str = "127.0.0.1", *, latency_ms: float = 0.0, fail_every: int = 0
 ) -> None:
-    import uvicorn
+    from helm_runbook.standins.background import listen, serve_forever
 
+    sock = listen(host, port)
     app = create_mock_upstream(MockUpstreamConfig(latency_ms=latency_ms, fail_every=fail_every))
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    serve_forever(app, sock, "stand-in upstream (OpenAI-compatible)", base_path="/v1")
 
 
 class MockUpstreamServer(BackgroundServer):

@@ -172,6 +172,11 @@ class LocalPrometheus:
         return {}
 
     @property
+    def pid(self) -> int:
+        """The running server's pid, 0 when none runs."""
+        return int(self._state().get("pid", 0))
+
+    @property
     def url(self) -> str | None:
         state = self._state()
         return f"http://127.0.0.1:{state['port']}" if state else None

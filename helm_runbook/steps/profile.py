@@ -136,6 +136,15 @@ def _fail(key: str, seen: str, expected: str) -> InputError:
                       fix=f"correct {key} in the profile file or pass the {key} parameter")  # fmt: skip
 
 
+def check_target(target: str) -> None:
+    """``local``, ``CONTEXT`` or ``CONTEXT/NAMESPACE`` as the profile would hold it (InputError
+    otherwise): what ``--target`` and the ``target`` parameter accept."""
+    context, _, namespace = target.partition("/")
+    if context == "local" and namespace:
+        raise _fail("target", repr(target), '"local" (without a namespace) or a kube context name')
+    RunProfile(target=context, namespace=namespace)
+
+
 def _check_profile(p: RunProfile) -> None:
     """Names as the API server would accept them, URLs and model ids usable as written."""
     for f in fields(p):
@@ -273,7 +282,13 @@ def use_profile(
     profile = replace(base, **given)
     origin = f"profile {resolved.name}" if exists else "default"
     sources = {f.name: ("parameter" if f.name in given else origin) for f in fields(RunProfile)}
-    if save and (given or not exists):
+    saving = save and bool(given or not exists)
+    if saving:  # what cannot be used is never saved for later runbooks
+        profile.extra_values()  # a values_file that is missing or not chart values
+        if profile.on_cluster:
+            from helm_runbook.targets import reach
+
+            reach(profile.target_spec)  # a context whose API server cannot be used
         profile.save(resolved)
     object.__setattr__(profile, "_sources", sources)  # shown by table(), not a setting
     table = profile.table()
@@ -283,7 +298,7 @@ def use_profile(
                         seconds=time.perf_counter() - start,
                         values={"release": profile.release, "target": profile.target_spec,
                                 "signing_secret": profile.signing_secret, "auth_secret": profile.auth_secret,
-                                "saved": bool(save and (given or not exists)),
+                                "saved": saving,
                                 "parameters": sorted(given)})  # fmt: skip
     record(report)
     return profile

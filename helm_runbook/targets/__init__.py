@@ -37,4 +37,15 @@ def open_target(target: str, workdir: str | Path, *, release: str = "helm-ai-ker
     )
 
 
-__all__ = ["LocalTarget", "Target", "open_target", "resolve_workdir"]
+def reach(target: str) -> None:
+    """TargetUnavailable, within seconds, when ``target`` (``CONTEXT`` or ``CONTEXT/NAMESPACE``)
+    cannot be used: no kubeconfig, no such context, an API server that refuses, hangs, fails
+    TLS or rejects the credentials. The local target is always there."""
+    if target == "local":
+        return
+    from helm_runbook.targets.kube import connect
+
+    connect(target.partition("/")[0]).close()  # type: ignore[no-untyped-call]
+
+
+__all__ = ["LocalTarget", "Target", "open_target", "reach", "resolve_workdir"]

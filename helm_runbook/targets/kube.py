@@ -42,6 +42,132 @@ from helm_runbook.targets.base import Revision, Uninstalled, kept_on_uninstall
 _V = TypeVar("_V", bytes, str)
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
+#: Seconds to connect to the API server, and for the first answer when the context is opened:
+#: an unreachable cluster fails in seconds, not after the client's retries.
+CONNECT_TIMEOUT_S = 3.0
+PROBE_TIMEOUT_S = 3.0
+DEFAULT_KUBECONFIG = "~/.kube/config"
+
+
+def kubeconfig_paths(kubeconfig: str | None) -> list[str]:
+    """The file(s) a kubeconfig setting names, as kubectl reads them (``KUBECONFIG`` is a
+    ``:``-separated list; unset: ``~/.kube/config``)."""
+    raw = kubeconfig if kubeconfig is not None else os.environ.get("KUBECONFIG", "")
+    return [p for p in raw.split(os.pathsep) if p] or [os.path.expanduser(DEFAULT_KUBECONFIG)]
+
+
+def _unreachable(context: str, server: str, exc: BaseException) -> TargetUnavailable:
+    """A transport failure (refused, timeout, TLS, DNS) as TargetUnavailable naming the context,
+    the server and what to check."""
+    reason = getattr(exc, "reason", None) or exc
+    text = str(reason).split(": ", 1)[-1] if isinstance(reason, Exception) else str(reason)
+    if isinstance(reason, urllib3.exceptions.SSLError) or "CERTIFICATE" in text.upper():
+        check = ("the cluster's CA (certificate-authority-data) and the server name in the kubeconfig; "
+                 f"`kubectl --context {context} cluster-info` shows the same error")  # fmt: skip
+    elif isinstance(reason, urllib3.exceptions.TimeoutError) or "timed out" in text:
+        check = (f"that the API server at {server} is up and reachable from here (VPN, firewall); "
+                 f"`kubectl --context {context} cluster-info`")  # fmt: skip
+    else:
+        check = (f"that the API server at {server} is up and the kubeconfig's server URL is right; "
+                 f"`kubectl --context {context} cluster-info`")  # fmt: skip
+    return TargetUnavailable(
+        f"kube context {context!r}: cannot reach the API server {server} ({text[:200]})", fix=check
+    )
+
+
+class _ClassifiedApiClient(client.ApiClient):
+    """The official client whose transport failures name the context and server
+    (TargetUnavailable) and whose requests never wait forever to connect."""
+
+    context = ""
+
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = (CONNECT_TIMEOUT_S, None)
+        try:
+            return super().call_api(*args, **kwargs)
+        except urllib3.exceptions.HTTPError as exc:
+            raise _unreachable(self.context, str(self.configuration.host), exc) from exc
+
+    def response_deserialize(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().response_deserialize(*args, **kwargs)
+        except ApiException as exc:
+            if exc.status in (401, 403):
+                raise _rejected(self.context, str(self.configuration.host), exc) from exc
+            raise
+
+
+def _rejected(context: str, server: str, exc: ApiException) -> TargetUnavailable:
+    """A 401 or 403 from the API server as TargetUnavailable naming the context and server."""
+    if exc.status == 401:
+        return TargetUnavailable(f"kube context {context!r}: the API server {server} answered 401 {exc.reason}: "
+                                 "it does not accept these credentials",
+                                 fix=f"renew the credentials of context {context} (an expired token or certificate); "
+                                 f"`kubectl --context {context} auth whoami` shows who you are")  # fmt: skip
+    return TargetUnavailable(f"kube context {context!r}: the API server {server} answered 403 {exc.reason}: "
+                             "these credentials may not do what the step needs",
+                             fix=f"check RBAC: `kubectl --context {context} auth can-i --list` shows what they may do; "
+                             "the runbooks need get, list, create and patch on secrets, configmaps and deployments")  # fmt: skip
+
+
+def connect(context: str, kubeconfig: str | None = None) -> client.ApiClient:
+    """An API client for ``context`` of the kubeconfig, checked by one bounded request: a
+    missing or unreadable kubeconfig names the path(s) tried and ``KUBECONFIG``; an API server
+    that refuses, hangs, fails TLS or rejects the credentials (401/403) is TargetUnavailable
+    naming the context, the server URL and what to check."""
+    paths = kubeconfig_paths(kubeconfig)
+    tried = ", ".join(paths)
+    source = (
+        "KUBECONFIG"
+        if (kubeconfig or os.environ.get("KUBECONFIG"))
+        else "the default, KUBECONFIG unset"
+    )
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if len(missing) == len(paths):
+        raise TargetUnavailable(f"kube context {context!r}: no kubeconfig at {tried} ({source})",
+                                fix="set KUBECONFIG to your cluster's kubeconfig file (`kubectl config view` "
+                                "must show the context), or use target=local")  # fmt: skip
+    configuration = client.Configuration()
+    try:
+        config.load_kube_config(config_file=os.pathsep.join(paths) if len(paths) > 1 else paths[0],
+                                context=context, client_configuration=configuration)  # fmt: skip
+    except (
+        config.ConfigException,
+        OSError,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+    ) as exc:
+        known = _context_names(kubeconfig)
+        hint = (f"the contexts are {', '.join(known)} (`kubectl config get-contexts` lists them)"
+                if known else "`kubectl config get-contexts` lists the names")  # fmt: skip
+        raise TargetUnavailable(f"kube context {context!r}: cannot use the kubeconfig {tried} ({source}): "
+                                f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}",
+                                fix=f"{hint}; or use target=local") from exc  # fmt: skip
+    import urllib3.util
+
+    configuration.retries = urllib3.util.Retry(
+        total=2, connect=1, read=0, status=0, backoff_factor=0.1
+    )
+    api = _ClassifiedApiClient(configuration)
+    api.context = context
+    server = str(configuration.host)
+    try:
+        client.CoreApi(api).get_api_versions(_request_timeout=(CONNECT_TIMEOUT_S, PROBE_TIMEOUT_S))
+    except ApiException as exc:
+        if exc.status is not None and exc.status < 500 and exc.status not in (401, 403):
+            return api  # it answered (a proxy or emulator may not serve discovery): reachable
+        api.close()
+        if exc.status in (401, 403):
+            raise _rejected(context, server, exc) from exc
+        raise TargetUnavailable(f"kube context {context!r}: the API server {server} answered {exc.status} {exc.reason}",
+                                fix=f"`kubectl --context {context} cluster-info` must work from here") from exc  # fmt: skip
+    except TargetUnavailable:
+        api.close()
+        raise
+    return api
 
 
 class ObjectView(Mapping[str, Mapping[str, _V]]):
@@ -107,17 +233,10 @@ class KubeTarget:
 
     def __post_init__(self) -> None:
         if self.api is None:
-            configuration = client.Configuration()
             self.kubeconfig = self.kubeconfig or os.environ.get(
                 "KUBECONFIG"
             )  # read now, not at import
-            try:
-                config.load_kube_config(config_file=self.kubeconfig, context=self.context,
-                                        client_configuration=configuration)  # fmt: skip
-            except (config.ConfigException, FileNotFoundError) as exc:
-                raise TargetUnavailable(f"kube context {self.context!r}: {exc}",
-                                        fix="`kubectl config get-contexts` lists the names; or use target=local") from exc  # fmt: skip
-            self.api = client.ApiClient(configuration)
+            self.api = connect(self.context, self.kubeconfig)
         if not self.namespace:
             self.namespace = _context_namespace(self.kubeconfig, self.context)
         self._client: client.ApiClient = self.api
@@ -445,6 +564,13 @@ class KubeTarget:
     def close(self) -> None:
         """Nothing runs locally but the port-forward threads (daemons); cluster objects stay."""
         self._forwards.clear()
+
+
+def _context_names(kubeconfig: str | None) -> list[str]:
+    with contextlib.suppress(config.ConfigException, OSError, TypeError, ValueError, KeyError):
+        contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
+        return sorted(str(c.get("name")) for c in contexts or [])[:20]
+    return []
 
 
 def _context_namespace(kubeconfig: str | None, context: str) -> str:

@@ -75,6 +75,7 @@ from helm_runbook.targets.pod import (
     terminate_tree,
     wait_exit,
 )
+from helm_runbook.targets.started import remember
 from helm_runbook.targets.validation import (
     check_config_key,
     check_item_path,
@@ -519,6 +520,8 @@ class LocalTarget:
             stop_relay(relay_pid)
             raise
         self.pod = Pod(number, None, ports, log_path, pid, relay_pid)
+        remember(relay_pid, "network relay", self.workdir)  # found by `helm-runbook stop` even
+        remember(pid, "pod", self.workdir)  # after the workdir is deleted (targets/started.py)
         self.save()
         self._follow_pod(ports)
         return self.pod
@@ -529,7 +532,8 @@ class LocalTarget:
         scrapes the new pod's metrics port."""
         if self.release is None:
             return
-        LocalIngress(self.workdir).start(self.release, self.secrets, ports)
+        if LocalIngress(self.workdir).start(self.release, self.secrets, ports):
+            self._remember_nginx()
         prometheus = LocalPrometheus(self.workdir)
         if prometheus.url and (scrape := self._scrape(ports)) is not None:
             prometheus.start(*scrape, self.pod_name)
@@ -543,6 +547,15 @@ class LocalTarget:
         port = ports.get(job.container_port)
         return (job, f"127.0.0.1:{port}") if port is not None else None
 
+    def _remember_nginx(self) -> None:
+        """Record nginx's master (it writes its pid file a moment after the start returns)."""
+        deadline = time.monotonic() + 2
+        while not (pid := int(LocalIngress(self.workdir).state().get("pid", 0))):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+        remember(pid, "nginx", self.workdir)
+
     def start_monitoring(self) -> ScrapeJob | None:
         """The local monitoring stack: Prometheus started, or reconfigured if its job changed,
         scraping the release's ServiceMonitor job, or no job yet (an upgrade that renders the
@@ -550,6 +563,7 @@ class LocalTarget:
         scrape = self._scrape(self.forwarded_ports())
         job, address = scrape if scrape is not None else (None, "")
         self.prometheus().start(job, address, self.pod_name)
+        remember(self.prometheus().pid, "prometheus", self.workdir)
         return job
 
     def running_pod(self) -> str:

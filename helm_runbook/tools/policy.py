@@ -54,7 +54,14 @@ def keygen(out: Path) -> PolicyKey:
             f"{out} already exists", fix="choose another --out path; keys are never overwritten"
         )
     seed = os.urandom(32)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        out.parent.mkdir(
+            mode=0o700, parents=True, exist_ok=True
+        )  # missing folders are made, owner-only
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise InputError(f"cannot create {out}: {exc.strerror}",
+                         fix="choose an --out path in a folder you can write") from exc  # fmt: skip
     with os.fdopen(fd, "w") as handle:
         handle.write(seed.hex())
     signer = Signer(SigningKey(seed), key_id="policy")

@@ -133,6 +133,7 @@ def test_the_cli_and_make_runbook_print_the_same_summary_and_exit_status(
                 "steps": [], "failure": failure if failed else None, "executed": f"{notebook.name}"}  # fmt: skip
 
     monkeypatch.setattr(runbook, "execute", execute)
+    monkeypatch.setattr(runbook, "reach_target", lambda target: None)  # tested on its own
     monkeypatch.setattr(runbook, "run_metadata", lambda target: {"target": target})
     outputs, capsys_err = [], []
     for entry, args in ((main, ["run"]), (runbook.main, [])):
@@ -223,6 +224,7 @@ def test_a_whole_run_computes_the_reference_pages_while_its_last_runbook_execute
 
     built: list[object] = []
     monkeypatch.setattr(runbook, "execute", execute)
+    monkeypatch.setattr(runbook, "reach_target", lambda target: None)  # tested on its own
     monkeypatch.setattr(runbook, "run_metadata", lambda target: {"target": target})
     monkeypatch.setattr(runbook, "reference_ahead", reference_ahead)
     monkeypatch.setattr(
@@ -246,3 +248,53 @@ def test_reference_pages_computed_ahead_are_the_pages_written(tmp_path: Path) ->
     assert (tmp_path / "reference" / "values.md").read_text() == ahead["reference/values.md"]
     assert (tmp_path / "topology.svg").read_text() == "<svg/>"
     assert (tmp_path / "results.md").exists() and (tmp_path / "guide-coverage.md").exists()
+
+
+def _fail_with(monkeypatch: pytest.MonkeyPatch, failure: dict[str, object]) -> None:
+    def execute(notebook: Path, **_: object) -> dict[str, object]:
+        return {"notebook": notebook.stem, "status": "failed", "duration_s": 0.5, "steps": [],
+                "failure": failure, "executed": f"failed/{notebook.name}"}  # fmt: skip
+
+    monkeypatch.setattr(runbook, "execute", execute)
+    monkeypatch.setattr(runbook, "run_metadata", lambda target: {"target": target})
+
+
+def test_a_failure_that_names_the_runbook_to_run_first_gets_no_resume_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Resuming would fail the same way until that runbook ran: the fix names the command, and
+    the exit status is that of what the step raised (3: the release is not there)."""
+    _build_in(tmp_path, monkeypatch)
+    _fail_with(monkeypatch, {"cell": 7, "error": "TargetUnavailable", "message": "no pod is running",
+                             "fix": "run runbook 03-production-install first"})  # fmt: skip
+    assert main(["run", "04"]) == 3
+    err = capsys.readouterr().err
+    assert "resume with:" not in err
+    assert "fix: run runbook 03-production-install first: helm-runbook run 03 04" in err
+    assert runbook.main(["4", "--target", "local"]) == 3
+    assert "make runbook RUNBOOK_ARGS='03 04 --target local'" in capsys.readouterr().err
+
+
+def test_an_exception_no_step_raises_on_purpose_is_a_bug_with_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _build_in(tmp_path, monkeypatch)
+    trace = (
+        'Traceback (most recent call last):\n  File "x.py", line 1\nFileNotFoundError: policy.key'
+    )
+    _fail_with(monkeypatch, {"cell": 6, "error": "FileNotFoundError", "message": "policy.key",
+                             "fix": "", "traceback": trace})  # fmt: skip
+    assert main(["run", "05"]) == 1
+    err = capsys.readouterr().err
+    assert trace in err and "resume with:" not in err
+    assert "fix: a bug in helm-runbook" in err and "see the executed notebook" not in err
+
+
+def test_a_failure_resuming_can_fix_keeps_the_resume_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _build_in(tmp_path, monkeypatch)
+    _fail_with(monkeypatch, {"cell": 9, "error": "StepFailed", "message": "smoke: 503",
+                             "fix": "kubectl describe pod", "step": "smoke"})  # fmt: skip
+    assert main(["run", "04"]) == 5
+    assert "resume with: helm-runbook run --resume 04" in capsys.readouterr().err

@@ -278,3 +278,16 @@ def test_a_person_runs_the_runbook_in_jupyterlab(
     assert browser.evaluate(KERNEL_NAME_SHOWN), "the notebook ran in the helm-runbook kernel"
     assert "FAIL" not in outputs, outputs
     print(f"JupyterLab answered after {ready_s:.1f}s")
+
+
+def test_jupyterlab_asks_nothing_about_news_over_the_first_runbook(
+    lab: tuple[str, float],
+) -> None:
+    """The environment's lab settings answer the "get notified about official Jupyter news?"
+    question (no) and turn off the update check, as an onboarding image would."""
+    base, _ = lab
+    plugin = "@jupyterlab/apputils-extension:notification"
+    settings = httpx.get(f"{base}/lab/api/settings/{plugin}", params={"token": TOKEN}, timeout=10)
+    defaults = settings.json()["schema"]["properties"]  # overrides.json sets the defaults
+    assert defaults["fetchNews"]["default"] == "false"
+    assert defaults["checkForUpdates"]["default"] is False

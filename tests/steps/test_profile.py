@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helm_runbook.errors import InputError
+from helm_runbook.errors import InputError, TargetUnavailable
 from helm_runbook.steps.profile import MAX_PROFILE_BYTES, RunProfile, load_profile, use_profile
+from tests.conftest import free_port
+from tests.kube_emulator import BackgroundKmock, write_kubeconfig
 
 
 def _write(path: Path, data: object) -> Path:
@@ -32,8 +34,12 @@ def test_parameters_override_the_file_and_unset_ones_take_it(tmp_path: Path) -> 
     assert load_profile(path).auth_secret == "acme-auth"  # without save, the file is unchanged
 
 
-def test_save_writes_what_later_runbooks_read(tmp_path: Path) -> None:
+def test_save_writes_what_later_runbooks_read(
+    tmp_path: Path, emulator: BackgroundKmock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "sub" / "profile.yaml"
+    kubeconfig = write_kubeconfig(emulator.url, tmp_path / "kubeconfig", context="prod")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     use_profile(
         path, save=True, release="acme-gw", target="prod/acme", upstream_models="gpt-a, gpt-b"
     )
@@ -42,6 +48,33 @@ def test_save_writes_what_later_runbooks_read(tmp_path: Path) -> None:
     assert (later.release, later.target, later.namespace) == ("acme-gw", "prod", "acme")
     assert later.target_spec == "prod/acme" and later.on_cluster
     assert later.upstream_models == ("gpt-a", "gpt-b")
+
+
+@pytest.mark.parametrize("target", ["wrongctx", "down"])
+def test_a_target_that_cannot_be_used_is_never_saved(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run 02 --target wrongctx`` fails at its profile step, and the profile keeps what the
+    last successful step wrote (here: nothing yet, then local)."""
+    path = tmp_path / "profile.yaml"
+    kubeconfig = write_kubeconfig(
+        f"http://127.0.0.1:{free_port()}", tmp_path / "kc", context="down"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    with pytest.raises(TargetUnavailable, match=f"kube context '{target}'"):
+        use_profile(path, save=True, target=target, release="acme-gw")
+    assert not path.exists()
+    use_profile(path, save=True, release="acme-gw")
+    with pytest.raises(TargetUnavailable):
+        use_profile(path, save=True, target=target, release="other")
+    assert (load_profile(path).target, load_profile(path).release) == ("local", "acme-gw")
+
+
+def test_a_values_file_that_cannot_be_read_is_never_saved(tmp_path: Path) -> None:
+    path = tmp_path / "profile.yaml"
+    with pytest.raises(InputError, match="cannot read"):
+        use_profile(path, save=True, values_file=str(tmp_path / "missing.yaml"))
+    assert not path.exists()
 
 
 def test_without_a_file_the_defaults_are_the_runbooks_names(tmp_path: Path) -> None:
