@@ -121,6 +121,7 @@ class Kernel:
         args: Any,
         context: dict[str, Any],
         source: str = "api.evaluate",
+        claimed_principal: str = "",
     ) -> _Prepared:
         """Decide and sign the decision; the receipt is built when its chain head is known."""
         started = time.perf_counter()
@@ -165,6 +166,8 @@ class Kernel:
                     "args_hash": args_hash,
                 },
             }
+            if claimed_principal:  # what an unauthenticated caller said it was, never trusted
+                receipt["metadata"]["claimed_principal"] = claimed_principal
             receipts.sign(receipt, signer)
             return AppendedReceipt(receipt, receipts.chain_hash(receipt), now_ns)
 

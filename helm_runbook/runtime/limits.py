@@ -36,6 +36,14 @@ Answers and other state:
 | ProofGraph receipts of one session | ``MAX_LISTING_BYTES``, else 413 naming the paged route |
 | a non-streamed upstream answer on the proxy | ``MAX_UPSTREAM_RESPONSE_BYTES`` = 32 MiB decoded, else 502 |
 | distinct ``tool`` / ``reason`` metric labels | ``MAX_METRIC_LABELS`` = 64 each, the rest fold into ``_other`` |
+
+Names a caller chooses (every route, the proxy included; over the cap or outside the charset is
+a 400 naming the field):
+
+| limit | value |
+| --- | --- |
+| ``session_id``, principal, tenant, workspace, ``model``, ``tool``/``action``, ``resource``/``effect_level``, listing filters | ``MAX_ID_BYTES`` = 256 bytes of printable ASCII (``!`` to ``~``, no space); a session id also without ``/`` and ``\\`` |
+| one signed receipt, as stored and exported | ``MAX_STORED_RECEIPT_BYTES`` = 16 KiB, under the evidence pack's 64 KiB member cap |
 """
 
 from __future__ import annotations
@@ -60,6 +68,8 @@ MAX_MULTIPART_FIELD_BYTES = 64 << 10
 MAX_LISTING_BYTES = 8 << 20
 MAX_METRIC_LABELS = 64
 MAX_UPSTREAM_RESPONSE_BYTES = 32 << 20
+MAX_ID_BYTES = 256
+MAX_STORED_RECEIPT_BYTES = 16 << 10  # every stored receipt fits an evidence pack (64 KiB a member)
 
 
 @dataclass(frozen=True)

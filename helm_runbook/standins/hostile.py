@@ -263,12 +263,13 @@ def garbage(url: str, headers: dict[str, str]) -> Outcome:
 def big_listing(
     url: str, headers: dict[str, str], receipts: int = 10, size: int = 1_000_000
 ) -> Outcome:
-    """``receipts`` receipts with ``size``-character tool names, then one listing of up to 1,000."""
+    """``receipts`` evaluations with ``size``-character tool names (each status recorded), then
+    one listing of up to 1,000."""
     out = Outcome()
     with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
         for n in range(receipts):
             body = {"tool": f"{n}-" + "t" * size, "effect_level": "E1", "session_id": "big-listing"}
-            client.post("/api/v1/evaluate", json=body).raise_for_status()
+            out.statuses.append(client.post("/api/v1/evaluate", json=body).status_code)
         response = client.get("/api/v1/receipts", params={"limit": 1000})
         out.statuses.append(response.status_code)
         page = response.json()
