@@ -40,6 +40,7 @@ from helm_runbook.runtime.limits import (
 )
 from helm_runbook.runtime.log import configure, log
 from helm_runbook.runtime.policy.compiler import load_cel
+from helm_runbook.runtime.policy.epochs import EPOCHS_FILE, InstalledEpochs
 from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings, log_reconcile
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import ControlPlaneSource, MountedFileSource, PolicySource
@@ -148,6 +149,11 @@ def build_runtime(settings: Settings) -> Runtime:
         store.close()
         raise StartupError(str(exc)) from exc
     snapshots = SnapshotStore()
+    try:
+        epochs = InstalledEpochs(settings.data_dir / EPOCHS_FILE)
+    except (OSError, ValueError) as exc:
+        store.close()
+        raise StartupError(f"policy epochs: {exc}") from exc
     reconciler = Reconciler(
         source,
         snapshots,
@@ -158,6 +164,7 @@ def build_runtime(settings: Settings) -> Runtime:
             last_known_good_max_age_s=settings.policy.last_known_good_max_age_s,
         ),
         on_status=getattr(source, "report", None),
+        epochs=epochs,
     )
     status = _initial_reconcile(reconciler, scope, settings.policy.initial_reconcile_timeout_s)
     if status["reconcile_status"] not in ("ok", "no_change"):
