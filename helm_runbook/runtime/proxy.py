@@ -22,7 +22,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from helm_runbook.runtime.auth import Identity
 from helm_runbook.runtime.handlers.common import checked_id, read_json_object
-from helm_runbook.runtime.limits import MAX_UPSTREAM_RESPONSE_BYTES
+from helm_runbook.runtime.limits import (
+    ANONYMOUS_RECEIPT_BUDGET_EXCEEDED,
+    MAX_UPSTREAM_RESPONSE_BYTES,
+)
 from helm_runbook.runtime.problems import ProblemError, problem
 
 if TYPE_CHECKING:
@@ -104,6 +107,16 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
     if claimed:
         checked_id("X-Helm-Principal", claimed)
     session = anonymous_session(request, body, claimed)
+    budget = runtime.anonymous_receipts
+    address = request.client.host if request.client else "unknown"
+    if budget is not None and (reason := budget.check("addr:" + address)) is not None:
+        raise ProblemError(
+            429,
+            f"{ANONYMOUS_RECEIPT_BUDGET_EXCEEDED} ({reason}): anonymous calls write at most "
+            f"HELM_ANONYMOUS_RECEIPTS_PER_MINUTE receipts a minute per address and "
+            "HELM_ANONYMOUS_RECEIPTS_PER_MINUTE_TOTAL in all; nothing was written",
+            headers={"Retry-After": "5", "X-Helm-Limiter-Reason": ANONYMOUS_RECEIPT_BUDGET_EXCEEDED},
+        )  # fmt: skip
     result = await runtime.kernel.evaluate_async(
         tenant_id=settings.tenant_id,  # proxy receipts live in the runtime's tenant scope (docs/upstream-contract.md#d4)
         principal=ANONYMOUS,

@@ -37,12 +37,12 @@ from helm_runbook.formats.keys import Signer
 from helm_runbook.formats.policy_bundle import (
     PolicyFileError,
     composite_material,
+    epoch_ref,
     pack_ref,
     parse_serve_policy,
     policy_hash,
     reference_pack_path,
 )
-from helm_runbook.runtime.policy.epochs import epoch_ref
 from helm_runbook.standins.background import BackgroundServer
 
 TOKEN_ENV = "HELM_RUNBOOK_CONTROLPLANE_TOKEN"

@@ -25,9 +25,9 @@ from nacl.signing import VerifyKey
 
 from helm_runbook.errors import InputError, ReceiptInvalid
 from helm_runbook.formats import receipts as rc
+from helm_runbook.formats.json_reader import parse_json
 from helm_runbook.formats.keys import Signer
 from helm_runbook.harness.results import StepReport
-from helm_runbook.runtime.json_reader import parse_json
 from helm_runbook.tools.client import Credentials, RuntimeClient
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")

@@ -19,9 +19,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from helm_runbook.formats.keys import Signer
-from helm_runbook.formats.policy_bundle import composite_material, pack_ref, policy_hash
+from helm_runbook.formats.policy_bundle import composite_material, epoch_ref, pack_ref, policy_hash
 from helm_runbook.runtime.policy.crd import CrdSource
-from helm_runbook.runtime.policy.epochs import epoch_ref
 from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import ControlPlaneSource, check_controlplane_url

@@ -4,7 +4,6 @@ two as well)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -12,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from helm_runbook.runtime.json_reader import parse_json
-from helm_runbook.runtime.limits import MAX_ID_BYTES
+from helm_runbook.formats.json_reader import parse_json
+from helm_runbook.runtime.limits import JSON_PARSER_BUSY, MAX_ID_BYTES, WorkersBusy
 from helm_runbook.runtime.problems import ProblemError
 
 if TYPE_CHECKING:
@@ -30,7 +29,7 @@ class CompactJSON(JSONResponse):
         return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-_PARSE_OFF_LOOP_BYTES = 256 << 10  # bigger bodies parse in a thread: health probes keep answering
+_PARSE_OFF_LOOP_BYTES = 256 << 10  # bigger bodies parse in the bounded parse workers
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
@@ -39,9 +38,14 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     body = await request.body()
     try:
         if len(body) > _PARSE_OFF_LOOP_BYTES:
-            value = await asyncio.to_thread(parse_json, body)
+            value = await runtime_of(request).parse_workers.run(parse_json, body)
         else:
             value = parse_json(body)
+    except WorkersBusy as exc:
+        raise ProblemError(
+            503, f"{JSON_PARSER_BUSY}: large JSON bodies are being parsed ({exc}); retry",
+            headers={"Retry-After": "1", "X-Helm-Limiter-Reason": JSON_PARSER_BUSY},
+        ) from None  # fmt: skip
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProblemError(400, f"Invalid JSON body: {exc}") from exc
     if not isinstance(value, dict):

@@ -1,4 +1,4 @@
-"""Policy epochs only move forward (docs/upstream-contract.md#d12): the installed epoch of each
+"""Policy epochs only move forward (docs/upstream-contract.md#d18): the installed epoch of each
 scope, kept in ``<data-dir>/policy-epochs.json`` so a restart cannot be walked back either.
 
 A control plane (or anyone answering for it) serving an older signed head would otherwise
@@ -16,16 +16,12 @@ import os
 import threading
 from pathlib import Path
 
-from helm_runbook.formats.canonical import sha256_ref
+from helm_runbook.formats.policy_bundle import epoch_ref
+
+__all__ = ["EPOCHS_FILE", "InstalledEpochs", "epoch_ref"]
 
 EPOCHS_FILE = "policy-epochs.json"
 _MAX_FILE_BYTES = 1 << 20
-
-
-def epoch_ref(epoch: int) -> str:
-    """The source ref that binds ``epoch`` into the composite material a head's signature covers
-    (its ``@sha256:`` part puts it there, as for the reference pack)."""
-    return f"policy_epoch:{epoch}@{sha256_ref(str(epoch).encode())}"
 
 
 class InstalledEpochs:

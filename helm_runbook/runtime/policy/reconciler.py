@@ -17,9 +17,14 @@ from typing import Any
 
 from helm_runbook.formats.canonical import sha256_ref
 from helm_runbook.formats.keys import verify_hex
-from helm_runbook.formats.policy_bundle import PolicyFileError, composite_material, policy_hash
+from helm_runbook.formats.policy_bundle import (
+    PolicyFileError,
+    composite_material,
+    epoch_ref,
+    policy_hash,
+)
 from helm_runbook.runtime.log import log
-from helm_runbook.runtime.policy.epochs import InstalledEpochs, epoch_ref
+from helm_runbook.runtime.policy.epochs import InstalledEpochs
 from helm_runbook.runtime.policy.snapshot import EffectivePolicySnapshot, PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import (  # re-exported: the reconciler's vocabulary
     MountedFileSource,

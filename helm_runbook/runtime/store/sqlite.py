@@ -207,27 +207,36 @@ class SQLiteReceiptStore(BatchAppender):
     def _probe(self, now: float) -> str:
         if self._unwritable and now - self._unwritable_at < STORE_FAULT_HOLD_S:
             return f"receipt database is {self._unwritable}"
-        with self._lock:
-            if self._corrupt:
-                return f"receipt database is {self._corrupt}"
-            db = self._db
+        if not self._lock.acquire(blocking=False):
+            # A commit or read is running: probes never wait on it (the health port answers
+            # from its own thread); the last verdict stands until the next probe.
+            return self._health_cache[1]
+        try:
+            return self._probe_locked()
+        finally:
+            self._lock.release()
+
+    def _probe_locked(self) -> str:
+        if self._corrupt:
+            return f"receipt database is {self._corrupt}"
+        db = self._db
+        try:
+            db.execute(
+                "SELECT append_sequence FROM receipts ORDER BY append_sequence DESC LIMIT 1"
+            ).fetchall()
+            db.execute(f"PRAGMA busy_timeout = {_PROBE_BUSY_TIMEOUT_MS}")
             try:
-                db.execute(
-                    "SELECT append_sequence FROM receipts ORDER BY append_sequence DESC LIMIT 1"
-                ).fetchall()
-                db.execute(f"PRAGMA busy_timeout = {_PROBE_BUSY_TIMEOUT_MS}")
-                try:
-                    db.execute("BEGIN IMMEDIATE")
-                    db.execute("ROLLBACK")
-                finally:
-                    db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            except sqlite3.Error as exc:
-                code = _primary_code(exc)
-                if code == 5:  # SQLITE_BUSY: another process is writing, which is no fault
-                    return ""
-                self._note(exc)
-                label = _CORRUPT.get(code) or _UNWRITABLE.get(code) or "failing"
-                return f"receipt database is {label}: {exc}"
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("ROLLBACK")
+            finally:
+                db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        except sqlite3.Error as exc:
+            code = _primary_code(exc)
+            if code == 5:  # SQLITE_BUSY: another process is writing, which is no fault
+                return ""
+            self._note(exc)
+            label = _CORRUPT.get(code) or _UNWRITABLE.get(code) or "failing"
+            return f"receipt database is {label}: {exc}"
         return ""
 
     def _append_one(
