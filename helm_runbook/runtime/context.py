@@ -22,6 +22,7 @@ from helm_runbook.runtime.limits import (
     ConcurrencyGate,
     RateLimiter,
 )
+from helm_runbook.runtime.policy.compiler import SANDBOX
 from helm_runbook.runtime.policy.reconciler import Reconciler
 from helm_runbook.runtime.policy.snapshot import PolicyScope
 from helm_runbook.runtime.settings import Settings
@@ -71,6 +72,7 @@ class Runtime:
     async def aclose(self) -> None:
         self.verify_workers.close()
         self.parse_workers.close()
+        await asyncio.to_thread(SANDBOX.close)
         if self._upstream is not None:
             await self._upstream.aclose()
             self._upstream = None
