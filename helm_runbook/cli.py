@@ -114,7 +114,8 @@ def _cmd_verify_receipts(opts: argparse.Namespace) -> int:
             fix="pass --public-key HEX or --public-key-file <data-dir>/root.pub",
         )
     normalise_public_key(key)  # a malformed key is bad input before anything is fetched
-    report = verify_receipts(load_receipts(opts.source, credentials=_credentials(opts)), key)
+    report = verify_receipts(load_receipts(opts.source, credentials=_credentials(opts)), key,
+                             expect_head=opts.expect_head, expect_count=opts.expect_count)  # fmt: skip
     print(report)
     report.raise_for_failures()
     return 0
@@ -324,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     vr.add_argument(
         "--principal", default="system-admin", help="X-Helm-Principal-ID for a URL source"
     )
+    vr.add_argument("--expect-head", help="the chain hash the (one) chain must end at")
+    vr.add_argument("--expect-count", type=int, help="the number of receipts the chain must hold")
     vr.set_defaults(func=_cmd_verify_receipts)
 
     ve = sub.add_parser("verify-evidence", help="verify an exported evidence pack offline")

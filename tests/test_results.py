@@ -22,8 +22,10 @@ def test_a_receipt_verification_is_a_step_report_with_its_counts_as_values() -> 
     assert not report.ok and report.seconds > 0
     recorded = report.as_record()
     assert recorded["step"] == "receipts.verify" and recorded["ok"] is False
+    head = report.chains["s"].head
     assert recorded["values"] == {"receipts": 1, "sessions": 1, "failures": 1,
-                                  "trust_root": report.public_key_fingerprint}  # fmt: skip
+                                  "trust_root": report.public_key_fingerprint,
+                                  "chains": {"s": {"count": 1, "head": head}}}  # fmt: skip
     # the failure is a typed field and a row of the common table
     assert [f.check for f in report.failures] == ["signature_version"]
     assert report.table().rows == [["r1", "s", 1, "signature_version", report.failures[0].detail]]

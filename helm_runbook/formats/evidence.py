@@ -280,8 +280,11 @@ def _members(stream: _TarStream) -> Iterator[_Member]:
     headers = 0
     while True:
         header = stream.read(_BLOCK)
-        if not header or header == bytes(_BLOCK):
-            return  # end-of-archive (or none: tarfile accepts a missing trailer too)
+        if not header:
+            return  # no end-of-archive marker: tarfile accepts a missing trailer too
+        if header == bytes(_BLOCK):
+            _end_of_archive(stream)
+            return
         if len(header) != _BLOCK:
             raise PackRefused("archive", "truncated tar header")
         headers += 1
@@ -324,6 +327,20 @@ def _members(stream: _TarStream) -> Iterator[_Member]:
         padding = -size % _BLOCK
         if padding:
             stream.exact(padding, name)
+
+
+def _end_of_archive(stream: _TarStream) -> None:
+    """After the first zero block: a second one, then nothing but the zero padding of the last
+    record. ``tar`` skips a lone zero block and reads on (``-i``, or GNU tar's default on
+    concatenated archives), so data there could be extracted while the verifier never saw it."""
+    second = stream.read(_BLOCK)
+    if second != bytes(_BLOCK):
+        raise PackRefused(
+            "archive", "a lone zero block: the end-of-archive marker is two zero blocks"
+        )
+    while chunk := stream.read(_CHUNK):
+        if chunk.count(0) != len(chunk):
+            raise PackRefused("archive", "data after the end-of-archive marker")
 
 
 def _member_cap(name: str) -> tuple[int, str]:

@@ -127,6 +127,13 @@ def pack_ref(pack_path: Path, pack_bytes: bytes) -> str:
     return f"reference_pack:{pack_path}{'@'}{sha256_ref(pack_bytes)}"
 
 
+def epoch_ref(epoch: int) -> str:
+    """The source ref that binds a control-plane head's ``epoch`` into the composite material its
+    signature covers (the ``@sha256:`` part puts it there, as for the reference pack), so an old
+    signed head cannot be served again under a new epoch (docs/upstream-contract.md#d18)."""
+    return f"policy_epoch:{epoch}@{sha256_ref(str(epoch).encode())}"
+
+
 def signing_material(
     policy_bytes: bytes, policy_path: Path, *, mount_dir: Path | None = None
 ) -> bytes:

@@ -33,6 +33,13 @@ PREIMAGE_KEYS = (
     "session_id",
 )
 
+# The reference runtime's second signature (docs/upstream-contract.md#receipt-signing): the
+# receipt.v5 preimage leaves executor_id, timestamp, metadata and the signer fields unsigned, so a
+# chain's last receipt (which no successor's prev_hash covers) could be edited unnoticed. This one
+# covers every field but itself; upstream verifiers ignore it as an unknown field.
+ENVELOPE_SIGNATURE = "envelope_signature"
+_ENVELOPE_CONTEXT = b"helm-receipt-envelope.v1\n"
+
 # Fields dropped from the chain-hash view besides empty ones (docs/upstream-contract.md#receipt-chain).
 _CHAIN_EXCLUDED = frozenset({"transparency", "log_id", "leaf_index"})
 GENESIS_PREV_HASHES = frozenset({"", "GENESIS", "0" * 64})
@@ -67,14 +74,33 @@ def chain_hash(receipt: Mapping[str, Any]) -> str:
     return sha256_hex(canonical_json(view))
 
 
+def envelope_material(receipt: Mapping[str, Any]) -> bytes:
+    """What ``envelope_signature`` covers: the JCS digest of every other field."""
+    view = {key: value for key, value in receipt.items() if key != ENVELOPE_SIGNATURE}
+    return _ENVELOPE_CONTEXT + hashlib.sha256(canonical_json(view)).digest()
+
+
 def sign(receipt: dict[str, Any], signer: Signer) -> None:
-    """Fill ``signature`` and the signer fields of ``receipt`` in place."""
+    """Fill ``signature``, the signer fields and ``envelope_signature`` of ``receipt`` in place."""
     receipt["signature_version"] = SIGNATURE_VERSION
     receipt["signature_profile"] = "classical"
     receipt["signature_algorithm"] = "ed25519"
     receipt["key_id"] = signer.key_id
     receipt["public_key_set"] = {"ed25519": signer.public_key_hex}
     receipt["signature"] = signer.sign_hex(preimage(receipt))
+    receipt[ENVELOPE_SIGNATURE] = signer.sign_hex(envelope_material(receipt))
+
+
+def envelope_valid(receipt: Mapping[str, Any], public_key_hex: str) -> bool:
+    """The envelope signature verifies against the trusted key: no field was edited."""
+    signature = receipt.get(ENVELOPE_SIGNATURE)
+    if not isinstance(signature, str) or len(signature) != 128:
+        return False
+    try:
+        material = envelope_material(receipt)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return verify_hex(public_key_hex, material, signature)
 
 
 def signature_valid(receipt: Mapping[str, Any], public_key_hex: str) -> bool:

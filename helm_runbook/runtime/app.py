@@ -118,18 +118,23 @@ async def _serve_limited(spec: RouteSpec, runtime: Runtime, request: Request) ->
         )
         if (reason := limiter.check(actor)) is not None:
             return _limited(request, reason)
-    await read_body(request, limit=spec.max_body, timeout_s=settings.limits.body_timeout_s)
-    gate = runtime.gate if spec.limited else None
-    if gate is not None and not gate.enter():
-        return problem(
-            503, CONCURRENCY_LIMIT_EXCEEDED, instance=request.url.path,
-            headers={"Retry-After": "1", "X-Helm-Limiter-Reason": CONCURRENCY_LIMIT_EXCEEDED},
-        )  # fmt: skip
+    held = [0]  # body bytes reserved from the process's budget, released when the answer is made
     try:
-        return await spec.handler(request, identity)
+        await read_body(request, limit=spec.max_body, timeout_s=settings.limits.body_timeout_s,
+                        budget=runtime.body_budget, held=held)  # fmt: skip
+        gate = runtime.gate if spec.limited else None
+        if gate is not None and not gate.enter():
+            return problem(
+                503, CONCURRENCY_LIMIT_EXCEEDED, instance=request.url.path,
+                headers={"Retry-After": "1", "X-Helm-Limiter-Reason": CONCURRENCY_LIMIT_EXCEEDED},
+            )  # fmt: skip
+        try:
+            return await spec.handler(request, identity)
+        finally:
+            if gate is not None:
+                gate.exit()
     finally:
-        if gate is not None:
-            gate.exit()
+        runtime.body_budget.release(held[0])
 
 
 def _limited(request: Request, reason: str) -> Response:

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING
 from helm_runbook.formats.keys import Signer
 from helm_runbook.runtime.evidence import VerifyWorkers
 from helm_runbook.runtime.kernel import Kernel
-from helm_runbook.runtime.limits import ConcurrencyGate, RateLimiter
+from helm_runbook.runtime.limits import (
+    MAX_HEAVY_PARSES,
+    MAX_QUEUED_PARSES,
+    BodyBudget,
+    BoundedWorkers,
+    ConcurrencyGate,
+    RateLimiter,
+)
+from helm_runbook.runtime.policy.compiler import SANDBOX
 from helm_runbook.runtime.policy.reconciler import Reconciler
 from helm_runbook.runtime.policy.snapshot import PolicyScope
 from helm_runbook.runtime.settings import Settings
@@ -41,6 +49,11 @@ class Runtime:
     limiter: RateLimiter | None = None
     gate: ConcurrencyGate | None = None
     verify_workers: VerifyWorkers = field(default_factory=VerifyWorkers)
+    body_budget: BodyBudget = field(default_factory=lambda: BodyBudget(0))
+    anonymous_receipts: RateLimiter | None = None  # the proxy's receipts per address and in all
+    parse_workers: BoundedWorkers = field(
+        default_factory=lambda: BoundedWorkers(MAX_HEAVY_PARSES, MAX_QUEUED_PARSES, "json-parse")
+    )
     _upstream: httpx.AsyncClient | None = None
 
     async def upstream_client(self) -> httpx.AsyncClient:
@@ -58,6 +71,8 @@ class Runtime:
 
     async def aclose(self) -> None:
         self.verify_workers.close()
+        self.parse_workers.close()
+        await asyncio.to_thread(SANDBOX.close)
         if self._upstream is not None:
             await self._upstream.aclose()
             self._upstream = None

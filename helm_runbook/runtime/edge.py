@@ -4,7 +4,8 @@ uvicorn's httptools protocol has no cap on header size (httptools concatenates a
 until it ends, so a 100 MB header is held in memory and then served) and no timer before the
 first request or while headers trickle in. ``bounded_protocol`` adds both; every server of the
 runtime (API, health, metrics) uses it. ``read_body`` streams a request body under a byte cap
-and a deadline, chunked bodies included, so nothing larger than the route allows is ever held.
+and a deadline, chunked bodies included, so nothing larger than the route allows is ever held,
+and reserves it from the process's body budget first, so all bodies together stay bounded too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from helm_runbook.runtime.limits import BODY_BUDGET_EXHAUSTED, BodyBudget
 from helm_runbook.runtime.problems import ProblemError
 
 # Answering a refused request while the client is still sending: close after it, do not drain.
@@ -120,13 +122,21 @@ def _declared_length(request: Request) -> int | None:
     return int(raw)
 
 
-async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
-    """The whole body, refused with 413 as soon as it passes ``limit`` bytes (declared or not)
-    and with 408 when it has not arrived within ``timeout_s``. Later reads of the request
+async def read_body(
+    request: Request, *, limit: int, timeout_s: float, budget: BodyBudget, held: list[int]
+) -> bytes:
+    """The whole body, refused with 413 as soon as it passes ``limit`` bytes (declared or not),
+    with 408 when it has not arrived within ``timeout_s``, and with 503 when the process's
+    ``budget`` of buffered body bytes cannot take it: a declared length that does not fit is
+    refused before any byte is read, and every chunk is reserved before it is kept (so a slow
+    sender holds only what it has sent, never what it announced). What is reserved is added to
+    ``held``; the caller releases it once the answer is sent. Later reads of the request
     (``body()``, ``form()``, ``stream()``) see these bytes."""
     declared = _declared_length(request)
     if declared is not None and declared > limit:
         raise ProblemError(413, f"Request body exceeds {limit} bytes", headers=_CLOSE)
+    if declared and not budget.fits(declared):
+        _refuse_budget(budget)
     chunks: list[bytes] = []
     size = 0
     try:
@@ -135,6 +145,8 @@ async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
                 size += len(chunk)
                 if size > limit:
                     raise ProblemError(413, f"Request body exceeds {limit} bytes", headers=_CLOSE)
+                if size > held[0]:
+                    _reserve(budget, size - held[0], held)
                 chunks.append(chunk)
     except TimeoutError:
         raise ProblemError(
@@ -145,3 +157,18 @@ async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
     body = b"".join(chunks)
     request._body = body  # Starlette's cache: body(), json(), form() and stream() replay it
     return body
+
+
+def _reserve(budget: BodyBudget, size: int, held: list[int]) -> None:
+    if not budget.reserve(size):
+        _refuse_budget(budget)
+    held[0] += size
+
+
+def _refuse_budget(budget: BodyBudget) -> None:
+    raise ProblemError(
+        503,
+        f"{BODY_BUDGET_EXHAUSTED}: the runtime is holding {budget.held} of its "
+        f"{budget.total} request-body bytes (HELM_BODY_BUDGET_BYTES); retry",
+        headers={**_CLOSE, "Retry-After": "1", "X-Helm-Limiter-Reason": BODY_BUDGET_EXHAUSTED},
+    )

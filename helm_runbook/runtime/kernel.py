@@ -6,6 +6,8 @@ the receipt is durable (persisted before the response: docs/upstream-contract.md
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,6 +16,7 @@ from helm_runbook.formats import receipts
 from helm_runbook.formats.canonical import canonical_json, sha256_hex, sha256_ref
 from helm_runbook.formats.keys import Signer
 from helm_runbook.runtime.guardian import Decision, DecisionRequest, decide, rfc3339_nano
+from helm_runbook.runtime.policy.compiler import blocks as cel_blocks
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.store.base import (
     AppendedReceipt,
@@ -105,10 +108,22 @@ class Kernel:
         return self._result(prepared, appended)
 
     async def evaluate_async(self, **request: Any) -> Evaluation:
-        """As ``evaluate``, sharing the commit with requests ready in the same loop turn."""
-        prepared = self._prepare(**request)
+        """As ``evaluate``, sharing the commit with requests ready in the same loop turn. A rule
+        whose CEL runs in the sandbox is decided in a worker thread: the loop never waits on it."""
+        if self._sandboxed(request["action"], request["resource"]):
+            prepared = await asyncio.to_thread(functools.partial(self._prepare, **request))
+        else:
+            prepared = self._prepare(**request)
         job = (prepared.tenant_id, prepared.session_id, prepared.build)
         return self._result(prepared, await self.committer.append(job))
+
+    def _sandboxed(self, action: str, resource: str) -> bool:
+        snapshot = self.snapshots.get(self.scope)
+        if snapshot is None or snapshot.policy is None:
+            return False
+        return cel_blocks(
+            snapshot.policy.rules.get(resource if action == "EXECUTE_TOOL" else action)
+        )
 
     def _prepare(
         self,
@@ -121,6 +136,7 @@ class Kernel:
         args: Any,
         context: dict[str, Any],
         source: str = "api.evaluate",
+        claimed_principal: str = "",
     ) -> _Prepared:
         """Decide and sign the decision; the receipt is built when its chain head is known."""
         started = time.perf_counter()
@@ -165,6 +181,8 @@ class Kernel:
                     "args_hash": args_hash,
                 },
             }
+            if claimed_principal:  # what an unauthenticated caller said it was, never trusted
+                receipt["metadata"]["claimed_principal"] = claimed_principal
             receipts.sign(receipt, signer)
             return AppendedReceipt(receipt, receipts.chain_hash(receipt), now_ns)
 

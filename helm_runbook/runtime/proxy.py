@@ -1,7 +1,11 @@
 """The governed OpenAI-compatible proxy: ``POST /v1/chat/completions`` (docs/upstream-contract.md#proxy, #d2, #d3, #d4).
 
 Every request is decided as ``LLM_INFERENCE`` on resource = model, and its receipt is durable in
-the runtime's tenant scope **before** the upstream is called. Only an ALLOW is forwarded; the
+the runtime's tenant scope **before** the upstream is called. The route takes no HELM credential,
+so its receipts name the caller ``anonymous`` (an ``X-Helm-Principal`` claim is kept, unverified,
+as ``metadata.claimed_principal``) and its sessions are namespaced by the caller's address
+(``anon:<address>:<session>``): an anonymous caller never appends to a chain it does not own
+(docs/upstream-contract.md#d4). Only an ALLOW is forwarded; the
 upstream's status and body (or SSE stream, chunk by chunk) are relayed with the HELM headers.
 """
 
@@ -17,8 +21,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from helm_runbook.runtime.auth import Identity
-from helm_runbook.runtime.handlers.common import read_json_object, valid_session_id
-from helm_runbook.runtime.limits import MAX_UPSTREAM_RESPONSE_BYTES
+from helm_runbook.runtime.handlers.common import checked_id, read_json_object
+from helm_runbook.runtime.limits import (
+    ANONYMOUS_RECEIPT_BUDGET_EXCEEDED,
+    MAX_UPSTREAM_RESPONSE_BYTES,
+)
 from helm_runbook.runtime.problems import ProblemError, problem
 
 if TYPE_CHECKING:
@@ -60,6 +67,29 @@ def header_safe(value: str) -> str:
     return quote(value, safe="".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%"))[:256]
 
 
+ANONYMOUS = "anonymous"
+
+
+def anonymous_session(request: Request, body: dict[str, object], claimed: str) -> str:
+    """The chain an anonymous call appends to: the session it names (``session_id``, else
+    ``X-Helm-Agent`` / ``X-Agent-ID``, else its claimed principal, else ``default``) inside its
+    address's namespace, so no caller reaches a session another address or an authenticated
+    caller writes. Behind a proxy every caller shares the proxy's address: bound callers to
+    sessions of their own by authenticating them at the proxy."""
+    named = body.get("session_id")
+    header = request.headers.get("x-helm-agent") or request.headers.get("x-agent-id")
+    if named is not None:
+        name = checked_id("session_id", named, session=True)
+    elif header:
+        name = checked_id("X-Helm-Agent", header, session=True)
+    else:
+        name = claimed or "default"
+    address = request.client.host if request.client else "unknown"
+    return checked_id(
+        "session_id (anon:<address>:<session>)", f"anon:{address}:{name}", session=True
+    )
+
+
 async def chat_completions(request: Request, identity: Identity) -> Response:
     runtime: Runtime = request.app.state.runtime
     settings = runtime.settings
@@ -72,26 +102,31 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise ProblemError(400, "Chat completion request requires a non-empty model")
-    principal = request.headers.get("x-helm-principal") or "anonymous"
-    session = body.get("session_id")
-    if not isinstance(session, str) or not valid_session_id(session):
-        session = (
-            request.headers.get("x-helm-agent") or request.headers.get("x-agent-id") or principal
-        )
-    if not valid_session_id(session):
+    checked_id("model", model)
+    claimed = request.headers.get("x-helm-principal") or ""
+    if claimed:
+        checked_id("X-Helm-Principal", claimed)
+    session = anonymous_session(request, body, claimed)
+    budget = runtime.anonymous_receipts
+    address = request.client.host if request.client else "unknown"
+    if budget is not None and (reason := budget.check("addr:" + address)) is not None:
         raise ProblemError(
-            400,
-            "session (session_id, X-Helm-Agent or X-Helm-Principal) must not contain '/', '\\' or NUL",
-        )
+            429,
+            f"{ANONYMOUS_RECEIPT_BUDGET_EXCEEDED} ({reason}): anonymous calls write at most "
+            f"HELM_ANONYMOUS_RECEIPTS_PER_MINUTE receipts a minute per address and "
+            "HELM_ANONYMOUS_RECEIPTS_PER_MINUTE_TOTAL in all; nothing was written",
+            headers={"Retry-After": "5", "X-Helm-Limiter-Reason": ANONYMOUS_RECEIPT_BUDGET_EXCEEDED},
+        )  # fmt: skip
     result = await runtime.kernel.evaluate_async(
         tenant_id=settings.tenant_id,  # proxy receipts live in the runtime's tenant scope (docs/upstream-contract.md#d4)
-        principal=principal,
+        principal=ANONYMOUS,
         session_id=session,
         action="LLM_INFERENCE",
         resource=model,
         args=body,
         context=body,
         source="api.openai_proxy",
+        claimed_principal=claimed,
     )
     decision = result.decision
     headers = {

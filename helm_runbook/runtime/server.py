@@ -34,12 +34,14 @@ from helm_runbook.runtime.kernel import Kernel
 from helm_runbook.runtime.keys import evidence_signer, load_root_signer
 from helm_runbook.runtime.limits import (
     MAX_HEADER_BYTES,
+    BodyBudget,
     ConcurrencyGate,
     LimitSettings,
     RateLimiter,
 )
 from helm_runbook.runtime.log import configure, log
 from helm_runbook.runtime.policy.compiler import load_cel
+from helm_runbook.runtime.policy.epochs import EPOCHS_FILE, InstalledEpochs
 from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings, log_reconcile
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import ControlPlaneSource, MountedFileSource, PolicySource
@@ -148,6 +150,11 @@ def build_runtime(settings: Settings) -> Runtime:
         store.close()
         raise StartupError(str(exc)) from exc
     snapshots = SnapshotStore()
+    try:
+        epochs = InstalledEpochs(settings.data_dir / EPOCHS_FILE)
+    except (OSError, ValueError) as exc:
+        store.close()
+        raise StartupError(f"policy epochs: {exc}") from exc
     reconciler = Reconciler(
         source,
         snapshots,
@@ -158,6 +165,7 @@ def build_runtime(settings: Settings) -> Runtime:
             last_known_good_max_age_s=settings.policy.last_known_good_max_age_s,
         ),
         on_status=getattr(source, "report", None),
+        epochs=epochs,
     )
     status = _initial_reconcile(reconciler, scope, settings.policy.initial_reconcile_timeout_s)
     if status["reconcile_status"] not in ("ok", "no_change"):
@@ -183,9 +191,14 @@ def build_runtime(settings: Settings) -> Runtime:
     limits = settings.limits
     limiter = RateLimiter(limits) if limits.global_rps > 0 or limits.actor_rps > 0 else None
     gate = ConcurrencyGate(limits.concurrency_max) if limits.concurrency_max > 0 else None
+    anonymous = limits.anonymous_receipts()
     return Runtime(
-        settings, scope, kernel, store, signer, ev_signer, reconciler, metrics, limiter, gate
-    )
+        settings, scope, kernel, store, signer, ev_signer, reconciler, metrics, limiter, gate,
+        body_budget=BodyBudget(limits.body_budget_bytes),
+        anonymous_receipts=RateLimiter(anonymous)
+        if anonymous.global_rps > 0 or anonymous.actor_rps > 0
+        else None,
+    )  # fmt: skip
 
 
 def _initial_reconcile(
@@ -289,41 +302,72 @@ async def _poll(runtime: Runtime, interval_s: float) -> None:
             log_reconcile(status, trigger="poll")
 
 
+class _ServerThread(threading.Thread):
+    """A uvicorn server on an event loop of its own, in a thread of its own: the health port's
+    probes never queue behind body parsing, CEL or receipt commits on the API port's loop."""
+
+    def __init__(self, server: _Server, sock: socket.socket, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.server, self.sock = server, sock
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.failed: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                self.loop = runner.get_loop()
+                runner.run(self.server.serve(sockets=[self.sock]))
+        except BaseException as exc:  # reported by serve_forever, which then stops
+            self.failed = exc
+
+    def stop(self) -> None:
+        loop = self.loop
+        self.server.should_exit = True
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already ended
+                loop.call_soon_threadsafe(self.server.request_exit)
+
+
 async def serve_forever(
     runtime: Runtime, listeners: Listeners, *, on_ready: Callable[[], None] | None = None
 ) -> None:
-    """Serve both ports until SIGTERM/SIGINT, then drain and close the store."""
+    """Serve both ports until SIGTERM/SIGINT, then drain and close the store. The API (and a
+    separate metrics port) run on this loop; the health port on a thread of its own."""
     on_health_port = (
         runtime.metrics if runtime.settings.metrics_enabled and listeners.metrics is None else None
     )
     limits = runtime.settings.limits
-    servers = [
-        _uvicorn(create_app(runtime), limits),
-        _uvicorn(create_health_app(on_health_port, runtime.store.health), limits),
-    ]
-    sockets = [listeners.api, listeners.health]
+    servers = [_uvicorn(create_app(runtime), limits)]
+    sockets = [listeners.api]
     if listeners.metrics is not None and runtime.metrics is not None:
         servers.append(_uvicorn(create_metrics_app(runtime.metrics), limits))
         sockets.append(listeners.metrics)
+    health = _ServerThread(
+        _uvicorn(create_health_app(on_health_port, runtime.store.health), limits),
+        listeners.health,
+        "health-port",
+    )
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
         for server in servers:
             server.request_exit()
+        health.stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop)
+    health.start()
     tasks = [
         asyncio.create_task(server.serve(sockets=[sock]))
         for server, sock in zip(servers, sockets, strict=True)
     ]
     poller = asyncio.create_task(_poll(runtime, runtime.settings.policy.poll_interval_s))
-    while not all(s.started for s in servers):
-        if any(t.done() for t in tasks):
+    while not (all(s.started for s in servers) and health.server.started):
+        if any(t.done() for t in tasks) or not health.is_alive():
             break
         await asyncio.sleep(0.01)
-    if all(s.started for s in servers):
+    if all(s.started for s in servers) and health.server.started:
         log(
             "server ready",
             addr=runtime.settings.addr,
@@ -332,12 +376,18 @@ async def serve_forever(
         )
         if on_ready:
             on_ready()
+    else:
+        if health.failed is not None:
+            log("health port failed", level="ERROR", error=type(health.failed).__name__)
+        stop()
     # A daemon thread: a pod stopped during these imports exits without waiting for them.
     threading.Thread(target=_import_deferred, name="deferred-imports", daemon=True).start()
     try:
         await asyncio.gather(*tasks)
     finally:
         poller.cancel()
+        health.stop()
+        await asyncio.to_thread(health.join, 10)
         await runtime.aclose()
         runtime.store.close()
 

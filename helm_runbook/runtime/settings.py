@@ -194,8 +194,9 @@ def _db_settings(env: Mapping[str, str]) -> DatabasePoolSettings:
 
 
 def _limit_settings(env: Mapping[str, str]) -> LimitSettings:
-    """``HELM_LIMIT_*`` and ``HELM_CONCURRENCY_MAX`` (unset or 0 disables a limit), and the read
-    deadlines ``HELM_HTTP_HEADER_TIMEOUT`` / ``HELM_HTTP_BODY_TIMEOUT``."""
+    """``HELM_LIMIT_*`` and ``HELM_CONCURRENCY_MAX`` (unset or 0 disables a limit), the read
+    deadlines ``HELM_HTTP_HEADER_TIMEOUT`` / ``HELM_HTTP_BODY_TIMEOUT``, and the aggregate
+    budgets ``HELM_BODY_BUDGET_BYTES`` / ``HELM_ANONYMOUS_RECEIPTS_PER_MINUTE[_TOTAL]``."""
 
     def number(name: str) -> float:
         raw = env.get(name, "")
@@ -208,6 +209,14 @@ def _limit_settings(env: Mapping[str, str]) -> LimitSettings:
         if value < 0:
             raise SettingsError(f"{name}={raw!r} must be a non-negative number")
         return value
+
+    def count(name: str, default: int) -> int:
+        raw = env.get(name, "")
+        if not raw:
+            return default
+        if not (raw.isascii() and raw.isdigit()):
+            raise SettingsError(f"{name}={raw!r} must be a whole number, 0 or more (0 disables)")
+        return int(raw)
 
     def seconds(name: str, default: float) -> float:
         raw = env.get(name, "")
@@ -227,6 +236,9 @@ def _limit_settings(env: Mapping[str, str]) -> LimitSettings:
         concurrency_max=int(number("HELM_CONCURRENCY_MAX")),
         header_timeout_s=seconds("HELM_HTTP_HEADER_TIMEOUT", 10.0),
         body_timeout_s=seconds("HELM_HTTP_BODY_TIMEOUT", 30.0),
+        body_budget_bytes=count("HELM_BODY_BUDGET_BYTES", 48 << 20),
+        anonymous_receipts_per_minute=count("HELM_ANONYMOUS_RECEIPTS_PER_MINUTE", 600),
+        anonymous_receipts_per_minute_total=count("HELM_ANONYMOUS_RECEIPTS_PER_MINUTE_TOTAL", 3000),
     )
 
 

@@ -97,6 +97,9 @@ RUNTIME_ONLY = {
     "HELM_DEPLOYMENT_ID": "Deployment id reported by the runtime (empty by default).",
     "HELM_HTTP_HEADER_TIMEOUT": "Seconds a client has to send the request line and headers (default 10, then 408).",
     "HELM_HTTP_BODY_TIMEOUT": "Seconds a client has to send the whole body (default 30, then 408).",
+    "HELM_BODY_BUDGET_BYTES": "Request-body bytes the whole process may buffer at once (default 50331648 = 48 MiB; 0 disables), else 503 `BODY_BUDGET_EXHAUSTED` with `Retry-After`.",
+    "HELM_ANONYMOUS_RECEIPTS_PER_MINUTE": "Receipts the anonymous proxy may write per minute for one client address (default 600; 0 disables), else 429.",
+    "HELM_ANONYMOUS_RECEIPTS_PER_MINUTE_TOTAL": "Receipts the anonymous proxy may write per minute for all addresses together (default 3000; 0 disables): bounds the store's growth from anonymous callers.",
     "HELM_POLICY_CRD_NAMESPACE": "Namespace watched for policy bundle resources (crd source; default `POD_NAMESPACE`).",
     "POD_NAMESPACE": "The pod's namespace, the crd source's default namespace.",
 }  # fmt: skip

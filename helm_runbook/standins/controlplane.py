@@ -37,6 +37,7 @@ from helm_runbook.formats.keys import Signer
 from helm_runbook.formats.policy_bundle import (
     PolicyFileError,
     composite_material,
+    epoch_ref,
     pack_ref,
     parse_serve_policy,
     policy_hash,
@@ -145,25 +146,27 @@ class ControlPlaneState:
             pack_path = reference_pack_path(bundle_path, serve.reference_pack)
         except PolicyFileError as exc:
             raise InputError(str(exc), fix="publish a valid serve-policy.toml") from exc
-        refs = [str(bundle_path), pack_ref(pack_path, pack)]
         if fault != "unsigned" and signer is None:
             raise SecretMaterialMissing(
                 "publishing a signed version needs the policy signing key",
                 fix="pass the signer from helm_runbook.tools.policy.load_policy_signer",
             )
-        signature = (
-            signer.sign_hex(composite_material(policy_toml, refs))
-            if signer is not None and fault != "unsigned"
-            else ""
-        )
-        served = policy_toml
-        if fault == "tampered":
-            served = policy_toml + b"\n# tampered after signing\n"
-        digest = policy_hash(served, refs)
-        if fault == "wrong-hash":
-            digest = sha256_ref(b"not this bundle: " + policy_toml)
         with self._lock:
             epoch = (self.current.policy_epoch if self.current else 0) + 1
+            # the epoch is bound into what the signature covers: an old head served again is
+            # refused by the runtime (its epoch is not above the installed one)
+            refs = [str(bundle_path), pack_ref(pack_path, pack), epoch_ref(epoch)]
+            signature = (
+                signer.sign_hex(composite_material(policy_toml, refs))
+                if signer is not None and fault != "unsigned"
+                else ""
+            )
+            served = policy_toml
+            if fault == "tampered":
+                served = policy_toml + b"\n# tampered after signing\n"
+            digest = policy_hash(served, refs)
+            if fault == "wrong-hash":
+                digest = sha256_ref(b"not this bundle: " + policy_toml)
             version = PolicyVersion(
                 epoch, digest, str(bundle_path), tuple(refs), signature, served, fault
             )

@@ -263,18 +263,177 @@ def garbage(url: str, headers: dict[str, str]) -> Outcome:
 def big_listing(
     url: str, headers: dict[str, str], receipts: int = 10, size: int = 1_000_000
 ) -> Outcome:
-    """``receipts`` receipts with ``size``-character tool names, then one listing of up to 1,000."""
+    """``receipts`` evaluations with ``size``-character tool names (each status recorded), then
+    one listing of up to 1,000."""
     out = Outcome()
     with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
         for n in range(receipts):
             body = {"tool": f"{n}-" + "t" * size, "effect_level": "E1", "session_id": "big-listing"}
-            client.post("/api/v1/evaluate", json=body).raise_for_status()
+            out.statuses.append(client.post("/api/v1/evaluate", json=body).status_code)
         response = client.get("/api/v1/receipts", params={"limit": 1000})
         out.statuses.append(response.status_code)
         page = response.json()
         out.figures["response_mib"] = len(response.content) / (1 << 20)
         out.figures["count"] = page.get("count", 0)
         out.figures["has_more"] = float(bool(page.get("has_more")))
+    return out
+
+
+# -- aggregate attacks (issue 30): what many requests, or one request's fields, add up to ----
+
+
+def _db_bytes(data_dir: Path) -> int:
+    """``helm.db``'s size once the runtime's checkpointer has copied the WAL into it (the WAL
+    file itself keeps its high-water size, so it says little about growth)."""
+    time.sleep(1.2)
+    path = data_dir / "helm.db"
+    return path.stat().st_size if path.exists() else 0
+
+
+def proxy_disk_flood(
+    url: str, data_dir: Path, calls: int = 40, size: int = (1 << 20) - 64
+) -> Outcome:
+    """``calls`` anonymous proxy calls whose ``session_id`` and ``model`` are ``size`` bytes
+    each: how much ``helm.db`` grows and what the runtime answered."""
+    out = Outcome()
+    before = _db_bytes(data_dir)
+    started = time.monotonic()
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for n in range(calls):
+            body = {"model": f"{n}" + "m" * size, "session_id": f"{n}" + "s" * size, "messages": []}
+            response = client.post("/v1/chat/completions", json=body)
+            out.statuses.append(response.status_code)
+    out.figures["seconds"] = time.monotonic() - started
+    out.figures["db_growth_mib"] = (_db_bytes(data_dir) - before) / (1 << 20)
+    return out
+
+
+def anonymous_receipt_flood(url: str, data_dir: Path, seconds: float = 5.0) -> Outcome:
+    """Small anonymous proxy calls as fast as one client sends them for ``seconds``: receipts
+    written (any non-429 answer) and the store's growth rate per minute."""
+    out = Outcome()
+    before = _db_bytes(data_dir)
+    written = refused = 0
+    started = time.monotonic()
+    with httpx.Client(base_url=url, timeout=10) as client:
+        while time.monotonic() - started < seconds:
+            response = client.post("/v1/chat/completions", json={"model": "m", "messages": []})
+            if response.status_code == 429:
+                refused += 1
+            else:
+                written += 1
+    elapsed = time.monotonic() - started
+    out.statuses = [200] if written else []
+    out.figures.update(written=written, refused=refused,
+                       db_mib_per_min=(_db_bytes(data_dir) - before) / (1 << 20) * 60 / elapsed)  # fmt: skip
+    return out
+
+
+def held_uploads(
+    url: str, connections: int = 20, size: int = 32 << 20, hold: float = 3.0
+) -> Outcome:
+    """``connections`` anonymous evidence uploads of ``size`` bytes each, held at their last
+    byte for ``hold`` seconds (a buffering server holds all of them at once)."""
+    out = Outcome()
+    head = (b"POST /api/v1/evidence/verify HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/octet-stream\r\nContent-Length: " + str(size).encode()
+            + b"\r\n\r\n")  # fmt: skip
+    chunk = b"\0" * (1 << 20)
+    socks: list[socket.socket] = []
+    senders: list[threading.Thread] = []
+
+    def send(sock: socket.socket) -> None:
+        left = size - 1
+        while left > 0 and _send_all(sock, chunk[: min(left, len(chunk))]):
+            left -= min(left, len(chunk))
+
+    try:
+        for _ in range(connections):
+            sock = _connect(url, timeout=30)
+            _send_all(sock, head)
+            socks.append(sock)
+            senders.append(threading.Thread(target=send, args=(sock,), daemon=True))
+            senders[-1].start()
+        for thread in senders:
+            thread.join(60)
+        time.sleep(hold)
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.setblocking(False)
+                data = sock.recv(65536)
+                out.statuses.append(int(data.split(b" ", 2)[1]) if data else None)
+                continue
+            out.statuses.append(0)  # still held: no answer yet
+    finally:
+        for sock in socks:
+            sock.close()
+    return out
+
+
+def proxy_body_flood(
+    url: str, clients: int = 24, size: int = 6 << 20, seconds: float = 6.0
+) -> Outcome:
+    """``clients`` anonymous clients each sending ``size``-byte proxy bodies (a long message
+    list to parse) again and again for ``seconds``; the health port's latency meanwhile is what
+    the caller watches."""
+    out = Outcome()
+    message = {"role": "user", "content": "x" * 200}
+    count = max(1, size // 230)
+    body = json.dumps({"model": "m", "messages": [message] * min(count, 10_000),
+                       "pad": ["p" * 400] * max(0, (count - 10_000) // 2)}).encode()  # fmt: skip
+    statuses: list[int | None] = []
+    stop = time.monotonic() + seconds
+
+    def run() -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while time.monotonic() < stop:
+                try:
+                    response = client.post("/v1/chat/completions", content=body,
+                                           headers={"Content-Type": "application/json"})  # fmt: skip
+                    statuses.append(response.status_code)
+                except httpx.HTTPError:
+                    statuses.append(None)
+
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 60)
+    out.statuses = sorted(set(statuses), key=lambda s: s or 0)
+    out.figures["requests"] = len(statuses)
+    out.figures["body_mib"] = len(body) / (1 << 20)
+    return out
+
+
+def spoofed_identity(url: str, headers: dict[str, str]) -> Outcome:
+    """An anonymous proxy call claiming ``X-Helm-Principal: system-admin`` into session
+    ``victim``: what the signed receipt records (executor_is_admin 1 = the claim was believed)."""
+    out = Outcome()
+    with httpx.Client(base_url=url, timeout=10) as client:
+        response = client.post("/v1/chat/completions", headers={"X-Helm-Principal": "system-admin"},
+                               json={"model": "m", "session_id": "victim", "messages": []})  # fmt: skip
+        out.statuses.append(response.status_code)
+        receipt_id = response.headers.get("x-helm-receipt-id", "")
+        if receipt_id:
+            receipt = client.get(f"/api/v1/receipts/{receipt_id}", headers=headers).json()
+            out.figures["executor_is_admin"] = float(receipt.get("executor_id") == "system-admin")
+            out.figures["in_victim_session"] = float(receipt.get("session_id") == "victim")
+    return out
+
+
+def slow_cel(url: str, headers: dict[str, str], tool: str, args: dict[str, object]) -> Outcome:
+    """One evaluate of ``tool`` (a rule with an expensive CEL expression): how long it took and
+    what was decided."""
+    out = Outcome()
+    started = time.monotonic()
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+        response = client.post("/api/v1/evaluate", json={"tool": tool, "effect_level": "E1",
+                                                        "session_id": "cel", "args": args})  # fmt: skip
+    out.statuses.append(response.status_code)
+    out.details.append(
+        str(response.json().get("reason_code", "")) if response.status_code == 200 else ""
+    )
+    out.figures["seconds"] = time.monotonic() - started
     return out
 
 

@@ -168,17 +168,18 @@ def test_garbage_parameters_and_lone_surrogates_are_4xx(
     assert seen.details[-2].startswith(
         "Invalid JSON body: a string contains a lone UTF-16 surrogate"
     )
-    assert seen.statuses[-1] == 503  # raw surrogate bytes in headers: governed, then no upstream
+    assert seen.statuses[-1] == 400  # raw surrogate bytes in a claimed principal: a name refused
+    assert seen.details[-1].startswith("X-Helm-Principal must be 1 to 256 bytes"), seen.details[-1]
 
 
-def test_a_receipt_listing_of_large_receipts_is_bounded_in_bytes(
+def test_megabyte_names_are_refused_before_any_receipt_and_the_listing_stays_small(
     server: RuntimeProcess, health: HealthWatch
 ) -> None:
     assert server.proc is not None
     with RssWatch(server.proc.pid) as rss:
         seen = big_listing(server.url, TENANT_HEADERS, receipts=10, size=1_000_000)
-    assert seen.statuses == [200]
-    assert seen.figures["response_mib"] <= 8.1 and seen.figures["has_more"] == 1.0, seen
+    assert seen.statuses == [400] * 10 + [200], seen.statuses
+    assert seen.figures["response_mib"] < 1, seen
     assert rss.peak_mib - rss.baseline_mib < 200, (rss.baseline_mib, rss.peak_mib)
 
 

@@ -15,6 +15,7 @@ from helm_runbook.runtime.app import create_health_app
 from helm_runbook.runtime.context import Runtime
 from helm_runbook.runtime.limits import MAX_LISTING_BYTES
 from helm_runbook.runtime.routes import API_ROUTES
+from helm_runbook.runtime.store import sql as store_sql
 from helm_runbook.runtime.store.base import ReceiptQuery
 from tests.conftest import ADMIN_KEY, PRINCIPAL, TENANT, TENANT_HEADERS, RuntimeFactory
 
@@ -430,16 +431,20 @@ def test_garbage_query_parameters_are_400(
     assert response.json()["detail"].startswith(detail), response.json()["detail"]
 
 
-def _big_receipts(client: TestClient, count: int, session: str) -> None:
-    for n in range(count):
-        body = {"tool": f"{n}" + "t" * 1_000_000, "effect_level": "E1", "session_id": session}
-        assert client.post("/api/v1/evaluate", headers=TENANT_HEADERS, json=body).status_code == 200
+def _big_receipts(runtime: Runtime, count: int, session: str) -> None:
+    """Receipts of 1 MB each, as an older runtime (before names were capped) could store them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store_sql, "MAX_STORED_RECEIPT_BYTES", 2 << 20)
+        for n in range(count):
+            runtime.kernel.evaluate(tenant_id="default", principal=PRINCIPAL, session_id=session,
+                                    action=f"{n}" + "t" * 1_000_000, resource="E1", args=None,
+                                    context={})  # fmt: skip
 
 
 def test_a_receipt_listing_page_is_bounded_in_bytes_and_pages_reach_every_receipt(
-    client: TestClient,
+    runtime: Runtime, client: TestClient
 ) -> None:
-    _big_receipts(client, 10, "big")
+    _big_receipts(runtime, 10, "big")
     seen: list[str] = []
     params: dict[str, str | int] = {"limit": 1000}
     for _ in range(10):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helm_runbook.runtime.json_reader import nesting_depth, parse_json
+from helm_runbook.formats.json_reader import nesting_depth, parse_json
 from helm_runbook.runtime.limits import (
     MAX_JSON_ARRAY_ITEMS,
     MAX_JSON_DEPTH,

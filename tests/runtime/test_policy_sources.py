@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from helm_runbook.formats.keys import Signer
-from helm_runbook.formats.policy_bundle import composite_material, pack_ref, policy_hash
+from helm_runbook.formats.policy_bundle import composite_material, epoch_ref, pack_ref, policy_hash
 from helm_runbook.runtime.policy.crd import CrdSource
 from helm_runbook.runtime.policy.reconciler import Reconciler, ReconcileSettings
 from helm_runbook.runtime.policy.snapshot import PolicyScope, SnapshotStore
@@ -60,7 +60,8 @@ class ControlPlane:
         refs = [
             pack_ref(
                 self.root / "reference-pack.json", (self.root / "reference-pack.json").read_bytes()
-            )
+            ),
+            epoch_ref(self.epoch),
         ]
         return {
             "policy_epoch": self.epoch,

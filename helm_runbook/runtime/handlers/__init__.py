@@ -6,7 +6,7 @@ for client mistakes. Shapes follow ``runtime/openapi.yaml``; ``routes.py`` maps 
 names exported here.
 """
 
-from helm_runbook.runtime.handlers.common import CompactJSON, read_json_object, valid_session_id
+from helm_runbook.runtime.handlers.common import CompactJSON, checked_id, read_json_object
 from helm_runbook.runtime.handlers.evidence import evidence_export, evidence_verify, replay_verify
 from helm_runbook.runtime.handlers.governance import evaluate
 from helm_runbook.runtime.handlers.health import api_health, healthz, plain_ok, version
@@ -26,6 +26,7 @@ from helm_runbook.runtime.handlers.reconcile import policy_reconcile
 __all__ = [
     "CompactJSON",
     "api_health",
+    "checked_id",
     "decode_cursor",
     "encode_cursor",
     "evaluate",
@@ -43,6 +44,5 @@ __all__ = [
     "proofgraph_sessions",
     "read_json_object",
     "replay_verify",
-    "valid_session_id",
     "version",
 ]

@@ -3,7 +3,9 @@ verifier workers, off the event loop)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,9 +15,9 @@ from helm_runbook.runtime import evidence
 from helm_runbook.runtime.auth import Identity
 from helm_runbook.runtime.handlers.common import (
     CompactJSON,
+    checked_id,
     read_json_object,
     runtime_of,
-    valid_session_id,
 )
 from helm_runbook.runtime.limits import (
     MAX_MULTIPART_FIELD_BYTES,
@@ -31,19 +33,28 @@ if TYPE_CHECKING:
 
 def _collect(
     runtime: Runtime, tenant_id: str, session_id: str | None, cap: int
-) -> list[dict[str, Any]]:
-    """Receipts of a session (or the tenant), oldest first, at most ``cap + 1``."""
+) -> tuple[list[dict[str, Any]], int]:
+    """Receipts of a session (or the tenant), oldest first, at most ``cap + 1``, and how many
+    malformed stored rows were left out."""
     out: list[dict[str, Any]] = []
-    after = 0
+    after = skipped = 0
     while len(out) <= cap:
         page = runtime.store.list(
             ReceiptQuery(tenant_id, limit=1000, session_id=session_id, after_sequence=after)
         )
         out.extend(item.receipt for item in page.items)
+        skipped += page.skipped
         if not page.has_more or not page.items:
             break
         after = page.items[-1].sequence
-    return out
+    return out, skipped
+
+
+def attachment(filename: str) -> str:
+    """``Content-Disposition`` for a name built from caller input (RFC 6266): a plain
+    ``filename`` of safe characters only, and the exact name as ``filename*`` (RFC 8187)."""
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", filename)[:200] or "download"
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 async def evidence_export(request: Request, identity: Identity) -> Response:
@@ -54,11 +65,9 @@ async def evidence_export(request: Request, identity: Identity) -> Response:
     if fmt != "tar.gz":
         raise ProblemError(400, f"format {fmt!r} is not supported; use tar.gz")
     session_id = body.get("session_id") or None
-    if session_id is not None and (
-        not isinstance(session_id, str) or not valid_session_id(session_id)
-    ):
-        raise ProblemError(400, "session_id must be a string without '/', '\\' or NUL")
-    receipts = _collect(runtime, identity.tenant_id, session_id, MAX_RECEIPTS)
+    if session_id is not None:
+        session_id = checked_id("session_id", session_id, session=True)
+    receipts, skipped = _collect(runtime, identity.tenant_id, session_id, MAX_RECEIPTS)
     if not receipts:
         raise ProblemError(
             409, "No receipts to export" + (f" for session {session_id}" if session_id else "")
@@ -77,7 +86,8 @@ async def evidence_export(request: Request, identity: Identity) -> Response:
         media_type="application/octet-stream",
         headers={
             "X-Helm-Evidence-Hash": digest,
-            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Helm-Receipts-Skipped": str(skipped),  # malformed stored rows left out
+            "Content-Disposition": attachment(name),
         },
     )
 

@@ -10,9 +10,9 @@ from starlette.responses import Response
 from helm_runbook.runtime.auth import Identity
 from helm_runbook.runtime.handlers.common import (
     CompactJSON,
+    checked_id,
     read_json_object,
     runtime_of,
-    valid_session_id,
 )
 from helm_runbook.runtime.problems import ProblemError
 
@@ -50,6 +50,8 @@ async def evaluate(request: Request, identity: Identity) -> Response:
     )
     if not tool or not effect_level:
         raise ProblemError(400, "Evaluate route tool and effect_level are required")
+    checked_id("Evaluate route tool", tool)
+    checked_id("Evaluate route effect_level", effect_level)
     session_id = _one_of(
         ("session_id", body.get("session_id")), ("context.session_id", context.get("session_id"))
     )
@@ -57,8 +59,7 @@ async def evaluate(request: Request, identity: Identity) -> Response:
         raise ProblemError(
             400, "Evaluate route session_id is required (top level or context.session_id)"
         )
-    if not valid_session_id(session_id):
-        raise ProblemError(400, "Evaluate route session_id must not contain '/', '\\' or NUL")
+    checked_id("Evaluate route session_id", session_id, session=True)
     args = body.get("args")
     if args is not None and not isinstance(args, dict):
         raise ProblemError(400, "Evaluate route args must be an object")
@@ -71,7 +72,7 @@ async def evaluate(request: Request, identity: Identity) -> Response:
     )
     workspace = request.headers.get("x-helm-workspace-id")
     if workspace:
-        decision_context["workspace_id"] = workspace
+        decision_context["workspace_id"] = checked_id("X-Helm-Workspace-ID", workspace)
     try:
         result = await runtime.kernel.evaluate_async(
             tenant_id=identity.tenant_id,

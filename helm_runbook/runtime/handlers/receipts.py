@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from helm_runbook.runtime.auth import Identity
 from helm_runbook.runtime.guardian import rfc3339_nano
-from helm_runbook.runtime.handlers.common import CompactJSON, runtime_of, valid_session_id
+from helm_runbook.runtime.handlers.common import CompactJSON, checked_id, runtime_of
 from helm_runbook.runtime.limits import MAX_LISTING_BYTES
 from helm_runbook.runtime.problems import ProblemError
 from helm_runbook.runtime.store.base import ReceiptQuery
@@ -93,8 +93,13 @@ async def list_receipts(request: Request, identity: Identity) -> Response:
     q = request.query_params
     limit = _int_param(request, "limit", 100, maximum=1000) or 100
     session_id = q.get("session_id") or q.get("agent") or None
-    if session_id is not None and not valid_session_id(session_id):
-        raise ProblemError(400, "session_id must not be blank or contain '/', '\\' or NUL")
+    if session_id is not None:
+        checked_id("session_id", session_id, session=True)
+    filters = {name: q.get(name) or None for name in
+               ("verdict", "reason_code", "principal", "executor", "effect", "resource")}  # fmt: skip
+    for name, value in filters.items():
+        if value is not None:
+            checked_id(name, value)
     since = q.get("since", "")
     after_sequence = after_lamport = 0
     if since.startswith("lamport:"):
@@ -116,10 +121,10 @@ async def list_receipts(request: Request, identity: Identity) -> Response:
         session_id=session_id,
         after_sequence=after_sequence,
         after_lamport=after_lamport,
-        verdict=q.get("verdict") or None,
-        reason_code=q.get("reason_code") or None,
-        executor_id=q.get("principal") or q.get("executor") or None,
-        effect_id=q.get("effect") or q.get("resource") or None,
+        verdict=filters["verdict"],
+        reason_code=filters["reason_code"],
+        executor_id=filters["principal"] or filters["executor"],
+        effect_id=filters["effect"] or filters["resource"],
         time_from_ns=parse_time_ns("from", q["from"]) if q.get("from") else None,
         time_to_ns=parse_time_ns("to", q["to"]) if q.get("to") else None,
         max_bytes=MAX_LISTING_BYTES,
@@ -136,6 +141,7 @@ async def list_receipts(request: Request, identity: Identity) -> Response:
             "count": len(receipts),
             "next_cursor": next_cursor,
             "has_more": page.has_more,
+            "skipped": page.skipped,
         }
     )
 
@@ -165,9 +171,7 @@ async def proofgraph_sessions(request: Request, identity: Identity) -> Response:
 
 
 async def proofgraph_session_receipts(request: Request, identity: Identity) -> Response:
-    session_id = request.path_params["session_id"]
-    if not valid_session_id(session_id):
-        raise ProblemError(400, "session_id must not be blank or contain '/', '\\' or NUL")
+    session_id = checked_id("session_id", request.path_params["session_id"], session=True)
     store = runtime_of(request).store
     receipts: list[dict[str, Any]] = []
     after, budget = 0, MAX_LISTING_BYTES

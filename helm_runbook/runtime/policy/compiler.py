@@ -7,9 +7,16 @@ key must not silently drop a requirement).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
+import os
 import re
+import select
+import subprocess
 import sys
+import threading
+import time
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +33,10 @@ CEL_MAX_INPUT_VALUES = 10_000  # every scalar, list and map in the request conte
 CEL_MAX_INPUT_DEPTH = 32
 CEL_MAX_INPUT_STRING_BYTES = 256 << 10
 CEL_MAX_COST = 5_000_000  # source chars x input values ^ comprehension macros (at least ^1)
+# An expression without comprehension macros and without ``+`` (string and list concatenation
+# chained N times copies N^2 / 2 times its input) runs in time linear in its input and is
+# evaluated in-process; any other runs in the sandbox process, stopped at this wall-clock limit.
+CEL_TIMEOUT_S = 1.0
 _MACRO = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(")
 _FATAL = (KeyboardInterrupt, SystemExit)  # the only BaseExceptions let through: shutdown
 
@@ -35,11 +46,17 @@ class CelError(Exception):
 
 
 def _code_outside_strings(expression: str) -> str:
-    """The expression with string literals blanked, so brackets and macros in them do not count."""
+    """The expression with string literals blanked and ``//`` comments removed, so brackets and
+    macros in them do not count and a comment cannot hide a macro from the count."""
     out: list[str] = []
     i, n = 0, len(expression)
     while i < n:
         c = expression[i]
+        if c == "/" and expression.startswith("//", i):
+            end = expression.find("\n", i)
+            i = n if end < 0 else end
+            out.append(" ")
+            continue
         if c not in "'\"":
             out.append(c)
             i += 1
@@ -70,6 +87,13 @@ def cel_macros(expression: str) -> int:
     if deepest > CEL_MAX_NESTING:
         raise CelError(f"expression nests {deepest} deep, over {CEL_MAX_NESTING} (CEL_MAX_NESTING)")
     return len(_MACRO.findall(code))
+
+
+def runs_inline(expression: str) -> bool:
+    """True when ``expression`` runs in time linear in its input (no comprehension macro, no
+    ``+``): evaluated in-process; otherwise in the sandbox under ``CEL_TIMEOUT_S``."""
+    code = _code_outside_strings(expression)
+    return not _MACRO.search(code) and "+" not in code
 
 
 def load_cel() -> Any:
@@ -141,12 +165,107 @@ def evaluate_cel(rule: Rule, cel_input: Mapping[str, Any]) -> Any:
             f"cost bound {len(rule.expression)} chars x {values} values ^ {max(rule.macros, 1)} "
             f"exceeds {CEL_MAX_COST} (CEL_MAX_COST)"
         )
+    if not rule.inline:
+        return SANDBOX.evaluate(rule.expression, cel_input)
     try:
         return rule.program.execute(dict(cel_input))
     except _FATAL:
         raise
     except BaseException as exc:
         raise CelError(f"{type(exc).__name__}: {str(exc)[:300]}") from None
+
+
+def blocks(rule: Rule | None) -> bool:
+    """True when evaluating ``rule`` may wait on the sandbox: call it off the event loop."""
+    return rule is not None and rule.program is not None and not rule.inline
+
+
+class CelSandbox:
+    """CEL evaluation in a worker process (``cel_worker``) the runtime kills at
+    ``CEL_TIMEOUT_S``: the binding cannot be interrupted and holds the GIL, so in-process a slow
+    expression would stall every thread, the health port's included. One worker, one expression
+    at a time; a caller that cannot get it within the limit is refused (fail closed). The worker
+    starts on first use and again after a kill."""
+
+    def __init__(self, timeout_s: float = CEL_TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def evaluate(self, expression: str, cel_input: Mapping[str, Any]) -> Any:
+        line = json.dumps({"e": expression, "i": cel_input}).encode() + b"\n"
+        if not self._lock.acquire(timeout=self.timeout_s):
+            raise CelError(f"the CEL sandbox stayed busy for {self.timeout_s:g}s (CEL_TIMEOUT_S)")
+        try:
+            proc = self._worker()
+            deadline = time.monotonic() + self.timeout_s
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(line)
+                proc.stdin.flush()
+                answer = self._line(proc, deadline)
+            except OSError:
+                answer = None
+            if answer is None:
+                self._kill()
+                raise CelError(
+                    f"evaluation did not finish within {self.timeout_s:g}s (CEL_TIMEOUT_S): "
+                    "the expression was stopped"
+                )
+        finally:
+            self._lock.release()
+        doc = json.loads(answer)
+        if "error" in doc:
+            raise CelError(str(doc["error"]))
+        if "type" in doc:
+            raise CelError(f"returned {doc['type']}, not bool")
+        return doc["value"]
+
+    def _worker(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "helm_runbook.runtime.policy.cel_worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self._proc = proc
+        if self._line(proc, time.monotonic() + 30.0) is None:
+            self._kill()
+            raise CelError("the CEL sandbox worker did not start")
+        return proc
+
+    @staticmethod
+    def _line(proc: subprocess.Popen[bytes], deadline: float) -> bytes | None:
+        """One line from the worker by ``deadline``, else None."""
+        assert proc.stdout is not None
+        fd, data = proc.stdout.fileno(), b""
+        while not data.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._kill()
+
+
+SANDBOX = CelSandbox()
+atexit.register(SANDBOX.close)
 
 
 _ITEM_KEYS = frozenset(
@@ -164,6 +283,7 @@ class Rule:
     expression: str = ""
     program: Any = field(default=None, compare=False, repr=False)
     macros: int = 0  # comprehension macros in ``expression``: the exponent of its cost bound
+    inline: bool = True  # evaluated in-process (``runs_inline``), else in the sandbox
     resource: str = ""
     description: str = ""
 
@@ -247,6 +367,7 @@ def compile_pack(policy_name: str, pack: dict[str, Any], *, source: str) -> Comp
             expression=expression,
             program=program,
             macros=macros,
+            inline=runs_inline(expression) if program is not None else True,
             resource=str(item.get("resource") or ""),
             description=str(item.get("description") or ""),
         )

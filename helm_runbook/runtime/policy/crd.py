@@ -55,6 +55,8 @@ def _ref(spec: Any, default_key: str, what: str) -> ObjectRef:
 
 class CrdSource:
     kind = "crd"
+    published_epochs = True
+    signed_epochs = False  # spec.policyEpoch is written through the authenticated Kubernetes API
 
     def __init__(
         self,

@@ -17,8 +17,14 @@ from typing import Any
 
 from helm_runbook.formats.canonical import sha256_ref
 from helm_runbook.formats.keys import verify_hex
-from helm_runbook.formats.policy_bundle import PolicyFileError, composite_material, policy_hash
+from helm_runbook.formats.policy_bundle import (
+    PolicyFileError,
+    composite_material,
+    epoch_ref,
+    policy_hash,
+)
 from helm_runbook.runtime.log import log
+from helm_runbook.runtime.policy.epochs import InstalledEpochs
 from helm_runbook.runtime.policy.snapshot import EffectivePolicySnapshot, PolicyScope, SnapshotStore
 from helm_runbook.runtime.policy.sources import (  # re-exported: the reconciler's vocabulary
     MountedFileSource,
@@ -49,12 +55,14 @@ class Reconciler:
         *,
         clock: Callable[[], float] = time.time,
         on_status: Callable[[dict[str, Any]], None] | None = None,
+        epochs: InstalledEpochs | None = None,
     ) -> None:
         self.source = source
         self.snapshots = snapshots
         self.settings = settings
         self.clock = clock
         self.on_status = on_status
+        self.epochs = epochs or InstalledEpochs()
         self._lock = threading.Lock()
         self.last_status: dict[str, Any] | None = None
 
@@ -86,6 +94,7 @@ class Reconciler:
     def _reconcile(self, scope: PolicyScope) -> dict[str, Any]:
         now = self.clock()
         installed = self.snapshots.get(scope)
+        published = getattr(self.source, "published_epochs", False)
         if installed is not None and (expired := installed.at(now)) is not installed:
             # Decisions have denied since the window ended; the reconcile starts from that
             # truth (a source that is back reloads, never reports ``no_change`` on it).
@@ -108,6 +117,8 @@ class Reconciler:
         ):
             self.snapshots.swap(installed.verified_at(now))
             return self._status(scope, installed, head, "no_change", "", updated=False)
+        if published and (why := self._replayed(scope, installed, head)):
+            return self._refused(scope, installed, head, "validate_error", why)
         try:
             bundle = self.source.load(scope, head)
             self._verify(bundle, head)
@@ -128,8 +139,31 @@ class Reconciler:
             policy=compiled,
             policy_name=name,
         )
+        if published:
+            self.epochs.record(scope.key, head.policy_epoch, head.policy_hash)
         self.snapshots.swap(snapshot)
         return self._status(scope, snapshot, head, "ok", "", updated=True)
+
+    def _replayed(
+        self, scope: PolicyScope, installed: EffectivePolicySnapshot | None, head: PolicyHead
+    ) -> str:
+        """Why ``head`` would walk the policy back ('' when its epoch moves forward): below the
+        installed epoch (this run's or the one persisted), or equal to it with other content."""
+        floor = self.epochs.floor(scope.key)
+        if installed is not None and (floor is None or installed.policy_epoch > floor[0]):
+            floor = (installed.policy_epoch, installed.policy_hash)
+        if floor is None:
+            return ""
+        epoch, installed_hash = floor
+        if head.policy_epoch > epoch or (
+            head.policy_epoch == epoch and head.policy_hash == installed_hash
+        ):
+            return ""
+        return (
+            f"policy epoch {head.policy_epoch} is not above the installed epoch {epoch}: a "
+            "replayed or rolled-back head is refused (publish a rollback as a new epoch with "
+            "the old content)"
+        )
 
     def _verify(self, bundle: bytes, head: PolicyHead) -> None:
         """Hash, then signature: the signed bytes are the composite material when one is used."""
@@ -139,6 +173,17 @@ class Reconciler:
         if head.policy_hash not in (plain, composite):
             raise PolicyFileError(
                 f"policy hash mismatch: head says {head.policy_hash}, bundle hashes to {composite}",
+                status="validate_error",
+            )
+        if (
+            getattr(self.source, "signed_epochs", False)
+            and head.signature
+            and (epoch_ref(head.policy_epoch) not in refs or head.policy_hash != composite)
+        ):
+            raise PolicyFileError(
+                f"the head's epoch {head.policy_epoch} is not bound by its signature: "
+                f"source_refs must hold {epoch_ref(head.policy_epoch)} and policy_hash be "
+                "the composite hash (republish with a current control plane)",
                 status="validate_error",
             )
         if not head.signature:

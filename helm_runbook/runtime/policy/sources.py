@@ -9,6 +9,9 @@ and swaps.
 from __future__ import annotations
 
 import ipaddress
+import json
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -43,6 +46,11 @@ class PolicyHead:
 
 class PolicySource(Protocol):
     kind: str
+    # Epochs a publisher assigns, which only move forward (controlplane, crd; a mounted file's
+    # epoch is its mtime): the reconciler refuses a head below the installed epoch.
+    published_epochs: bool
+    # The head's signature must cover its epoch (controlplane: the head arrives over the network).
+    signed_epochs: bool
 
     def head(self, scope: PolicyScope) -> PolicyHead: ...
 
@@ -67,6 +75,7 @@ class MountedFileSource:
     """The chart's default: ``serve-policy.toml`` and its pack mounted from a ConfigMap or Secret."""
 
     kind = "mountedFile"
+    published_epochs = signed_epochs = False
 
     def __init__(self, policy_path: Path) -> None:
         self.policy_path = policy_path.absolute()
@@ -150,30 +159,78 @@ def check_controlplane_url(url: str) -> str:
     )
 
 
+MAX_HEAD_BYTES = 64 << 10  # a PolicyHead is a few hundred bytes
+MAX_BUNDLE_BYTES = 4 << 20  # a serve-policy TOML
+FETCH_DEADLINE_S = 10.0  # the whole of one request: connect, headers and body
+
+
+def _take(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    """The first ``limit`` bytes of ``chunks`` (an error page is quoted, never read whole)."""
+    for chunk in chunks:
+        yield chunk[:limit]
+        limit -= len(chunk)
+        if limit <= 0:
+            return
+
+
 class ControlPlaneSource:
     """``GET <url>/api/v1/policy/head`` and ``/api/v1/policy/bundle`` with the bearer token.
 
     The bundle is the serve-policy TOML; its reference pack is read beside ``bundle_ref`` and
-    must match the pack hash the head binds in ``source_refs`` (upstream's constraint).
+    must match the pack hash the head binds in ``source_refs`` (upstream's constraint). Each
+    fetch is bounded as it streams: a total deadline (a head trickled a byte at a time is
+    refused when it passes, not when each read times out) and a byte cap, so a stalled or
+    oversized control plane is a refused update, which starts the last-known-good window.
     """
 
     kind = "controlplane"
+    published_epochs = signed_epochs = True
 
-    def __init__(self, url: str, bearer_token: str | None, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, url: str, bearer_token: str | None, *, deadline_s: float = FETCH_DEADLINE_S
+    ) -> None:
         self.url = check_controlplane_url(url)
         headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else {}
         self._has_token = bool(bearer_token)
+        self.deadline_s = deadline_s
         import httpx  # only this source needs it (about 0.15 s of imports)
 
-        self._client = httpx.Client(timeout=timeout_s, headers=headers)
+        # Each wait (connect, a read) is at most half the deadline, and the deadline is checked
+        # after every chunk: a fetch ends within 1.5x the deadline whatever the server does.
+        self._client = httpx.Client(timeout=deadline_s / 2, headers=headers)
 
-    def _get(self, path: str, params: dict[str, str]) -> httpx.Response:
+    def _get(self, path: str, params: dict[str, str], cap: int) -> bytes:
+        """The body of a 2xx answer, within ``cap`` bytes and the deadline, or PolicyFileError."""
         import httpx
 
+        deadline = time.monotonic() + self.deadline_s
         try:
-            response = self._client.get(self.url + path, params=params)
+            with self._client.stream("GET", self.url + path, params=params) as response:
+                self._check_status(path, response)
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > cap:
+                    raise PolicyFileError(
+                        f"control plane {path} answer of {declared} bytes exceeds {cap} bytes",
+                        status="source_error",
+                    )
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > cap:
+                        raise PolicyFileError(
+                            f"control plane {path} answer exceeds {cap} bytes",
+                            status="source_error",
+                        )
+                    if time.monotonic() > deadline:
+                        raise PolicyFileError(
+                            f"control plane {path} not answered within {self.deadline_s:g}s",
+                            status="source_error",
+                        )
+                return bytes(body)
         except httpx.HTTPError as exc:
             raise PolicyFileError(f"control plane {path}: {exc}", status="source_error") from exc
+
+    def _check_status(self, path: str, response: httpx.Response) -> None:
         if response.status_code == 401:
             which = "was refused" if self._has_token else "is not set"
             raise PolicyFileError(
@@ -183,16 +240,18 @@ class ControlPlaneSource:
                 status="source_error",
             )
         if not 200 <= response.status_code < 300:
+            text = b"".join(_take(response.iter_bytes(), 200)).decode(errors="replace")
             raise PolicyFileError(
-                f"control plane {path} answered {response.status_code}: {response.text[:200]}",
+                f"control plane {path} answered {response.status_code}: {text[:200]}",
                 status="source_error",
             )
-        return response
 
     def head(self, scope: PolicyScope) -> PolicyHead:
         params = {"tenant_id": scope.tenant_id, "workspace_id": scope.workspace_id}
         try:
-            doc = self._get("/api/v1/policy/head", params).json()
+            doc = json.loads(self._get("/api/v1/policy/head", params, MAX_HEAD_BYTES))
+            if not isinstance(doc, dict):
+                raise TypeError("the head must be a JSON object")
             refs = doc.get("source_refs") or []
             if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
                 raise TypeError("source_refs must be a list of strings")
@@ -217,7 +276,7 @@ class ControlPlaneSource:
         }
         if not head.bundle_ref:
             raise PolicyFileError("control plane head has no bundle_ref", status="source_error")
-        return self._get("/api/v1/policy/bundle", params).content
+        return self._get("/api/v1/policy/bundle", params, MAX_BUNDLE_BYTES)
 
     def load_pack(self, head: PolicyHead, reference: str) -> tuple[str, bytes]:
         return local_pack(head, reference)

@@ -69,6 +69,7 @@ class StoredReceipt:
 class ReceiptPage:
     items: list[StoredReceipt]
     has_more: bool
+    skipped: int = 0  # malformed rows left out of ``items``
 
 
 class ReceiptStore(Protocol):

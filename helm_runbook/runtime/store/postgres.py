@@ -18,7 +18,6 @@ violation retries the whole batch with fresh heads. A receipt is durable when ``
 from __future__ import annotations
 
 import builtins
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -138,16 +137,17 @@ class PostgresReceiptStore(BatchAppender):
                 causal = causal_session_key(tenant_id, session_id)
                 if causal not in heads:
                     row = conn.execute(_HEAD, (causal,)).fetchone()
-                    heads[causal] = ChainHead(int(row[0]), str(row[1])) if row else ChainHead(0, "")
+                    heads[causal] = sql.head(row, causal)
                 try:
                     appended = build(heads[causal])
-                except Exception as exc:  # the builder's own failure (signing, validation)
+                    insert = sql.insert_row(tenant_id, causal, session_id, appended)
+                except Exception as exc:  # the builder's own failure (signing, validation, size)
                     results.append(exc)
                     continue
                 heads[causal] = ChainHead(
                     int(appended.receipt["lamport_clock"]), appended.chain_hash
                 )
-                rows.append(sql.insert_row(tenant_id, causal, session_id, appended))
+                rows.append(insert)
                 results.append(appended)
             if rows:
                 conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _COMMIT_ORDER_LOCK)
@@ -167,12 +167,12 @@ class PostgresReceiptStore(BatchAppender):
     def get(self, tenant_id: str, receipt_id: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT receipt_envelope FROM receipts WHERE tenant_id = %s AND receipt_id = %s",
                           (tenant_id, receipt_id))  # fmt: skip
-        return json.loads(rows[0][0]) if rows else None
+        return sql.envelope(rows[0][0]) if rows else None
 
     def get_by_chain_hash(self, tenant_id: str, chain_hash: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT receipt_envelope FROM receipts WHERE tenant_id = %s AND chain_hash = %s",
                           (tenant_id, chain_hash))  # fmt: skip
-        return json.loads(rows[0][0]) if rows else None
+        return sql.envelope(rows[0][0]) if rows else None
 
     def sequence_of(self, tenant_id: str, receipt_id: str) -> int | None:
         rows = self._rows("SELECT append_sequence FROM receipts WHERE tenant_id = %s AND receipt_id = %s",
@@ -185,10 +185,7 @@ class PostgresReceiptStore(BatchAppender):
         return sql.list_page(rows, query.limit)
 
     def sessions(self, tenant_id: str, limit: int, offset: int) -> builtins.list[dict[str, Any]]:
-        return [
-            sql.session_row(row)
-            for row in self._rows(sql.sessions_sql("%s"), (tenant_id, limit, offset))
-        ]
+        return sql.session_rows(self._rows(sql.sessions_sql("%s"), (tenant_id, limit, offset)))
 
     def count(self) -> int:
         return int(self._rows("SELECT COUNT(*) FROM receipts", ())[0][0])

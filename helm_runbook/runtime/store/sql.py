@@ -7,11 +7,14 @@ import json
 from typing import Any
 
 from helm_runbook.formats.receipts import causal_session_key
+from helm_runbook.runtime.limits import MAX_STORED_RECEIPT_BYTES
 from helm_runbook.runtime.store.base import (
     AppendedReceipt,
+    ChainHead,
     ReceiptPage,
     ReceiptQuery,
     StoredReceipt,
+    StoreUnavailable,
 )
 
 COLUMNS = (
@@ -46,11 +49,19 @@ def insert_sql(mark: str) -> str:
 def insert_row(
     tenant_id: str, causal: str, session_id: str, appended: AppendedReceipt
 ) -> tuple[Any, ...]:
+    """The row of one receipt; a receipt over ``MAX_STORED_RECEIPT_BYTES`` is refused here, where
+    every receipt is serialised, so whatever is stored can be exported and verified."""
     r = appended.receipt
+    envelope = json.dumps(r)
+    if len(envelope) > MAX_STORED_RECEIPT_BYTES:
+        raise ValueError(
+            f"receipt of {len(envelope)} bytes exceeds {MAX_STORED_RECEIPT_BYTES} "
+            "(MAX_STORED_RECEIPT_BYTES): shorten the names in the request"
+        )
     return (
         r["receipt_id"], tenant_id, causal, session_id, r["lamport_clock"], r["prev_hash"],
         appended.chain_hash, r["decision_id"], r["verdict"], r["reason_code"], r["executor_id"],
-        r["effect_id"], r["policy_hash"], r["timestamp"], appended.timestamp_ns, r["key_id"], json.dumps(r),
+        r["effect_id"], r["policy_hash"], r["timestamp"], appended.timestamp_ns, r["key_id"], envelope,
     )  # fmt: skip
 
 
@@ -99,11 +110,48 @@ def list_sql(query: ReceiptQuery, mark: str) -> tuple[str, list[Any]]:
     return sql, args
 
 
+def envelope(text: Any) -> dict[str, Any] | None:
+    """A stored receipt envelope, or None when the row is malformed (edited or damaged by hand:
+    it is skipped and counted, never a 500)."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("receipt_id"), str)
+        or type(value.get("lamport_clock")) is not int
+    ):
+        return None
+    return value
+
+
+def head(row: tuple[Any, ...] | None, causal: str) -> ChainHead:
+    """The chain head from ``head_sql``'s row; a malformed one makes the chain unwritable (503),
+    never a receipt linked to garbage nor an error blamed on the caller."""
+    if row is None:
+        return ChainHead(0, "")
+    lamport, chain = row
+    if type(lamport) is not int or lamport < 1 or not isinstance(chain, str):
+        raise StoreUnavailable(
+            f"the chain head of {causal[:300]} is malformed in the receipt database "
+            "(restore the database from a backup)"
+        )
+    return ChainHead(lamport, chain)
+
+
 def list_page(rows: list[tuple[Any, ...]], limit: int) -> ReceiptPage:
-    """The page from ``list_sql``'s rows: at most ``limit`` receipts; more when any were cut."""
-    items = [StoredReceipt(int(seq), json.loads(env)) for seq, env, _total in rows[:limit]]
+    """The page from ``list_sql``'s rows: at most ``limit`` receipts; more when any were cut.
+    Malformed rows are left out and counted in ``skipped``."""
+    items, skipped = [], 0
+    for seq, env, _total in rows[:limit]:
+        receipt = envelope(env)
+        if receipt is None:
+            skipped += 1
+        else:
+            items.append(StoredReceipt(int(seq), receipt))
     total = int(rows[0][2]) if rows else 0
-    return ReceiptPage(items=items, has_more=total > len(items))
+    return ReceiptPage(items=items, has_more=total > min(len(rows), limit), skipped=skipped)
 
 
 def sessions_sql(mark: str) -> str:
@@ -115,7 +163,13 @@ def sessions_sql(mark: str) -> str:
     )
 
 
-def session_row(row: tuple[Any, ...]) -> dict[str, Any]:
-    session_id, first_ns, _sequence, count, last = row
-    return {"session_id": session_id, "created_at_ns": int(first_ns), "receipt_count": int(count),
-            "last_lamport_clock": int(last)}  # fmt: skip
+def session_rows(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """``sessions_sql``'s rows as dicts; a malformed one (non-integer times or clocks) is left out."""
+    out = []
+    for session_id, first_ns, _sequence, count, last in rows:
+        try:
+            out.append({"session_id": str(session_id), "created_at_ns": int(first_ns),
+                        "receipt_count": int(count), "last_lamport_clock": int(last)})  # fmt: skip
+        except (TypeError, ValueError):
+            continue
+    return out

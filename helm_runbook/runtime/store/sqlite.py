@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import json
+import os
 import sqlite3
 import threading
 import time
@@ -26,7 +26,6 @@ from helm_runbook.runtime.store.base import (
     AppendedReceipt,
     AppendJob,
     BatchAppender,
-    ChainHead,
     ReceiptBuilder,
     ReceiptPage,
     ReceiptQuery,
@@ -57,6 +56,18 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0][:200] if text.strip() else ""
 
 
+def _owner_only(path: Path) -> None:
+    """``helm.db`` and its ``-wal``/``-shm`` readable by the runtime's user only (0600), whatever
+    the umask: created so before SQLite opens it (SQLite gives the WAL and SHM files the
+    database file's mode), and narrowed if an older start left them wider."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
+
+
 class SQLiteReceiptStore(BatchAppender):
     """One connection, one writer lock per process; other processes wait on SQLite's lock."""
 
@@ -72,6 +83,7 @@ class SQLiteReceiptStore(BatchAppender):
         self.path = path
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._lock = threading.Lock()
+        _owner_only(path)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -195,27 +207,36 @@ class SQLiteReceiptStore(BatchAppender):
     def _probe(self, now: float) -> str:
         if self._unwritable and now - self._unwritable_at < STORE_FAULT_HOLD_S:
             return f"receipt database is {self._unwritable}"
-        with self._lock:
-            if self._corrupt:
-                return f"receipt database is {self._corrupt}"
-            db = self._db
+        if not self._lock.acquire(blocking=False):
+            # A commit or read is running: probes never wait on it (the health port answers
+            # from its own thread); the last verdict stands until the next probe.
+            return self._health_cache[1]
+        try:
+            return self._probe_locked()
+        finally:
+            self._lock.release()
+
+    def _probe_locked(self) -> str:
+        if self._corrupt:
+            return f"receipt database is {self._corrupt}"
+        db = self._db
+        try:
+            db.execute(
+                "SELECT append_sequence FROM receipts ORDER BY append_sequence DESC LIMIT 1"
+            ).fetchall()
+            db.execute(f"PRAGMA busy_timeout = {_PROBE_BUSY_TIMEOUT_MS}")
             try:
-                db.execute(
-                    "SELECT append_sequence FROM receipts ORDER BY append_sequence DESC LIMIT 1"
-                ).fetchall()
-                db.execute(f"PRAGMA busy_timeout = {_PROBE_BUSY_TIMEOUT_MS}")
-                try:
-                    db.execute("BEGIN IMMEDIATE")
-                    db.execute("ROLLBACK")
-                finally:
-                    db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            except sqlite3.Error as exc:
-                code = _primary_code(exc)
-                if code == 5:  # SQLITE_BUSY: another process is writing, which is no fault
-                    return ""
-                self._note(exc)
-                label = _CORRUPT.get(code) or _UNWRITABLE.get(code) or "failing"
-                return f"receipt database is {label}: {exc}"
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("ROLLBACK")
+            finally:
+                db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        except sqlite3.Error as exc:
+            code = _primary_code(exc)
+            if code == 5:  # SQLITE_BUSY: another process is writing, which is no fault
+                return ""
+            self._note(exc)
+            label = _CORRUPT.get(code) or _UNWRITABLE.get(code) or "failing"
+            return f"receipt database is {label}: {exc}"
         return ""
 
     def _append_one(
@@ -223,7 +244,7 @@ class SQLiteReceiptStore(BatchAppender):
     ) -> AppendedReceipt:
         causal = causal_session_key(tenant_id, session_id)
         row = self._db.execute(_HEAD, (causal,)).fetchone()
-        appended = build(ChainHead(row[0], row[1]) if row else ChainHead(0, ""))
+        appended = build(sql.head(row, causal))
         self._db.execute(_INSERT, sql.insert_row(tenant_id, causal, session_id, appended))
         return appended
 
@@ -236,7 +257,7 @@ class SQLiteReceiptStore(BatchAppender):
             "SELECT receipt_envelope FROM receipts WHERE tenant_id = ? AND receipt_id = ?",
             (tenant_id, receipt_id),
         )
-        return json.loads(row[0]) if row else None
+        return sql.envelope(row[0]) if row else None
 
     def get_by_chain_hash(self, tenant_id: str, chain_hash: str) -> dict[str, Any] | None:
         # No index on chain_hash: a rare lookup is not worth a fifth B-tree write per receipt.
@@ -244,7 +265,7 @@ class SQLiteReceiptStore(BatchAppender):
             "SELECT receipt_envelope FROM receipts WHERE tenant_id = ? AND chain_hash = ?",
             (tenant_id, chain_hash),
         )
-        return json.loads(row[0]) if row else None
+        return sql.envelope(row[0]) if row else None
 
     def sequence_of(self, tenant_id: str, receipt_id: str) -> int | None:
         row = self._one(
@@ -262,7 +283,7 @@ class SQLiteReceiptStore(BatchAppender):
     def sessions(self, tenant_id: str, limit: int, offset: int) -> builtins.list[dict[str, Any]]:
         with self._reading() as db:
             rows = db.execute(sql.sessions_sql("?"), (tenant_id, limit, offset)).fetchall()
-        return [sql.session_row(row) for row in rows]
+        return sql.session_rows(rows)
 
     def count(self) -> int:
         return int(self._one("SELECT COUNT(*) FROM receipts", ())[0])

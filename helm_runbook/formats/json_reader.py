@@ -3,7 +3,8 @@
 Python's ``json`` recurses once per nesting level (100,000 ``[`` raise ``RecursionError``),
 silently keeps the last of duplicate keys, and accepts lone surrogates (``"\\ud800"``) that no
 UTF-8 encoder can write back. ``parse_json`` refuses each of these before or while parsing; the
-limits are in ``limits.py``. Callers bound the body's byte size first.
+limits are here (the runtime's ``limits.py`` lists them with the others; the offline verifiers
+read files with this reader too). Callers bound the byte size first.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import re
 from itertools import accumulate
 from typing import Any
 
-from helm_runbook.runtime.limits import (
-    MAX_JSON_ARRAY_ITEMS,
-    MAX_JSON_DEPTH,
-    MAX_JSON_OBJECT_MEMBERS,
-    MAX_JSON_STRING_CHARS,
-)
+MAX_JSON_DEPTH = 64
+MAX_JSON_ARRAY_ITEMS = 10_000
+MAX_JSON_OBJECT_MEMBERS = 10_000
+MAX_JSON_STRING_CHARS = 1 << 20
 
 _MAX_EXACT_INT = 2**53 - 1
 # A JSON string token, escapes included (unrolled so it runs in linear time).
