@@ -87,7 +87,7 @@ test-fast: setup compile ## the suite without notebooks, PostgreSQL or the brows
 	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not notebooks and not postgres"
 
 runbook: setup compile runbook-deps ## the main job: execute every runbook against the bundled runtime, build the docs
-	$(BIN)/python -m helm_runbook.harness.runbook $(RUNBOOK_ARGS)
+	$(BIN)/python -m helm_runbook.runner $(RUNBOOK_ARGS)
 
 lab: setup runbook-deps ## JupyterLab on 127.0.0.1 (port LAB_PORT, 8888) in notebooks/, to run the runbooks by hand
 	$(BIN)/helm-runbook lab

@@ -23,6 +23,7 @@ from helm_runbook.errors import (
     ValuesError,
     VerificationFailed,
 )
+from helm_runbook.harness import record as _record  # noqa: F401  (a failed step records itself in its cell)
 from helm_runbook.imports import skip_httpx_cli
 
 skip_httpx_cli()  # before anything loads httpx: 0.13 s of every kernel and runtime (helm_runbook/imports.py)

@@ -23,8 +23,8 @@ from helm_runbook.errors import (
     VerificationFailed,
     report_error,
 )
-from helm_runbook.harness.usage import Parser
 from helm_runbook.tools.client import Credentials
+from helm_runbook.usage import Parser
 
 ENV_PREFIX = "HELM_RUNBOOK_"
 
@@ -247,17 +247,17 @@ def _cmd_policy(opts: argparse.Namespace) -> int:
 
 
 def _cmd_run(opts: argparse.Namespace) -> int:
-    from helm_runbook.harness import runbook
+    from helm_runbook import runner
 
-    runbook.run(runbook.request_from(opts), via=runbook.CLI_RUN)
+    runner.run(runner.request_from(opts), via=runner.CLI_RUN)
     return 0
 
 
 def _cmd_stop(opts: argparse.Namespace) -> int:
-    from helm_runbook.harness import runbook
+    from helm_runbook import runner
 
-    workdir = Path(opts.workdir) if opts.workdir else runbook.WORKDIR
-    stopped = runbook.stop_local_target(workdir, orphans=not opts.workdir)
+    workdir = Path(opts.workdir) if opts.workdir else runner.WORKDIR
+    stopped = runner.stop_local_target(workdir, orphans=not opts.workdir)
     where = f"in {workdir}" + ("" if opts.workdir else " or left behind by this checkout")
     if not stopped:
         print(
@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="execute runbook notebooks with papermill (into build/runbooks): the runner of make runbook, same arguments",
     )
-    from helm_runbook.harness.runbook import add_run_arguments
+    from helm_runbook.runner import add_run_arguments
 
     add_run_arguments(run)
     run.set_defaults(func=_cmd_run)

@@ -20,9 +20,22 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 
 #: How a fix line names the runbook that has to run first ("run runbook 03-production-install first").
 _RUN_FIRST = re.compile(r"\brunbook (\d\d-[a-z0-9-]+)")
+
+
+#: What runs once for each RunbookError a notebook cell shows: ``harness.record`` registers the
+#: hook that records the failure in the cell's metadata. Errors sit below the harness (steps,
+#: targets and tools raise them), so the harness registers itself instead of being imported here.
+_when_shown: list[Callable[[RunbookError], None]] = []
+
+
+def when_shown(hook: Callable[[RunbookError], None]) -> None:
+    """Run ``hook`` once for each RunbookError a notebook cell shows (registered once)."""
+    if hook not in _when_shown:
+        _when_shown.append(hook)
 
 
 class RunbookError(Exception):
@@ -51,11 +64,10 @@ class RunbookError(Exception):
     def _render_traceback_(self) -> list[str]:
         """How IPython shows this error in a notebook cell: the error and its fix, no traceback
         (what failed is the deployment, not the code), recorded in the cell's metadata."""
-        from helm_runbook.harness.record import record_failure
-
         if not getattr(self, "_recorded", False):  # IPython may render an error more than once
             self._recorded = True
-            record_failure(self)
+            for hook in _when_shown:
+                hook(self)
         return [
             f"{type(self).__name__}: {self.message}",
             *([f"fix: {self.fix}"] if self.fix else []),

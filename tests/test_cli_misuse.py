@@ -116,12 +116,12 @@ def test_misuse_is_one_error_line_and_one_fix_line(
 
 
 def test_runbooks_are_chosen_with_or_without_the_leading_zero() -> None:
-    from helm_runbook.harness import runbook
+    from helm_runbook import runner
 
     for wanted in ("4", "04", "04-smoke", "smoke-checks"):
-        plan = runbook.plan_run(runbook.RunRequest((wanted,)))
+        plan = runner.plan_run(runner.RunRequest((wanted,)))
         assert [p.notebook.stem for p in plan.runbooks] == ["04-smoke-checks"], wanted
-    plan = runbook.plan_run(runbook.RunRequest(("9", "2")))
+    plan = runner.plan_run(runner.RunRequest(("9", "2")))
     assert [p.notebook.stem for p in plan.runbooks] == [
         "02-secret-setup",
         "09-observability-ingress",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from helm_runbook import runner
 from helm_runbook.cli import main
-from helm_runbook.harness import runbook
 from helm_runbook.standins.process import RuntimeProcess
 from tests.conftest import ADMIN_KEY, default_env, write_policy
 
@@ -35,10 +35,10 @@ def test_smoke_against_an_existing_deployment(tmp_path: Path, monkeypatch: pytes
 def test_run_one_runbook(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(runbook, "BUILD", tmp_path)
-    monkeypatch.setattr(runbook, "REPORT", tmp_path / "runbook-report.json")
-    monkeypatch.setattr(runbook, "EXECUTED", tmp_path / "runbooks")
-    monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "wd")
+    monkeypatch.setattr(runner, "BUILD", tmp_path)
+    monkeypatch.setattr(runner, "REPORT", tmp_path / "runbook-report.json")
+    monkeypatch.setattr(runner, "EXECUTED", tmp_path / "runbooks")
+    monkeypatch.setattr(runner, "WORKDIR", tmp_path / "wd")
     assert main(["run", "01", "-p", "kube_version", "1.30.0"]) == 0
     assert (tmp_path / "runbooks" / "01-chart-lint.ipynb").exists()
     assert main(["run", "02", "--target", "some-context"]) == 3  # the context cannot be reached

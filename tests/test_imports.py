@@ -21,7 +21,7 @@ def _loaded_after(script: str) -> str:
 
 
 def test_the_runner_reads_and_executes_notebooks_without_the_iri_grammars() -> None:
-    script = ("from helm_runbook.harness import runbook; runbook.declared_parameters(runbook.notebooks()[0]); "
+    script = ("from helm_runbook import runner; runner.declared_parameters(runner.notebooks()[0]); "
               "import papermill.execute")  # fmt: skip
     assert _loaded_after(script) == "None"
 

@@ -154,15 +154,15 @@ LAYERS = {
     "helm_runbook.imports": 0,  # import steering shared by every process
     "helm_runbook.runtime": 1,  # the reference runtime: knows nothing of the operator side
     "helm_runbook.errors": 1,
-    "helm_runbook.harness.results": 1,
-    "helm_runbook.harness.record": 1,
+    "helm_runbook.harness": 1,  # step plumbing: results, records, the papermill engine, the kernel
     "helm_runbook.chart": 2,  # Helm's SDK, values, schemas
     "helm_runbook.standins": 2,  # stand-in neighbours and test seams
     "helm_runbook.targets": 3,
     "helm_runbook.tools": 3,  # operator tools usable without a runbook
     "helm_runbook.steps": 4,  # runbook steps: tools and targets with a recorded result
-    "helm_runbook.harness": 5,  # the runner and the kernel: above every step
     "helm_runbook.site": 5,  # the docs site built from the executed runbooks
+    "helm_runbook.runner": 6,  # the runner: an application over steps, targets and the site
+    "helm_runbook.usage": 6,  # the argument parser the CLI and the runner share
     "helm_runbook.cli": 6,
     "helm_runbook.__main__": 6,
     "helm_runbook": 6,  # the public API re-exports everything
@@ -204,3 +204,10 @@ def test_each_module_imports_only_its_own_layer_or_lower() -> None:
 def test_every_module_has_a_layer() -> None:
     for path in PACKAGE.rglob("*.py"):
         _layer(_module_name(path))  # raises naming the module
+
+
+def test_the_errors_import_nothing_of_the_package() -> None:
+    """Every layer raises them, so they import none of it: the harness registers its failure
+    recorder with ``errors.when_shown`` instead of being imported by the errors."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    assert _imported_modules(PACKAGE / "errors.py", modules) == set()

@@ -11,8 +11,7 @@ import sys
 import nbformat
 
 import helm_runbook
-from helm_runbook import errors, steps
-from helm_runbook.harness import runbook
+from helm_runbook import errors, runner, steps
 from helm_runbook.steps import policy as policy_steps
 from helm_runbook.steps import presets, troubleshoot, upstream
 
@@ -52,7 +51,7 @@ def test_importing_the_package_loads_no_heavy_dependency() -> None:
 
 def test_runbooks_import_only_the_public_api() -> None:
     offenders = []
-    for path in runbook.notebooks():
+    for path in runner.notebooks():
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type != "code":
                 continue

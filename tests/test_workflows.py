@@ -136,7 +136,7 @@ def test_the_kind_job_runs_what_the_runner_accepts() -> None:
     that exist, and targets the context kind creates (kind-<cluster name>) in the namespace the
     stand-in upstream runs in."""
     from helm_runbook.cli import build_parser
-    from helm_runbook.harness.runbook import notebooks
+    from helm_runbook.runner import notebooks
 
     job = _kind_job()
     env = job["env"]

@@ -1,5 +1,7 @@
 """Step plumbing: the result objects steps return, the records they leave in executed notebooks,
-the runner that executes the runbooks, and the Jupyter kernel they run in.
+the papermill engine that executes them and the Jupyter kernel they run in.
 
-Nothing here knows a chart, a target or the runtime's API: steps build on it, not the reverse.
+Nothing here knows a chart, a target, a site or the runtime's API: steps build on it, not the
+reverse. The runner that executes the runbooks (``helm_runbook.runner``) is an application over
+steps, targets and the site, beside the CLI.
 """

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any, Protocol
 
+from helm_runbook.errors import when_shown
+
 
 class Recordable(Protocol):
     """A step's result (``results.StepReport``), named here without importing it."""
@@ -44,6 +46,9 @@ def record_failure(error: Any) -> None:
     failure = error.as_record()
     _publish({"step": failure.get("step", "error"), "ok": False, "seconds": 0.0, "values": {},
               "failure": failure})  # fmt: skip
+
+
+when_shown(record_failure)  # errors.RunbookError._render_traceback_ calls it in a notebook cell
 
 
 def read_records(notebook: Path) -> list[dict[str, Any]]:

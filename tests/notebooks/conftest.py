@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from helm_runbook.harness import runbook
+from helm_runbook import runner
 from tests.notebooks.scheduling import pytest_collection_modifyitems  # noqa: F401  (the hook)
 
 
@@ -20,14 +20,14 @@ def run() -> Iterator[dict[str, Any]]:
     """One ``make runbook`` into a build directory of its own inside the checkout (as
     ``make runbook`` builds into ``build/``: the runner passes paths relative to the checkout,
     so nothing of this machine's layout reaches the executed copies or the site)."""
-    build = runbook.BUILD / f"test-run-{os.getpid()}"
+    build = runner.BUILD / f"test-run-{os.getpid()}"
     shutil.rmtree(build, ignore_errors=True)
     patch = pytest.MonkeyPatch()
     for name, value in {"BUILD": build, "EXECUTED": build / "runbooks", "WORKDIR": build / "local-target",
                         "REPORT": build / "runbook-report.json"}.items():  # fmt: skip
-        patch.setattr(runbook, name, value)
+        patch.setattr(runner, name, value)
     try:
-        code = runbook.main([])
+        code = runner.main([])
     finally:
         patch.undo()
     report = json.loads((build / "runbook-report.json").read_text())

@@ -18,18 +18,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helm_runbook.harness import runbook
+from helm_runbook import runner
 from helm_runbook.standins.process import free_port
 from tests.browser import Browser, chromium_binary
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
-SCREENSHOTS = runbook.ROOT / "build" / "screenshots"
+SCREENSHOTS = runner.ROOT / "build" / "screenshots"
 TOKEN = secrets.token_urlsafe(16)  # this run's own: a server left by another run never answers it
 
 
 def _copy_runbook(name: str, into: Path, workdir: Path) -> None:
     """The committed notebook, byte for byte but for its workdir default (this test's own target)."""
-    text = (runbook.NOTEBOOKS / name).read_text()
+    text = (runner.NOTEBOOKS / name).read_text()
     default = '\\"build/local-target\\"'  # as the parameter line is stored, inside a JSON string
     assert (default in text) == ("workdir" in text), f"{name}: workdir default not found"
     (into / name).write_text(text.replace(default, f'\\"{workdir}\\"'))

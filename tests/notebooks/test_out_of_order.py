@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helm_runbook import runner
 from helm_runbook.cli import main
-from helm_runbook.harness import runbook
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 # each runbook that works on what an earlier one made, and the earliest it may name
@@ -23,11 +23,11 @@ def test_a_runbook_run_too_early_names_the_runbook_to_run_first(
 ) -> None:
     for name, value in {"BUILD": tmp_path, "EXECUTED": tmp_path / "runbooks", "WORKDIR": tmp_path / "local-target",
                         "REPORT": tmp_path / "runbook-report.json"}.items():  # fmt: skip
-        monkeypatch.setattr(runbook, name, value)
+        monkeypatch.setattr(runner, name, value)
     try:
         code = main(["run", number.lstrip("0"), "--no-docs"])
     finally:
-        runbook.stop_local_target(tmp_path / "local-target")
+        runner.stop_local_target(tmp_path / "local-target")
     err = capsys.readouterr().err
     assert code not in (0, 1), err  # a known failure with its own exit status, not a bug
     assert "Traceback" not in err and "resume with:" not in err, err

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from helm_runbook import runner
 from helm_runbook.errors import TargetUnavailable
-from helm_runbook.harness import runbook
 from helm_runbook.harness.record import read_records
 from helm_runbook.targets.local import LocalTarget
 from helm_runbook.tools.diagnose import diagnose
@@ -25,8 +25,8 @@ def _steps(executed: Path, step: str) -> list[dict[str, object]]:
 def test_names_given_to_02_carry_through_03_04_and_diagnose(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runbook, "EXECUTED", tmp_path / "runbooks")
-    monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "local-target")
+    monkeypatch.setattr(runner, "EXECUTED", tmp_path / "runbooks")
+    monkeypatch.setattr(runner, "WORKDIR", tmp_path / "local-target")
     (tmp_path / "runbooks").mkdir()
     try:
         for name, extra in (
@@ -34,8 +34,8 @@ def test_names_given_to_02_carry_through_03_04_and_diagnose(
             ("03-production-install", {}),
             ("04-smoke-checks", {}),
         ):
-            entry = runbook.execute(
-                runbook.NOTEBOOKS / f"{name}.ipynb", target="local", cell_timeout=120, extra=extra
+            entry = runner.execute(
+                runner.NOTEBOOKS / f"{name}.ipynb", target="local", cell_timeout=120, extra=extra
             )
             assert entry["status"] == "passed", (name, entry["failure"])
         executed = tmp_path / "runbooks"
@@ -71,4 +71,4 @@ def test_names_given_to_02_carry_through_03_04_and_diagnose(
         with pytest.raises(TargetUnavailable, match="no release helm-ai-kernel"):
             diagnose(target, release="helm-ai-kernel")
     finally:
-        runbook.stop_local_target(tmp_path / "local-target")
+        runner.stop_local_target(tmp_path / "local-target")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helm_runbook.harness import runbook
+from helm_runbook import runner
 from helm_runbook.targets.local import LocalTarget
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
@@ -21,18 +21,18 @@ def build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A build of its own with the release installed (02, 03), stopped at the end."""
     for name, value in {"BUILD": tmp_path, "EXECUTED": tmp_path / "runbooks", "WORKDIR": tmp_path / "local-target",
                         "REPORT": tmp_path / "runbook-report.json"}.items():  # fmt: skip
-        monkeypatch.setattr(runbook, name, value)
+        monkeypatch.setattr(runner, name, value)
     (tmp_path / "runbooks").mkdir()
     try:
         for stem in ("02-secret-setup", "03-production-install"):
             _passes(stem)
         yield tmp_path
     finally:
-        runbook.stop_local_target(tmp_path / "local-target")
+        runner.stop_local_target(tmp_path / "local-target")
 
 
 def _passes(stem: str) -> None:
-    entry = runbook.execute(runbook.NOTEBOOKS / f"{stem}.ipynb", cell_timeout=180)
+    entry = runner.execute(runner.NOTEBOOKS / f"{stem}.ipynb", cell_timeout=180)
     assert entry["status"] == "passed", (stem, entry["failure"])
 
 
@@ -47,14 +47,14 @@ def _restart_then_04(build: Path, after: str) -> None:
         raise AssertionError(
             f"after {after}, the restarted pod is not ready: {exc}\n{log}"
         ) from exc
-    entry = runbook.execute(runbook.NOTEBOOKS / f"{CHECK}.ipynb", cell_timeout=180)
+    entry = runner.execute(runner.NOTEBOOKS / f"{CHECK}.ipynb", cell_timeout=180)
     assert entry["status"] == "passed", (f"04 after {after}", entry["failure"])
 
 
 @pytest.mark.timeout(1200)
 def test_after_each_runbook_a_restart_comes_back_ready_and_04_passes(build: Path) -> None:
     """One target through every runbook but 05 (below), each followed by a restart and 04."""
-    for notebook in runbook.notebooks():
+    for notebook in runner.notebooks():
         if notebook.stem.startswith("05"):
             continue
         _passes(notebook.stem)

@@ -13,8 +13,8 @@ import nbformat
 import pytest
 from nacl.signing import SigningKey
 
+from helm_runbook import runner
 from helm_runbook.formats.keys import Signer
-from helm_runbook.harness import runbook
 from helm_runbook.harness.record import read_records
 from helm_runbook.site.coverage import guide_coverage
 
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 PARAMETER_LINE = re.compile(r"^[a-z_]+: (str|int|float|bool) = .+  # .+$")
 
 
-@pytest.mark.parametrize("path", runbook.notebooks(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", runner.notebooks(), ids=lambda p: p.stem)
 def test_committed_notebooks_are_clean_and_document_their_parameters(path: Path) -> None:
     book = nbformat.read(path, as_version=4)
     for cell in book.cells:
@@ -40,7 +40,7 @@ def test_committed_notebooks_are_clean_and_document_their_parameters(path: Path)
         )
     # papermill parses every line (one it cannot parse is silently not a parameter: `-p` and the
     # runner could not set it; a quote or `=` in the help text does that)
-    assert len(runbook.declared_parameters(path)) == len(parameters[0].source.splitlines())
+    assert len(runner.declared_parameters(path)) == len(parameters[0].source.splitlines())
 
 
 def _values(run: dict[str, Any], notebook: str, step: str) -> list[dict[str, Any]]:
@@ -51,7 +51,7 @@ def _values(run: dict[str, Any], notebook: str, step: str) -> list[dict[str, Any
 def test_every_runbook_passes_and_records_its_steps(run: dict[str, Any]) -> None:
     assert run["code"] == 0
     assert [e["notebook"] for e in run["report"]["notebooks"]] == [
-        p.stem for p in runbook.notebooks()
+        p.stem for p in runner.notebooks()
     ]
     assert all(e["status"] == "passed" for e in run["report"]["notebooks"])
     assert (run["build"] / "runbook-report.xml").read_text().count("<testcase") >= 12
@@ -165,7 +165,7 @@ def test_published_pages_show_no_machine_path_ansi_code_or_stderr(run: dict[str,
     executed = sorted(run["build"].joinpath("runbooks").glob("*.ipynb"))
     for path in [*executed, *run["site"].rglob("*.html")]:
         text = path.read_text(errors="replace")
-        assert str(runbook.ROOT) not in text, f"{path.name} shows the build machine's checkout path"
+        assert str(runner.ROOT) not in text, f"{path.name} shows the build machine's checkout path"
         assert "\x1b[" not in text and "\\u001b[" not in text, f"{path.name} has ANSI codes"
     for path in executed:
         for cell in nbformat.read(path, as_version=4).cells:
@@ -182,10 +182,10 @@ def test_the_site_shows_executed_runbooks(run: dict[str, Any]) -> None:
 def test_a_failed_cell_reports_the_step_and_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runbook, "EXECUTED", tmp_path)
-    monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "wd")
-    entry = runbook.execute(
-        runbook.NOTEBOOKS / "02-secret-setup.ipynb", target="prod-cluster", cell_timeout=60
+    monkeypatch.setattr(runner, "EXECUTED", tmp_path)
+    monkeypatch.setattr(runner, "WORKDIR", tmp_path / "wd")
+    entry = runner.execute(
+        runner.NOTEBOOKS / "02-secret-setup.ipynb", target="prod-cluster", cell_timeout=60
     )
     assert entry["status"] == "failed"
     failure = entry["failure"]
@@ -278,11 +278,9 @@ def test_a_runbook_run_too_early_names_the_runbook_to_run_first(
 ) -> None:
     """By hand, in the wrong order, on an empty local target: the first step that needs an
     earlier runbook's work fails with one line naming that runbook."""
-    monkeypatch.setattr(runbook, "EXECUTED", tmp_path)
-    monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "empty-target")
-    entry = runbook.execute(
-        runbook.NOTEBOOKS / f"{notebook}.ipynb", target="local", cell_timeout=60
-    )
+    monkeypatch.setattr(runner, "EXECUTED", tmp_path)
+    monkeypatch.setattr(runner, "WORKDIR", tmp_path / "empty-target")
+    entry = runner.execute(runner.NOTEBOOKS / f"{notebook}.ipynb", target="local", cell_timeout=60)
     assert entry["status"] == "failed"
     assert first in entry["failure"]["fix"], entry["failure"]
     # nothing ran before the step that needs the earlier runbook but reading the run profile

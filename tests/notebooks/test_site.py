@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from helm_runbook.harness import runbook
+from helm_runbook import runner
 from tests.browser import Browser, chromium_binary, serve_directory
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
-SCREENSHOTS = runbook.ROOT / "build" / "screenshots"
+SCREENSHOTS = runner.ROOT / "build" / "screenshots"
 ASSET = re.compile(
     r"""<(?:script|img|iframe|source|video|audio)\b[^>]*\bsrc=["']([^"']*)["']|<link\b[^>]*\bhref=["']([^"']*)["']"""
 )
@@ -35,7 +35,7 @@ def test_no_page_references_an_external_asset(run: dict[str, Any]) -> None:
 
 
 def test_every_runbook_page_has_its_banner(run: dict[str, Any]) -> None:
-    for notebook in runbook.notebooks():
+    for notebook in runner.notebooks():
         page = (run["site"] / "runbooks" / notebook.stem / "index.html").read_text()
         banner = re.search(
             r'<div class="admonition (\w+) helm-runbook-banner">.*?</div>', page, re.S
@@ -136,7 +136,7 @@ READING_PAGES = {
     "overview": "",
     **{page: f"reference/{page}/" for page in ("values", "environment", "routes", "guards")},
     "results": "results/",
-    **{notebook.stem: f"runbooks/{notebook.stem}/" for notebook in runbook.notebooks()},
+    **{notebook.stem: f"runbooks/{notebook.stem}/" for notebook in runner.notebooks()},
 }
 KEYED_PAGES = {"values", "environment", "routes"}  # the first column of their tables is a key
 LAYOUT = """(() => {

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from helm_runbook import runner
 from helm_runbook.errors import StepFailed
-from helm_runbook.harness import runbook
 from helm_runbook.site.build import build_site
 
 
 @pytest.fixture
 def build() -> Iterator[Path]:
     # inside the checkout, as make runbook builds: mkdocs.yml's paths are rewritten to it
-    path = runbook.BUILD / f"test-site-{os.getpid()}"
+    path = runner.BUILD / f"test-site-{os.getpid()}"
     shutil.rmtree(path, ignore_errors=True)
     (path / "runbooks").mkdir(parents=True)
     yield path
@@ -29,7 +29,7 @@ def build() -> Iterator[Path]:
 @pytest.mark.slow
 def test_the_site_builds_strictly_with_a_banner_on_each_runbook(build: Path) -> None:
     entries = []
-    for notebook in runbook.notebooks():
+    for notebook in runner.notebooks():
         shutil.copy(notebook, build / "runbooks" / notebook.name)
         entries.append({"notebook": notebook.stem, "status": "passed", "duration_s": 1.0, "failure": None,
                         "steps": [{"step": "lint", "ok": True, "seconds": 0.5, "cell": 2, "values": {}}]})  # fmt: skip
@@ -42,7 +42,7 @@ def test_the_site_builds_strictly_with_a_banner_on_each_runbook(build: Path) -> 
         for name in ("values", "environment", "routes", "guards")
     }
     reference["topology.svg"] = '<svg xmlns="http://www.w3.org/2000/svg"/>'
-    took = build_site(build, executed=build / "runbooks", report=report, notebooks=runbook.NOTEBOOKS,
+    took = build_site(build, executed=build / "runbooks", report=report, notebooks=runner.NOTEBOOKS,
                       reference=reference)  # fmt: skip
     assert took > 0
     site = build / "site"
@@ -62,6 +62,6 @@ def test_a_strict_build_failure_is_a_step_failure_naming_the_fix(build: Path) ->
             build,
             executed=build / "runbooks",
             report=build / "none.json",
-            notebooks=runbook.NOTEBOOKS,
+            notebooks=runner.NOTEBOOKS,
         )
     assert "build again" in failed.value.fix

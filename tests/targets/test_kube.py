@@ -184,16 +184,16 @@ def test_the_secret_setup_runbook_runs_against_a_kube_context(
 ) -> None:
     """The same notebook, a kube context instead of ``local``: papermill's kernel (another process)
     creates the Secrets through the official client in the emulated cluster."""
-    from helm_runbook.harness import runbook
+    from helm_runbook import runner
     from helm_runbook.harness.record import read_records
 
     path = write_kubeconfig(emulator.url, tmp_path / "kubeconfig", namespace="ops")
     monkeypatch.setenv("KUBECONFIG", str(path))
-    monkeypatch.setattr(runbook, "EXECUTED", tmp_path / "runbooks")
-    monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "kube-workdir")
+    monkeypatch.setattr(runner, "EXECUTED", tmp_path / "runbooks")
+    monkeypatch.setattr(runner, "WORKDIR", tmp_path / "kube-workdir")
     (tmp_path / "runbooks").mkdir()
-    entry = runbook.execute(
-        runbook.NOTEBOOKS / "02-secret-setup.ipynb", target="emulated/ops", cell_timeout=60
+    entry = runner.execute(
+        runner.NOTEBOOKS / "02-secret-setup.ipynb", target="emulated/ops", cell_timeout=60
     )
     assert entry["status"] == "passed", entry["failure"]
     [step] = [
@@ -342,16 +342,16 @@ def test_the_profile_set_at_02_carries_to_03_which_refuses_a_cluster_without_an_
 ) -> None:
     """02 on a kube context with non-default names writes them to the run profile; 03, given
     nothing, reads them and refuses to point a cluster release at this machine's loopback."""
-    from helm_runbook.harness import runbook
+    from helm_runbook import runner
     from helm_runbook.steps.profile import load_profile
 
     path = write_kubeconfig(emulator.url, tmp_path / "kubeconfig", namespace="acme")
     monkeypatch.setenv("KUBECONFIG", str(path))
-    monkeypatch.setattr(runbook, "EXECUTED", tmp_path / "runbooks")
-    monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "kube-workdir")
+    monkeypatch.setattr(runner, "EXECUTED", tmp_path / "runbooks")
+    monkeypatch.setattr(runner, "WORKDIR", tmp_path / "kube-workdir")
     (tmp_path / "runbooks").mkdir()
     names = {"release": "acme-gw", "signing_secret": "acme-signing", "auth_secret": "acme-auth"}
-    entry = runbook.execute(runbook.NOTEBOOKS / "02-secret-setup.ipynb", target="emulated/acme",
+    entry = runner.execute(runner.NOTEBOOKS / "02-secret-setup.ipynb", target="emulated/acme",
                             cell_timeout=60, extra=names)  # fmt: skip
     assert entry["status"] == "passed", entry["failure"]
     profile = load_profile(tmp_path / "profile.yaml")
@@ -368,8 +368,8 @@ def test_the_profile_set_at_02_carries_to_03_which_refuses_a_cluster_without_an_
             "HELM_SERVICE_API_KEY",
         }
         assert set(core.read_namespaced_secret("acme-signing", "acme").data) == {"signing-key"}
-    entry = runbook.execute(
-        runbook.NOTEBOOKS / "03-production-install.ipynb", target="emulated/acme", cell_timeout=60
+    entry = runner.execute(
+        runner.NOTEBOOKS / "03-production-install.ipynb", target="emulated/acme", cell_timeout=60
     )
     assert entry["status"] == "failed"
     failure = entry["failure"]
@@ -385,14 +385,14 @@ def test_the_control_plane_runbook_on_a_kube_context_refuses_the_loopback_stand_
     """Runbook 07 against a kube context without ``controlplane_url``: the three Secrets are
     created in the emulated cluster, then the step that would start the stand-in refuses, naming
     the parameter, before anything is installed."""
-    from helm_runbook.harness import runbook
+    from helm_runbook import runner
     from helm_runbook.harness.record import read_records
 
     monkeypatch.setenv("KUBECONFIG", str(_kubeconfig_target(emulator, tmp_path).kubeconfig))
-    monkeypatch.setattr(runbook, "EXECUTED", tmp_path / "runbooks")
-    monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "kube-workdir")
-    entry = runbook.execute(
-        runbook.NOTEBOOKS / "07-control-plane-install.ipynb",
+    monkeypatch.setattr(runner, "EXECUTED", tmp_path / "runbooks")
+    monkeypatch.setattr(runner, "WORKDIR", tmp_path / "kube-workdir")
+    entry = runner.execute(
+        runner.NOTEBOOKS / "07-control-plane-install.ipynb",
         target="emulated/cp07",
         cell_timeout=60,
     )

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from helm_runbook import runner
 from helm_runbook.chart import CHART_DIR, render
 from helm_runbook.cli import main
-from helm_runbook.harness import runbook
 from helm_runbook.targets import started
 from helm_runbook.targets.local import LocalTarget
 from helm_runbook.targets.pod import alive
@@ -75,7 +75,7 @@ def test_stop_finds_the_pod_and_relay_after_rm_rf_build_and_nothing_else(
         reused = _record_as(replace(mine, start_ticks=mine.start_ticks - 1), registry)
 
         shutil.rmtree(build)  # rm -rf build: no state.json, no pidfile left
-        monkeypatch.setattr(runbook, "WORKDIR", build / "local-target")
+        monkeypatch.setattr(runner, "WORKDIR", build / "local-target")
         assert main(["stop"]) == 0
         out = capsys.readouterr().out
         assert f"stopped pod (pid {pod_pid})" in out, out

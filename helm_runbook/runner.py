@@ -31,7 +31,7 @@ from helm_runbook.harness.lab import KERNEL_NAME, ensure_kernel
 from helm_runbook.harness.results import UNATTENDED_ENV
 from helm_runbook.imports import skip_iri_grammars
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build"
 EXECUTED = BUILD / "runbooks"
@@ -626,9 +626,9 @@ def _in_order(entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from helm_runbook.harness.usage import Parser
+    from helm_runbook.usage import Parser
 
-    parser = Parser(prog="python -m helm_runbook.harness.runbook", description=__doc__)
+    parser = Parser(prog="python -m helm_runbook.runner", description=__doc__)
     add_run_arguments(parser)
     return parser
 

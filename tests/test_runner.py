@@ -7,17 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from helm_runbook import runner
 from helm_runbook.cli import build_parser, main
 from helm_runbook.errors import InputError
-from helm_runbook.harness import runbook
 
-INSTALL = runbook.NOTEBOOKS / "03-production-install.ipynb"
+INSTALL = runner.NOTEBOOKS / "03-production-install.ipynb"
 
 
 def test_parameters_from_the_command_line_get_their_declared_type() -> None:
-    [typed] = runbook.typed_parameters(
-        [INSTALL], {"upstream_port": "0", "target": "local"}
-    ).values()
+    [typed] = runner.typed_parameters([INSTALL], {"upstream_port": "0", "target": "local"}).values()
     # 0 is the int "pick a free port", not the text "0" (which would count as set).
     assert typed == {"upstream_port": 0, "target": "local"}
     assert not typed["upstream_port"]
@@ -32,7 +30,7 @@ def test_a_parameter_that_does_not_convert_or_exist_is_refused_before_anything_r
     given: dict[str, str], named: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(InputError, match=named) as caught:
-        runbook.typed_parameters([INSTALL], given)
+        runner.typed_parameters([INSTALL], given)
     assert caught.value.fix
     name, value = next(iter(given.items()))
     assert main(["run", "03", "-p", name, value]) == 2
@@ -40,12 +38,12 @@ def test_a_parameter_that_does_not_convert_or_exist_is_refused_before_anything_r
 
 
 def test_the_resume_hint_keeps_every_original_argument() -> None:
-    request = runbook.RunRequest(target="prod/ops", cell_timeout=600, resume=True)
-    hint = runbook.resume_command(request)
+    request = runner.RunRequest(target="prod/ops", cell_timeout=600, resume=True)
+    hint = runner.resume_command(request)
     assert hint == "make runbook RUNBOOK_ARGS='--resume --target prod/ops --cell-timeout 600'"
-    assert runbook.resume_command(runbook.RunRequest()) == "make runbook RUNBOOK_ARGS=--resume"
-    chosen = runbook.RunRequest(("03",), parameters=(("upstream_port", "0"),), docs=False)
-    assert runbook.resume_command(chosen, via=runbook.CLI_RUN) == (
+    assert runner.resume_command(runner.RunRequest()) == "make runbook RUNBOOK_ARGS=--resume"
+    chosen = runner.RunRequest(("03",), parameters=(("upstream_port", "0"),), docs=False)
+    assert runner.resume_command(chosen, via=runner.CLI_RUN) == (
         "helm-runbook run --resume 03 -p upstream_port 0 --no-docs"
     )
 
@@ -63,49 +61,49 @@ def test_the_cli_and_make_runbook_plan_the_same_run(
     args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _build_in(tmp_path, monkeypatch)
-    from_cli = runbook.request_from(build_parser().parse_args(["run", *args]))
-    from_make = runbook.request_from(runbook.build_parser().parse_args(args))
+    from_cli = runner.request_from(build_parser().parse_args(["run", *args]))
+    from_make = runner.request_from(runner.build_parser().parse_args(args))
     assert from_cli == from_make
-    assert runbook.plan_run(from_cli) == runbook.plan_run(from_make)
+    assert runner.plan_run(from_cli) == runner.plan_run(from_make)
 
 
 def _build_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {"BUILD": tmp_path, "EXECUTED": tmp_path / "runbooks", "WORKDIR": tmp_path / "wd",
                         "REPORT": tmp_path / "runbook-report.json"}.items():  # fmt: skip
-        monkeypatch.setattr(runbook, name, value)
+        monkeypatch.setattr(runner, name, value)
 
 
 def _previous_run(passed: list[str], failed: str) -> None:
     """A report of an earlier run: ``passed`` (with their executed copies), then ``failed``."""
-    runbook.EXECUTED.mkdir(parents=True)
+    runner.EXECUTED.mkdir(parents=True)
     entries = []
     for stem in passed:
-        (runbook.EXECUTED / f"{stem}.ipynb").write_text("{}")
+        (runner.EXECUTED / f"{stem}.ipynb").write_text("{}")
         entries.append(
             {"notebook": stem, "status": "passed", "steps": [], "failure": None, "duration_s": 1.0}
         )
     entries.append({"notebook": failed, "status": "failed", "steps": [], "duration_s": 1.0,
                     "failure": {"cell": 3, "error": "StepFailed", "message": "m", "fix": "f"}})  # fmt: skip
-    runbook.REPORT.write_text(json.dumps({"run": {}, "notebooks": entries}))
+    runner.REPORT.write_text(json.dumps({"run": {}, "notebooks": entries}))
 
 
 def test_resume_skips_only_the_leading_runbooks_that_passed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _build_in(tmp_path, monkeypatch)
-    stems = [nb.stem for nb in runbook.notebooks()]
+    stems = [nb.stem for nb in runner.notebooks()]
     _previous_run(stems[:2], stems[2])
-    plan = runbook.plan_run(runbook.RunRequest(resume=True))
+    plan = runner.plan_run(runner.RunRequest(resume=True))
     assert [p.notebook.stem for p in plan.runbooks if p.skip] == stems[:2]
     assert (plan.whole, plan.fresh, plan.docs) == (True, False, True)
-    fresh = runbook.plan_run(runbook.RunRequest())
+    fresh = runner.plan_run(runner.RunRequest())
     assert not any(p.skip for p in fresh.runbooks) and fresh.fresh
     # a chosen runbook works on the state the others left: no reset, no site
-    chosen = runbook.plan_run(runbook.RunRequest(("04",)))
+    chosen = runner.plan_run(runner.RunRequest(("04",)))
     assert [p.notebook.stem for p in chosen.runbooks] == [s for s in stems if s.startswith("04")]
     assert (chosen.whole, chosen.fresh, chosen.docs) == (False, False, False)
     with pytest.raises(InputError, match="no runbook matches 77"):
-        runbook.plan_run(runbook.RunRequest(("77",)))
+        runner.plan_run(runner.RunRequest(("77",)))
 
 
 def test_the_cli_and_make_runbook_print_the_same_summary_and_exit_status(
@@ -132,17 +130,17 @@ def test_the_cli_and_make_runbook_print_the_same_summary_and_exit_status(
         return {"notebook": notebook.stem, "status": "failed" if failed else "passed", "duration_s": 0.5,
                 "steps": [], "failure": failure if failed else None, "executed": f"{notebook.name}"}  # fmt: skip
 
-    monkeypatch.setattr(runbook, "execute", execute)
-    monkeypatch.setattr(runbook, "reach_target", lambda target: None)  # tested on its own
-    monkeypatch.setattr(runbook, "run_metadata", lambda target: {"target": target})
+    monkeypatch.setattr(runner, "execute", execute)
+    monkeypatch.setattr(runner, "reach_target", lambda target: None)  # tested on its own
+    monkeypatch.setattr(runner, "run_metadata", lambda target: {"target": target})
     outputs, capsys_err = [], []
-    for entry, args in ((main, ["run"]), (runbook.main, [])):
+    for entry, args in ((main, ["run"]), (runner.main, [])):
         calls.clear()
-        runbook.REPORT.unlink(missing_ok=True)
+        runner.REPORT.unlink(missing_ok=True)
         code = entry([*args, "03", "04", "-p", "upstream_port", "0", "--target", "ctx/ns"])
         out, err = capsys.readouterr()
         capsys_err.append(err)
-        report = json.loads(runbook.REPORT.read_text())["notebooks"]
+        report = json.loads(runner.REPORT.read_text())["notebooks"]
         outputs.append((code, out, [line for line in err.splitlines() if not line.startswith("resume with: ")],
                         list(calls), [e["notebook"] for e in report]))  # fmt: skip
     assert outputs[0][1:4] == outputs[1][1:4] and outputs[0][0] == outputs[1][0] == 5
@@ -162,16 +160,16 @@ def test_the_cli_and_make_runbook_print_the_same_summary_and_exit_status(
 def test_a_failed_run_never_replaces_the_passing_executed_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runbook, "EXECUTED", tmp_path / "runbooks")
-    monkeypatch.setattr(runbook, "WORKDIR", tmp_path / "wd")
-    notebook = runbook.NOTEBOOKS / "02-secret-setup.ipynb"
-    passing = runbook.executed_copy(notebook, passed=True)
+    monkeypatch.setattr(runner, "EXECUTED", tmp_path / "runbooks")
+    monkeypatch.setattr(runner, "WORKDIR", tmp_path / "wd")
+    notebook = runner.NOTEBOOKS / "02-secret-setup.ipynb"
+    passing = runner.executed_copy(notebook, passed=True)
     passing.parent.mkdir(parents=True)
     passing.write_text("the copy the site is built from")
-    entry = runbook.execute(notebook, target="no-such-context", cell_timeout=60)
+    entry = runner.execute(notebook, target="no-such-context", cell_timeout=60)
     assert entry["status"] == "failed"
     assert passing.read_text() == "the copy the site is built from"
-    assert runbook.executed_copy(notebook, passed=False).exists()
+    assert runner.executed_copy(notebook, passed=False).exists()
     assert entry["executed"] == "failed/02-secret-setup.ipynb"
     assert sorted(p.name for p in (tmp_path / "runbooks").iterdir()) == [passing.name, "failed"]
 
@@ -181,8 +179,8 @@ def test_a_step_skipped_with_its_reason_is_a_skipped_junit_testcase(
 ) -> None:
     import xml.etree.ElementTree as ET
 
-    monkeypatch.setattr(runbook, "BUILD", tmp_path)
-    monkeypatch.setattr(runbook, "REPORT", tmp_path / "runbook-report.json")
+    monkeypatch.setattr(runner, "BUILD", tmp_path)
+    monkeypatch.setattr(runner, "REPORT", tmp_path / "runbook-report.json")
     reason = "needs the stand-in control plane (target=local)"
     steps = [{"step": "install", "ok": True, "seconds": 1.0, "cell": 3, "values": {}},
              {"step": "policy.wake", "ok": True, "seconds": 0.0, "cell": 4, "values": {"skipped": reason}}]  # fmt: skip
@@ -193,7 +191,7 @@ def test_a_step_skipped_with_its_reason_is_a_skipped_junit_testcase(
         "steps": steps,
         "failure": None,
     }
-    runbook.write_reports([entry], {"target": "kube:emulated"})
+    runner.write_reports([entry], {"target": "kube:emulated"})
     cases = ET.parse(tmp_path / "runbook-report.xml").getroot().iter("testcase")
     assert [(c.get("name"), [s.get("message") for s in c.iter("skipped")]) for c in cases] == [
         ("install (cell 3)", []),
@@ -223,20 +221,18 @@ def test_a_whole_run_computes_the_reference_pages_while_its_last_runbook_execute
         return ahead
 
     built: list[object] = []
-    monkeypatch.setattr(runbook, "execute", execute)
-    monkeypatch.setattr(runbook, "reach_target", lambda target: None)  # tested on its own
-    monkeypatch.setattr(runbook, "run_metadata", lambda target: {"target": target})
-    monkeypatch.setattr(runbook, "reference_ahead", reference_ahead)
-    monkeypatch.setattr(
-        runbook, "build_docs", lambda reference=None: built.append(reference) or 0.0
-    )
-    monkeypatch.setattr(runbook, "stop_local_target", lambda: 0)
-    runbook.run(runbook.RunRequest())
-    last = runbook.notebooks()[-1].stem[:2]
+    monkeypatch.setattr(runner, "execute", execute)
+    monkeypatch.setattr(runner, "reach_target", lambda target: None)  # tested on its own
+    monkeypatch.setattr(runner, "run_metadata", lambda target: {"target": target})
+    monkeypatch.setattr(runner, "reference_ahead", reference_ahead)
+    monkeypatch.setattr(runner, "build_docs", lambda reference=None: built.append(reference) or 0.0)
+    monkeypatch.setattr(runner, "stop_local_target", lambda: 0)
+    runner.run(runner.RunRequest())
+    last = runner.notebooks()[-1].stem[:2]
     assert events[-2:] == ["reference", last] and events.count("reference") == 1
     assert built == [ahead]
     events.clear()
-    runbook.run(runbook.RunRequest(docs=False))
+    runner.run(runner.RunRequest(docs=False))
     assert "reference" not in events
 
 
@@ -255,8 +251,8 @@ def _fail_with(monkeypatch: pytest.MonkeyPatch, failure: dict[str, object]) -> N
         return {"notebook": notebook.stem, "status": "failed", "duration_s": 0.5, "steps": [],
                 "failure": failure, "executed": f"failed/{notebook.name}"}  # fmt: skip
 
-    monkeypatch.setattr(runbook, "execute", execute)
-    monkeypatch.setattr(runbook, "run_metadata", lambda target: {"target": target})
+    monkeypatch.setattr(runner, "execute", execute)
+    monkeypatch.setattr(runner, "run_metadata", lambda target: {"target": target})
 
 
 def test_a_failure_that_names_the_runbook_to_run_first_gets_no_resume_hint(
@@ -271,7 +267,7 @@ def test_a_failure_that_names_the_runbook_to_run_first_gets_no_resume_hint(
     err = capsys.readouterr().err
     assert "resume with:" not in err
     assert "fix: run runbook 03-production-install first: helm-runbook run 03 04" in err
-    assert runbook.main(["4", "--target", "local"]) == 3
+    assert runner.main(["4", "--target", "local"]) == 3
     assert "make runbook RUNBOOK_ARGS='03 04 --target local'" in capsys.readouterr().err
 
 

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from kubernetes import client
 
+from helm_runbook import runner
 from helm_runbook.cli import main
 from helm_runbook.errors import TargetUnavailable
-from helm_runbook.harness import runbook
 from helm_runbook.targets import reach
 from tests.conftest import free_port
 from tests.kube_emulator import BackgroundKmock, write_kubeconfig
@@ -29,7 +29,7 @@ from tests.kube_emulator import BackgroundKmock, write_kubeconfig
 def _build_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {"BUILD": tmp_path, "EXECUTED": tmp_path / "runbooks", "WORKDIR": tmp_path / "local-target",
                         "REPORT": tmp_path / "runbook-report.json"}.items():  # fmt: skip
-        monkeypatch.setattr(runbook, name, value)
+        monkeypatch.setattr(runner, name, value)
 
 
 def _profile(tmp_path: Path, **settings: str) -> Path:
@@ -52,8 +52,8 @@ def test_the_runner_takes_the_profiles_target_when_none_is_given(
         return {"notebook": notebook.stem, "status": "passed", "duration_s": 0.1, "steps": [],
                 "failure": None, "executed": notebook.name}  # fmt: skip
 
-    monkeypatch.setattr(runbook, "execute", execute)
-    monkeypatch.setattr(runbook, "run_metadata", lambda target: {"target": target})
+    monkeypatch.setattr(runner, "execute", execute)
+    monkeypatch.setattr(runner, "run_metadata", lambda target: {"target": target})
     assert main(["run", "04"]) == 3  # prod-eu, not local: its kubeconfig is missing
     err = capsys.readouterr().err
     assert "kube context 'prod-eu'" in err and str(tmp_path / "no-such-kubeconfig") in err
@@ -64,7 +64,7 @@ def test_the_runner_takes_the_profiles_target_when_none_is_given(
     _profile(tmp_path, target="local")
     assert main(["run", "04"]) == 0
     assert ran[-1]["target"] == ""  # the notebook resolves it from the profile, as in JupyterLab
-    assert runbook.request_from(runbook.build_parser().parse_args(["04"])).target == ""
+    assert runner.request_from(runner.build_parser().parse_args(["04"])).target == ""
 
 
 @pytest.mark.notebooks
@@ -79,7 +79,7 @@ def test_runbook_02_goes_where_the_profile_says_and_where_target_overrides_it(
         "KUBECONFIG", str(write_kubeconfig(emulator.url, tmp_path / "kc", namespace="ops"))
     )
     _profile(tmp_path, target="emulated", namespace="from-profile", release="acme-gw")
-    runbook.run(runbook.RunRequest(("02",), docs=False), via=runbook.CLI_RUN)
+    runner.run(runner.RunRequest(("02",), docs=False), via=runner.CLI_RUN)
     with client.ApiClient(client.Configuration(host=emulator.url)) as api:
         names = {
             s.metadata.name
@@ -88,13 +88,13 @@ def test_runbook_02_goes_where_the_profile_says_and_where_target_overrides_it(
     assert {"helm-signing", "helm-auth"} <= names
     assert not (tmp_path / "local-target" / "state.json").exists()
 
-    runbook.run(runbook.RunRequest(("02",), target="local", docs=False), via=runbook.CLI_RUN)
+    runner.run(runner.RunRequest(("02",), target="local", docs=False), via=runner.CLI_RUN)
     assert (tmp_path / "local-target" / "state.json").exists()
     saved = yaml.safe_load((tmp_path / "profile.yaml").read_text())
     assert (saved["target"], saved["release"]) == ("local", "acme-gw")  # 02 saved what it used
 
     with pytest.raises(TargetUnavailable):
-        runbook.run(runbook.RunRequest(("02",), target="wrongctx", docs=False), via=runbook.CLI_RUN)
+        runner.run(runner.RunRequest(("02",), target="wrongctx", docs=False), via=runner.CLI_RUN)
     assert yaml.safe_load((tmp_path / "profile.yaml").read_text()) == saved
 
 
