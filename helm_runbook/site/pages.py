@@ -9,6 +9,7 @@ from typing import Any
 
 from helm_runbook.site.coverage import Coverage, guide_coverage
 from helm_runbook.site.envpage import env_page
+from helm_runbook.site.markup import status_mark
 from helm_runbook.site.reference import guards_page, routes_page, values_page
 from helm_runbook.site.results import results_page
 
@@ -71,7 +72,8 @@ def coverage_page(coverage: list[Coverage]) -> str:
         where = ", ".join(
             f"[{nb}](runbooks/{nb}.ipynb) cell {cell}" for nb, cell in item.executed_in
         )
-        status = f"✅ executed by {where}" if item.covered else "❌ not executed by any runbook"
+        status = (status_mark("passed", f"executed by {where}") if item.covered
+                  else status_mark("failed", "not executed by any runbook"))  # fmt: skip
         lines += [
             "```bash",
             item.command.command,

@@ -1,0 +1,189 @@
+"""The built site made light and self-contained: what ``mkdocs build`` leaves that no reader needs.
+
+mkdocs-jupyter inlines JupyterLab's whole stylesheet (about 580 KB) into every runbook page, plus
+a script that imports mermaid from a CDN when a page has a mermaid cell (none has; it would break
+the offline promise the day one did), MathJax's configuration (no runbook has maths) and a
+stylesheet that is a printed Python list. mkdocs-material ships source maps and the search
+word-segmenters of languages this site is not written in. ``publish`` moves the notebook styles
+into one shared stylesheet trimmed to the selectors the pages use, drops the rest, and gives the
+search dialog its accessible name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import tinycss2
+
+from helm_runbook.errors import StepFailed
+
+NOTEBOOK_CSS = (
+    "assets/stylesheets/notebook"  # + ".<hash>.css": a new build never reads a stale copy
+)
+_STYLE = re.compile(r"\s*<style(?: type=\"text/css\")?>(.*?)</style>", re.S)
+# What mkdocs-jupyter puts before and after a notebook: its inline styles sit between the opening
+# of the article and the first cell, and after the notebook's closing comment.
+_NOTEBOOK = re.compile(r"<div class=\"jupyter-wrapper\">")
+_DROPPED_SCRIPTS = (
+    re.compile(r"<script src=\"\">\s*</script>"),  # include_requirejs: false leaves an empty src
+    re.compile(r"<script type=\"text/x-mathjax-config\">.*?</script>", re.S),
+    re.compile(
+        r"<script type=\"module\">\s*document\.addEventListener\(\"DOMContentLoaded\", async \(\) => \{\s*"
+        r"const diagrams = document\.querySelectorAll\(\"\.jp-Mermaid.*?</script>",
+        re.S,
+    ),
+)
+_SEARCH_DIALOG = '<div class="md-search" data-md-component="search" role="dialog">'
+_CLASS_ATTR = re.compile(r"""\bclass=["']([^"']*)["']""")
+_CLASS = re.compile(r"\.(-?[_a-zA-Z][\w-]*)")
+_NOT = re.compile(r":(?:not|where|is|has)\([^()]*\)")
+
+
+def publish(site: Path) -> dict[str, int]:
+    """Finish ``site`` in place; returns bytes before and after (HTML, CSS, JS, maps) for the log."""
+    before = _weight(site)
+    _drop_unread_assets(site)
+    pages = sorted(site.rglob("*.html"))
+    texts = {page: page.read_text() for page in pages}
+    notebook_pages = [p for p, t in texts.items() if _NOTEBOOK.search(t)]
+    blocks: list[str] = []
+    for page in notebook_pages:
+        texts[page] = _lift_notebook_styles(texts[page], blocks)
+    stylesheet = ""
+    if blocks:
+        used = _classes(texts[p] for p in notebook_pages)
+        css = trim_css("\n".join(blocks), used)
+        digest = hashlib.sha256(css.encode()).hexdigest()[:8]
+        stylesheet = f"{NOTEBOOK_CSS}.{digest}.css"
+        (site / stylesheet).write_text(css)
+    for page, text in texts.items():
+        if page in notebook_pages:
+            href = os.path.relpath(site / stylesheet, page.parent)
+            text = text.replace("</head>", f'<link rel="stylesheet" href="{href}">\n</head>', 1)
+        if _SEARCH_DIALOG in text:
+            text = text.replace(_SEARCH_DIALOG, _SEARCH_DIALOG[:-1] + ' aria-label="Search">', 1)
+        elif 'data-md-component="search"' in text:
+            raise StepFailed("docs.publish", expected=f"mkdocs-material's search dialog as {_SEARCH_DIALOG}",
+                             seen=f"another markup in {page.relative_to(site)}",
+                             fix="update _SEARCH_DIALOG in helm_runbook/site/publish.py to the theme's markup")  # fmt: skip
+        page.write_text(text)
+    return {"before": before, "after": _weight(site)}
+
+
+def _lift_notebook_styles(text: str, blocks: list[str]) -> str:
+    """The page without its inline notebook styles and scripts; each distinct style goes to ``blocks``."""
+    start = _NOTEBOOK.search(text)
+    assert start is not None
+    # The styles come before the wrapper (the article's top) and after it (the list mkdocs-jupyter
+    # prints); both are inside the article, after the theme's own head.
+    article = text.index("<article")
+    out, last = [], 0
+    for match in _STYLE.finditer(text, article):
+        css = match.group(1).strip()
+        if not css.startswith("['") and css not in blocks:  # the printed list is not CSS
+            blocks.append(css)
+        out.append(text[last : match.start()])
+        last = match.end()
+    out.append(text[last:])
+    text = "".join(out)
+    for script in _DROPPED_SCRIPTS:
+        text = script.sub("", text)
+    return text
+
+
+def _classes(texts: Iterable[str]) -> set[str]:
+    return {name for text in texts for attr in _CLASS_ATTR.findall(text) for name in attr.split()}
+
+
+_ROOT_INSIDE = re.compile(r"\S\s+(?::root|html|body)\b")  # `.jupyter-wrapper :root` matches nothing
+
+
+def _selector_used(selector: str, used: set[str]) -> bool:
+    if _ROOT_INSIDE.search(selector):
+        return False
+    # mkdocs-material adds some of its classes at run time (md-typeset__scrollwrap around tables)
+    names = _CLASS.findall(_NOT.sub("", selector))
+    return all(name in used or name.startswith("md-") for name in names)
+
+
+def _split_selectors(prelude: str) -> list[str]:
+    out, depth, current = [], 0, ""
+    for char in prelude:
+        depth += (char in "([" and 1) or (char in ")]" and -1) or 0
+        if char == "," and depth == 0:
+            out.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*out, current.strip()]
+
+
+def trim_css(css: str, used: set[str]) -> str:
+    """``css`` with only the rules whose selectors can match an element with classes from ``used``
+    (a selector naming a class no page has is dropped); at-rules are trimmed inside, comments go."""
+    rules = _trim(tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True), used)
+    return _drop_unread_properties("\n".join(dict.fromkeys(rules)))  # identical rules once
+
+
+_VAR = re.compile(r"var\(\s*(--[\w-]+)")
+_PROPERTY = re.compile(r"(?<=[{;])\s*(--[\w-]+)\s*:[^;{}]*(?:;|(?=}))")
+
+
+def _drop_unread_properties(css: str) -> str:
+    """``css`` without the custom properties (``--jp-…``) that no ``var()`` reads, repeated until
+    none is left (a dropped property may have been the only reader of another)."""
+    while True:
+        read = set(_VAR.findall(css))
+
+        def unless_unread(m: re.Match[str], read: set[str] = read) -> str:
+            return m.group(0) if m.group(1) in read else ""
+
+        trimmed = _PROPERTY.sub(unless_unread, css)
+        trimmed = re.sub(r"[^{}]+\{\s*\}", "", trimmed)  # rules left empty
+        if trimmed == css:
+            return css
+        css = trimmed
+
+
+def _trim(rules: list[object], used: set[str]) -> list[str]:
+    out: list[str] = []
+    for rule in rules:
+        if rule.type == "qualified-rule":  # type: ignore[attr-defined]
+            prelude = tinycss2.serialize(rule.prelude)  # type: ignore[attr-defined]
+            kept = [s for s in _split_selectors(prelude) if _selector_used(s, used)]
+            if kept:
+                body = tinycss2.serialize(rule.content).strip()  # type: ignore[attr-defined]
+                out.append(f"{','.join(kept)}{{{body}}}")
+        elif rule.type == "at-rule":  # type: ignore[attr-defined]
+            keyword = rule.lower_at_keyword  # type: ignore[attr-defined]
+            if keyword == "charset":
+                continue
+            prelude = tinycss2.serialize(rule.prelude).strip()  # type: ignore[attr-defined]
+            if keyword in ("media", "supports") and rule.content is not None:  # type: ignore[attr-defined]
+                inner = _trim(tinycss2.parse_rule_list(rule.content, skip_comments=True, skip_whitespace=True), used)  # type: ignore[attr-defined]  # fmt: skip
+                if inner:
+                    out.append(f"@{keyword} {prelude}{{{''.join(inner)}}}")
+            else:
+                out.append(tinycss2.serialize([rule]).strip())
+    return out
+
+
+def _drop_unread_assets(site: Path) -> None:
+    """Source maps (and the comments naming them) and the search language packs of other languages."""
+    for path in site.rglob("*.map"):
+        path.unlink()
+    for path in [*site.rglob("*.js"), *site.rglob("*.css")]:
+        text = path.read_text()
+        trimmed = re.sub(r"\n?/[/*]# sourceMappingURL=\S+?(?: \*/)?\s*$", "", text)
+        if trimmed != text:
+            path.write_text(trimmed)
+    shutil.rmtree(site / "assets" / "javascripts" / "lunr", ignore_errors=True)
+
+
+def _weight(site: Path) -> int:
+    return sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
