@@ -143,6 +143,10 @@ class Browser:
     def axe(self) -> list[dict[str, Any]]:
         """axe-core's violations on the page as it is now (any impact), each with up to five of
         the elements it found and why."""
+        if not AXE.exists():
+            raise FileNotFoundError(
+                f"{AXE} is missing: `make node-deps` installs axe-core (npm ci)"
+            )
         if not self.evaluate("typeof axe !== 'undefined'"):
             self.evaluate(AXE.read_text() + "; true")
         violations: list[dict[str, Any]] = self.evaluate(AXE_RUN)

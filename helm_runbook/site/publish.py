@@ -38,6 +38,11 @@ _DROPPED_SCRIPTS = (
         re.S,
     ),
 )
+# Each code cell's copy button carries the same 800-byte icon: one <symbol> per page instead.
+_COPY_ICON = re.compile(
+    r'<svg aria-hidden="true" class="clipboard-copy-icon"[^>]*>\s*(<path .*?</path>\s*<path .*?</path>)\s*</svg>',
+    re.S,
+)
 _SEARCH_DIALOG = '<div class="md-search" data-md-component="search" role="dialog">'
 _CLASS_ATTR = re.compile(r"""\bclass=["']([^"']*)["']""")
 _CLASS = re.compile(r"\.(-?[_a-zA-Z][\w-]*)")
@@ -54,6 +59,9 @@ def publish(site: Path) -> dict[str, int]:
     blocks: list[str] = []
     for page in notebook_pages:
         texts[page] = _lift_notebook_styles(texts[page], blocks)
+    _trim_theme_css(
+        site, [*texts.values(), *blocks]
+    )  # blocks: the notebook styles read theme variables
     stylesheet = ""
     if blocks:
         used = _classes(texts[p] for p in notebook_pages)
@@ -93,7 +101,16 @@ def _lift_notebook_styles(text: str, blocks: list[str]) -> str:
     text = "".join(out)
     for script in _DROPPED_SCRIPTS:
         text = script.sub("", text)
-    return text
+    icon = _COPY_ICON.search(text)
+    if icon:
+        text = _COPY_ICON.sub('<svg aria-hidden="true" class="clipboard-copy-icon" height="20" width="20">'
+                              '<use href="#helm-copy-icon"></use></svg>', text)  # fmt: skip
+        symbol = (f'<svg hidden aria-hidden="true"><symbol id="helm-copy-icon" viewBox="0 0 16 16">'
+                  f"{icon.group(1)}</symbol></svg>")  # fmt: skip
+        text = text.replace(start.group(0), start.group(0) + symbol, 1)
+    return text.replace(
+        '<clipboard-copy ,="" ', "<clipboard-copy "
+    )  # a stray comma in the template
 
 
 def _classes(texts: Iterable[str]) -> set[str]:
@@ -103,12 +120,13 @@ def _classes(texts: Iterable[str]) -> set[str]:
 _ROOT_INSIDE = re.compile(r"\S\s+(?::root|html|body)\b")  # `.jupyter-wrapper :root` matches nothing
 
 
-def _selector_used(selector: str, used: set[str]) -> bool:
+def _selector_used(selector: str, used: set[str], theme: bool) -> bool:
     if _ROOT_INSIDE.search(selector):
         return False
-    # mkdocs-material adds some of its classes at run time (md-typeset__scrollwrap around tables)
+    # mkdocs-material adds some of its classes at run time (md-typeset__scrollwrap around tables):
+    # the notebook styles keep every rule on them; the theme's own are checked against its script
     names = _CLASS.findall(_NOT.sub("", selector))
-    return all(name in used or name.startswith("md-") for name in names)
+    return all(name in used or (not theme and name.startswith("md-")) for name in names)
 
 
 def _split_selectors(prelude: str) -> list[str]:
@@ -123,41 +141,51 @@ def _split_selectors(prelude: str) -> list[str]:
     return [*out, current.strip()]
 
 
-def trim_css(css: str, used: set[str]) -> str:
+def trim_css(
+    css: str, used: set[str], theme: bool = False, read: frozenset[str] = frozenset()
+) -> str:
     """``css`` with only the rules whose selectors can match an element with classes from ``used``
-    (a selector naming a class no page has is dropped); at-rules are trimmed inside, comments go."""
-    rules = _trim(tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True), used)
-    return _drop_unread_properties("\n".join(dict.fromkeys(rules)))  # identical rules once
+    (a selector naming a class no page has is dropped; ``theme``: no class is presumed added at run
+    time), identical rules once, and without the custom properties (``--jp-…``) that no ``var()``
+    reads, here or in ``read`` (other stylesheets and the pages), repeated until none is left (a
+    dropped property may have been the only reader of another). At-rules are trimmed inside."""
+    unread: frozenset[str] | None = None  # the first pass drops rules, the next ones properties
+    while True:
+        parsed = tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True)
+        trimmed = "\n".join(dict.fromkeys(_trim(parsed, used, theme, unread)))
+        if trimmed == css and unread is not None:
+            return css
+        css = trimmed
+        defined = set(_PROPERTY.findall(css))
+        unread = frozenset(defined - set(_VAR.findall(css)) - read)
 
 
 _VAR = re.compile(r"var\(\s*(--[\w-]+)")
-_PROPERTY = re.compile(r"(?<=[{;])\s*(--[\w-]+)\s*:[^;{}]*(?:;|(?=}))")
+_PROPERTY = re.compile(r"[{;]\s*(--[\w-]+)\s*:")
 
 
-def _drop_unread_properties(css: str) -> str:
-    """``css`` without the custom properties (``--jp-…``) that no ``var()`` reads, repeated until
-    none is left (a dropped property may have been the only reader of another)."""
-    while True:
-        read = set(_VAR.findall(css))
-
-        def unless_unread(m: re.Match[str], read: set[str] = read) -> str:
-            return m.group(0) if m.group(1) in read else ""
-
-        trimmed = _PROPERTY.sub(unless_unread, css)
-        trimmed = re.sub(r"[^{}]+\{\s*\}", "", trimmed)  # rules left empty
-        if trimmed == css:
-            return css
-        css = trimmed
+def _declarations(content: list[object], unread: frozenset[str] | None) -> str:
+    if unread is None:
+        return str(tinycss2.serialize(content)).strip()
+    kept = []
+    for decl in tinycss2.parse_declaration_list(content, skip_comments=True, skip_whitespace=True):
+        if decl.type != "declaration" or decl.name in unread:
+            continue
+        important = " !important" if decl.important else ""
+        kept.append(f"{decl.name}:{tinycss2.serialize(decl.value).strip()}{important}")
+    return ";".join(kept)
 
 
-def _trim(rules: list[object], used: set[str]) -> list[str]:
+def _trim(
+    rules: list[object], used: set[str], theme: bool, unread: frozenset[str] | None
+) -> list[str]:
     out: list[str] = []
     for rule in rules:
         if rule.type == "qualified-rule":  # type: ignore[attr-defined]
             prelude = tinycss2.serialize(rule.prelude)  # type: ignore[attr-defined]
-            kept = [s for s in _split_selectors(prelude) if _selector_used(s, used)]
-            if kept:
-                body = tinycss2.serialize(rule.content).strip()  # type: ignore[attr-defined]
+            kept = [s for s in _split_selectors(prelude) if _selector_used(s, used, theme)]
+            body = _declarations(rule.content, unread) if kept else ""  # type: ignore[attr-defined]
+            if body:
                 out.append(f"{','.join(kept)}{{{body}}}")
         elif rule.type == "at-rule":  # type: ignore[attr-defined]
             keyword = rule.lower_at_keyword  # type: ignore[attr-defined]
@@ -165,12 +193,25 @@ def _trim(rules: list[object], used: set[str]) -> list[str]:
                 continue
             prelude = tinycss2.serialize(rule.prelude).strip()  # type: ignore[attr-defined]
             if keyword in ("media", "supports") and rule.content is not None:  # type: ignore[attr-defined]
-                inner = _trim(tinycss2.parse_rule_list(rule.content, skip_comments=True, skip_whitespace=True), used)  # type: ignore[attr-defined]  # fmt: skip
+                inner = _trim(tinycss2.parse_rule_list(rule.content, skip_comments=True, skip_whitespace=True), used, theme, unread)  # type: ignore[attr-defined]  # fmt: skip
                 if inner:
                     out.append(f"@{keyword} {prelude}{{{''.join(inner)}}}")
             else:
                 out.append(tinycss2.serialize([rule]).strip())
     return out
+
+
+def _trim_theme_css(site: Path, pages: Iterable[str]) -> None:
+    """mkdocs-material's stylesheet (about 135 KB, every feature of the theme) trimmed to the rules
+    whose classes some page has or the theme's script names (classes it adds at run time)."""
+    pages = list(pages)
+    script = " ".join(p.read_text() for p in (site / "assets" / "javascripts").glob("bundle.*.js"))
+    used = _classes(pages) | set(re.findall(r"[A-Za-z_][\w-]*", script))
+    theme = list((site / "assets" / "stylesheets").glob("main.*.css"))
+    others = [p.read_text() for p in site.rglob("*.css") if p not in theme]
+    read = frozenset(_VAR.findall(" ".join([*others, *pages, script])))
+    for path in theme:
+        path.write_text(trim_css(path.read_text(), used, theme=True, read=read))
 
 
 def _drop_unread_assets(site: Path) -> None:

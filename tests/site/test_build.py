@@ -30,7 +30,9 @@ def build() -> Iterator[Path]:
 # What an operator's run can carry into the pages (a target's name, a skipped step's reason quoting
 # a parameter, a step's name): each must reach the reader as the text it is, never as markup.
 HOSTILE = "<img src=x onerror=alert(1)> </script><script>alert(2)</script> `rm -rf /` [click](javascript:alert(3)) *loud*"
-ACTIVE = re.compile(r"<img src=.?x|<script>alert|href=.?javascript:|<code>rm -rf|<em>loud|onerror=alert\(1\)>", re.I)
+ACTIVE = re.compile(
+    r"<img src=.?x|<script>alert|href=.?javascript:|<code>rm -rf|<em>loud|onerror=alert\(1\)>", re.I
+)
 
 
 @pytest.mark.slow
@@ -43,7 +45,12 @@ def test_the_site_builds_strictly_with_a_banner_on_each_runbook(build: Path) -> 
                                   {"step": f"wake {HOSTILE}", "ok": True, "seconds": 0.0, "cell": 3,
                                    "values": {"skipped": f"parameter control_plane_url={HOSTILE}"}}]})  # fmt: skip
     report = build / "runbook-report.json"
-    run = {"target": f"local{HOSTILE}", "finished": HOSTILE, "runtime_version": HOSTILE, "chart_version": HOSTILE}
+    run = {
+        "target": f"local{HOSTILE}",
+        "finished": HOSTILE,
+        "runtime_version": HOSTILE,
+        "chart_version": HOSTILE,
+    }
     report.write_text(json.dumps({"run": run, "notebooks": entries}))
     # The reference pages as the runner hands them over, computed ahead (their content has its
     # own tests in test_pages.py; the strict failure below computes them inside the build).
