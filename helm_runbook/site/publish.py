@@ -43,6 +43,17 @@ _COPY_ICON = re.compile(
     r'<svg aria-hidden="true" class="clipboard-copy-icon"[^>]*>\s*(<path .*?</path>\s*<path .*?</path>)\s*</svg>',
     re.S,
 )
+# JupyterLab's click-to-collapse bars: empty boxes on a static page (about 6 KB on a long runbook)
+_COLLAPSER = re.compile(r'<div class="jp-Collapser [^"]*">\s*</div>\n?')
+# The theme's script and ours run once the page is parsed (they read the whole DOM anyway): the
+# first paint does not wait for 110 KB of script.
+_SCRIPT_SRC = re.compile(r"<script (src=\"[^\"]+\.js\")>")
+# An icon (pymdownx.emoji's inline SVG) repeated on a page: one <symbol>, each use a reference.
+_ICON = re.compile(
+    r'(<span class="twemoji[^"]*">)<svg xmlns="http://www.w3.org/2000/svg" viewBox="([^"]+)">(.*?)</svg>',
+    re.S,
+)
+_PRE = re.compile(r"(<pre\b.*?</pre>)", re.S)
 _SEARCH_DIALOG = '<div class="md-search" data-md-component="search" role="dialog">'
 _CLASS_ATTR = re.compile(r"""\bclass=["']([^"']*)["']""")
 _CLASS = re.compile(r"\.(-?[_a-zA-Z][\w-]*)")
@@ -79,8 +90,38 @@ def publish(site: Path) -> dict[str, int]:
             raise StepFailed("docs.publish", expected=f"mkdocs-material's search dialog as {_SEARCH_DIALOG}",
                              seen=f"another markup in {page.relative_to(site)}",
                              fix="update _SEARCH_DIALOG in helm_runbook/site/publish.py to the theme's markup")  # fmt: skip
-        page.write_text(text)
+        text = _SCRIPT_SRC.sub(r"<script defer \1>", text)
+        page.write_text(_indentation_dropped(_shared_icons(text)))
     return {"before": before, "after": _weight(site)}
+
+
+def _shared_icons(text: str) -> str:
+    symbols: dict[tuple[str, str], str] = {}
+
+    def use(m: re.Match[str]) -> str:
+        ident = symbols.setdefault((m.group(2), m.group(3)), f"helm-icon-{len(symbols)}")
+        return f'{m.group(1)}<svg viewBox="{m.group(2)}" aria-hidden="true"><use href="#{ident}"></use></svg>'
+
+    text = _ICON.sub(use, text)
+    if not symbols:
+        return text
+    defs = "".join(
+        f'<symbol id="{ident}" viewBox="{box}">{body}</symbol>'
+        for (box, body), ident in symbols.items()
+    )
+    body = re.search(r"<body[^>]*>", text)
+    assert body is not None
+    sprite = f'<svg aria-hidden="true" style="position:absolute;width:0;height:0;overflow:hidden" xmlns="http://www.w3.org/2000/svg">{defs}</svg>'
+    return text[: body.end()] + sprite + text[body.end() :]
+
+
+def _indentation_dropped(text: str) -> str:
+    """The page without the indentation between its tags (outside ``<pre>``): a line break stays
+    where there was one, so what renders is the same."""
+    parts = _PRE.split(text)
+    return "".join(
+        part if i % 2 else re.sub(r"\n[ \t]+", "\n", part) for i, part in enumerate(parts)
+    )
 
 
 def _lift_notebook_styles(text: str, blocks: list[str]) -> str:
@@ -105,7 +146,7 @@ def _lift_notebook_styles(text: str, blocks: list[str]) -> str:
     if icon:
         text = _COPY_ICON.sub('<svg aria-hidden="true" class="clipboard-copy-icon" height="20" width="20">'
                               '<use href="#helm-copy-icon"></use></svg>', text)  # fmt: skip
-        symbol = (f'<svg hidden aria-hidden="true"><symbol id="helm-copy-icon" viewBox="0 0 16 16">'
+        symbol = (f'<svg aria-hidden="true" style="position:absolute;width:0;height:0;overflow:hidden"><symbol id="helm-copy-icon" viewBox="0 0 16 16">'
                   f"{icon.group(1)}</symbol></svg>")  # fmt: skip
         text = text.replace(start.group(0), start.group(0) + symbol, 1)
     return text.replace(
