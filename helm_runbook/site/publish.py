@@ -83,7 +83,12 @@ def publish(site: Path) -> dict[str, int]:
     for page, text in texts.items():
         if page in notebook_pages:
             href = os.path.relpath(site / stylesheet, page.parent)
-            text = text.replace("</head>", f'<link rel="stylesheet" href="{href}">\n</head>', 1)
+            # after the theme's stylesheet, before the site's own (layout.css has the last word)
+            theme = re.search(
+                r'<link rel="stylesheet" href="[^"]*assets/stylesheets/main\.[^"]+\.css">', text
+            )
+            at = theme.end() if theme else text.index("</head>")
+            text = f'{text[:at]}\n<link rel="stylesheet" href="{href}">{text[at:]}'
         if _SEARCH_DIALOG in text:
             text = text.replace(_SEARCH_DIALOG, _SEARCH_DIALOG[:-1] + ' aria-label="Search">', 1)
         elif 'data-md-component="search"' in text:
