@@ -153,7 +153,9 @@ class Browser:
         return violations
 
     def text(self) -> str:
-        return str(self.evaluate("document.body.innerText"))
+        """The page's text (textContent: innerText leaves out the runbook cells the page has not
+        laid out yet, content-visibility: auto in layout.css)."""
+        return str(self.evaluate("document.body.textContent"))
 
     def screenshot(self, path: Path) -> Path:
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)[

@@ -110,7 +110,7 @@ def test_a_browser_reads_navigates_and_searches_the_site(
         )
         browser.wait_for("location.pathname.endsWith('/runbooks/05-policy-rollout/')")
         browser.wait_for(
-            "document.readyState === 'complete' && document.body.innerText.includes('validate_error')"
+            "document.readyState === 'complete' && document.body.textContent.includes('validate_error')"
         )
         browser.screenshot(SCREENSHOTS / "05-policy-rollout.png")
 
@@ -199,16 +199,18 @@ LAYOUT = """(() => {
   };
 })()"""
 # After load: mkdocs-material wraps the tables and docs/javascripts/scrollable.js marks what scrolls.
-SETTLED = "new Promise(r => requestAnimationFrame(() => setTimeout(() => r(true), 200)))"
+SETTLED = "document.documentElement.dataset.scrollables === 'marked'"
 
 # The step table the issue named: a `diagnose()` that found a fault and names its fix, scrolled to
 # below the sticky header.
 SHOW_DIAGNOSIS = """(() => { const t = [...document.querySelectorAll('article table')]
-  .find(t => t.rows[0] && /seen.*fix/.test(t.rows[0].innerText)
-             && [...t.rows].slice(1).some(r => r.cells[r.cells.length - 1].innerText.trim()));
+  .find(t => t.rows[0] && /seen.*fix/.test(t.rows[0].textContent)
+             && [...t.rows].slice(1).some(r => r.cells[r.cells.length - 1].textContent.trim()));
   if (t) window.scrollTo(0, t.getBoundingClientRect().top + window.scrollY - 120); return true })()"""
 
 
+# 18 pages, each laid out and audited by axe-core (1-3 s a page for a long runbook on 2 busy cores)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize(
     ("width", "height"), [(1400, 900), (390, 844)], ids=["desktop-1400", "phone-390"]
 )
@@ -226,7 +228,7 @@ def test_reference_and_runbook_pages_are_comfortable_to_read(
         with serve_directory(run["site"]) as origin:
             for name, path in READING_PAGES.items():
                 browser.goto(f"{origin}/{path}")
-                browser.evaluate(SETTLED)
+                browser.wait_for(SETTLED)
                 page = browser.evaluate(LAYOUT)
                 figures[name] = (page["article"], page["identifiers"])
                 found = {
