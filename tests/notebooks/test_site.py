@@ -42,6 +42,20 @@ def test_no_page_references_an_external_asset(run: dict[str, Any]) -> None:
     assert not list(run["site"].rglob("*.map"))  # no source maps published
 
 
+# Pictographs a reader's fonts may lack (a machine without an emoji font shows empty boxes)
+EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\u2b50\u23e9-\u23fa]")
+
+
+def test_marks_are_the_themes_svg_icons_never_emoji(run: dict[str, Any]) -> None:
+    pages = {
+        p.relative_to(run["site"]).as_posix(): p.read_text() for p in run["site"].rglob("*.html")
+    }
+    emoji = {name: set(EMOJI.findall(re.sub(r"<script.*?</script>", "", text, flags=re.S)))
+             for name, text in pages.items()}  # fmt: skip
+    assert {name: found for name, found in emoji.items() if found} == {}
+    assert '<span class="twemoji helm-ok">' in pages["guide-coverage/index.html"]
+
+
 def test_every_runbook_page_has_its_banner(run: dict[str, Any]) -> None:
     for notebook in runbook.notebooks():
         page = (run["site"] / "runbooks" / notebook.stem / "index.html").read_text()
