@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         print("Lighthouse is not installed: (cd benchmarks/lighthouse && npm ci)", file=sys.stderr)
         return 2
     selected = [
-        p for p in pages(args.site) if not args.filters or any(f in p for f in args.filters)
+        p
+        for p in pages(args.site)
+        if not args.filters or any(f in (p or "(home)") for f in args.filters)
     ]
     print(f"{'page':38} {'form':8} perf a11y  bp  seo   LCP   HTML KB  transfer KB  failed audits")
     with serve_directory(args.site) as origin:
