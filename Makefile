@@ -15,7 +15,7 @@ export NO_MKDOCS_2_WARNING := 1
 unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
-.PHONY: help setup compile system-deps runbook-deps check fmt test test-fast runbook lab docs helm-chart-smoke bench bench-main-job publish clean
+.PHONY: help setup compile system-deps runbook-deps node-deps check fmt test test-fast runbook lab docs helm-chart-smoke bench bench-site bench-main-job publish clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -41,12 +41,13 @@ compile: setup ## bytecode for the checkout's modules (only those changed since)
 
 # Debian packages: bubblewrap gives the local target's pod its mounts (runbooks and tests);
 # postgresql is the server the PostgreSQL store tests start (pg_ctlcluster marks it installed);
-# prometheus scrapes the release and nginx serves its Ingress (runbook 09);
-# chromium is the browser the docs-site test drives (tests only). A temporary policy-rc.d keeps
-# Debian from also starting them as system services (on every interface) when they are installed.
-RUNBOOK_DEPS := bwrap:bubblewrap prometheus:prometheus nginx:nginx
+# prometheus scrapes the release and nginx serves its Ingress (runbook 09); graphviz lays out the
+# release topology (runbook 03 and the overview); chromium is the browser the docs-site test drives
+# and node/npm install axe-core, which it runs on every page (tests only). A temporary policy-rc.d
+# keeps Debian from also starting them as system services (on every interface) when installed.
+RUNBOOK_DEPS := bwrap:bubblewrap prometheus:prometheus nginx:nginx dot:graphviz
 TEST_DEPS := $(RUNBOOK_DEPS) pg_ctlcluster:postgresql
-BROWSER_DEPS := chromium:chromium
+BROWSER_DEPS := chromium:chromium node:nodejs npm:npm
 define install_missing
 	@missing=""; for dep in $(1); do command -v $${dep%%:*} >/dev/null || missing="$$missing $${dep##*:}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -64,6 +65,12 @@ system-deps: ## install missing Debian packages (bubblewrap, prometheus, nginx, 
 runbook-deps:
 	$(call install_missing,$(RUNBOOK_DEPS))
 
+# axe-core for the browser test, at package-lock.json's pin (npm's registry; no browser download).
+node-deps: node_modules/.package-lock.json
+node_modules/.package-lock.json: package.json package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --ignore-scripts --loglevel=error; \
+	else echo "npm missing: the browser test cannot run axe-core (make system-deps installs Debian's npm)"; fi
+
 check: setup ## read-only checks: ruff format --check, ruff, mypy, actionlint + zizmor on the workflows
 	$(BIN)/ruff format --check helm_runbook tests benchmarks
 	$(BIN)/ruff check helm_runbook tests benchmarks
@@ -80,7 +87,7 @@ fmt: setup ## apply ruff fixes and formatting
 # share a worker (--dist loadgroup, tests/notebooks/conftest.py). TEST_WORKERS=0 runs in-process.
 TEST_WORKERS ?= 3
 PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
-test: setup compile system-deps ## run the test suite (what CI runs)
+test: setup compile system-deps node-deps ## run the test suite (what CI runs)
 	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 test-fast: setup compile ## the suite without notebooks, PostgreSQL or the browser (the inner loop; CI runs `test`)
@@ -104,6 +111,10 @@ bench: setup ## print benchmark figures (hot path, HTTP, proxy latency, evidence
 	$(BIN)/python benchmarks/store_load.py
 	$(BIN)/python benchmarks/hostile_clients.py
 
+bench-site: setup ## Lighthouse's four scores for every page of build/site, mobile and desktop (make runbook first; about 20 min)
+	cd benchmarks/lighthouse && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	$(BIN)/python benchmarks/lighthouse_site.py $(BENCH_ARGS)
+
 bench-main-job: setup ## time the main job in a scratch clone: fresh make setup + make runbook, warm runs, each notebook, the empty-notebook floor (minutes)
 	$(BIN)/python benchmarks/main_job.py $(BENCH_ARGS)
 
@@ -112,5 +123,5 @@ publish: setup ## add build/site to the gh-pages branch as one version (PUBLISH_
 
 clean: ## stop the local target (helm-runbook stop: also what a deleted build/ left running), remove build artefacts and JupyterLab checkpoints (keeps .venv)
 	-@test ! -x $(BIN)/helm-runbook || $(BIN)/helm-runbook stop
-	rm -rf build site .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build site .cache .pytest_cache .mypy_cache .ruff_cache node_modules benchmarks/lighthouse/node_modules
 	find . -path ./$(VENV) -prune -o -type d -name .ipynb_checkpoints -prune -exec rm -rf {} +

@@ -29,6 +29,15 @@ def chromium_binary() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+# axe-core from npm (package.json at the checkout's root; `make node-deps` installs it).
+AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
+# Every rule axe ships with a tag, best practices included: the bar is "0 violations, any impact".
+AXE_RUN = """axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map(v => ({
+  id: v.id, impact: v.impact, help: v.help,
+  nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ': ' + (n.failureSummary || '').split('\\n').slice(1).join(' ')),
+  count: v.nodes.length})))"""
+
+
 @contextlib.contextmanager
 def serve_directory(root: Path) -> Iterator[str]:
     """``python -m http.server --bind 127.0.0.1 --directory root`` in a thread; yields its URL."""
@@ -131,8 +140,22 @@ class Browser:
             mobile=width < 600,
         )
 
+    def axe(self) -> list[dict[str, Any]]:
+        """axe-core's violations on the page as it is now (any impact), each with up to five of
+        the elements it found and why."""
+        if not AXE.exists():
+            raise FileNotFoundError(
+                f"{AXE} is missing: `make node-deps` installs axe-core (npm ci)"
+            )
+        if not self.evaluate("typeof axe !== 'undefined'"):
+            self.evaluate(AXE.read_text() + "; true")
+        violations: list[dict[str, Any]] = self.evaluate(AXE_RUN)
+        return violations
+
     def text(self) -> str:
-        return str(self.evaluate("document.body.innerText"))
+        """The page's text (textContent: innerText leaves out the runbook cells the page has not
+        laid out yet, content-visibility: auto in layout.css)."""
+        return str(self.evaluate("document.body.textContent"))
 
     def screenshot(self, path: Path) -> Path:
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)[

@@ -8,7 +8,7 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from helm_runbook.formats.keys import Signer
-from helm_runbook.harness.results import StepReport
+from helm_runbook.harness.results import StepReport, cell_html, shortened, shown_command
 from helm_runbook.targets.local import LocalTarget
 from helm_runbook.tools.diagnose import SYMPTOMS, Diagnosis, diagnose
 from helm_runbook.tools.verify import ReceiptVerification, verify_receipts
@@ -42,3 +42,33 @@ def test_a_diagnosis_is_a_step_report_whose_record_names_its_problems(tmp_path: 
     # a diagnosis that found a problem is a step that ran: the finding is in the values
     assert recorded["ok"] is True
     assert recorded["values"] == {"problems": ["render"], "checks": len(SYMPTOMS)}
+
+
+def test_a_fault_the_runbook_injected_reads_as_detected_not_as_a_broken_run(tmp_path: Path) -> None:
+    """Runbook 06 injects a fault and requires diagnose() to find it: the table says so, in blue,
+    never a red FAIL under a green "all steps passed" banner; an unexpected problem stays FAIL."""
+    result = diagnose(LocalTarget(tmp_path), values={"helm": {"production": True}})
+    assert "#cf222e" in result._repr_html_() and ">FAIL<" in result._repr_html_()
+    result.require("render")
+    shown = result._repr_html_()
+    assert "FAULT INJECTED → DETECTED" in shown and "#0550ae" in shown and ">FAIL<" not in shown
+    assert str(result).startswith("diagnose: troubleshooting checks: FAULT INJECTED → DETECTED")
+    assert result.as_record()["values"] == {"problems": ["render"], "checks": len(SYMPTOMS)}
+    # the fix column's `code spans` are code, the guard messages end once ("material; helm...")
+    assert "<code>helm.signing.existingSecret</code>" in shown and "`" not in shown
+    assert ".;" not in shown
+
+
+def test_cells_are_cut_between_words_and_commands_show_what_a_port_is() -> None:
+    text = "helm.production=true requires helm.auth.adminAPIKey: protected APIs fail closed without admin auth"
+    cut = shortened(text, 90)
+    assert cut.endswith("closed without…") and len(cut) <= 90 and shortened("short", 90) == "short"
+    command = ("helm upgrade --install r deploy/helm-chart --set helm.proxy.upstream=http://127.0.0.1:56663/v1 "
+               "--set helm.policy.source.controlplane.url=http://127.0.0.1:40001; curl http://127.0.0.1:38211/health")  # fmt: skip
+    report = StepReport("install", "t", ["a"], command=command)
+    assert "127.0.0.1:56663" not in report._repr_html_() and "56663" not in str(report)
+    assert "helm.proxy.upstream=&lt;stand-in upstream&gt;" in report._repr_html_()
+    assert "controlplane.url=<stand-in control plane>" in shown_command(command)
+    assert "curl http://127.0.0.1:<port>/health" in shown_command(command)
+    assert report.as_record()["command"] == command  # what the coverage checks read is untouched
+    assert cell_html("a <b> `x.y`") == "a &lt;b&gt; <code>x.y</code>"

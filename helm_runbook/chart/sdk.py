@@ -95,7 +95,7 @@ def refusal(helm_message: str, chart: Path) -> ChartError | None:
             helm_message=helm_message,
         )
     if GUARD_HEADER in helm_message and (guards := _GUARD_LINE.findall(helm_message)):
-        return RenderError("the chart refused to render: " + "; ".join(guards), fix=guards[0],
+        return RenderError("the chart refused to render: " + "; ".join(g.rstrip(".") for g in guards), fix=guards[0],
                            helm_message=helm_message)  # fmt: skip
     return None
 

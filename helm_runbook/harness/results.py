@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,9 +19,14 @@ class Table:
     rows: Sequence[Sequence[object]] = field(default_factory=list)
     ok: bool = True
     summary: str = ""
+    expected: bool = (
+        False  # a failure the runbook caused on purpose (a fault injected, then detected)
+    )
 
     @property
     def status(self) -> str:
+        if not self.ok and self.expected:
+            return "FAULT INJECTED → DETECTED"
         return "PASS" if self.ok else "FAIL"
 
     def __str__(self) -> str:
@@ -36,11 +42,11 @@ class Table:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        colour = "#1a7f37" if self.ok else "#cf222e"
+        # green passed, red failed, blue for a fault the runbook injected and detected (not a broken run)
+        colour = "#1a7f37" if self.ok else "#0550ae" if self.expected else "#cf222e"
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in self.columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-            for row in self.rows
+            "<tr>" + "".join(f"<td>{cell_html(c)}</td>" for c in row) + "</tr>" for row in self.rows
         )
         summary = f" — {html.escape(self.summary)}" if self.summary else ""
         return (
@@ -48,6 +54,43 @@ class Table:
             f'<span style="color:{colour};font-weight:bold">{self.status}</span>{summary}'
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
         )
+
+
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def cell_html(value: object) -> str:
+    """A table cell's text, escaped, with its `code spans` as code (a value path such as
+    `helm.signing.existingSecret` stays whole: the site never breaks inside code in a table)."""
+    return _CODE_SPAN.sub(r"<code>\1</code>", html.escape(str(value)))
+
+
+def shortened(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, cut between words with an ellipsis (never
+    mid-word: "…fail closed w")."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
+
+
+# Run-specific noise in an equivalent command: the stand-ins a local run starts listen on ports
+# chosen at random. The command shows what the value is, as an operator would write it.
+_STAND_INS = (
+    (re.compile(r"(helm\.proxy\.upstream=)https?://127\.0\.0\.1:\d+\S*"), r"\1<stand-in upstream>"),
+    (re.compile(r"(helm\.policy\.source\.controlplane\.url=)https?://127\.0\.0\.1:\d+\S*"),
+     r"\1<stand-in control plane>"),
+    (re.compile(r"\b127\.0\.0\.1:\d{4,5}\b"), "127.0.0.1:<port>"),
+)  # fmt: skip
+
+
+def shown_command(command: str) -> str:
+    """``command`` as the page shows it: stand-ins' URLs and local ports by what they are, not
+    this run's random port (the recorded command keeps them: the coverage checks read it)."""
+    for pattern, replacement in _STAND_INS:
+        command = pattern.sub(replacement, command)
+    return command
 
 
 @dataclass
@@ -82,18 +125,26 @@ class StepReport:
             f"{self.summary} ({self.seconds:.2f}s)" if self.summary else f"{self.seconds:.2f}s"
         )
         return Table(
-            f"{self.step}: {self.title}", self.columns, self.rows, ok=self.ok, summary=summary
-        )
+            f"{self.step}: {self.title}", self.columns, self.rows, ok=self.ok, summary=summary,
+            expected=self.expected_failure,
+        )  # fmt: skip
+
+    @property
+    def expected_failure(self) -> bool:
+        """Whether a failed step is one the runbook caused on purpose (Diagnosis.require)."""
+        return False
 
     def __str__(self) -> str:
         text = str(self.table())
-        return f"{text}\nEquivalent command:\n{self.command}" if self.command else text
+        return (
+            f"{text}\nEquivalent command:\n{shown_command(self.command)}" if self.command else text
+        )
 
     def _repr_html_(self) -> str:
         html_table = self.table()._repr_html_()
         if not self.command:
             return html_table
-        return f"{html_table}<p>Equivalent command:</p><pre>{html.escape(self.command)}</pre>"
+        return f"{html_table}<p>Equivalent command:</p><pre>{html.escape(shown_command(self.command))}</pre>"
 
 
 #: Set by the unattended runner (papermill) for its kernels: steps then print no live progress.

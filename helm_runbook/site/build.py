@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import yaml
 
 from helm_runbook.errors import StepFailed
 from helm_runbook.imports import steered
+from helm_runbook.site.lighten import lighten
 from helm_runbook.site.pages import write_generated_pages
 from helm_runbook.site.publish import provenance, write_provenance
 from helm_runbook.site.results import add_banner
@@ -45,9 +47,9 @@ def build_site(
     # The committed notebooks, clean, as static downloads (mkdocs.yml tells mkdocs-jupyter to
     # leave downloads/ alone); each runbook page links to its own from the banner.
     (site_src / "downloads").mkdir(exist_ok=True)
-    directory_urls = yaml.safe_load((ROOT / "mkdocs.yml").read_text()).get(
-        "use_directory_urls", True
-    )
+    # mkdocs.yml names Python objects (!!python/name: the emoji icons), which safe_load refuses
+    config_text = re.sub(r"!!python/\S+", "", (ROOT / "mkdocs.yml").read_text())
+    directory_urls = yaml.safe_load(config_text).get("use_directory_urls", True)
     up = "../../" if directory_urls else "../"
     for notebook in sorted(executed.glob("*.ipynb")):
         copy = site_src / "runbooks" / notebook.name
@@ -75,5 +77,6 @@ def build_site(
         raise StepFailed("docs.build", expected="mkdocs build --strict passes",
                          seen="the problems mkdocs printed above",
                          fix="fix the pages or links mkdocs names above, then build again with --resume (passed notebooks are skipped)")  # fmt: skip
+    lighten(build / "site")
     write_provenance(build / "site", provenance(ROOT, run_report))  # what publishing checks
     return time.perf_counter() - start

@@ -3,12 +3,14 @@ page, the guide-coverage page and the overview's topology picture."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from helm_runbook.site.coverage import Coverage, guide_coverage
 from helm_runbook.site.envpage import env_page
+from helm_runbook.site.markup import status_mark
 from helm_runbook.site.reference import guards_page, routes_page, values_page
 from helm_runbook.site.results import results_page
 
@@ -25,7 +27,10 @@ def reference_pages() -> dict[str, str]:
     pages and the overview's picture (about 4 s of chart renders, so the runner may compute
     them while its last runbook executes)."""
     pages = {relative: page() for relative, page in REFERENCE_PAGES.items()}
-    return {**pages, "topology.svg": overview_topology()}
+    return {**pages, TOPOLOGY: overview_topology()}
+
+
+TOPOLOGY = "topology.svg"  # the overview's picture, inlined where docs/index.md shows it
 
 
 def write_generated_pages(
@@ -47,6 +52,21 @@ def write_generated_pages(
     coverage_md.write_text(coverage_page(coverage))
     written.append(coverage_md)
     overview = site_src / "index.md"
+    picture = site_src / TOPOLOGY
+    if overview.exists() and picture.exists():
+        from helm_runbook.site.topology import topology_figure
+
+        figure = topology_figure(picture.read_text())
+        picture.unlink()  # inlined: the page carries it, with its <title>, as inline SVG
+        written.remove(picture)
+        overview.write_text(
+            re.sub(
+                r"^!\[[^\]]*\]\(topology\.svg\)$",
+                lambda _: figure,
+                overview.read_text(),
+                flags=re.M,
+            )
+        )
     if overview.exists():
         done = sum(item.covered for item in coverage)
         overview.write_text(overview.read_text().rstrip() + f"\n\n**Guide coverage:** {done} of {len(coverage)} shell "
@@ -71,11 +91,8 @@ def coverage_page(coverage: list[Coverage]) -> str:
         where = ", ".join(
             f"[{nb}](runbooks/{nb}.ipynb) cell {cell}" for nb, cell in item.executed_in
         )
-        status = (
-            f"✅ executed by {where}: {item.how()}"
-            if item.covered
-            else "❌ not executed by any runbook"
-        )
+        status = (status_mark("passed", f"executed by {where}: {item.how()}") if item.covered
+                  else status_mark("failed", "not executed by any runbook"))  # fmt: skip
         lines += [
             "```bash",
             item.command.command,

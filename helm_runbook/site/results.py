@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from helm_runbook.chart import CHART_DIR
-from helm_runbook.site.markup import identifier, md_cell
+from helm_runbook.site.markup import identifier, md_text, status_mark
 
 
 def chart_versions() -> dict[str, str]:
@@ -26,25 +26,26 @@ def results_page(report: Mapping[str, Any]) -> str:
     for entry in report.get("notebooks", []):
         for step in entry.get("steps", []):
             skipped = (step.get("values") or {}).get("skipped")
-            status = (f"⏭ skipped: {md_cell(str(skipped))}" if skipped
-                      else "✅ passed" if step.get("ok", True) else "❌ failed")  # fmt: skip
+            status = (status_mark("skipped", f"skipped: {md_text(skipped)}") if skipped
+                      else status_mark("passed") if step.get("ok", True) else status_mark("failed"))  # fmt: skip
             rows.append(
-                f"| {entry['notebook']} | {step['cell']} | {identifier(step['step'])} | {status} | {step['seconds']:.2f} s |"
+                f"| {md_text(entry['notebook'])} | {md_text(step['cell'])} | {identifier(str(step['step']))} | {status} | {step['seconds']:.2f} s |"
             )
         if entry.get("failure"):
             f = entry["failure"]
             rows.append(
-                f"| {entry['notebook']} | {f['cell']} | {md_cell(f['error'])} | ❌ failed | — |"
+                f"| {md_text(entry['notebook'])} | {md_text(f['cell'])} | {md_text(f['error'])} | {status_mark('failed')} | — |"
             )
     meta = report.get("run", {})
     head = (
-        f"Executed {meta.get('finished', '?')} against target `{meta.get('target', '?')}`, runtime "
-        f"{meta.get('runtime_version', '?')}, chart {meta.get('chart_version', '?')}.\n\n"
+        f"Executed {md_text(meta.get('finished', '?'))} against target "
+        f"<code>{md_text(meta.get('target', '?'))}</code>, runtime "
+        f"{md_text(meta.get('runtime_version', '?'))}, chart {md_text(meta.get('chart_version', '?'))}.\n\n"
         if meta
         else ""
     )
     totals = "".join(
-        f"| {e['notebook']} | {'✅ passed' if e['status'] == 'passed' else '❌ ' + e['status']} | {len(e.get('steps', []))} | {e['duration_s']:.1f} s |\n"
+        f"| {md_text(e['notebook'])} | {status_mark('passed') if e['status'] == 'passed' else status_mark('failed', md_text(e['status']))} | {len(e.get('steps', []))} | {e['duration_s']:.1f} s |\n"
         for e in report.get("notebooks", [])
     )
     return (
@@ -68,7 +69,7 @@ def banner_html(entry: Mapping[str, Any], run: Mapping[str, Any], download: str 
         f"{len(steps) - skipped} steps passed, {skipped} skipped on this target (each says why)")  # fmt: skip
     kind, verdict = ("success", ran) if passed else ("failure", "a step failed")
     text = (
-        f"Executed {run.get('finished', '?')} against the <code>{html.escape(str(run.get('target', '?')))}</code> "
+        f"Executed {html.escape(str(run.get('finished', '?')))} against the <code>{html.escape(str(run.get('target', '?')))}</code> "
         f"target: runtime {html.escape(str(run.get('runtime_version', '?')))}, chart "
         f"{html.escape(str(run.get('chart_version', '?')))}, {entry.get('duration_s', 0):.1f} s — {verdict}."
     )

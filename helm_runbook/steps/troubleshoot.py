@@ -16,7 +16,7 @@ from helm_runbook.chart.sdk import render
 from helm_runbook.chart.values import merge_values, nested
 from helm_runbook.errors import ChartError, RuntimeAPIError, StepFailed
 from helm_runbook.harness.record import record
-from helm_runbook.harness.results import StepReport
+from helm_runbook.harness.results import StepReport, shortened
 from helm_runbook.standins.mock_upstream import MockUpstreamServer
 from helm_runbook.standins.process import free_port
 from helm_runbook.steps.deploy import restart_pod
@@ -362,7 +362,7 @@ def _refusal(action: Any) -> str:
     try:
         action()
     except (ChartError, RuntimeAPIError, StepFailed) as exc:
-        return str(exc).splitlines()[0][:300]
+        return shortened(str(exc).splitlines()[0], 1000)  # every guard of a refusal, bounded
     return ""
 
 

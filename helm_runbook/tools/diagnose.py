@@ -29,7 +29,7 @@ from helm_runbook.formats.policy_bundle import (
     reference_pack_path,
 )
 from helm_runbook.harness.record import record
-from helm_runbook.harness.results import StepReport
+from helm_runbook.harness.results import StepReport, shortened
 from helm_runbook.standins.ingress import ingress_plan, tls_pair
 from helm_runbook.standins.observability import scrape_job
 from helm_runbook.targets.base import Target
@@ -132,6 +132,9 @@ class Diagnosis(StepReport):
     title: str = "troubleshooting checks"
     columns: Sequence[str] = DIAGNOSIS_COLUMNS
     findings: list[Finding] = field(default_factory=list)
+    injected: list[str] = field(
+        default_factory=list
+    )  # checks whose fault the runbook injected (require)
 
     def __post_init__(self) -> None:
         self.ok = not self.problems
@@ -157,7 +160,13 @@ class Diagnosis(StepReport):
             raise StepFailed("diagnose", expected=f"the {check!r} symptom recognised ({SYMPTOMS[check].symptom})",
                              seen=f"problems: {self.problems or 'none'}; {self.finding(check).seen}",
                              fix="the fault was not injected, or diagnose() no longer recognises it")  # fmt: skip
+        self.injected.append(check)
         return self
+
+    @property
+    def expected_failure(self) -> bool:
+        """Every problem found is a fault the runbook injected and required to be detected."""
+        return bool(self.problems) and set(self.problems) <= set(self.injected)
 
     def require_healthy(self) -> Diagnosis:
         """Fail when any check found a problem (a release that should be healthy)."""
@@ -437,7 +446,7 @@ def _readiness(target: Target, ctx: _Context) -> tuple[str, str]:
         ready = False
     if not ready:
         seen = errors[-1].strip() if errors else "the health port does not answer"
-        return _PROBLEM, f"not ready: {seen[:300]}"
+        return _PROBLEM, f"not ready: {shortened(seen, 300)}"
     return _OK, f"probe on port {probed} answers; HELM_HEALTH_PORT={health_env}"
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.sdk import render
 from helm_runbook.site.topology import Topology, topology_svg
@@ -31,4 +34,48 @@ def test_the_picture_follows_the_values() -> None:
     svg, other = topology_svg(full), topology_svg(plain)
     assert svg != other and svg.startswith("<svg") and "<script" not in svg and "http://" not in svg.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")  # fmt: skip
-    assert 'stroke-dasharray="4 3"' in svg  # edge-tls and ops-auth exist outside the release
+    assert 'stroke-dasharray="5,2"' in svg  # edge-tls and ops-auth exist outside the release
+
+
+def test_the_picture_is_laid_out_by_graphviz_named_and_without_overlaps() -> None:
+    """Graphviz places every box and label: no two texts overlap (their boxes estimated from the
+    font size), every text is at least 12 units, and a screen reader hears what it shows."""
+    release = render(CHART_DIR, {"helm": {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}},
+                                 "ingress": {"enabled": True, "tls": [{"secretName": "t", "hosts": ["h.local"]}]}},
+                     release="r")  # fmt: skip
+    svg = topology_svg(release)
+    title = re.search(
+        r'<svg role="img" aria-labelledby="([^"]+)"[^>]*>\s*<title id="\1">([^<]+)</title>', svg
+    )
+    assert title and "objects and" in title.group(2)
+    assert "<?xml" not in svg and "<!DOCTYPE" not in svg and "\n\n" not in svg
+    boxes = []
+    for m in re.finditer(
+        r'<text text-anchor="(\w+)" x="([\d.-]+)" y="([\d.-]+)"[^>]*font-size="([\d.]+)"[^>]*>(.*?)</text>',
+        svg,
+    ):
+        anchor, x, y, size, text = (
+            m.group(1),
+            float(m.group(2)),
+            float(m.group(3)),
+            float(m.group(4)),
+            html.unescape(re.sub("<[^>]+>", "", m.group(5))),
+        )
+        assert size >= 12, text
+        width = 0.5 * size * len(text)  # Helvetica averages about half its size per character
+        left = x - width / 2 if anchor == "middle" else x - width if anchor == "end" else x
+        boxes.append((text, left, y - size * 0.8, left + width, y + size * 0.2))
+    assert len(boxes) >= 2 * len(Topology(release).nodes)
+    overlaps = [(a[0], b[0]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+                if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]]  # fmt: skip
+    assert overlaps == []
+
+
+def test_the_notebook_shows_the_picture_inline() -> None:
+    picture = Topology(render(CHART_DIR, {}, release="r"))
+    figure = picture._repr_html_()
+    assert (
+        figure.startswith('<figure class="helm-topology"')
+        and "<svg" in figure
+        and "<img" not in figure
+    )

@@ -1,0 +1,104 @@
+"""Lighthouse's four scores (performance, accessibility, best practices, SEO) for every page of a
+built docs site, mobile and desktop, with each page's HTML weight and the bytes it transferred.
+Prints figures; asserts nothing (the site test runs axe-core on every page and fails on any
+violation; this is the wider audit the web field reads).
+
+    make runbook                                  # builds build/site
+    (cd benchmarks/lighthouse && npm ci)          # Lighthouse 12.8.2, pinned: 12.x runs on Node 18/20
+    .venv/bin/python benchmarks/lighthouse_site.py [--site build/site] [--form mobile,desktop] [--runs 3] [PAGE ...]
+
+Chromium is Debian's (CHROME_PATH, default /usr/bin/chromium), headless, with every background
+fetch off; the pages come from a static server on 127.0.0.1. PAGE filters by path (``runbooks/03``).
+Lighthouse's mobile performance simulates a 4x slower CPU from the CPU time it observes, so a busy
+machine lowers it: ``--runs 3`` prints the median run of three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.browser import serve_directory  # noqa: E402
+
+LIGHTHOUSE = ROOT / "benchmarks" / "lighthouse" / "node_modules" / "lighthouse" / "cli" / "index.js"
+CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
+CHROME_FLAGS = ("--headless=new --no-sandbox --disable-gpu --no-first-run --disable-background-networking "
+                "--disable-component-update --disable-sync --disable-default-apps --disable-extensions "
+                "--disable-domain-reliability --metrics-recording-only --mute-audio --no-default-browser-check")  # fmt: skip
+
+
+def pages(site: Path) -> list[str]:
+    return sorted(
+        "" if p.parent == site else p.parent.relative_to(site).as_posix() + "/"
+        for p in site.rglob("index.html")
+    )
+
+
+def audit(url: str, form: str) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="lighthouse-") as tmp:
+        out = Path(tmp) / "report.json"
+        command = ["node", str(LIGHTHOUSE), url, "--quiet", "--output=json", f"--output-path={out}",
+                   f"--only-categories={','.join(CATEGORIES)}", f"--chrome-flags={CHROME_FLAGS}",
+                   "--max-wait-for-load=30000"]  # fmt: skip
+        if form == "desktop":
+            command.append("--preset=desktop")
+        env = {**os.environ, "CHROME_PATH": os.environ.get("CHROME_PATH", "/usr/bin/chromium")}
+        subprocess.run(command, check=True, env=env, timeout=180, capture_output=True)
+        report = json.loads(out.read_text())
+    scores = {c: round(100 * (report["categories"][c]["score"] or 0)) for c in CATEGORIES}
+    audits = report["audits"]
+    failed = sorted(
+        key
+        for key, a in audits.items()
+        if a.get("score") is not None
+        and a["score"] < 1
+        and a.get("scoreDisplayMode") in ("binary",)
+    )
+    return {
+        **scores,
+        "lcp_s": audits["largest-contentful-paint"]["numericValue"] / 1000,
+        "transfer_kb": audits["total-byte-weight"]["numericValue"] / 1024,
+        "failed": failed,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--site", type=Path, default=ROOT / "build" / "site")
+    parser.add_argument("--form", default="mobile,desktop")
+    parser.add_argument(
+        "--runs", type=int, default=1, help="audits per page and form; the median is printed"
+    )
+    parser.add_argument("filters", nargs="*")
+    args = parser.parse_args(argv)
+    if not LIGHTHOUSE.exists():
+        print("Lighthouse is not installed: (cd benchmarks/lighthouse && npm ci)", file=sys.stderr)
+        return 2
+    selected = [
+        p
+        for p in pages(args.site)
+        if not args.filters or any(f in (p or "(home)") for f in args.filters)
+    ]
+    print(f"{'page':38} {'form':8} perf a11y  bp  seo   LCP   HTML KB  transfer KB  failed audits")
+    with serve_directory(args.site) as origin:
+        for page in selected:
+            html_kb = (args.site / page / "index.html").stat().st_size / 1024
+            for form in args.form.split(","):
+                runs = [audit(f"{origin}/{page}", form) for _ in range(max(1, args.runs))]
+                r = sorted(runs, key=lambda x: x["performance"])[len(runs) // 2]  # the median run
+                print(f"{page or '(home)':38} {form:8} {r['performance']:4} {r['accessibility']:4} "
+                      f"{r['best-practices']:4} {r['seo']:4} {r['lcp_s']:5.1f}s {html_kb:8.0f} "
+                      f"{r['transfer_kb']:12.0f}  {' '.join(r['failed']) or '-'}", flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+// Keyboard readers reach what scrolls: a code block, a wide table, a picture or a notebook output
+// wider than its box can be focused (tabindex 0) and then scrolled with the arrow keys. Which
+// boxes scroll depends on the window, so the marks follow a resize; mkdocs-material wraps tables
+// at load. Measuring a box lays out the cell around it (long runbook pages lay out only what is
+// near the window, layout.css), so the boxes are measured in slices of 30 ms between other work:
+// the page answers input meanwhile. <html data-scrollables="marked"> says the pass is done.
+(() => {
+  const CANDIDATES = ".md-content :is(pre, code, table, figure, .highlight, .highlight-ipynb, .md-typeset__scrollwrap, .jp-OutputArea-output)";
+  const FOCUSABLE = "a[href], button, input, select, textarea, [tabindex]";
+  const root = document.documentElement;
+  let pass = 0;
+  const check = el => {
+    if (el.hasAttribute("tabindex") || el.scrollWidth <= el.clientWidth + 1 && el.scrollHeight <= el.clientHeight + 1) return;
+    const style = getComputedStyle(el);
+    if (/auto|scroll/.test(style.overflowX + style.overflowY) && !el.querySelector(FOCUSABLE)) {
+      el.setAttribute("tabindex", "0");
+    }
+  };
+  const mark = () => {
+    const mine = ++pass, queue = [...document.querySelectorAll(CANDIDATES)];
+    root.removeAttribute("data-scrollables");
+    const slice = () => {
+      if (mine !== pass) return;  // a newer pass (resize, navigation) took over
+      const end = performance.now() + 30;
+      while (queue.length && performance.now() < end) check(queue.shift());
+      if (queue.length) setTimeout(slice, 0); else root.setAttribute("data-scrollables", "marked");
+    };
+    slice();
+  };
+  let pending = 0;
+  window.addEventListener("load", mark);
+  window.addEventListener("resize", () => { clearTimeout(pending); pending = setTimeout(mark, 150); });
+  if (window.document$) window.document$.subscribe(() => setTimeout(mark, 0));
+  else mark();
+})();

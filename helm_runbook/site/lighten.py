@@ -1,0 +1,289 @@
+"""The built site made light and self-contained: what ``mkdocs build`` leaves that no reader needs.
+
+mkdocs-jupyter inlines JupyterLab's whole stylesheet (about 580 KB) into every runbook page, plus
+a script that imports mermaid from a CDN when a page has a mermaid cell (none has; it would break
+the offline promise the day one did), MathJax's configuration (no runbook has maths) and a
+stylesheet that is a printed Python list. mkdocs-material ships source maps and the search
+word-segmenters of languages this site is not written in. ``lighten`` moves the notebook styles
+into one shared stylesheet trimmed to the selectors the pages use, drops the rest, and gives the
+search dialog its accessible name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import tinycss2
+
+from helm_runbook.errors import StepFailed
+
+NOTEBOOK_CSS = (
+    "assets/stylesheets/notebook"  # + ".<hash>.css": a new build never reads a stale copy
+)
+_STYLE = re.compile(r"\s*<style(?: type=\"text/css\")?>(.*?)</style>", re.S)
+# What mkdocs-jupyter puts before and after a notebook: its inline styles sit between the opening
+# of the article and the first cell, and after the notebook's closing comment.
+_NOTEBOOK = re.compile(r"<div class=\"jupyter-wrapper\">")
+_DROPPED_SCRIPTS = (
+    re.compile(r"<script src=\"\">\s*</script>"),  # include_requirejs: false leaves an empty src
+    re.compile(r"<script type=\"text/x-mathjax-config\">.*?</script>", re.S),
+    re.compile(
+        r"<script type=\"module\">\s*document\.addEventListener\(\"DOMContentLoaded\", async \(\) => \{\s*"
+        r"const diagrams = document\.querySelectorAll\(\"\.jp-Mermaid.*?</script>",
+        re.S,
+    ),
+)
+# Each code cell's copy button carries the same 800-byte icon: one <symbol> per page instead.
+_COPY_ICON = re.compile(
+    r'<svg aria-hidden="true" class="clipboard-copy-icon"[^>]*>\s*(<path .*?</path>\s*<path .*?</path>)\s*</svg>',
+    re.S,
+)
+# JupyterLab's click-to-collapse bars: empty boxes on a static page (about 6 KB on a long runbook)
+_COLLAPSER = re.compile(r'<div class="jp-Collapser [^"]*">\s*</div>\n?')
+# The theme's script and ours run once the page is parsed (they read the whole DOM anyway): the
+# first paint does not wait for 110 KB of script.
+_SCRIPT_SRC = re.compile(r"<script (src=\"[^\"]+\.js\")>")
+# An icon (pymdownx.emoji's inline SVG) repeated on a page: one <symbol>, each use a reference.
+_ICON = re.compile(
+    r'(<span class="twemoji[^"]*">)<svg xmlns="http://www.w3.org/2000/svg" viewBox="([^"]+)">(.*?)</svg>',
+    re.S,
+)
+_PRE = re.compile(r"(<pre\b.*?</pre>)", re.S)
+_SEARCH_DIALOG = '<div class="md-search" data-md-component="search" role="dialog">'
+_CLASS_ATTR = re.compile(r"""\bclass=["']([^"']*)["']""")
+_CLASS = re.compile(r"\.(-?[_a-zA-Z][\w-]*)")
+_NOT = re.compile(r":(?:not|where|is|has)\([^()]*\)")
+
+
+def lighten(site: Path) -> dict[str, int]:
+    """Finish ``site`` in place; returns bytes before and after (HTML, CSS, JS, maps) for the log."""
+    before = _weight(site)
+    _drop_unread_assets(site)
+    pages = sorted(site.rglob("*.html"))
+    texts = {page: page.read_text() for page in pages}
+    notebook_pages = [p for p, t in texts.items() if _NOTEBOOK.search(t)]
+    blocks: list[str] = []
+    for page in notebook_pages:
+        texts[page] = _lift_notebook_styles(texts[page], blocks)
+    _trim_theme_css(
+        site, [*texts.values(), *blocks]
+    )  # blocks: the notebook styles read theme variables
+    stylesheet = ""
+    if blocks:
+        used = _classes(texts[p] for p in notebook_pages)
+        css = trim_css("\n".join(blocks), used)
+        digest = hashlib.sha256(css.encode()).hexdigest()[:8]
+        stylesheet = f"{NOTEBOOK_CSS}.{digest}.css"
+        (site / stylesheet).write_text(css)
+    for page, text in texts.items():
+        if page in notebook_pages:
+            href = os.path.relpath(site / stylesheet, page.parent)
+            # after the theme's stylesheet, before the site's own (layout.css has the last word)
+            theme = re.search(
+                r'<link rel="stylesheet" href="[^"]*assets/stylesheets/main\.[^"]+\.css">', text
+            )
+            at = theme.end() if theme else text.index("</head>")
+            text = f'{text[:at]}\n<link rel="stylesheet" href="{href}">{text[at:]}'
+        if _SEARCH_DIALOG in text:
+            text = text.replace(_SEARCH_DIALOG, _SEARCH_DIALOG[:-1] + ' aria-label="Search">', 1)
+        elif 'data-md-component="search"' in text:
+            raise StepFailed("docs.lighten", expected=f"mkdocs-material's search dialog as {_SEARCH_DIALOG}",
+                             seen=f"another markup in {page.relative_to(site)}",
+                             fix="update _SEARCH_DIALOG in helm_runbook/site/lighten.py to the theme's markup")  # fmt: skip
+        text = _SCRIPT_SRC.sub(r"<script defer \1>", text)
+        page.write_text(_indentation_dropped(_shared_icons(text)))
+    return {"before": before, "after": _weight(site)}
+
+
+def _shared_icons(text: str) -> str:
+    symbols: dict[tuple[str, str], str] = {}
+
+    def use(m: re.Match[str]) -> str:
+        ident = symbols.setdefault((m.group(2), m.group(3)), f"helm-icon-{len(symbols)}")
+        return f'{m.group(1)}<svg viewBox="{m.group(2)}" aria-hidden="true"><use href="#{ident}"></use></svg>'
+
+    text = _ICON.sub(use, text)
+    if not symbols:
+        return text
+    defs = "".join(
+        f'<symbol id="{ident}" viewBox="{box}">{body}</symbol>'
+        for (box, body), ident in symbols.items()
+    )
+    body = re.search(r"<body[^>]*>", text)
+    assert body is not None
+    sprite = f'<svg aria-hidden="true" style="position:absolute;width:0;height:0;overflow:hidden" xmlns="http://www.w3.org/2000/svg">{defs}</svg>'
+    return text[: body.end()] + sprite + text[body.end() :]
+
+
+def _indentation_dropped(text: str) -> str:
+    """The page without the indentation between its tags (outside ``<pre>``): a line break stays
+    where there was one, so what renders is the same."""
+    parts = _PRE.split(text)
+    return "".join(
+        part if i % 2 else re.sub(r"\n[ \t]+", "\n", part) for i, part in enumerate(parts)
+    )
+
+
+def _lift_notebook_styles(text: str, blocks: list[str]) -> str:
+    """The page without its inline notebook styles and scripts; each distinct style goes to ``blocks``."""
+    start = _NOTEBOOK.search(text)
+    assert start is not None
+    # The styles come before the wrapper (the article's top) and after it (the list mkdocs-jupyter
+    # prints); both are inside the article, after the theme's own head.
+    article = text.index("<article")
+    out, last = [], 0
+    for match in _STYLE.finditer(text, article):
+        css = match.group(1).strip()
+        if not css.startswith("['") and css not in blocks:  # the printed list is not CSS
+            blocks.append(css)
+        out.append(text[last : match.start()])
+        last = match.end()
+    out.append(text[last:])
+    text = "".join(out)
+    for script in _DROPPED_SCRIPTS:
+        text = script.sub("", text)
+    icon = _COPY_ICON.search(text)
+    if icon:
+        text = _COPY_ICON.sub('<svg aria-hidden="true" class="clipboard-copy-icon" height="20" width="20">'
+                              '<use href="#helm-copy-icon"></use></svg>', text)  # fmt: skip
+        symbol = (f'<svg aria-hidden="true" style="position:absolute;width:0;height:0;overflow:hidden"><symbol id="helm-copy-icon" viewBox="0 0 16 16">'
+                  f"{icon.group(1)}</symbol></svg>")  # fmt: skip
+        text = text.replace(start.group(0), start.group(0) + symbol, 1)
+    return text.replace(
+        '<clipboard-copy ,="" ', "<clipboard-copy "
+    )  # a stray comma in the template
+
+
+def _classes(texts: Iterable[str]) -> set[str]:
+    return {name for text in texts for attr in _CLASS_ATTR.findall(text) for name in attr.split()}
+
+
+_ROOT_INSIDE = re.compile(r"\S\s+(?::root|html|body)\b")  # `.jupyter-wrapper :root` matches nothing
+
+
+def _selector_used(selector: str, used: set[str], theme: bool) -> bool:
+    if _ROOT_INSIDE.search(selector):
+        return False
+    # mkdocs-material adds some of its classes at run time (md-typeset__scrollwrap around tables):
+    # the notebook styles keep every rule on them; the theme's own are checked against its script
+    names = _CLASS.findall(_NOT.sub("", selector))
+    return all(name in used or (not theme and name.startswith("md-")) for name in names)
+
+
+def _split_selectors(prelude: str) -> list[str]:
+    out, depth, current = [], 0, ""
+    for char in prelude:
+        depth += (char in "([" and 1) or (char in ")]" and -1) or 0
+        if char == "," and depth == 0:
+            out.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*out, current.strip()]
+
+
+def trim_css(
+    css: str, used: set[str], theme: bool = False, read: frozenset[str] = frozenset()
+) -> str:
+    """``css`` with only the rules whose selectors can match an element with classes from ``used``
+    (a selector naming a class no page has is dropped; ``theme``: no class is presumed added at run
+    time), identical rules once, and without the custom properties (``--jp-…``) that no ``var()``
+    reads, here or in ``read`` (other stylesheets and the pages), repeated until none is left (a
+    dropped property may have been the only reader of another). At-rules are trimmed inside."""
+    unread: frozenset[str] | None = None  # the first pass drops rules, the next ones properties
+    while True:
+        parsed = tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True)
+        trimmed = "\n".join(dict.fromkeys(_trim(parsed, used, theme, unread)))
+        if trimmed == css and unread is not None:
+            return css
+        css = trimmed
+        defined = set(_PROPERTY.findall(css))
+        unread = frozenset(defined - set(_VAR.findall(css)) - read)
+
+
+_VAR = re.compile(r"var\(\s*(--[\w-]+)")
+_PROPERTY = re.compile(r"[{;]\s*(--[\w-]+)\s*:")
+
+
+def _declarations(content: list[object], unread: frozenset[str] | None) -> str:
+    if unread is None:
+        return str(tinycss2.serialize(content)).strip()
+    kept = []
+    for decl in tinycss2.parse_declaration_list(content, skip_comments=True, skip_whitespace=True):
+        if decl.type != "declaration" or decl.name in unread:
+            continue
+        important = " !important" if decl.important else ""
+        kept.append(f"{decl.name}:{tinycss2.serialize(decl.value).strip()}{important}")
+    return ";".join(kept)
+
+
+def _trim(
+    rules: list[object], used: set[str], theme: bool, unread: frozenset[str] | None
+) -> list[str]:
+    out: list[str] = []
+    for rule in rules:
+        if rule.type == "qualified-rule":  # type: ignore[attr-defined]
+            prelude = tinycss2.serialize(rule.prelude)  # type: ignore[attr-defined]
+            kept = [s for s in _split_selectors(prelude) if _selector_used(s, used, theme)]
+            body = _declarations(rule.content, unread) if kept else ""  # type: ignore[attr-defined]
+            if body:
+                out.append(f"{','.join(kept)}{{{body}}}")
+        elif rule.type == "at-rule":  # type: ignore[attr-defined]
+            keyword = rule.lower_at_keyword  # type: ignore[attr-defined]
+            if keyword == "charset":
+                continue
+            prelude = tinycss2.serialize(rule.prelude).strip()  # type: ignore[attr-defined]
+            if keyword in ("media", "supports") and rule.content is not None:  # type: ignore[attr-defined]
+                inner = _trim(tinycss2.parse_rule_list(rule.content, skip_comments=True, skip_whitespace=True), used, theme, unread)  # type: ignore[attr-defined]  # fmt: skip
+                if inner:
+                    out.append(f"@{keyword} {prelude}{{{''.join(inner)}}}")
+            else:
+                out.append(tinycss2.serialize([rule]).strip())
+    return out
+
+
+def _trim_theme_css(site: Path, pages: Iterable[str]) -> None:
+    """mkdocs-material's stylesheet (about 135 KB, every feature of the theme) trimmed to the rules
+    whose classes some page has or the theme's script names (classes it adds at run time)."""
+    pages = list(pages)
+    script = " ".join(p.read_text() for p in (site / "assets" / "javascripts").glob("bundle.*.js"))
+    used = _classes(pages) | set(re.findall(r"[A-Za-z_][\w-]*", script))
+    theme = list((site / "assets" / "stylesheets").glob("main.*.css"))
+    others = [p.read_text() for p in site.rglob("*.css") if p not in theme]
+    read = frozenset(_VAR.findall(" ".join([*others, *pages, script])))
+    for path in theme:
+        path.write_text(trim_css(path.read_text(), used, theme=True, read=read))
+
+
+def _drop_unread_assets(site: Path) -> None:
+    """Source maps (and the comments naming them) and the search language packs of other languages."""
+    for path in site.rglob("*.map"):
+        path.unlink()
+    for path in [*site.rglob("*.js"), *site.rglob("*.css")]:
+        text = path.read_text()
+        trimmed = re.sub(r"\n?/[/*]# sourceMappingURL=\S+?(?: \*/)?\s*$", "", text)
+        if trimmed != text:
+            path.write_text(trimmed)
+    shutil.rmtree(site / "assets" / "javascripts" / "lunr", ignore_errors=True)
+    _lighter_search_index(site / "search" / "search_index.json")
+
+
+def _lighter_search_index(path: Path) -> None:
+    """The search index every page fetches at load (about 250 KB): each entry's text without its
+    markup (a tenth of it; results show the words, which is what is searched), written compactly."""
+    if not path.exists():
+        return
+    index = json.loads(path.read_text())
+    for doc in index.get("docs", []):
+        doc["text"] = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", doc.get("text", ""))).strip()
+    path.write_text(json.dumps(index, ensure_ascii=False, separators=(",", ":")))
+
+
+def _weight(site: Path) -> int:
+    return sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
