@@ -163,7 +163,7 @@ def render_guide_command(section: str) -> StepReport:
         ["objects", ", ".join(sorted(set(rendered.kinds()) - {"Pod"}))],
     ]
     rows += [["NOTES", w] for w in warnings]
-    result = StepReport("chart.guide", f"the guide's {section}, rendered as written", ["", "value"], rows,
+    result = StepReport("chart.guide", f"the guide's {section}, rendered as written", ["what", "value"], rows,
                         summary="renders: every guard passed" + (f"; NOTES: {len(warnings)} warning(s)" if warnings else ""),
                         seconds=time.perf_counter() - start, command=command,
                         values={"section": section, "command": command, "production": env.get("HELM_PRODUCTION") == "1",

@@ -142,7 +142,9 @@ def stop(entries: list[Started], grace: float = 10.0) -> list[Started]:
     from helm_runbook.targets.pod import descendants, terminate_tree, wait_exit
 
     stopped = []
-    for entry in entries:
+    # pods before their relays: a relay that goes first can take its pod down with it, which
+    # would then be gone uncounted (and "stopped" would not say so)
+    for entry in sorted(entries, key=lambda e: e.kind != "pod"):
         if not entry.running:
             entry.file.unlink(missing_ok=True)
             continue

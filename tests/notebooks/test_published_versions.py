@@ -65,16 +65,19 @@ def test_two_versions_read_back_in_a_browser(run: dict[str, Any], tmp_path: Path
                 page.evaluate("document.querySelector('.md-version__current').textContent.trim()")
                 == "0.8.3"
             )
+            # named by the version it shows, not "Select version" (site/lighten.py)
+            label = page.evaluate(
+                "document.querySelector('.md-version__current').getAttribute('aria-label')"
+            )
+            assert not label, label
             banner = "document.querySelector('[data-md-component=outdated]')"
             page.wait_for(f"!{banner}.hidden")
             assert "not the latest release" in page.evaluate(f"{banner}.innerText")
             page.evaluate(f"{banner}.querySelector('a').click()")
             page.wait_for("location.pathname === '/latest/' && document.readyState === 'complete'")
             assert page.evaluate(f"{banner}.hidden") is True
-            assert (
-                page.evaluate("document.querySelector('.md-version__current').textContent.trim()")
-                == "0.8.4"
-            )
+            current = "(document.querySelector('.md-version__current') || {}).textContent"
+            assert page.wait_for(current).strip() == "0.8.4"  # the theme's script inserts it
             outside = [
                 u for u in page.requests if not u.startswith((origin, "data:", "blob:", "about:"))
             ]
