@@ -63,6 +63,9 @@ def test_stop_finds_the_pod_and_relay_after_rm_rf_build_and_nothing_else(
     pod = target.start_pod()
     pod_pid, relay_pid = pod.process_pid, pod.relay_pid
     try:
+        # ready first: a sandbox still mounting its volumes exits when they vanish, and the
+        # operator's `rm -rf build` comes long after the pod started
+        target.wait_ready(60)
         assert alive(pod_pid) and alive(relay_pid)
         kinds = {e.pid: e.kind for e in started.recorded(build / "local-target")}
         assert kinds == {pod_pid: "pod", relay_pid: "network relay"}
