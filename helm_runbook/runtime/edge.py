@@ -4,7 +4,8 @@ uvicorn's httptools protocol has no cap on header size (httptools concatenates a
 until it ends, so a 100 MB header is held in memory and then served) and no timer before the
 first request or while headers trickle in. ``bounded_protocol`` adds both; every server of the
 runtime (API, health, metrics) uses it. ``read_body`` streams a request body under a byte cap
-and a deadline, chunked bodies included, so nothing larger than the route allows is ever held.
+and a deadline, chunked bodies included, so nothing larger than the route allows is ever held,
+and reserves it from the process's body budget first, so all bodies together stay bounded too.
 """
 
 from __future__ import annotations

@@ -96,3 +96,36 @@ def test_the_health_port_answers_while_clients_flood_the_proxy_with_large_bodies
     assert seen.figures["requests"] > 0
     assert not health.failures, health.failures
     assert health.worst_s < 1.0, health.worst_s
+
+
+@pytest.mark.slow
+def test_the_health_port_never_waits_on_a_commit_stuck_behind_the_database_lock(
+    server: RuntimeProcess, tmp_path: Path
+) -> None:
+    """Another writer holds SQLite's write lock: a receipt commit waits on it (up to the busy
+    timeout) with the store's lock held, and on the API port's loop; probes answer meanwhile."""
+    import sqlite3
+    import threading
+    import time
+
+    import httpx
+
+    blocker = sqlite3.connect(tmp_path / "data" / "helm.db", isolation_level=None)
+    body = {"tool": "file_read", "effect_level": "E1", "session_id": "s", "args": {}}
+    statuses: list[int] = []
+    with HealthWatch(server.health_url) as health:
+        blocker.execute("BEGIN IMMEDIATE")
+        writer = threading.Thread(
+            target=lambda: statuses.append(
+                httpx.post(server.url + "/api/v1/evaluate", headers=TENANT_HEADERS, json=body,
+                           timeout=30).status_code
+            )
+        )  # fmt: skip
+        writer.start()
+        time.sleep(2.5)
+        blocker.execute("ROLLBACK")
+        writer.join(30)
+    blocker.close()
+    assert statuses == [200], statuses
+    assert not health.failures, health.failures
+    assert health.worst_s < 0.5, health.worst_s
