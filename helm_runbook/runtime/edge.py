@@ -127,15 +127,16 @@ async def read_body(
 ) -> bytes:
     """The whole body, refused with 413 as soon as it passes ``limit`` bytes (declared or not),
     with 408 when it has not arrived within ``timeout_s``, and with 503 when the process's
-    ``budget`` of buffered body bytes cannot take it: a declared length is reserved before any
-    byte is read, an undeclared one as it streams. What is reserved is added to ``held``; the
-    caller releases it once the answer is sent. Later reads of the request (``body()``,
-    ``form()``, ``stream()``) see these bytes."""
+    ``budget`` of buffered body bytes cannot take it: a declared length that does not fit is
+    refused before any byte is read, and every chunk is reserved before it is kept (so a slow
+    sender holds only what it has sent, never what it announced). What is reserved is added to
+    ``held``; the caller releases it once the answer is sent. Later reads of the request
+    (``body()``, ``form()``, ``stream()``) see these bytes."""
     declared = _declared_length(request)
     if declared is not None and declared > limit:
         raise ProblemError(413, f"Request body exceeds {limit} bytes", headers=_CLOSE)
-    if declared:
-        _reserve(budget, declared, held)
+    if declared and not budget.fits(declared):
+        _refuse_budget(budget)
     chunks: list[bytes] = []
     size = 0
     try:
@@ -160,10 +161,14 @@ async def read_body(
 
 def _reserve(budget: BodyBudget, size: int, held: list[int]) -> None:
     if not budget.reserve(size):
-        raise ProblemError(
-            503,
-            f"{BODY_BUDGET_EXHAUSTED}: the runtime is holding {budget.held} of its "
-            f"{budget.total} request-body bytes (HELM_BODY_BUDGET_BYTES); retry",
-            headers={**_CLOSE, "Retry-After": "1", "X-Helm-Limiter-Reason": BODY_BUDGET_EXHAUSTED},
-        )
+        _refuse_budget(budget)
     held[0] += size
+
+
+def _refuse_budget(budget: BodyBudget) -> None:
+    raise ProblemError(
+        503,
+        f"{BODY_BUDGET_EXHAUSTED}: the runtime is holding {budget.held} of its "
+        f"{budget.total} request-body bytes (HELM_BODY_BUDGET_BYTES); retry",
+        headers={**_CLOSE, "Retry-After": "1", "X-Helm-Limiter-Reason": BODY_BUDGET_EXHAUSTED},
+    )

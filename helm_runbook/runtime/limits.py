@@ -32,7 +32,7 @@ disables one):
 
 | limit | value | env |
 | --- | --- | --- |
-| request-body bytes buffered by the whole process, reserved before a body is read (its ``Content-Length``, else as it streams) and released when its answer is sent | 48 MiB, else 503 ``BODY_BUDGET_EXHAUSTED`` with ``Retry-After: 1`` and close | ``HELM_BODY_BUDGET_BYTES`` |
+| request-body bytes buffered by the whole process: a ``Content-Length`` that does not fit is refused before reading, each chunk is reserved before it is kept, all released when the answer is made | 48 MiB, else 503 ``BODY_BUDGET_EXHAUSTED`` with ``Retry-After: 1`` and close | ``HELM_BODY_BUDGET_BYTES`` |
 | receipts the anonymous proxy writes per minute for one client address | 600 (a burst of 600, refilled at 10/s), else 429 ``ANONYMOUS_RECEIPT_BUDGET_EXCEEDED``, nothing written | ``HELM_ANONYMOUS_RECEIPTS_PER_MINUTE`` |
 | receipts the anonymous proxy writes per minute for all addresses together | 3,000, else 429; with receipts of at most ``MAX_STORED_RECEIPT_BYTES``, the store grows by at most 48 MiB a minute from anonymous callers (about 6 MiB with the usual 2 KiB receipts) | ``HELM_ANONYMOUS_RECEIPTS_PER_MINUTE_TOTAL`` |
 | JSON bodies over 256 KiB parsed at once | ``MAX_HEAVY_PARSES`` = 1 worker thread, ``MAX_QUEUED_PARSES`` = 8 waiting, else 503 ``JSON_PARSER_BUSY`` | |
@@ -195,8 +195,11 @@ class BodyBudget:
         self.held = 0
         self.peak = 0
 
+    def fits(self, size: int) -> bool:
+        return not self.total or self.held + size <= self.total
+
     def reserve(self, size: int) -> bool:
-        if self.total and self.held + size > self.total:
+        if not self.fits(size):
             return False
         self.held += size
         self.peak = max(self.peak, self.held)

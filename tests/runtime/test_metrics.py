@@ -30,7 +30,7 @@ def test_new_tool_names_fold_into_one_label_past_the_cap(
     for n in range(MAX_METRIC_LABELS + 40):
         body = {"tool": f"tool-{n}", "effect_level": "E1", "session_id": "s"}
         assert client.post("/api/v1/evaluate", headers=TENANT_HEADERS, json=body).status_code == 200
-    odd = {"tool": "x" * 500, "effect_level": "E1", "session_id": "s"}
+    odd = {"tool": "x" * 256, "effect_level": "E1", "session_id": "s"}  # the longest name allowed
     assert client.post("/api/v1/evaluate", headers=TENANT_HEADERS, json=odd).status_code == 200
     assert runtime.metrics is not None
     labels = _tool_labels(runtime.metrics)
