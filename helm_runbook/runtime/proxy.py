@@ -158,8 +158,8 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
     forward = {"Content-Type": "application/json"}
     if "authorization" in request.headers:
         forward["Authorization"] = request.headers["authorization"]
-    upstream = await runtime.upstream_client()
     try:
+        upstream = await runtime.upstream_client()
         response = await upstream.post(
             upstream_endpoint(settings.upstream_url), json.dumps(body).encode(), forward
         )

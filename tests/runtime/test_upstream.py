@@ -209,6 +209,9 @@ async def test_streamed_answers_arrive_in_the_pieces_sent() -> None:
 
 
 async def test_refusals_before_sending() -> None:
+    for url in ("localhost:9999/v1", "ftp://127.0.0.1/v1", "http://127.0.0.1:99999/v1"):
+        with pytest.raises(UpstreamError, match="HELM_UPSTREAM_URL must be http"):
+            UpstreamPool(url, timeout_s=5)
     pool = UpstreamPool("http://127.0.0.1:1/v1", timeout_s=5)
     with pytest.raises(UpstreamError, match=r"cannot connect to upstream 127\.0\.0\.1:1"):
         await pool.post("http://127.0.0.1:1/v1/chat/completions", CHAT, JSON)
