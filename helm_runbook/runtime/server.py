@@ -382,6 +382,8 @@ async def serve_forever(
         if on_ready:
             on_ready()
     else:
+        if health.failed is not None:
+            log("health port failed", level="ERROR", error=type(health.failed).__name__)
         stop()
     # A daemon thread: a pod stopped during these imports exits without waiting for them.
     threading.Thread(target=_import_deferred, name="deferred-imports", daemon=True).start()
