@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import importlib
 import json
 import re
@@ -224,13 +223,9 @@ def _initial_reconcile(
 def _import_deferred() -> None:
     """Run once the pod is ready, in a worker thread, so readiness never waits for them and the
     first policy with an expression (cel, without its CLI: compiler.load_cel) or the proxy's
-    first upstream call (httpx, without its CLI: helm_runbook/__init__.py) finds them loaded.
-    Then everything start-up made moves to the collector's permanent generation: no later
-    collection walks it again (a young-generation collection took 1.8 ms at the median while
-    start-up's objects were still young, a pause on whichever request triggered it)."""
+    first upstream call (httpx, without its CLI: helm_runbook/__init__.py) finds them loaded."""
     load_cel()
     importlib.import_module("httpx")
-    gc.freeze()
 
 
 class _Server(Server):
