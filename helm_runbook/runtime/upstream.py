@@ -148,6 +148,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
+        self.idle = False  # in the pool: nothing may arrive until the next request is sent
         self.waiter: asyncio.Future[None] | None = None
         self.start()
 
@@ -164,12 +165,16 @@ class _Connection(asyncio.Protocol):
         self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0
         self.paused = False
+        self.discard = False  # a second answer to one request: dropped, the connection closed
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast("asyncio.Transport", transport)  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
+        if self.idle:  # an answer nobody asked for: the connection cannot be trusted again
+            self._fail(UpstreamError("upstream sent data on an idle connection"))
+            return
         if not self.headers_done:
             self.header_bytes += len(data)
         try:
@@ -177,7 +182,9 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(UpstreamError(f"malformed upstream response: {exc}"))
             return
-        if not self.headers_done and self.header_bytes > MAX_RESPONSE_HEADER_BYTES:
+        if self.discard:
+            self.close()  # the answer already complete stays readable; the connection goes
+        elif not self.headers_done and self.header_bytes > MAX_RESPONSE_HEADER_BYTES:
             self._fail(
                 UpstreamError(f"upstream response headers exceed {MAX_RESPONSE_HEADER_BYTES} bytes")
             )
@@ -193,16 +200,22 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_message_begin(self) -> None:
-        if self.headers_done and self.status < 200:  # after a 1xx: the real answer starts
+        if self.complete:
+            self.discard = True
+        elif self.headers_done and self.status < 200:  # after a 1xx: the real answer starts
             self.start()
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.discard:
+            return
         lowered = name.lower()
         if lowered in (b"content-length", b"transfer-encoding"):
             self.framed = True
         self.headers.append((lowered.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        if self.discard:
+            return
         self.status = self.parser.get_status_code()
         self.keep_alive = self.parser.should_keep_alive()
         self.headers_done = True
@@ -210,6 +223,8 @@ class _Connection(asyncio.Protocol):
             self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self.discard:
+            return
         self.chunks.append(body)
         self.buffered += len(body)
         if self.buffered > _READ_HIGH_WATER and not self.paused and self.transport:
@@ -218,7 +233,7 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
-        if self.status >= 200:
+        if self.status >= 200 and not self.discard:
             self.complete = True
             self._wake()
 
@@ -392,6 +407,7 @@ class UpstreamPool:
         while self._idle:
             conn = self._idle.pop()
             if not conn.closed and now - conn.idle_since < self.idle_expiry_s:
+                conn.idle = False
                 return conn
             conn.close()
         loop = asyncio.get_running_loop()
@@ -418,7 +434,7 @@ class UpstreamPool:
     def release(self, conn: _Connection) -> None:
         self._slots.release()
         if conn.reusable() and len(self._idle) < self.max_idle:
-            conn.idle_since = time.monotonic()
+            conn.idle, conn.idle_since = True, time.monotonic()
             self._idle.append(conn)
         else:
             conn.close()

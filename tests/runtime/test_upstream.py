@@ -111,6 +111,22 @@ async def test_a_connection_the_upstream_closed_or_that_idled_too_long_is_not_re
     assert expiring.opened == 3
 
 
+async def test_a_connection_that_sends_an_unasked_answer_is_not_reused() -> None:
+    async def two_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(answer(b"{}") + answer(b'{"smuggled": true}'))
+            await writer.drain()
+
+    upstream = RawUpstream(two_answers)
+    async with upstream as url:
+        pool = UpstreamPool(url, timeout_s=5)
+        assert await post(pool, url) == b"{}"
+        await asyncio.sleep(0.05)
+        assert await post(pool, url) == b"{}"  # never the smuggled answer
+    assert pool.opened == 2
+
+
 async def test_an_answer_without_length_ends_with_the_connection_and_is_not_reused() -> None:
     async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
