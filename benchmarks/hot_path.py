@@ -181,8 +181,9 @@ def _load(port: int, concurrency: int, duration: float, out: multiprocessing.Que
             *(_client(port, deadline, latencies, errors, n) for n in range(concurrency))
         )
 
+    cpu = time.process_time()
     asyncio.run(main())
-    out.put((latencies, errors))
+    out.put((latencies, errors, time.process_time() - cpu))
 
 
 def http(concurrency: int, duration: float) -> None:
@@ -199,8 +200,11 @@ def http(concurrency: int, duration: float) -> None:
             loader = multiprocessing.Process(
                 target=_load, args=(rt.port, concurrency, duration, queue)
             )
+            assert rt.proc is not None
+            server_cpu = _cpu_seconds(rt.proc.pid)
             loader.start()
-            latencies, errors = queue.get()
+            latencies, errors, loader_cpu = queue.get()
+            server_cpu = _cpu_seconds(rt.proc.pid) - server_cpu
             loader.join()
     print(
         f"HTTP POST /api/v1/evaluate, {concurrency} keep-alive clients, {duration:g} s, "
@@ -210,6 +214,19 @@ def http(concurrency: int, duration: float) -> None:
         f"  {len(latencies) / duration:8.0f} requests/s   p50 {pct(latencies, 0.5):.2f} ms   "
         f"p99 {pct(latencies, 0.99):.2f} ms   non-200: {len(errors)}"
     )
+    print(
+        f"  CPU: load generator {loader_cpu / duration:.0%} of one core, server "
+        f"{server_cpu / duration:.0%} ({os.cpu_count()} cores; the rest is other processes or idle)"
+    )
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:

@@ -7,7 +7,6 @@ them, so the runtime's modules form no import circle.
 from __future__ import annotations
 
 import asyncio
-import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,10 +26,9 @@ from helm_runbook.runtime.policy.reconciler import Reconciler
 from helm_runbook.runtime.policy.snapshot import PolicyScope
 from helm_runbook.runtime.settings import Settings
 from helm_runbook.runtime.store.base import ReceiptStore
+from helm_runbook.runtime.upstream import Upstream, open_upstream
 
 if TYPE_CHECKING:
-    import httpx
-
     from helm_runbook.runtime.metrics import Metrics
 
 
@@ -54,19 +52,20 @@ class Runtime:
     parse_workers: BoundedWorkers = field(
         default_factory=lambda: BoundedWorkers(MAX_HEAVY_PARSES, MAX_QUEUED_PARSES, "json-parse")
     )
-    _upstream: httpx.AsyncClient | None = None
+    _upstream: Upstream | None = None
 
-    async def upstream_client(self) -> httpx.AsyncClient:
-        """One pooled client for the proxy's upstream calls, created on first use. httpx (about
-        0.15 s of imports, most of it its optional CLI's) loads then, in a worker thread: not
-        before the pod answers its probes, never on the loop that answers them."""
+    async def upstream_client(self) -> Upstream:
+        """One pooled client for the proxy's upstream calls, created on first use (its TLS
+        context, or httpx when a forward proxy applies, loads then in a worker thread: not
+        before the pod answers its probes, never on the loop that answers them)."""
         if self._upstream is None:
-            client_module = await asyncio.to_thread(importlib.import_module, "httpx")
+            client = await open_upstream(
+                self.settings.upstream_url, self.settings.upstream_timeout_s
+            )
             if self._upstream is None:  # another first request may have made it meanwhile
-                client: httpx.AsyncClient = client_module.AsyncClient(
-                    timeout=self.settings.upstream_timeout_s
-                )
                 self._upstream = client
+            else:
+                await client.aclose()
         return self._upstream
 
     async def aclose(self) -> None:

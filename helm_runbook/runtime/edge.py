@@ -74,6 +74,9 @@ class _BoundedHttpTools(HttpToolsProtocol):
         self._parser_events += 1
         self._cancel_header_timer()
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:
+            cycle.transport = _HeadWithBody(self.transport)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -102,6 +105,38 @@ class _BoundedHttpTools(HttpToolsProtocol):
         if self.cycle is None or self.cycle.response_complete:
             self.transport.write(_raw_response(status, reason))
         self.transport.close()
+
+
+class _HeadWithBody:
+    """The connection as one response cycle writes to it: the response head is held until the
+    first body bytes and leaves with them in one send (uvicorn writes head and body apart: two
+    system calls and two wake-ups of the client for every answer). Any other write (a
+    ``100 Continue``), a close and every other attribute pass straight through."""
+
+    __slots__ = ("_head", "_started", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._head: bytes | None = None
+        self._started = False
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif not self._started and data[:9] == b"HTTP/1.1 " and data[9:10] != b"1":
+            self._started = True  # the head: uvicorn's first write that is not a 1xx
+            self._head = data
+            return
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._head is not None:
+            self._transport.write(self._head)
+            self._head = None
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def bounded_protocol(*, max_header_bytes: int, header_timeout_s: float) -> type[HttpToolsProtocol]:

@@ -27,10 +27,9 @@ from helm_runbook.runtime.limits import (
     MAX_UPSTREAM_RESPONSE_BYTES,
 )
 from helm_runbook.runtime.problems import ProblemError, problem
+from helm_runbook.runtime.upstream import UpstreamError, UpstreamResponse, UpstreamTooLarge
 
 if TYPE_CHECKING:
-    import httpx
-
     from helm_runbook.runtime.context import Runtime
 
 _HOP_BY_HOP = frozenset(
@@ -62,9 +61,12 @@ def openai_error(
     )
 
 
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+
+
 def header_safe(value: str) -> str:
     """A client-chosen string as an HTTP header value: printable ASCII kept, the rest %-encoded."""
-    return quote(value, safe="".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%"))[:256]
+    return quote(value, safe=_HEADER_SAFE)[:256]
 
 
 ANONYMOUS = "anonymous"
@@ -156,26 +158,20 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
     forward = {"Content-Type": "application/json"}
     if "authorization" in request.headers:
         forward["Authorization"] = request.headers["authorization"]
-    client = await runtime.upstream_client()
-    import httpx  # loaded by upstream_client, off the loop
-
-    upstream = client.build_request(
-        "POST",
-        upstream_endpoint(settings.upstream_url),
-        content=json.dumps(body).encode(),
-        headers=forward,
-    )
     try:
-        response = await client.send(upstream, stream=True)
-    except httpx.HTTPError as exc:
+        upstream = await runtime.upstream_client()
+        response = await upstream.post(
+            upstream_endpoint(settings.upstream_url), json.dumps(body).encode(), forward
+        )
+    except UpstreamError as exc:
         return openai_error(
             502,
-            f"Upstream request failed: {type(exc).__name__}: {exc}",
+            f"Upstream request failed: {exc}",
             "helm_upstream_error",
             "upstream_unreachable",
             headers,
         )
-    relayed = {k: v for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP}
+    relayed = {k: v for k, v in response.headers if k not in _HOP_BY_HOP}
     relayed.update(headers)
     if body.get("stream") and response.status_code == 200:
         return StreamingResponse(
@@ -185,8 +181,8 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
             background=BackgroundTask(response.aclose),
         )
     try:
-        content = await _read_bounded(response, MAX_UPSTREAM_RESPONSE_BYTES)
-    except _TooLarge:
+        content = await response.read(MAX_UPSTREAM_RESPONSE_BYTES)
+    except UpstreamTooLarge:
         return openai_error(
             502,
             f"Upstream response exceeds {MAX_UPSTREAM_RESPONSE_BYTES} bytes; use stream=true for long outputs",
@@ -194,7 +190,7 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
             "upstream_response_too_large",
             headers,
         )
-    except httpx.HTTPError as exc:
+    except UpstreamError as exc:
         return openai_error(
             502,
             f"Upstream response failed: {exc}",
@@ -207,23 +203,11 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
     return Response(content, status_code=response.status_code, headers=relayed)
 
 
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
-    """The decoded body, refused once it passes ``limit`` bytes (a gzip bomb included)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
-    """Chunk by chunk, as the upstream sends them (SSE must not be buffered)."""
-    async for chunk in response.aiter_raw():
-        yield chunk
+async def _relay(response: UpstreamResponse) -> AsyncIterator[bytes]:
+    """Chunk by chunk, as the upstream sends them (SSE must not be buffered); the connection
+    goes back to the pool (or is closed) however the stream ends."""
+    try:
+        async for chunk in response.iter_chunks():
+            yield chunk
+    finally:
+        await response.aclose()

@@ -4,6 +4,7 @@ failing receipt rolls back alone."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -72,4 +73,12 @@ def test_a_failing_builder_rolls_back_only_its_own_receipt(tmp_path: Path) -> No
     assert [i.receipt["receipt_id"] for i in listed.items] == ["rcpt-1", "rcpt-2"]
     with pytest.raises(RuntimeError, match="signer failed"):
         store.append("t", "s", bad)
+    # A batch of one runs without a savepoint: its failure (the builder's, or a duplicate
+    # receipt) rolls the whole transaction back and leaves the store ready for the next one.
+    duplicate = store.append_batch([("t", "s", good(1))])
+    assert len(duplicate) == 1 and isinstance(duplicate[0], sqlite3.IntegrityError)
+    assert store.append("t", "s", good(3)).receipt["lamport_clock"] == 3
+    listed = store.list(ReceiptQuery("t", limit=10))
+    assert [i.receipt["receipt_id"] for i in listed.items] == ["rcpt-1", "rcpt-2", "rcpt-3"]
+    assert not store._db.in_transaction
     store.close()

@@ -3,6 +3,9 @@ bundled stand-in upstream."""
 
 from __future__ import annotations
 
+import socketserver
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -184,3 +187,69 @@ def test_proxy_receipts_are_listed_in_the_tenant_scope_and_verify(
 )
 def test_upstream_url_join_never_doubles_v1(base: str, expected: str) -> None:
     assert upstream_endpoint(base) == expected
+
+
+class CountingUpstream(socketserver.ThreadingTCPServer):
+    """A minimal keep-alive upstream on 127.0.0.1 that counts the connections it accepts and can
+    drop one after its answer, as a server whose keep-alive timeout passed does."""
+
+    daemon_threads = True
+    answer = b'{"id": "c", "object": "chat.completion", "choices": []}'
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _CountingHandler)
+        self.connections = 0
+        self.drop_after_answer = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class _CountingHandler(socketserver.StreamRequestHandler):
+    server: CountingUpstream
+
+    def handle(self) -> None:
+        self.server.connections += 1
+        while head := self.rfile.readline():
+            length = 0
+            while (line := self.rfile.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            self.rfile.read(length)
+            body = self.server.answer
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            if self.server.drop_after_answer or not head.startswith(b"POST"):
+                self.server.drop_after_answer = False
+                return
+
+
+def test_calls_reuse_one_upstream_connection_and_reconnect_when_it_is_dropped(
+    tmp_path: Path,
+) -> None:
+    """The proxy keeps its upstream connection alive between calls (a new connection per call
+    costs a handshake each time) and opens a new one when the upstream has closed it."""
+    upstream = CountingUpstream()
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    env = {**default_env(), "HELM_ENABLE_OPENAI_PROXY": "1", "HELM_UPSTREAM_URL": upstream.url}
+    chat = {"model": "mock-model", "messages": [{"role": "user", "content": "x"}]}
+    try:
+        with (
+            RuntimeProcess(write_policy(tmp_path / "p", PROXY_POLICY), tmp_path / "d", env=env) as rt,
+            httpx.Client(base_url=rt.url) as client,
+        ):  # fmt: skip
+            for _ in range(10):
+                assert client.post("/v1/chat/completions", json=chat).status_code == 200
+            assert upstream.connections == 1
+            upstream.drop_after_answer = True
+            assert client.post("/v1/chat/completions", json=chat).status_code == 200
+            time.sleep(0.3)  # the upstream's FIN reaches the runtime while the connection idles
+            for _ in range(3):
+                assert client.post("/v1/chat/completions", json=chat).status_code == 200
+            assert upstream.connections == 2
+    finally:
+        upstream.shutdown()
+        upstream.server_close()

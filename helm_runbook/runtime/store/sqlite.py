@@ -143,9 +143,13 @@ class SQLiteReceiptStore(BatchAppender):
             except sqlite3.Error as exc:
                 self._note(exc)
                 raise StoreUnavailable(f"receipt database is not writable: {exc}") from exc
+            # Savepoints isolate the jobs of a batch; a batch of one (every request when they
+            # come one at a time) needs none: its failure rolls the transaction back.
+            isolate = len(jobs) > 1
             try:
                 for tenant_id, session_id, build in jobs:
-                    db.execute("SAVEPOINT job")
+                    if isolate:
+                        db.execute("SAVEPOINT job")
                     try:
                         appended = self._append_one(tenant_id, session_id, build)
                     except sqlite3.Error as exc:
@@ -153,17 +157,17 @@ class SQLiteReceiptStore(BatchAppender):
                             # A storage failure (full, read-only, I/O): SQLite may already have
                             # rolled the whole transaction back, so the whole batch fails.
                             raise
-                        db.execute("ROLLBACK TO job")
-                        db.execute("RELEASE job")
+                        self._drop_job(isolate)
                         results.append(exc)
                     except Exception as exc:  # the builder's own failure: only its receipt goes
-                        db.execute("ROLLBACK TO job")
-                        db.execute("RELEASE job")
+                        self._drop_job(isolate)
                         results.append(exc)
                     else:
-                        db.execute("RELEASE job")
+                        if isolate:
+                            db.execute("RELEASE job")
                         results.append(appended)
-                db.execute("COMMIT")
+                if isolate or not results or not isinstance(results[0], Exception):
+                    db.execute("COMMIT")
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
@@ -172,6 +176,14 @@ class SQLiteReceiptStore(BatchAppender):
                     raise StoreUnavailable(f"receipt write failed: {exc}") from exc
                 raise
         return results
+
+    def _drop_job(self, isolated: bool) -> None:
+        """Undo the job that failed: back to its savepoint, or the whole one-job transaction."""
+        if isolated:
+            self._db.execute("ROLLBACK TO job")
+            self._db.execute("RELEASE job")
+        else:
+            self._db.execute("ROLLBACK")
 
     def _note(self, exc: sqlite3.Error) -> None:
         """Remember a failure that makes the store unusable (readiness reports it)."""
