@@ -174,6 +174,7 @@ def publish_site(
 ) -> Published:  # fmt: skip
     """Add ``site`` to ``branch`` of ``repo`` as ``version`` (default: the chart version it
     documents) with ``aliases``; an alias moves from whichever version held it."""
+    site = site.resolve()  # git runs in the repository: a relative site would be read from there
     info = read_build_info(site)
     version = _checked_name(version or str(info.get("chart_version") or ""), "version")
     aliases = tuple(dict.fromkeys(_checked_name(a, "alias") for a in aliases))

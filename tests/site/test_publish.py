@@ -131,6 +131,17 @@ def test_the_cli_says_where_it_published_and_refuses_in_one_line(
     assert err[1].startswith("fix: ") and len(err) == 2
 
 
+def test_a_relative_site_path_is_read_from_where_the_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make publish`` passes ``build/site``: git runs in the repository, the site is read here."""
+    repo = _repo(tmp_path, bare=True)
+    _site(tmp_path, "a", "0.1.0")
+    monkeypatch.chdir(tmp_path)
+    publish_site(Path("a"), repo=repo)
+    assert _tree(repo)["0.1.0/index.html"] == "<h1>chart 0.1.0</h1>"
+
+
 def test_provenance_records_the_checkout() -> None:
     root = Path(__file__).resolve().parents[2]
     facts = provenance(root, {"run": {"chart_version": "0.8.4"}, "notebooks": [
