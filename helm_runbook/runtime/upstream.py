@@ -311,20 +311,26 @@ class PooledResponse:
 
     async def read(self, limit: int) -> bytes:
         """The whole decoded body; ``UpstreamTooLarge`` once it passes ``limit`` bytes."""
-        pieces: list[bytes] = []
-        size = 0
-        async for piece in self.iter_chunks():
-            size += len(piece)
-            if size > limit:
-                raise UpstreamTooLarge(f"upstream answer exceeds {limit} bytes")
-            pieces.append(piece)
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return await read_capped(self.iter_chunks(), limit)
 
     async def aclose(self) -> None:
         """Hand the connection back when its answer was read to the end, else close it."""
         conn, self._conn = self._conn, None
         if conn is not None:
             self._pool.release(conn)
+
+
+async def read_capped(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """A whole body from ``chunks``, refused with ``UpstreamTooLarge`` once it passes ``limit``
+    bytes (both clients' ``read``: the cap is counted as pieces arrive, never after buffering)."""
+    pieces: list[bytes] = []
+    size = 0
+    async for piece in chunks:
+        size += len(piece)
+        if size > limit:
+            raise UpstreamTooLarge(f"upstream answer exceeds {limit} bytes")
+        pieces.append(piece)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 class UpstreamPool:
@@ -461,14 +467,7 @@ class _HttpxResponse:
             raise UpstreamError(f"upstream answer failed: {type(exc).__name__}: {exc}") from None
 
     async def read(self, limit: int) -> bytes:
-        pieces: list[bytes] = []
-        size = 0
-        async for piece in self.iter_chunks():
-            size += len(piece)
-            if size > limit:
-                raise UpstreamTooLarge(f"upstream answer exceeds {limit} bytes")
-            pieces.append(piece)
-        return b"".join(pieces)
+        return await read_capped(self.iter_chunks(), limit)
 
     async def aclose(self) -> None:
         await self._response.aclose()

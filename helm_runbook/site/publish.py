@@ -87,8 +87,10 @@ class Published:
 
 
 def _git(
-    repo: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> str:
+    repo: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None,
+    check: bool = True,
+) -> str:  # fmt: skip
+    """git's output; InputError when it fails, or "" with ``check=False`` (a lookup that may miss)."""
     try:
         # safe.directory: in a CI container the checkout's owner may differ from the user (git then
         # refuses to read it); the command line is a place git honours that setting from
@@ -96,6 +98,8 @@ def _git(
                               env=env, timeout=_GIT_TIMEOUT_S)  # fmt: skip
     except FileNotFoundError as exc:
         raise InputError("git is not installed", fix="install git (apt-get install git)") from exc
+    if done.returncode != 0 and not check:
+        return ""
     if done.returncode != 0:
         raise InputError(f"git {args[0]} failed in {repo}: {done.stderr.strip()[:300]}",
                          fix="point --repo at a git repository you can write to")  # fmt: skip
@@ -188,8 +192,7 @@ def publish_site(
     ref = f"refs/heads/{branch}"
     repo = repo.resolve()
     _git(repo, "rev-parse", "--git-dir")
-    parent = subprocess.run(["git", "rev-parse", "--verify", "-q", ref], cwd=repo, capture_output=True,
-                            text=True, timeout=_GIT_TIMEOUT_S).stdout.strip()  # fmt: skip
+    parent = _git(repo, "rev-parse", "--verify", "-q", ref, check=False).strip()
 
     with tempfile.TemporaryDirectory(prefix="publish-") as scratch:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(scratch) / "index"),
@@ -201,10 +204,9 @@ def publish_site(
         kept: list[str] = []
         replaced = {version, *aliases}
         if parent:
-            listed = subprocess.run(["git", "show", f"{parent}:{VERSIONS}"], cwd=repo, capture_output=True,
-                                    timeout=_GIT_TIMEOUT_S).stdout[:MAX_VERSIONS_BYTES]  # fmt: skip
+            listed = _git(repo, "show", f"{parent}:{VERSIONS}", check=False)[:MAX_VERSIONS_BYTES]
             try:
-                loaded = json.loads(listed or b"[]")
+                loaded = json.loads(listed or "[]")
                 versions = [
                     v for v in loaded if isinstance(v, dict) and isinstance(v.get("version"), str)
                 ]
