@@ -36,7 +36,13 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """One direction until EOF (passed on as a half-close), an error or the idle timeout."""
     try:
-        while data := await asyncio.wait_for(reader.read(CHUNK), IDLE_TIMEOUT_S):
+        while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+            # that arrives as the read completes, and a relay that missed it never stops.
+            async with asyncio.timeout(IDLE_TIMEOUT_S):
+                data = await reader.read(CHUNK)
+            if not data:
+                break
             writer.write(data)
             await writer.drain()
         if writer.can_write_eof():
@@ -54,7 +60,8 @@ def _relay(connect: Connector, slots: asyncio.Semaphore) -> Handler:
             return
         async with slots:
             try:
-                far_reader, far_writer = await asyncio.wait_for(connect(), CONNECT_TIMEOUT_S)
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    far_reader, far_writer = await connect()
             except (OSError, TimeoutError):
                 writer.close()
                 return
@@ -137,8 +144,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not opts.command:
         parser.error("the pod side needs the container's command after --")
-    return asyncio.run(_pod(opts.directory, opts.inbound, opts.outbound, opts.command))
+    # Not asyncio.run: it cancels every open connection and waits for each to finish, and one
+    # that never does (a lost cancellation, see _copy) would keep a finished pod running.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(
+            _pod(opts.directory, opts.inbound, opts.outbound, opts.command)
+        )
+    finally:
+        loop.close()  # open connections are dropped, not awaited: the process ends next
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # No interpreter teardown either: the pod ends the moment its container does, as a kubelet
+    # ends a pod's other processes, whatever connection is still open.
+    os._exit(status)

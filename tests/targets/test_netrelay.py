@@ -4,6 +4,8 @@ container's exit code passed through."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -87,3 +89,31 @@ def test_the_pod_side_exits_with_the_containers_code(
 def test_the_pod_side_needs_a_command(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         netrelay.main(["pod", str(tmp_path)])
+
+
+def test_the_pod_side_ends_with_its_container_while_a_relayed_connection_stays_open(
+    tmp_path: Path,
+) -> None:
+    """The container made a connection whose far end never answers nor closes, then exited: the
+    pod side ends with it (a kubelet ends a pod's other processes), not at the idle timeout."""
+    with socket.socket(socket.AF_UNIX) as far_end, socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+        free.close()  # the pod side listens on it in this test's (shared) namespace
+        far_end.bind(str(tmp_path / f"out-{port}.sock"))
+        far_end.listen()  # never accepts: the relayed connection waits in its backlog
+        container = (
+            "import socket, time\n"
+            f"for _ in range(100):\n"
+            f"    try: s = socket.create_connection(('127.0.0.1', {port})); break\n"
+            "    except OSError: time.sleep(0.05)\n"
+            "s.sendall(b'hello'); time.sleep(0.2)\n"
+        )
+        pod_side = subprocess.Popen(
+            [sys.executable, str(Path(netrelay.__file__)), "pod", str(tmp_path),
+             "--out", str(port), "--", sys.executable, "-c", container]  # fmt: skip
+        )
+        try:
+            assert pod_side.wait(timeout=60) == 0  # bounded wait; the idle timeout is an hour
+        finally:
+            pod_side.kill()
