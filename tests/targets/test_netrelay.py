@@ -109,10 +109,9 @@ def test_the_pod_side_ends_with_its_container_while_a_relayed_connection_stays_o
             "    except OSError: time.sleep(0.05)\n"
             "s.sendall(b'hello'); time.sleep(0.2)\n"
         )
-        pod_side = subprocess.Popen(
-            [sys.executable, str(Path(netrelay.__file__)), "pod", str(tmp_path),
-             "--out", str(port), "--", sys.executable, "-c", container]  # fmt: skip
-        )
+        argv = [sys.executable, str(Path(netrelay.__file__)), "pod", str(tmp_path),
+                "--out", str(port), "--", sys.executable, "-c", container]  # fmt: skip
+        pod_side = subprocess.Popen(argv)
         try:
             assert pod_side.wait(timeout=60) == 0  # bounded wait; the idle timeout is an hour
         finally:
