@@ -51,6 +51,19 @@ def rfc3339_nano(ns: int) -> str:
     return base + "Z"
 
 
+def cel_input(action: str, context: dict[str, Any], now_ns: int) -> dict[str, Any]:
+    """What a rule's expression sees as ``input`` (docs/upstream-contract.md#decisions)."""
+    return {
+        "input": {
+            "action": action,
+            "effect": {"effect_type": action, "params": context},
+            "artifacts": [],
+            "timestamp": rfc3339_nano(now_ns),
+            "taint": [],
+        }
+    }
+
+
 def decide(
     snapshot: EffectivePolicySnapshot | None, request: DecisionRequest, now_ns: int
 ) -> Decision:
@@ -80,17 +93,8 @@ def decide(
             snapshot.policy_hash,
         )
     if rule.program is not None:
-        cel_input = {
-            "input": {
-                "action": request.action,
-                "effect": {"effect_type": request.action, "params": request.context},
-                "artifacts": [],
-                "timestamp": rfc3339_nano(now_ns),
-                "taint": [],
-            }
-        }
         try:
-            result = evaluate_cel(rule, cel_input)
+            result = evaluate_cel(rule, cel_input(request.action, request.context, now_ns))
         except CelError as exc:  # any CEL failure or refusal fails closed
             return deny(
                 "PRG_EVALUATION_ERROR",
