@@ -11,7 +11,12 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from helm_runbook.formats.canonical import canonical_json, sha256_hex
+from helm_runbook.formats.canonical import (
+    canonical_json,
+    canonical_text,
+    encode_string,
+    sha256_hex,
+)
 from helm_runbook.formats.keys import Signer, verify_hex
 
 SIGNATURE_VERSION = "receipt.v5"
@@ -40,9 +45,20 @@ PREIMAGE_KEYS = (
 ENVELOPE_SIGNATURE = "envelope_signature"
 _ENVELOPE_CONTEXT = b"helm-receipt-envelope.v1\n"
 
+_PREIMAGE_SORTED = tuple(sorted(PREIMAGE_KEYS))
+_PREIMAGE_LAMPORT = _PREIMAGE_SORTED.index("lamport_clock")
+
 # Fields dropped from the chain-hash view besides empty ones (docs/upstream-contract.md#receipt-chain).
 _CHAIN_EXCLUDED = frozenset({"transparency", "log_id", "leaf_index"})
+_EMPTY = ("", None, 0, False)
 GENESIS_PREV_HASHES = frozenset({"", "GENESIS", "0" * 64})
+# ``"name":`` of the fields the runtime writes, ready to join (``seal``).
+_NAMES = {
+    name: canonical_text(name) + ":"
+    for name in (*PREIMAGE_KEYS, "external_reference_id", "decision_hash", "blob_hash",
+                 "timestamp", "executor_id", "metadata", "signature_profile",
+                 "signature_algorithm", "key_id", "public_key_set", "signature", ENVELOPE_SIGNATURE)
+}  # fmt: skip
 
 
 def receipt_id_for(tenant_id: str, decision_id: str) -> str:
@@ -64,14 +80,18 @@ def preimage(receipt: Mapping[str, Any]) -> bytes:
     return canonical_json(material)
 
 
+def _chain_keys(receipt: Mapping[str, Any]) -> list[Any]:
+    """The keys of the chain-hash view: empty fields and transparency fields dropped."""
+    return [
+        key
+        for key, value in receipt.items()
+        if key not in _CHAIN_EXCLUDED and value not in _EMPTY and value != {}
+    ]
+
+
 def chain_hash(receipt: Mapping[str, Any]) -> str:
     """Hex SHA-256 of JCS(legacy view): empty fields and transparency fields dropped."""
-    view = {
-        key: value
-        for key, value in receipt.items()
-        if key not in _CHAIN_EXCLUDED and value not in ("", None, 0, False) and value != {}
-    }
-    return sha256_hex(canonical_json(view))
+    return sha256_hex(canonical_json({key: receipt[key] for key in _chain_keys(receipt)}))
 
 
 def envelope_material(receipt: Mapping[str, Any]) -> bytes:
@@ -82,13 +102,55 @@ def envelope_material(receipt: Mapping[str, Any]) -> bytes:
 
 def sign(receipt: dict[str, Any], signer: Signer) -> None:
     """Fill ``signature``, the signer fields and ``envelope_signature`` of ``receipt`` in place."""
+    seal(receipt, signer)
+
+
+def seal(receipt: dict[str, Any], signer: Signer) -> str:
+    """``sign`` the receipt, then return its ``chain_hash``, canonicalising each field once.
+
+    The JCS text of an object is its members' texts in key order, so the receipt.v5 preimage,
+    the envelope view and the chain view are joined from one set of member texts instead of
+    three canonicalisations of the receipt. The bytes signed and hashed are those of
+    ``preimage``, ``envelope_material`` and ``chain_hash`` (a property test holds them equal);
+    a receipt with a key that is not an ASCII string takes those functions themselves."""
     receipt["signature_version"] = SIGNATURE_VERSION
     receipt["signature_profile"] = "classical"
     receipt["signature_algorithm"] = "ed25519"
     receipt["key_id"] = signer.key_id
     receipt["public_key_set"] = {"ed25519": signer.public_key_hex}
-    receipt["signature"] = signer.sign_hex(preimage(receipt))
-    receipt[ENVELOPE_SIGNATURE] = signer.sign_hex(envelope_material(receipt))
+    if not _ascii_names(receipt):
+        receipt["signature"] = signer.sign_hex(preimage(receipt))
+        receipt[ENVELOPE_SIGNATURE] = signer.sign_hex(envelope_material(receipt))
+        return chain_hash(receipt)
+    quote, names = encode_string, _NAMES
+    members = {  # '"key":value' of each field, in JCS
+        key: (names.get(key) or canonical_text(key) + ":")
+        + (quote(value) if type(value) is str else canonical_text(value))
+        for key, value in receipt.items()
+        if key != "signature" and key != ENVELOPE_SIGNATURE
+    }
+    material = [members.get(key) or names[key] + '""' for key in _PREIMAGE_SORTED]
+    material[_PREIMAGE_LAMPORT] = names["lamport_clock"] + canonical_text(
+        int(receipt.get("lamport_clock") or 0)
+    )
+    signature = signer.sign_hex(_object(material))
+    receipt["signature"] = signature
+    members["signature"] = names["signature"] + quote(signature)
+    digest = hashlib.sha256(_object([members[key] for key in sorted(members)])).digest()
+    envelope = signer.sign_hex(_ENVELOPE_CONTEXT + digest)
+    receipt[ENVELOPE_SIGNATURE] = envelope
+    members[ENVELOPE_SIGNATURE] = names[ENVELOPE_SIGNATURE] + quote(envelope)
+    return sha256_hex(_object([members[key] for key in sorted(_chain_keys(receipt))]))
+
+
+def _object(members: list[str]) -> bytes:
+    """The JCS bytes of an object from its sorted ``"key":value`` member texts."""
+    return ("{" + ",".join(members) + "}").encode("utf-8")
+
+
+def _ascii_names(receipt: Mapping[Any, Any]) -> bool:
+    """Every key is a str of ASCII characters (JCS then sorts them as Python does)."""
+    return set(map(type, receipt)) == {str} and "".join(receipt).isascii()
 
 
 def envelope_valid(receipt: Mapping[str, Any], public_key_hex: str) -> bool:

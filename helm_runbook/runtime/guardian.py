@@ -42,10 +42,18 @@ class Decision:
         return self.verdict == ALLOW
 
 
+_last_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
+
 def rfc3339_nano(ns: int) -> str:
-    """UTC RFC3339Nano as Go formats it: trailing zeros of the fraction trimmed."""
+    """UTC RFC3339Nano as Go formats it: trailing zeros of the fraction trimmed. Each evaluate
+    writes two (the receipt's and the CEL input's): the second's text is formatted once."""
+    global _last_second
     seconds, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    cached, base = _last_second
+    if cached != seconds:
+        base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last_second = (seconds, base)
     if frac:
         base += "." + f"{frac:09d}".rstrip("0")
     return base + "Z"

@@ -183,8 +183,7 @@ class Kernel:
             }
             if claimed_principal:  # what an unauthenticated caller said it was, never trusted
                 receipt["metadata"]["claimed_principal"] = claimed_principal
-            receipts.sign(receipt, signer)
-            return AppendedReceipt(receipt, receipts.chain_hash(receipt), now_ns)
+            return AppendedReceipt(receipt, receipts.seal(receipt, signer), now_ns)
 
         return _Prepared(
             decision, decision_hash, decision_signature, tenant_id, session_id, build, started

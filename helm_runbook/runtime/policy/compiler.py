@@ -123,13 +123,19 @@ def compile_cel(expression: str) -> Any:
         raise CelError(f"does not compile: {type(exc).__name__}: {str(exc)[:300]}") from None
 
 
+# Types that are no str, no Mapping and no list or tuple but for dict, list and tuple themselves.
+_PLAIN = frozenset({dict, list, tuple, int, float, bool, type(None)})
+
+
 def cel_input_values(value: Any) -> int:
     """How many values ``value`` holds; raise CelError past the input limits (walked without
-    recursion, stopping at the first limit)."""
+    recursion, stopping at the first limit). It runs per evaluate: the JSON types are told apart
+    by their type, and only other types take isinstance (an ABC check costs about 1 us)."""
     count, text = 0, 0
     stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
     while stack:
-        item, depth = stack.pop()
+        item, depth = pop()
         count += 1
         if count > CEL_MAX_INPUT_VALUES:
             raise CelError(
@@ -139,14 +145,18 @@ def cel_input_values(value: Any) -> int:
             raise CelError(
                 f"request context nests over {CEL_MAX_INPUT_DEPTH} deep (CEL_MAX_INPUT_DEPTH)"
             )
-        if isinstance(item, str):
+        kind = type(item)
+        other = kind not in _PLAIN  # only then can isinstance say more than the type does
+        if kind is str or (other and isinstance(item, str)):
             text += len(item)
-        elif isinstance(item, Mapping):
+        elif kind is dict or (other and isinstance(item, Mapping)):
+            depth += 1
             for key, child in item.items():
-                text += len(str(key))
-                stack.append((child, depth + 1))
-        elif isinstance(item, (list, tuple)):
-            stack.extend((child, depth + 1) for child in item)
+                text += len(key) if type(key) is str else len(str(key))
+                push((child, depth))
+        elif kind is list or kind is tuple or (other and isinstance(item, (list, tuple))):
+            depth += 1
+            stack.extend([(child, depth) for child in item])
         if text > CEL_MAX_INPUT_STRING_BYTES:
             raise CelError(
                 f"request context holds over {CEL_MAX_INPUT_STRING_BYTES} characters of text "
