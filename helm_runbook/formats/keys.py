@@ -7,10 +7,12 @@ Where the runtime finds its keys (``root.key``, ``EVIDENCE_SIGNING_KEY``) is run
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
 
+from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
@@ -28,9 +30,14 @@ class Signer:
     key: SigningKey
     key_id: str = "root"
 
-    @property
+    @functools.cached_property
     def public_key_hex(self) -> str:
         return bytes(self.key.verify_key).hex()
+
+    @functools.cached_property
+    def _secret(self) -> bytes:
+        """libsodium's 64-byte secret key (seed + public key), derived once."""
+        return crypto_sign_seed_keypair(bytes(self.key))[1]
 
     @property
     def fingerprint(self) -> str:
@@ -42,7 +49,9 @@ class Signer:
         return "ed25519:sha256:" + hashlib.sha256(bytes(verify_key)).hexdigest()[:12]
 
     def sign_hex(self, message: bytes) -> str:
-        return self.key.sign(message).signature.hex()
+        """The detached signature in hex: ``key.sign(message).signature.hex()`` without the
+        SignedMessage it builds (three per receipt)."""
+        return crypto_sign(message, self._secret)[:64].hex()
 
 
 def parse_seed_hex(text: str, *, source: str) -> bytes:

@@ -6,8 +6,8 @@ errors or returns a non-boolean fails closed.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,15 @@ class Decision:
     @property
     def allow(self) -> bool:
         return self.verdict == ALLOW
+
+
+_UUID4_CLEAR = ~(0xF000 << 64) & ~(0xC000 << 48)  # the version and variant bits
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
+def uuid4_hex() -> str:
+    """``uuid.uuid4().hex`` without building the UUID object (half its cost, once per decision)."""
+    return f"{int.from_bytes(os.urandom(16), 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 _last_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
@@ -76,7 +85,7 @@ def decide(
     snapshot: EffectivePolicySnapshot | None, request: DecisionRequest, now_ns: int
 ) -> Decision:
     """Run the pipeline for one request against one snapshot."""
-    decision_id = "dec-" + uuid.uuid4().hex
+    decision_id = "dec-" + uuid4_hex()
 
     def deny(code: str, reason: str, policy_hash: str = "") -> Decision:
         return Decision(
