@@ -46,6 +46,7 @@ ENVELOPE_SIGNATURE = "envelope_signature"
 _ENVELOPE_CONTEXT = b"helm-receipt-envelope.v1\n"
 
 _PREIMAGE_SORTED = tuple(sorted(PREIMAGE_KEYS))
+_SEALED_HERE = frozenset({"public_key_set", "signature", ENVELOPE_SIGNATURE})  # texts seal writes
 _PREIMAGE_LAMPORT = _PREIMAGE_SORTED.index("lamport_clock")
 
 # Fields dropped from the chain-hash view besides empty ones (docs/upstream-contract.md#receipt-chain).
@@ -117,7 +118,8 @@ def seal(receipt: dict[str, Any], signer: Signer) -> str:
     receipt["signature_profile"] = "classical"
     receipt["signature_algorithm"] = "ed25519"
     receipt["key_id"] = signer.key_id
-    receipt["public_key_set"] = {"ed25519": signer.public_key_hex}
+    public_key = signer.public_key_hex
+    receipt["public_key_set"] = {"ed25519": public_key}
     if not _ascii_names(receipt):
         receipt["signature"] = signer.sign_hex(preimage(receipt))
         receipt[ENVELOPE_SIGNATURE] = signer.sign_hex(envelope_material(receipt))
@@ -127,8 +129,9 @@ def seal(receipt: dict[str, Any], signer: Signer) -> str:
         key: (names.get(key) or canonical_text(key) + ":")
         + (quote(value) if type(value) is str else canonical_text(value))
         for key, value in receipt.items()
-        if key != "signature" and key != ENVELOPE_SIGNATURE
+        if key not in _SEALED_HERE
     }
+    members["public_key_set"] = names["public_key_set"] + '{"ed25519":' + quote(public_key) + "}"
     material = [members.get(key) or names[key] + '""' for key in _PREIMAGE_SORTED]
     material[_PREIMAGE_LAMPORT] = names["lamport_clock"] + canonical_text(
         int(receipt.get("lamport_clock") or 0)
