@@ -168,6 +168,12 @@ async def read_body(
     ``held``; the caller releases it once the answer is sent. Later reads of the request
     (``body()``, ``form()``, ``stream()``) see these bytes."""
     declared = _declared_length(request)
+    if not declared and "transfer-encoding" not in request.headers:
+        # No Content-Length (or 0) and no Transfer-Encoding: HTTP/1.1 says there is no body
+        # (RFC 9112 §6.3), and the parser treats any following bytes as the next request.
+        # Nothing to wait for, so no deadline to arm.
+        request._body = b""
+        return b""
     if declared is not None and declared > limit:
         raise ProblemError(413, f"Request body exceeds {limit} bytes", headers=_CLOSE)
     if declared and not budget.fits(declared):
