@@ -19,6 +19,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from helm_runbook.runtime.limits import BODY_BUDGET_EXHAUSTED, BodyBudget
 from helm_runbook.runtime.problems import ProblemError
 
+# Set in a request's scope by the server's protocol once the request's last body byte has been
+# parsed (a key no client can send: headers live under "headers").
+BODY_RECEIVED = "helm.body_received"
+
 # Answering a refused request while the client is still sending: close after it, do not drain.
 _CLOSE = {"Connection": "close"}
 
@@ -80,6 +84,10 @@ class _BoundedHttpTools(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        cycle = self.cycle
+        if cycle is not None and not cycle.more_body:
+            # The whole body is in the cycle's buffer: ``read_body`` needs no deadline for it.
+            cycle.scope[BODY_RECEIVED] = True  # type: ignore[literal-required]
         self._parser_events += 1
         self._header_bytes = 0
         self._in_headers = True  # the next bytes on this connection start a new header block
@@ -179,16 +187,12 @@ async def read_body(
     if declared and not budget.fits(declared):
         _refuse_budget(budget)
     chunks: list[bytes] = []
-    size = 0
     try:
-        async with asyncio.timeout(timeout_s):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise ProblemError(413, f"Request body exceeds {limit} bytes", headers=_CLOSE)
-                if size > held[0]:
-                    _reserve(budget, size - held[0], held)
-                chunks.append(chunk)
+        if request.scope.get(BODY_RECEIVED):  # all buffered: reading it cannot wait
+            await _collect(request, limit, budget, held, chunks)
+        else:
+            async with asyncio.timeout(timeout_s):
+                await _collect(request, limit, budget, held, chunks)
     except TimeoutError:
         raise ProblemError(
             408, f"Request body not received within {timeout_s:g}s", headers=_CLOSE
@@ -198,6 +202,19 @@ async def read_body(
     body = b"".join(chunks)
     request._body = body  # Starlette's cache: body(), json(), form() and stream() replay it
     return body
+
+
+async def _collect(
+    request: Request, limit: int, budget: BodyBudget, held: list[int], chunks: list[bytes]
+) -> None:
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProblemError(413, f"Request body exceeds {limit} bytes", headers=_CLOSE)
+        if size > held[0]:
+            _reserve(budget, size - held[0], held)
+        chunks.append(chunk)
 
 
 def _reserve(budget: BodyBudget, size: int, held: list[int]) -> None:
