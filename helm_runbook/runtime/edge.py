@@ -47,6 +47,7 @@ class _BoundedHttpTools(HttpToolsProtocol):
         self._header_bytes = 0
         self._header_timer: asyncio.TimerHandle | None = None
         self._parser_events = 0
+        self._head_started = False  # a request's first byte parsed, its head not yet complete
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -57,23 +58,36 @@ class _BoundedHttpTools(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._in_headers and self._header_timer is None:
-            self._arm_header_timer()
         done_before = self._parser_events
         super().data_received(data)
-        if self._in_headers and self._parser_events == done_before:
+        if not self._in_headers:
+            return
+        header_bytes_only = self._parser_events == done_before
+        if header_bytes_only:
             # neither a header block nor a message ended in this chunk: it is all header bytes
             self._header_bytes += len(data)
             if self._header_bytes > self.max_header_bytes and not self.transport.is_closing():
                 self._refuse(b"431 Request Header Fields Too Large",
                              f"Request line and headers exceed {self.max_header_bytes} bytes")  # fmt: skip
+        # The deadline runs while a header block is unfinished once this chunk is parsed: after
+        # bytes that ended nothing (a partial head, stray CRLFs), or after the start of the next
+        # request's head. A chunk that ended its request (the common case: a whole request in
+        # one read) leaves none to arm and cancel.
+        if (
+            self._header_timer is None
+            and (header_bytes_only or self._head_started)
+            and not self.transport.is_closing()
+        ):
+            self._arm_header_timer()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_headers = True
+        self._head_started = True
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
+        self._head_started = False
         self._header_bytes = 0
         self._parser_events += 1
         self._cancel_header_timer()

@@ -1,5 +1,7 @@
-"""``read_body`` under the real protocol: a body the server has already parsed whole is read
-without arming a deadline, and a body still arriving keeps its deadline (408) and its cap (413).
+"""The edge under the real protocol: a body the server has already parsed whole is read without
+arming a deadline, a body still arriving keeps its deadline (408) and its cap (413), and the
+header deadline, armed only when a chunk leaves a head unfinished, still catches every head that
+does not finish.
 
 A uvicorn server with the runtime's bounded protocol on 127.0.0.1:0, a raw-socket client, and an
 app that reads the body the way every route does.
@@ -8,7 +10,9 @@ app that reads the body the way every route does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +26,7 @@ from helm_runbook.runtime.limits import BodyBudget
 from helm_runbook.runtime.problems import ProblemError
 
 BODY_TIMEOUT_S = 1.0
+HEADER_TIMEOUT_S = 0.5
 LIMIT = 64
 
 
@@ -46,7 +51,7 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def _server() -> AsyncIterator[int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    protocol = bounded_protocol(max_header_bytes=8 << 10, header_timeout_s=5.0)
+    protocol = bounded_protocol(max_header_bytes=8 << 10, header_timeout_s=HEADER_TIMEOUT_S)
     config = Config(_app, http=protocol, ws="none", log_config=None, access_log=False,
                     lifespan="off")  # fmt: skip
     server = Server(config)
@@ -110,5 +115,45 @@ def test_a_body_still_arriving_keeps_its_deadline_and_its_cap() -> None:
                        b"50\r\n" + b"x" * 80 + b"\r\n0\r\n\r\n")  # fmt: skip
             status, seen = await _exchange(port, (chunked, 0))
             assert status == 413 and seen["flagged"]
+
+    asyncio.run(run())
+
+
+async def _statuses_until_closed(port: int, *parts: tuple[bytes, float]) -> list[int]:
+    """Send each part after its pause (stopping once the server closes) while reading; the
+    statuses of every answer until the server closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def send() -> None:
+        with contextlib.suppress(ConnectionError):
+            for data, pause in parts:
+                await asyncio.sleep(pause)
+                if writer.is_closing() or reader.at_eof():
+                    return
+                writer.write(data)
+                await writer.drain()
+
+    sender = asyncio.create_task(send())
+    try:
+        received = await asyncio.wait_for(reader.read(), 10)  # until the server closes
+    finally:
+        sender.cancel()
+        writer.close()
+    return [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", received)]
+
+
+def test_a_head_left_unfinished_after_a_whole_request_still_times_out() -> None:
+    whole = _head(5) + b"hello"
+    half = b"POST /x HTTP/1.1\r\nHost: t\r\n"
+
+    async def run() -> None:
+        async with _server() as port:
+            # the next head's first half in the same chunk as a whole request
+            assert await _statuses_until_closed(port, (whole + half, 0)) == [200, 408]
+            # ... or in a chunk of its own
+            assert await _statuses_until_closed(port, (whole, 0), (half, 0.05)) == [200, 408]
+            # stray CRLFs that never start a request: closed once the deadline passes
+            crlfs = [(b"\r\n", 0.1)] * int(4 * HEADER_TIMEOUT_S / 0.1)
+            assert await _statuses_until_closed(port, (whole, 0), *crlfs) == [200, 408]
 
     asyncio.run(run())
