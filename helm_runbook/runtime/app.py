@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helm_runbook.runtime.auth import Identity, authorize
@@ -204,6 +204,11 @@ class ExactRoutes:
     def __init__(self, app: Starlette, endpoints: dict[str, Callable[[Request], Any]]) -> None:
         self.app = app
         self.endpoints = endpoints
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The routes served: the Starlette application's (the direct ones among them)."""
+        return self.app.routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = (
