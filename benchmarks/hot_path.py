@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/hot_path.py                 # both parts
     .venv/bin/python benchmarks/hot_path.py --skip-http     # in-process only
+    .venv/bin/python benchmarks/hot_path.py --skip-inprocess --duration 10 [--runtime-src DIR]
 
 In-process: ``Kernel.evaluate`` (decide + CEL + sign decision + sign receipt + chain + SQLite
 commit), sequential, N iterations; between chunks of them, each stage the path is made of is
@@ -9,7 +10,13 @@ timed on its own (the CEL rule on the runtime's input, JCS, Ed25519, the chain h
 append of a ready receipt). Their sum, each counted as often as one evaluate needs it, is the
 floor; ``runtime / floor`` is measured in one run, so machine load weighs on both sides.
 HTTP: ``helm-ai-kernel serve`` as a child process; a load generator in another process keeps C
-keep-alive connections busy with governed ``POST /api/v1/evaluate`` requests for D seconds.
+keep-alive connections busy with governed ``POST /api/v1/evaluate`` requests for D seconds, then
+with ``GET /version`` (the HTTP layer alone: no auth, body, kernel or thread hop) for the same
+time. Both share the machine's cores with the load generator, so each line also gives the
+generator's own CPU share and the server's CPU time per request (``/proc/PID/stat`` before and
+after): requests/s depend on what else runs, CPU per request much less. Last, one keep-alive
+client sends ``/healthz`` and ``/api/v1/evaluate`` in turn (sequential, n each): their medians and
+the difference, what evaluate costs beyond an HTTP round trip on the same server.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
@@ -189,43 +197,59 @@ def _request_bytes(port: int) -> bytes:
     return head.encode() + body
 
 
-async def _client(
-    port: int, deadline: float, latencies: list[float], errors: list[int], session: int
-) -> None:
+def _evaluate_bytes(port: int, session: int) -> bytes:
     payload = _request_bytes(port).replace(b'"bench"', f'"bench{session % 4}"'.encode())
-    payload = payload.replace(
+    return payload.replace(
         b"Content-Length: " + str(len(json.dumps(BODY))).encode(),
         b"Content-Length: " + str(len(json.dumps(BODY)) + 1).encode(),
     )
+
+
+def _get_bytes(port: int, path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, payload: bytes
+) -> tuple[float, int]:
+    """One request on a keep-alive connection: (milliseconds, status)."""
+    start = time.perf_counter()
+    writer.write(payload)
+    status_line = await reader.readline()
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+    return (time.perf_counter() - start) * 1000, int(status_line.split()[1])
+
+
+async def _client(
+    port: int, path: str, deadline: float, latencies: list[float], errors: list[int], session: int
+) -> None:
+    payload = _evaluate_bytes(port, session) if path == EVALUATE else _get_bytes(port, path)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            writer.write(payload)
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
-            latencies.append((time.perf_counter() - start) * 1000)
-            if b" 200 " not in status_line:
-                errors.append(int(status_line.split()[1]))
+            elapsed, status = await _exchange(reader, writer, payload)
+            latencies.append(elapsed)
+            if status != 200:
+                errors.append(status)
     finally:
         writer.close()
 
 
-def _load(port: int, concurrency: int, duration: float, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _load(port: int, path: str, concurrency: int, duration: float, out: Queue[Any]) -> None:
     latencies: list[float] = []
     errors: list[int] = []
 
     async def main() -> None:
         deadline = time.perf_counter() + duration
         await asyncio.gather(
-            *(_client(port, deadline, latencies, errors, n) for n in range(concurrency))
+            *(_client(port, path, deadline, latencies, errors, n) for n in range(concurrency))
         )
 
     cpu = time.process_time()
@@ -233,47 +257,97 @@ def _load(port: int, concurrency: int, duration: float, out: multiprocessing.Que
     out.put((latencies, errors, time.process_time() - cpu))
 
 
-def http(concurrency: int, duration: float) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        with RuntimeProcess(
-            write_policy(root), root / "data", env={"HELM_ADMIN_API_KEY": ADMIN}
-        ) as rt:
-            queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-            warm = multiprocessing.Process(target=_load, args=(rt.port, concurrency, 2.0, queue))
-            warm.start()
-            queue.get()
-            warm.join()
-            loader = multiprocessing.Process(
-                target=_load, args=(rt.port, concurrency, duration, queue)
-            )
-            assert rt.proc is not None
-            server_cpu = _cpu_seconds(rt.proc.pid)
-            loader.start()
-            latencies, errors, loader_cpu = queue.get()
-            server_cpu = _cpu_seconds(rt.proc.pid) - server_cpu
-            loader.join()
+def _alternating(port: int, n: int, out: Queue[Any]) -> None:
+    """One keep-alive connection, /healthz and evaluate in turn: latencies of each (ms)."""
+    health: list[float] = []
+    evaluate: list[float] = []
+
+    async def main() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        get, post = _get_bytes(port, "/healthz"), _evaluate_bytes(port, 0)
+        try:
+            for i in range(n + n // 10):  # the first tenth warms up
+                h = await _exchange(reader, writer, get)
+                e = await _exchange(reader, writer, post)
+                if h[1] != 200 or e[1] != 200:
+                    raise RuntimeError(f"/healthz {h[1]}, evaluate {e[1]}")
+                if i >= n // 10:
+                    health.append(h[0])
+                    evaluate.append(e[0])
+        finally:
+            writer.close()
+
+    asyncio.run(main())
+    out.put((health, evaluate))
+
+
+EVALUATE = "/api/v1/evaluate"
+
+
+def _run(target: Any, *args: object) -> Any:
+    """``target(*args, queue)`` in a process of its own; what it puts on the queue."""
+    queue: Queue[Any] = multiprocessing.Queue()
+    proc = multiprocessing.Process(target=target, args=(*args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def _measure_load(pid: int, port: int, path: str, concurrency: int, duration: float) -> None:
+    _run(_load, port, path, concurrency, min(2.0, duration))  # warm-up
+    user, system = _cpu_seconds(pid)
+    latencies, errors, loader_cpu = _run(_load, port, path, concurrency, duration)
+    user_after, system_after = _cpu_seconds(pid)
+    user, system = user_after - user, system_after - system
+    server_cpu, per_request = user + system, 1e6 / max(1, len(latencies))
+    method = "POST" if path == EVALUATE else "GET"
     print(
-        f"HTTP POST /api/v1/evaluate, {concurrency} keep-alive clients, {duration:g} s, "
-        f"1 server process ({os.cpu_count()} cores shared with the load generator)"
+        f"HTTP {method} {path}, {concurrency} keep-alive clients, {duration:g} s, 1 server process"
     )
     print(
         f"  {len(latencies) / duration:8.0f} requests/s   p50 {pct(latencies, 0.5):.2f} ms   "
         f"p99 {pct(latencies, 0.99):.2f} ms   non-200: {len(errors)}"
     )
     print(
-        f"  CPU: load generator {loader_cpu / duration:.0%} of one core, server "
-        f"{server_cpu / duration:.0%} ({os.cpu_count()} cores; the rest is other processes or idle)"
+        f"  CPU: server {server_cpu * per_request:.0f} us per request (user "
+        f"{user * per_request:.0f} + system {system * per_request:.0f}; "
+        f"{server_cpu / duration:.0%} of one core), load generator {loader_cpu / duration:.0%} "
+        f"of one core ({os.cpu_count()} cores; the rest is other processes or idle)"
     )
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc; 0 elsewhere)."""
+def http(concurrency: int, duration: float, sequential: int, runtime_src: Path | None) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        env = {"HELM_ADMIN_API_KEY": ADMIN}
+        if runtime_src is not None:
+            from hostile_clients import _shadow_editable_install  # it imports this module
+
+            env["PYTHONPATH"] = _shadow_editable_install(runtime_src.resolve(), root)
+        print(f"runtime from {runtime_src or 'this checkout'}")
+        with RuntimeProcess(write_policy(root), root / "data", env=env) as rt:
+            assert rt.proc is not None
+            _measure_load(rt.proc.pid, rt.port, EVALUATE, concurrency, duration)
+            _measure_load(rt.proc.pid, rt.port, "/version", concurrency, duration)
+            if sequential:
+                health, evaluate = _run(_alternating, rt.port, sequential)
+                h50, e50 = statistics.median(health), statistics.median(evaluate)
+                print(f"1 keep-alive client, /healthz and evaluate in turn, n={sequential} each")
+                print(
+                    f"  /healthz p50 {h50:.3f} ms   evaluate p50 {e50:.3f} ms (p99 "
+                    f"{pct(evaluate, 0.99):.3f})   evaluate - /healthz p50 {e50 - h50:.3f} ms"
+                )
+
+
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process so far (Linux /proc; zeros elsewhere)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def main() -> int:
@@ -283,6 +357,14 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=10_000)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--sequential",
+        type=int,
+        default=2000,
+        help="requests of each kind for the /healthz vs evaluate figure (0: skip)",
+    )
+    parser.add_argument("--runtime-src", type=Path,
+                        help="serve from this source tree (git archive REV helm_runbook | tar -x -C DIR)")  # fmt: skip
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-inprocess", action="store_true")
     opts = parser.parse_args()
@@ -290,7 +372,7 @@ def main() -> int:
     if not opts.skip_inprocess:
         in_process(opts.iterations)
     if not opts.skip_http:
-        http(opts.concurrency, opts.duration)
+        http(opts.concurrency, opts.duration, opts.sequential, opts.runtime_src)
     return 0
 
 

@@ -19,6 +19,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from helm_runbook.runtime.limits import BODY_BUDGET_EXHAUSTED, BodyBudget
 from helm_runbook.runtime.problems import ProblemError
 
+# Set in a request's scope by the server's protocol once the request's last body byte has been
+# parsed (a key no client can send: headers live under "headers").
+BODY_RECEIVED = "helm.body_received"
+
 # Answering a refused request while the client is still sending: close after it, do not drain.
 _CLOSE = {"Connection": "close"}
 
@@ -43,6 +47,7 @@ class _BoundedHttpTools(HttpToolsProtocol):
         self._header_bytes = 0
         self._header_timer: asyncio.TimerHandle | None = None
         self._parser_events = 0
+        self._head_started = False  # a request's first byte parsed, its head not yet complete
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -53,23 +58,36 @@ class _BoundedHttpTools(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._in_headers and self._header_timer is None:
-            self._arm_header_timer()
         done_before = self._parser_events
         super().data_received(data)
-        if self._in_headers and self._parser_events == done_before:
+        if not self._in_headers:
+            return
+        header_bytes_only = self._parser_events == done_before
+        if header_bytes_only:
             # neither a header block nor a message ended in this chunk: it is all header bytes
             self._header_bytes += len(data)
             if self._header_bytes > self.max_header_bytes and not self.transport.is_closing():
                 self._refuse(b"431 Request Header Fields Too Large",
                              f"Request line and headers exceed {self.max_header_bytes} bytes")  # fmt: skip
+        # The deadline runs while a header block is unfinished once this chunk is parsed: after
+        # bytes that ended nothing (a partial head, stray CRLFs), or after the start of the next
+        # request's head. A chunk that ended its request (the common case: a whole request in
+        # one read) leaves none to arm and cancel.
+        if (
+            self._header_timer is None
+            and (header_bytes_only or self._head_started)
+            and not self.transport.is_closing()
+        ):
+            self._arm_header_timer()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_headers = True
+        self._head_started = True
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
+        self._head_started = False
         self._header_bytes = 0
         self._parser_events += 1
         self._cancel_header_timer()
@@ -80,6 +98,10 @@ class _BoundedHttpTools(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        cycle = self.cycle
+        if cycle is not None and not cycle.more_body:
+            # The whole body is in the cycle's buffer: ``read_body`` needs no deadline for it.
+            cycle.scope[BODY_RECEIVED] = True  # type: ignore[literal-required]
         self._parser_events += 1
         self._header_bytes = 0
         self._in_headers = True  # the next bytes on this connection start a new header block
@@ -168,21 +190,23 @@ async def read_body(
     ``held``; the caller releases it once the answer is sent. Later reads of the request
     (``body()``, ``form()``, ``stream()``) see these bytes."""
     declared = _declared_length(request)
+    if not declared and "transfer-encoding" not in request.headers:
+        # No Content-Length (or 0) and no Transfer-Encoding: HTTP/1.1 says there is no body
+        # (RFC 9112 §6.3), and the parser treats any following bytes as the next request.
+        # Nothing to wait for, so no deadline to arm.
+        request._body = b""
+        return b""
     if declared is not None and declared > limit:
         raise ProblemError(413, f"Request body exceeds {limit} bytes", headers=_CLOSE)
     if declared and not budget.fits(declared):
         _refuse_budget(budget)
     chunks: list[bytes] = []
-    size = 0
     try:
-        async with asyncio.timeout(timeout_s):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise ProblemError(413, f"Request body exceeds {limit} bytes", headers=_CLOSE)
-                if size > held[0]:
-                    _reserve(budget, size - held[0], held)
-                chunks.append(chunk)
+        if request.scope.get(BODY_RECEIVED):  # all buffered: reading it cannot wait
+            await _collect(request, limit, budget, held, chunks)
+        else:
+            async with asyncio.timeout(timeout_s):
+                await _collect(request, limit, budget, held, chunks)
     except TimeoutError:
         raise ProblemError(
             408, f"Request body not received within {timeout_s:g}s", headers=_CLOSE
@@ -192,6 +216,19 @@ async def read_body(
     body = b"".join(chunks)
     request._body = body  # Starlette's cache: body(), json(), form() and stream() replay it
     return body
+
+
+async def _collect(
+    request: Request, limit: int, budget: BodyBudget, held: list[int], chunks: list[bytes]
+) -> None:
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProblemError(413, f"Request body exceeds {limit} bytes", headers=_CLOSE)
+        if size > held[0]:
+            _reserve(budget, size - held[0], held)
+        chunks.append(chunk)
 
 
 def _reserve(budget: BodyBudget, size: int, held: list[int]) -> None:

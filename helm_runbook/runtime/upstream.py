@@ -386,11 +386,16 @@ class UpstreamPool:
                 raise UpstreamError(f"header {name} holds a control character")
             lines.append(f"{name}: {value}")
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise UpstreamError(f"no upstream connection free within {self.timeout_s:g}s") from None
+        if self._slots.locked():  # every connection busy: wait for one, within the timeout
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise UpstreamError(
+                    f"no upstream connection free within {self.timeout_s:g}s"
+                ) from None
+        else:
+            await self._slots.acquire()  # a free slot is taken at once: no deadline to arm
         conn: _Connection | None = None
         try:
             conn = await self._connection()

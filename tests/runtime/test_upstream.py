@@ -178,6 +178,25 @@ async def test_a_silent_upstream_is_an_error_after_the_timeout() -> None:
             await post(pool, url)
 
 
+async def test_a_free_connection_is_taken_at_once_and_a_busy_pool_waits_within_the_timeout() -> (
+    None
+):
+    with MockUpstreamServer() as upstream:
+        url = upstream.url + "/chat/completions"
+        pool = UpstreamPool(url, timeout_s=0.3, max_connections=1)
+        held = await pool.post(url, CHAT, JSON)  # the only slot, held until closed
+        with pytest.raises(UpstreamError, match=r"no upstream connection free within 0\.3s"):
+            await pool.post(url, CHAT, JSON)
+        waiting = asyncio.create_task(post(pool, url))  # waits for the slot ...
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        await held.read(1 << 20)
+        await held.aclose()  # ... and gets it when the first answer is done
+        assert b'"echo: hi"' in await asyncio.wait_for(waiting, 5)
+        assert b'"echo: hi"' in await post(pool, url)  # free again: no wait
+        await pool.aclose()
+
+
 async def test_compressed_answers_are_decoded_under_the_cap() -> None:
     payload = b'{"choices": "' + b"a" * (1 << 20) + b'"}'
     encodings = {

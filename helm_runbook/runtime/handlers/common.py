@@ -24,9 +24,12 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # one, not one per response
+
+
 class CompactJSON(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return _COMPACT.encode(content).encode("utf-8")
 
 
 _PARSE_OFF_LOOP_BYTES = 256 << 10  # bigger bodies parse in the bounded parse workers
