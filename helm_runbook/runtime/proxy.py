@@ -171,14 +171,15 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
             "upstream_unreachable",
             headers,
         )
-    relayed = {k: v for k, v in response.headers if k not in _HOP_BY_HOP}
-    relayed.update(headers)
     if body.get("stream") and response.status_code == 200:
-        return StreamingResponse(
-            _relay(response),
-            status_code=response.status_code,
-            headers=relayed,
-            background=BackgroundTask(response.aclose),
+        return _with_upstream_headers(
+            StreamingResponse(
+                _relay(response),
+                status_code=response.status_code,
+                headers=headers,
+                background=BackgroundTask(response.aclose),
+            ),
+            response,
         )
     try:
         content = await response.read(MAX_UPSTREAM_RESPONSE_BYTES)
@@ -200,7 +201,24 @@ async def chat_completions(request: Request, identity: Identity) -> Response:
         )
     finally:
         await response.aclose()
-    return Response(content, status_code=response.status_code, headers=relayed)
+    return _with_upstream_headers(
+        Response(content, status_code=response.status_code, headers=headers), response
+    )
+
+
+def _with_upstream_headers(answer: Response, response: UpstreamResponse) -> Response:
+    """The upstream's end-to-end headers added to ``answer``, each occurrence kept (two
+    ``Set-Cookie`` lines stay two), except those the runtime answers for: its own headers and
+    any ``X-HELM-*`` (an upstream cannot speak for the boundary)."""
+    own = {name for name, _ in answer.raw_headers}
+    answer.raw_headers.extend(
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in response.headers
+        if name not in _HOP_BY_HOP
+        and not name.startswith("x-helm-")
+        and name.encode("latin-1") not in own
+    )
+    return answer
 
 
 async def _relay(response: UpstreamResponse) -> AsyncIterator[bytes]:

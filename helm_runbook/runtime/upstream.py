@@ -17,6 +17,7 @@ A forward proxy named by the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import importlib
 import re
@@ -24,7 +25,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Protocol, cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httptools
 
@@ -40,6 +41,24 @@ MAX_IDLE = 20
 _READ_HIGH_WATER = 256 << 10  # unread body bytes held before the socket stops being read
 _DECODE_STEP = 64 << 10
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+def redacted(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``: fit for a message or a log."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+
+
+def basic_credentials(url: str) -> str | None:
+    """The ``Authorization`` value for credentials in ``url`` (``https://user:pass@host/v1``),
+    as httpx and curl send them; None when it has none."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return None
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
 
 class UpstreamError(Exception):
@@ -353,8 +372,11 @@ class UpstreamPool:
             port = -1
         if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
             raise UpstreamError(
-                f"HELM_UPSTREAM_URL must be http(s)://host[:port][/path], not {url[:200]!r}"
+                f"HELM_UPSTREAM_URL must be http(s)://host[:port][/path], not {redacted(url)[:200]!r}"
             )
+        # Credentials in the operator's URL authenticate every call, over the caller's own header
+        # (httpx, which this client replaced, did the same).
+        self.authorization = basic_credentials(url)
         self.scheme = parts.scheme
         self.host = parts.hostname
         self.port = port or (443 if parts.scheme == "https" else 80)
@@ -384,7 +406,10 @@ class UpstreamPool:
         for name, value in headers.items():
             if not _HEADER_VALUE.fullmatch(value):
                 raise UpstreamError(f"header {name} holds a control character")
-            lines.append(f"{name}: {value}")
+            if self.authorization is None or name.lower() != "authorization":
+                lines.append(f"{name}: {value}")
+        if self.authorization is not None:
+            lines.append(f"Authorization: {self.authorization}")
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
         if self._slots.locked():  # every connection busy: wait for one, within the timeout
             try:
@@ -460,7 +485,7 @@ class _HttpxResponse:
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
         self.status_code = response.status_code
-        self.headers = [(k.lower(), v) for k, v in response.headers.items()]
+        self.headers = [(k.lower(), v) for k, v in response.headers.multi_items()]
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         import httpx

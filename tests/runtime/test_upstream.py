@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import zlib
 from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
 import pytest
+from starlette.responses import Response
 
+from helm_runbook.runtime.proxy import _with_upstream_headers
 from helm_runbook.runtime.upstream import (
     MAX_RESPONSE_HEADER_BYTES,
     HttpxUpstream,
     UpstreamError,
     UpstreamPool,
     UpstreamTooLarge,
+    basic_credentials,
     forward_proxy,
     open_upstream,
+    redacted,
 )
 from helm_runbook.standins.mock_upstream import MockUpstreamServer
 
@@ -271,3 +277,48 @@ async def test_a_forward_proxy_from_the_environment_is_honoured_through_httpx(
     await client.aclose()
     monkeypatch.setenv("NO_PROXY", "api.openai.com")
     assert forward_proxy("https://api.openai.com/v1") == ""
+
+
+async def test_credentials_in_the_url_authenticate_every_call_and_never_reach_a_message() -> None:
+    """``https://user:pass@host/v1`` sends Basic auth (over the caller's own header), as httpx
+    and curl do; the password never appears in an error."""
+    seen: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        for _ in range(2):  # both calls, on one kept-alive connection
+            seen.append(await read_request(reader))
+            w.write(answer(b"{}"))
+            await w.drain()
+
+    async with RawUpstream(record) as url:
+        with_credentials = url.replace("http://", "http://gw%40ops:s%3Acret@")
+        pool = UpstreamPool(with_credentials, timeout_s=5)
+        await post(pool, with_credentials)
+        response = await pool.post(with_credentials, CHAT, {"authorization": "Bearer caller"})
+        await response.aclose()
+        await pool.aclose()
+    expected = b"Authorization: Basic " + base64.b64encode(b"gw@ops:s:cret")
+    assert all(expected in request for request in seen), seen
+    assert not any(b"Bearer caller" in request for request in seen)
+    assert basic_credentials("http://127.0.0.1/v1") is None
+    with pytest.raises(UpstreamError) as refused:
+        UpstreamPool("ftp://gw:s3cret@127.0.0.1/v1", timeout_s=5)
+    assert "s3cret" not in str(refused.value) and "***@127.0.0.1" in str(refused.value)
+    assert redacted("https://u:p@h:1/v1?q") == "https://***@h:1/v1?q"
+
+
+def test_the_proxy_relays_each_upstream_header_but_none_that_speaks_for_the_boundary() -> None:
+    class Answer:
+        status_code = 200
+        headers: ClassVar = [("set-cookie", "a=1"), ("set-cookie", "b=2"), ("content-type", "text/x"),
+                   ("x-helm-verdict", "ALLOW"), ("x-helm-receipt-id", "rcpt-forged"),
+                   ("content-length", "99"), ("x-request-id", "up-1")]  # fmt: skip
+
+    relayed = _with_upstream_headers(
+        Response(b"{}", headers={"X-HELM-Verdict": "DENY"}),
+        Answer(),  # type: ignore[arg-type]
+    ).raw_headers
+    assert relayed.count((b"set-cookie", b"a=1")) == relayed.count((b"set-cookie", b"b=2")) == 1
+    assert (b"x-helm-verdict", b"DENY") in relayed and b"rcpt-forged" not in dict(relayed).values()
+    assert dict(relayed)[b"content-length"] == b"2" and (b"x-request-id", b"up-1") in relayed
+    assert dict(relayed)[b"content-type"] == b"text/x"
