@@ -107,7 +107,14 @@ def sign(receipt: dict[str, Any], signer: Signer) -> None:
 
 
 def seal(receipt: dict[str, Any], signer: Signer) -> str:
-    """``sign`` the receipt, then return its ``chain_hash``, canonicalising each field once.
+    """``sign`` the receipt, then return its ``chain_hash`` (``seal_stored`` without the text)."""
+    return seal_stored(receipt, signer)[0]
+
+
+def seal_stored(receipt: dict[str, Any], signer: Signer) -> tuple[str, str]:
+    """``sign`` the receipt, then return its ``chain_hash`` and its own JCS text (what the store
+    writes: joined from the member texts already made, not a fourth serialisation of the
+    receipt), canonicalising each field once.
 
     The JCS text of an object is its members' texts in key order, so the receipt.v5 preimage,
     the envelope view and the chain view are joined from one set of member texts instead of
@@ -123,7 +130,7 @@ def seal(receipt: dict[str, Any], signer: Signer) -> str:
     if not _ascii_names(receipt):
         receipt["signature"] = signer.sign_hex(preimage(receipt))
         receipt[ENVELOPE_SIGNATURE] = signer.sign_hex(envelope_material(receipt))
-        return chain_hash(receipt)
+        return chain_hash(receipt), canonical_text(receipt)
     quote, names = encode_string, _NAMES
     members = {  # '"key":value' of each field, in JCS
         key: (names.get(key) or canonical_text(key) + ":")
@@ -143,7 +150,8 @@ def seal(receipt: dict[str, Any], signer: Signer) -> str:
     envelope = signer.sign_hex(_ENVELOPE_CONTEXT + digest)
     receipt[ENVELOPE_SIGNATURE] = envelope
     members[ENVELOPE_SIGNATURE] = names[ENVELOPE_SIGNATURE] + quote(envelope)
-    return sha256_hex(_object([members[key] for key in sorted(_chain_keys(receipt))]))
+    chain = sha256_hex(_object([members[key] for key in sorted(_chain_keys(receipt))]))
+    return chain, "{" + ",".join([members[key] for key in sorted(members)]) + "}"
 
 
 def _object(members: list[str]) -> bytes:

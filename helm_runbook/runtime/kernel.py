@@ -183,7 +183,8 @@ class Kernel:
             }
             if claimed_principal:  # what an unauthenticated caller said it was, never trusted
                 receipt["metadata"]["claimed_principal"] = claimed_principal
-            return AppendedReceipt(receipt, receipts.seal(receipt, signer), now_ns)
+            chain, text = receipts.seal_stored(receipt, signer)
+            return AppendedReceipt(receipt, chain, now_ns, text)
 
         return _Prepared(
             decision, decision_hash, decision_signature, tenant_id, session_id, build, started

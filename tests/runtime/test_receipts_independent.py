@@ -6,6 +6,7 @@ even when the package's own verifier agrees with itself.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -111,6 +112,25 @@ def test_concurrent_threads_on_one_session_never_gap_or_duplicate(runtime: Runti
     assert json.loads(json.dumps(items[-1].receipt))["prev_hash"] == independent_chain_hash(
         items[-2].receipt
     )
+
+
+def test_the_stored_envelope_is_the_receipts_jcs_text_from_seal(runtime: Runtime) -> None:
+    """The kernel hands the store the JCS text seal joined (no second serialisation of the
+    receipt), and what is served back from it is the receipt the evaluate returned."""
+    import sqlite3
+
+    done = runtime.kernel.evaluate(tenant_id="default", principal="p", session_id="jcs",
+                                   action="file_read", resource="E1", args={"path": "/ü"},
+                                   context={})  # fmt: skip
+    store_path = getattr(runtime.store, "path", None)
+    assert store_path is not None, "the runtime fixture stores receipts in SQLite"
+    with contextlib.closing(sqlite3.connect(store_path)) as db:
+        (text,) = db.execute(
+            "SELECT receipt_envelope FROM receipts WHERE receipt_id = ?",
+            (done.receipt["receipt_id"],),
+        ).fetchone()
+    assert text.encode("utf-8") == canonical_json(done.receipt)
+    assert runtime.store.get("default", done.receipt["receipt_id"]) == done.receipt
 
 
 def _append_from_another_process(db_path: str, count: int) -> None:

@@ -234,3 +234,32 @@ def test_a_reader_paging_by_cursor_never_skips_a_receipt(open_store: StoreFactor
     stored = [i.sequence for i in reader_store.list(ReceiptQuery("t", limit=1000)).items]
     assert len(stored) == 360
     assert seen == stored, f"{len(set(stored) - set(seen))} receipts skipped by a cursor reader"
+
+
+def test_the_builders_text_is_the_stored_envelope_and_its_size_is_counted_in_utf8(
+    open_store: StoreFactory,
+) -> None:
+    """A receipt that comes with its JSON text (the kernel's JCS text) is stored as that text,
+    not serialised again; ``MAX_STORED_RECEIPT_BYTES`` counts the stored text's UTF-8 bytes."""
+    from helm_runbook.formats.canonical import canonical_text
+    from helm_runbook.runtime.limits import MAX_STORED_RECEIPT_BYTES
+
+    store = open_store()
+
+    def with_text(note: str) -> Callable[[ChainHead], AppendedReceipt]:
+        def build(head: ChainHead) -> AppendedReceipt:
+            appended = builder("s", head.lamport + 1)(head)
+            appended.receipt["note"] = note
+            return AppendedReceipt(appended.receipt, appended.chain_hash, 0,
+                                   canonical_text(appended.receipt))  # fmt: skip
+
+        return build
+
+    stored = store.append("t", "s", with_text("ü" * 6000))  # 12,000 bytes as stored
+    assert store.get("t", stored.receipt["receipt_id"]) == stored.receipt
+    page = store.list(ReceiptQuery("t"))
+    assert [item.receipt for item in page.items] == [stored.receipt]
+    assert list(page.items[0].receipt) == sorted(stored.receipt)  # the JCS text was stored
+    with pytest.raises(ValueError, match=f"bytes exceeds {MAX_STORED_RECEIPT_BYTES}"):
+        store.append("t", "s", with_text("ü" * (MAX_STORED_RECEIPT_BYTES // 2)))
+    assert store.count() == 1

@@ -30,6 +30,9 @@ class AppendedReceipt:
     receipt: dict[str, Any]
     chain_hash: str
     timestamp_ns: int
+    # The receipt's JSON text when the builder already has it (``receipts.seal_stored``); the
+    # store writes it as the envelope instead of serialising the receipt again.
+    text: str = ""
 
 
 # Given the chain head (lamport 0 and "" for a new chain), return the signed receipt and its

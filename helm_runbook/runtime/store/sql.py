@@ -49,13 +49,15 @@ def insert_sql(mark: str) -> str:
 def insert_row(
     tenant_id: str, causal: str, session_id: str, appended: AppendedReceipt
 ) -> tuple[Any, ...]:
-    """The row of one receipt; a receipt over ``MAX_STORED_RECEIPT_BYTES`` is refused here, where
-    every receipt is serialised, so whatever is stored can be exported and verified."""
+    """The row of one receipt; a receipt over ``MAX_STORED_RECEIPT_BYTES`` (UTF-8, as stored) is
+    refused here, where every receipt is serialised, so whatever is stored can be exported and
+    verified. The envelope is the builder's text when it has one (the kernel's JCS text)."""
     r = appended.receipt
-    envelope = json.dumps(r)
-    if len(envelope) > MAX_STORED_RECEIPT_BYTES:
+    envelope = appended.text or json.dumps(r)
+    size = len(envelope) if envelope.isascii() else len(envelope.encode())
+    if size > MAX_STORED_RECEIPT_BYTES:
         raise ValueError(
-            f"receipt of {len(envelope)} bytes exceeds {MAX_STORED_RECEIPT_BYTES} "
+            f"receipt of {size} bytes exceeds {MAX_STORED_RECEIPT_BYTES} "
             "(MAX_STORED_RECEIPT_BYTES): shorten the names in the request"
         )
     return (
