@@ -37,6 +37,11 @@ AXE_RUN = """axe.run(document, {resultTypes: ['violations']}).then(r => r.violat
   nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ': ' + (n.failureSummary || '').split('\\n').slice(1).join(' ')),
   count: v.nodes.length})))"""
 
+# The site's colour scheme (mkdocs.yml's palette: "default" light, "slate" dark) and the header's
+# toggle that switches it: the visible one switches to the other scheme; the theme stores the choice.
+SCHEME = "document.body.dataset.mdColorScheme"
+TOGGLE = "document.querySelector('label.md-header__button[for^=__palette]:not([hidden])')"
+
 
 @contextlib.contextmanager
 def serve_directory(root: Path) -> Iterator[str]:
@@ -151,6 +156,13 @@ class Browser:
             self.evaluate(AXE.read_text() + "; true")
         violations: list[dict[str, Any]] = self.evaluate(AXE_RUN)
         return violations
+
+    def switch_scheme(self, to: str) -> None:
+        """Click the header's palette toggle, as a reader does; returns once the page is drawn in
+        scheme ``to`` (the theme turns transitions off while it switches)."""
+        self.evaluate(f"{TOGGLE}.click()")
+        self.wait_for(f"{SCHEME} === {json.dumps(to)} && !document.body.hasAttribute('data-md-color-switching')"
+                      " && document.getAnimations().length === 0")  # fmt: skip
 
     def text(self) -> str:
         """The page's text (textContent: innerText leaves out the runbook cells the page has not
