@@ -81,6 +81,7 @@ class Browser:
         self._ws = websocket.create_connection(url, timeout=30, suppress_origin=True)
         self._ids = itertools.count(1)
         self.requests: list[str] = []
+        self.errors: list[str] = []  # uncaught script exceptions on the pages, as they happened
         self.call("Page.enable")
         self.call("Network.enable")
         self.call("Runtime.enable")
@@ -105,6 +106,12 @@ class Browser:
             message = json.loads(self._ws.recv())
             if message.get("method") == "Network.requestWillBeSent":
                 self.requests.append(message["params"]["request"]["url"])
+            if message.get("method") == "Runtime.exceptionThrown":
+                details = message["params"]["exceptionDetails"]
+                thrown = details.get("exception") or {}
+                self.errors.append(
+                    thrown.get("description", details.get("text", "")).split("\n")[0]
+                )
             if message.get("id") == ident:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
