@@ -111,7 +111,7 @@ bench: setup ## print benchmark figures (hot path, HTTP, proxy latency, evidence
 	$(BIN)/python benchmarks/store_load.py
 	$(BIN)/python benchmarks/hostile_clients.py
 
-bench-site: setup ## Lighthouse's four scores for every page of build/site, mobile and desktop (make runbook first; about 20 min)
+bench-site: setup ## Lighthouse's four scores for every page of build/site, mobile and desktop, light and dark scheme (make runbook first; about 40 min)
 	cd benchmarks/lighthouse && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	$(BIN)/python benchmarks/lighthouse_site.py $(BENCH_ARGS)
 

@@ -37,6 +37,11 @@ AXE_RUN = """axe.run(document, {resultTypes: ['violations']}).then(r => r.violat
   nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ': ' + (n.failureSummary || '').split('\\n').slice(1).join(' ')),
   count: v.nodes.length})))"""
 
+# The site's colour scheme (mkdocs.yml's palette: "default" light, "slate" dark) and the header's
+# toggle that switches it: the visible one switches to the other scheme; the theme stores the choice.
+SCHEME = "document.body.dataset.mdColorScheme"
+TOGGLE = "document.querySelector('label.md-header__button[for^=__palette]:not([hidden])')"
+
 
 @contextlib.contextmanager
 def serve_directory(root: Path) -> Iterator[str]:
@@ -76,6 +81,7 @@ class Browser:
         self._ws = websocket.create_connection(url, timeout=30, suppress_origin=True)
         self._ids = itertools.count(1)
         self.requests: list[str] = []
+        self.errors: list[str] = []  # uncaught script exceptions on the pages, as they happened
         self.call("Page.enable")
         self.call("Network.enable")
         self.call("Runtime.enable")
@@ -100,6 +106,12 @@ class Browser:
             message = json.loads(self._ws.recv())
             if message.get("method") == "Network.requestWillBeSent":
                 self.requests.append(message["params"]["request"]["url"])
+            if message.get("method") == "Runtime.exceptionThrown":
+                details = message["params"]["exceptionDetails"]
+                thrown = details.get("exception") or {}
+                self.errors.append(
+                    thrown.get("description", details.get("text", "")).split("\n")[0]
+                )
             if message.get("id") == ident:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
@@ -151,6 +163,13 @@ class Browser:
             self.evaluate(AXE.read_text() + "; true")
         violations: list[dict[str, Any]] = self.evaluate(AXE_RUN)
         return violations
+
+    def switch_scheme(self, to: str) -> None:
+        """Click the header's palette toggle, as a reader does; returns once the page is drawn in
+        scheme ``to`` (the theme turns transitions off while it switches)."""
+        self.evaluate(f"{TOGGLE}.click()")
+        self.wait_for(f"{SCHEME} === {json.dumps(to)} && !document.body.hasAttribute('data-md-color-switching')"
+                      " && document.getAnimations().length === 0")  # fmt: skip
 
     def text(self) -> str:
         """The page's text (textContent: innerText leaves out the runbook cells the page has not

@@ -48,10 +48,15 @@ def test_a_fault_the_runbook_injected_reads_as_detected_not_as_a_broken_run(tmp_
     """Runbook 06 injects a fault and requires diagnose() to find it: the table says so, in blue,
     never a red FAIL under a green "all steps passed" banner; an unexpected problem stays FAIL."""
     result = diagnose(LocalTarget(tmp_path), values={"helm": {"production": True}})
-    assert "#cf222e" in result._repr_html_() and ">FAIL<" in result._repr_html_()
+    assert (
+        "var(--helm-failed-color,#cf222e)" in result._repr_html_()
+        and ">FAIL<" in result._repr_html_()
+    )
     result.require("render")
     shown = result._repr_html_()
-    assert "FAULT INJECTED → DETECTED" in shown and "#0550ae" in shown and ">FAIL<" not in shown
+    # the site's colour for its scheme (light or dark), the light one where the site's CSS is absent
+    assert "FAULT INJECTED → DETECTED" in shown and ">FAIL<" not in shown
+    assert "color:var(--helm-expected-color,#0550ae)" in shown
     assert str(result).startswith("diagnose: troubleshooting checks: FAULT INJECTED → DETECTED")
     assert result.as_record()["values"] == {"problems": ["render"], "checks": len(SYMPTOMS)}
     # the fix column's `code spans` are code, the guard messages end once ("material; helm...")

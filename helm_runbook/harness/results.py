@@ -42,8 +42,11 @@ class Table:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        # green passed, red failed, blue for a fault the runbook injected and detected (not a broken run)
-        colour = "#1a7f37" if self.ok else "#0550ae" if self.expected else "#cf222e"
+        # green passed, red failed, blue for a fault the runbook injected and detected (not a broken
+        # run): the site's colour for its light or dark scheme (docs/stylesheets/layout.css), the
+        # light one where that stylesheet is absent (JupyterLab)
+        kind = "ok" if self.ok else "expected" if self.expected else "failed"
+        colour = f"var(--helm-{kind}-color,{STATUS_COLOURS[kind]})"
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in self.columns)
         body = "".join(
             "<tr>" + "".join(f"<td>{cell_html(c)}</td>" for c in row) + "</tr>" for row in self.rows
@@ -56,6 +59,7 @@ class Table:
         )
 
 
+STATUS_COLOURS = {"ok": "#1a7f37", "expected": "#0550ae", "failed": "#cf222e"}  # 4.5:1 on white
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
 
 

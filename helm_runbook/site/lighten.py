@@ -172,8 +172,26 @@ def _classes(texts: Iterable[str]) -> set[str]:
 _ROOT_INSIDE = re.compile(r"\S\s+(?::root|html|body)\b")  # `.jupyter-wrapper :root` matches nothing
 
 
+# The theme's palette stylesheet styles every scheme, primary and accent colour it offers (12 KB,
+# render-blocking); a page names the ones the site configures (mkdocs.yml's palette) on its body
+# and on the toggle's inputs, as data-md-color-<kind>="<value>". A rule for another one is dropped.
+_PALETTE_SELECTOR = re.compile(r"""\[data-md-color-(scheme|primary|accent)=["']?([\w-]+)["']?\]""")
+_PALETTE_ATTR = re.compile(r"""\bdata-md-color-(scheme|primary|accent)=["']([\w-]+)["']""")
+
+
+def _palette(texts: Iterable[str]) -> set[str]:
+    """The palette values the pages name, as ``palette:<kind>=<value>`` (never a class name)."""
+    return {
+        f"palette:{kind}={value}" for text in texts for kind, value in _PALETTE_ATTR.findall(text)
+    }
+
+
 def _selector_used(selector: str, used: set[str], theme: bool) -> bool:
     if _ROOT_INSIDE.search(selector):
+        return False
+    if theme and not all(
+        f"palette:{kind}={value}" in used for kind, value in _PALETTE_SELECTOR.findall(selector)
+    ):
         return False
     # mkdocs-material adds some of its classes at run time (md-typeset__scrollwrap around tables):
     # the notebook styles keep every rule on them; the theme's own are checked against its script
@@ -255,15 +273,19 @@ def _trim(
 
 def _trim_theme_css(site: Path, pages: Iterable[str]) -> None:
     """mkdocs-material's stylesheet (about 135 KB, every feature of the theme) trimmed to the rules
-    whose classes some page has or the theme's script names (classes it adds at run time)."""
+    whose classes some page has or the theme's script names (classes it adds at run time), and its
+    palette stylesheet to the schemes and colours the pages name."""
     pages = list(pages)
     script = " ".join(p.read_text() for p in (site / "assets" / "javascripts").glob("bundle.*.js"))
-    used = _classes(pages) | set(re.findall(r"[A-Za-z_][\w-]*", script))
-    theme = list((site / "assets" / "stylesheets").glob("main.*.css"))
-    others = [p.read_text() for p in site.rglob("*.css") if p not in theme]
-    read = frozenset(_VAR.findall(" ".join([*others, *pages, script])))
+    used = _classes(pages) | set(re.findall(r"[A-Za-z_][\w-]*", script)) | _palette(pages)
+    styles = site / "assets" / "stylesheets"
+    theme = [*styles.glob("main.*.css"), *styles.glob("palette.*.css")]
+    styles_text = {p: p.read_text() for p in site.rglob("*.css")}
+    # a custom property stays while another stylesheet, a page or the theme's script reads it
     for path in theme:
-        path.write_text(trim_css(path.read_text(), used, theme=True, read=read))
+        others = [text for other, text in styles_text.items() if other != path]
+        read = frozenset(_VAR.findall(" ".join([*others, *pages, script])))
+        path.write_text(trim_css(styles_text[path], used, theme=True, read=read))
 
 
 def _drop_unread_assets(site: Path) -> None:

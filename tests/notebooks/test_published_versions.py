@@ -73,6 +73,12 @@ def test_two_versions_read_back_in_a_browser(run: dict[str, Any], tmp_path: Path
             banner = "document.querySelector('[data-md-component=outdated]')"
             page.wait_for(f"!{banner}.hidden")
             assert "not the latest release" in page.evaluate(f"{banner}.innerText")
+            # the banner and the version selector pass axe-core in both schemes (the theme keeps
+            # the banner light on a dark page)
+            assert page.axe() == []
+            page.switch_scheme("slate")
+            assert page.axe() == []
+            page.switch_scheme("default")
             page.evaluate(f"{banner}.querySelector('a').click()")
             page.wait_for("location.pathname === '/latest/' && document.readyState === 'complete'")
             assert page.evaluate(f"{banner}.hidden") is True

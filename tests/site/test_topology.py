@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 from helm_runbook.chart import CHART_DIR
 from helm_runbook.chart.sdk import render
@@ -79,3 +80,41 @@ def test_the_notebook_shows_the_picture_inline() -> None:
         and "<svg" in figure
         and "<img" not in figure
     )
+
+
+def _contrast(a: str, b: str) -> float:
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_every_colour_of_the_picture_has_a_dark_scheme_counterpart() -> None:
+    """In the site's dark scheme each colour Graphviz writes is replaced (docs/stylesheets/layout.css):
+    a fill by a dark one under light text, an edge label by a light one; all at 4.5:1 or more. A
+    new kind's colour without its dark rule would leave a light box (or dark text) on a dark page."""
+    full = render(CHART_DIR, {"helm": {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}},
+                                       "auth": {"existingSecret": "ops-auth"}},
+                              "ingress": {"enabled": True, "tls": [{"secretName": "edge-tls", "hosts": ["helm.local"]}]}},
+                  release="r")  # fmt: skip
+    svg = topology_svg(full)
+    css = (Path(__file__).resolve().parents[2] / "docs" / "stylesheets" / "layout.css").read_text()
+    dark = '[data-md-color-scheme="slate"] .helm-topology'
+    rules = dict(re.findall(re.escape(dark) + r' [^{]*?\[(?:fill|stroke)="(#\w+)"\]\s*\{\s*(?:fill|stroke):\s*(#\w+)', css))  # fmt: skip
+    node_text = re.search(re.escape(dark) + r"\s*\{\s*--helm-topology-text:\s*(#\w+)", css)
+    assert node_text and re.search(re.escape(dark) + r" \.node text\s*\{\s*fill: var\(--helm-topology-text\)", css)  # fmt: skip
+    page = "#1e2129"  # the dark scheme's page background (mkdocs-material's slate)
+    fills = set(re.findall(r'<path [^>]*fill="(#\w+)"', svg)) - {"none"}
+    assert {"#ddf4ff", "#dafbe1", "#fff8c5", "#ffebe9", "#eaeef2", "#f6f8fa", "#fbefff"} <= fills
+    for fill in fills:
+        assert fill in rules, f"no dark counterpart of the fill {fill} in layout.css"
+        assert _contrast(node_text.group(1), rules[fill]) >= 4.5, fill
+    for stroke in set(re.findall(r'stroke="(#\w+)"', svg)):
+        assert stroke in rules, f"no dark counterpart of the stroke {stroke} in layout.css"
+    for label in set(re.findall(r'<text [^>]*fill="(#\w+)"', svg)) - {
+        "#1f2328"
+    }:  # node text: above
+        assert label in rules and _contrast(rules[label], page) >= 4.5, label
