@@ -41,9 +41,9 @@ def wait_for_rollout(target: Target, *, timeout: float = 60.0) -> StepReport:
     name = target.deployment["metadata"]["name"]
     remote = {p["name"]: p["containerPort"] for c in target.deployment["spec"]["template"]["spec"]["containers"]
               for p in c.get("ports", []) if p.get("name")}  # fmt: skip
-    forwards = " ".join(
-        f"{local}:{remote[port]}" for port, local in ports.items() if port in remote
-    )
+    # The command as an operator types it (the guide's LOCAL:REMOTE with LOCAL = REMOTE); the
+    # free ports this run took are in the table, not in a command to copy.
+    forwards = " ".join(f"{remote[port]}:{remote[port]}" for port in ports if port in remote)
     command = (f"kubectl rollout status deploy/{name} --namespace {target.namespace}\n"
                f"kubectl port-forward svc/{name} {forwards} --namespace {target.namespace}")  # fmt: skip
     result = StepReport("rollout", "deployment successfully rolled out", ["container port", "forwarded to"], rows,

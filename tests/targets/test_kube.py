@@ -158,7 +158,10 @@ def test_rollout_step_reports_forwarded_ports(
     monkeypatch.setattr(kube, "_forward", lambda name: {"http": 18080, "health": 18081}[name])
     report = wait_for_rollout(kube, timeout=10)
     assert report.values["ports"] == ["health", "http"]
-    assert ["http", "127.0.0.1:18080"] in report.rows
+    assert ["http", "127.0.0.1:18080"] in report.rows  # where this run's forward listens
+    # the command to copy is the guide's, never this run's free ports (issue 31)
+    assert "port-forward svc/helm-ai-kernel 8080:8080 8081:8081" in report.command
+    assert "18080" not in report.command
 
 
 def test_open_target_reads_the_context_and_its_namespace(
