@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helm_runbook.site.lighten import _trim_theme_css
+import pytest
+
+from helm_runbook.errors import StepFailed
+from helm_runbook.site.lighten import _trim_theme_css, lighten
 
 PALETTE = """@media screen{[data-md-color-scheme=slate]{color-scheme:dark;--md-default-bg-color:#1e2129;--md-unread:1}
 [data-md-color-scheme=slate][data-md-color-primary=indigo]{--md-typeset-a-color:#5488e8}
@@ -42,3 +45,37 @@ def test_the_palette_keeps_the_configured_schemes_and_colours_only(tmp_path: Pat
     assert "--md-unread" not in palette
     # main.css is trimmed against the palette's reads as before: nothing of it is lost
     assert (styles / "main.x.min.css").read_text() == MAIN
+
+
+def test_plain_tables_are_wrapped_at_build_time_and_the_theme_leaves_them_alone(
+    tmp_path: Path,
+) -> None:
+    """The theme's script moved each plain table into its scrolling wrapper after the first paint,
+    so the table was the page's late largest paint (Lighthouse mobile: guards 86 -> 98)."""
+    scripts = tmp_path / "assets" / "javascripts"
+    scripts.mkdir(parents=True)
+    bundle = scripts / "bundle.0.min.js"
+    bundle.write_text('M("pre",e),...M("table:not([class])",e).map(i=>ti(i)),M("a",e)')
+    page = tmp_path / "index.html"
+    page.write_text(
+        "<article><table>\n<tr><td>a</td></tr></table><pre>&lt;table&gt;</pre>"
+        '<table class="dataframe"><tr><td>b</td></tr></table></article>'
+    )
+    lighten(tmp_path)
+    text = page.read_text()
+    assert (
+        text.count('<div class="md-typeset__scrollwrap"><div class="md-typeset__table"><table>')
+        == 1
+    )
+    assert "</table></div></div><pre>" in text  # closed right after its own table
+    assert '<table class="dataframe">' in text and text.count("md-typeset__scrollwrap") == 1
+    assert '":not(.md-typeset__table)>table:not([class])"' in bundle.read_text()
+
+
+def test_a_theme_whose_script_names_tables_otherwise_fails_the_build(tmp_path: Path) -> None:
+    scripts = tmp_path / "assets" / "javascripts"
+    scripts.mkdir(parents=True)
+    (scripts / "bundle.0.min.js").write_text('M("table.plain",e).map(i=>ti(i))')
+    with pytest.raises(StepFailed, match="table selector") as failed:
+        lighten(tmp_path)
+    assert "_THEME_TABLES" in failed.value.fix
