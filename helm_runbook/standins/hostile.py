@@ -465,7 +465,8 @@ class _Watch(threading.Thread):
         self.sample()
 
 
-#: The chart's readinessProbe.timeoutSeconds: a probe slower than this is a failed probe.
+#: The chart's probes.readiness.timeoutSeconds (a test holds them equal): a probe slower than
+#: this is a failed probe.
 READINESS_TIMEOUT_S = 3.0
 
 

@@ -151,3 +151,15 @@ def test_a_slow_sender_holds_only_the_bytes_it_sent_not_the_length_it_announced(
     finally:
         for sock in slow:
             sock.close()
+
+
+def test_the_health_watch_fails_a_probe_the_kubelet_would_fail() -> None:
+    """HealthWatch's timeout is the chart's readiness timeout: a slower answer is a failed probe
+    there as here (the bound the hostile tests hold the health port to)."""
+    import yaml
+
+    from helm_runbook.chart import CHART_DIR
+    from helm_runbook.standins.hostile import READINESS_TIMEOUT_S
+
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    assert values["probes"]["readiness"]["timeoutSeconds"] == READINESS_TIMEOUT_S
