@@ -5,8 +5,8 @@ a script that imports mermaid from a CDN when a page has a mermaid cell (none ha
 the offline promise the day one did), MathJax's configuration (no runbook has maths) and a
 stylesheet that is a printed Python list. mkdocs-material ships source maps and the search
 word-segmenters of languages this site is not written in. ``lighten`` moves the notebook styles
-into one shared stylesheet trimmed to the selectors the pages use, drops the rest, and gives the
-search dialog its accessible name.
+into one shared stylesheet trimmed to the selectors the pages use, drops the rest, gives the
+search dialog its accessible name, and makes the search index wait for the reader's first search.
 """
 
 from __future__ import annotations
@@ -66,8 +66,27 @@ _VERSION_LABEL = '"select.version": "Select version"'
 # and the theme's script told to leave wrapped tables alone.
 _PLAIN_TABLE = re.compile(r"<table>(?:(?!<table\b).)*?</table>", re.S)
 _TABLE_WRAP = '<div class="md-typeset__scrollwrap"><div class="md-typeset__table">'
-_THEME_TABLES = '"table:not([class])"'
+_THEME_TABLES = re.compile(re.escape('"table:not([class])"'))
 _THEME_TABLES_UNWRAPPED = '":not(.md-typeset__table)>table:not([class])"'
+# The search index (about 250 KB, half a runbook page's weight) is fetched by every page at load,
+# whether or not the reader searches: the search worker asks for it at once unless the page is a
+# file:// one, and search.highlight subscribes to it on every page. The worker is made to wait for
+# the search dialog to open, as it does under file://, and the highlighter asks only on a page
+# opened from a search result (its ``?h=`` parameter); both share one request.
+_THEME_SEARCH_AT_LOAD = re.compile(re.escape('$(location.protocol!=="file:")'))
+_THEME_SEARCH_ON_OPEN = "$(!1)"
+_THEME_HIGHLIGHT_INDEX = re.compile(
+    r'("search\.highlight"\)\?\w+\(e,\{index\$:)(\w+)(,location\$:)'
+)
+_THEME_HIGHLIGHT_ON_RESULT = (
+    r'\1new URLSearchParams(location.search).has("h")?\2:new Promise(()=>{})\3'
+)
+# (what it is, the pattern it must match once, its replacement, the name to update when it fails)
+_THEME_SCRIPT_PATCHES = (
+    ("table selector", _THEME_TABLES, _THEME_TABLES_UNWRAPPED, "_THEME_TABLES"),
+    ("search worker's index request", _THEME_SEARCH_AT_LOAD, _THEME_SEARCH_ON_OPEN, "_THEME_SEARCH_AT_LOAD"),
+    ("search highlighter's index", _THEME_HIGHLIGHT_INDEX, _THEME_HIGHLIGHT_ON_RESULT, "_THEME_HIGHLIGHT_INDEX"),
+)  # fmt: skip
 _CLASS_ATTR = re.compile(r"""\bclass=["']([^"']*)["']""")
 _CLASS = re.compile(r"\.(-?[_a-zA-Z][\w-]*)")
 _NOT = re.compile(r":(?:not|where|is|has)\([^()]*\)")
@@ -77,7 +96,7 @@ def lighten(site: Path) -> dict[str, int]:
     """Finish ``site`` in place; returns bytes before and after (HTML, CSS, JS, maps) for the log."""
     before = _weight(site)
     _drop_unread_assets(site)
-    _theme_leaves_wrapped_tables(site)
+    _patch_theme_script(site)
     pages = sorted(site.rglob("*.html"))
     texts = {page: page.read_text() for page in pages}
     notebook_pages = [p for p, t in texts.items() if _NOTEBOOK.search(t)]
@@ -298,15 +317,18 @@ def _trim_theme_css(site: Path, pages: Iterable[str]) -> None:
         path.write_text(trim_css(styles_text[path], used, theme=True, read=read))
 
 
-def _theme_leaves_wrapped_tables(site: Path) -> None:
-    """Point the theme's table wrapping at tables not wrapped yet (see ``_PLAIN_TABLE``)."""
+def _patch_theme_script(site: Path) -> None:
+    """Apply ``_THEME_SCRIPT_PATCHES`` to the theme's bundle: each must match exactly once, so a
+    theme upgrade that moved one fails the build naming it instead of silently undoing it."""
     for bundle in (site / "assets" / "javascripts").glob("bundle.*.js"):
         text = bundle.read_text()
-        if text.count(_THEME_TABLES) != 1:
-            raise StepFailed("docs.lighten", expected=f"mkdocs-material's table selector {_THEME_TABLES} once in its script",
-                             seen=f"{text.count(_THEME_TABLES)} in {bundle.name}",
-                             fix="update _THEME_TABLES in helm_runbook/site/lighten.py to the theme's script")  # fmt: skip
-        bundle.write_text(text.replace(_THEME_TABLES, _THEME_TABLES_UNWRAPPED))
+        for what, pattern, replacement, name in _THEME_SCRIPT_PATCHES:
+            text, found = pattern.subn(replacement, text)
+            if found != 1:
+                raise StepFailed("docs.lighten", expected=f"mkdocs-material's {what} ({pattern.pattern}) once in its script",
+                                 seen=f"{found} in {bundle.name}",
+                                 fix=f"update {name} in helm_runbook/site/lighten.py to the theme's script")  # fmt: skip
+        bundle.write_text(text)
 
 
 def _drop_unread_assets(site: Path) -> None:
@@ -323,8 +345,8 @@ def _drop_unread_assets(site: Path) -> None:
 
 
 def _lighter_search_index(path: Path) -> None:
-    """The search index every page fetches at load (about 250 KB): each entry's text without its
-    markup (a tenth of it; results show the words, which is what is searched), written compactly."""
+    """The search index a reader's first search fetches (about 250 KB): each entry's text without
+    its markup (a tenth of it; results show the words, which is what is searched), compactly."""
     if not path.exists():
         return
     index = json.loads(path.read_text())

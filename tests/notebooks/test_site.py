@@ -132,6 +132,10 @@ def test_a_browser_reads_navigates_and_searches_the_site(
         assert "policy-signature" in browser.text() and "PROBLEM" in browser.text()
         browser.screenshot(SCREENSHOTS / "06-troubleshooting.png")
 
+        # The search index is fetched by the first search, not by every page (issue 31: weight)
+        browser.wait_for("document.readyState === 'complete'")
+        index = [url for url in browser.requests if "search_index" in url]
+        assert index == [], "a page fetched the search index before anyone searched"
         browser.evaluate("document.querySelector('label[for=__search]').click()")
         browser.wait_for(
             "!document.querySelector('.md-search-result__meta').innerText.includes('Initializing')"
@@ -148,6 +152,14 @@ def test_a_browser_reads_navigates_and_searches_the_site(
         )
         assert "olicy" in titles
         browser.screenshot(SCREENSHOTS / "search.png")
+        assert [url for url in browser.requests if "search_index" in url] != []
+        # A page opened from a result marks the words searched for (search.highlight)
+        browser.goto(f"{origin}/runbooks/06-troubleshooting/?h=wake+hint")
+        marked = browser.wait_for(
+            "[...document.querySelectorAll('mark[data-md-highlight]')].map(m => m.textContent)"
+            ".join(' ')"
+        )
+        assert "wake" in marked.lower()
         outside = [
             url
             for url in browser.requests

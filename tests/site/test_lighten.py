@@ -20,6 +20,11 @@ MAIN = (
     ".md-typeset{color:var(--md-default-bg-color);background:var(--md-primary-fg-color);border-color:var(--md-accent-fg-color)}\n"
     "a{color:var(--md-typeset-a-color)}"
 )
+# The theme script's fragments ``lighten`` patches, as mkdocs-material 9.8's bundle has them.
+SEARCH_AT_LOAD = (
+    'function Ei(e,t){return L($(location.protocol!=="file:"),Je("search")).pipe(b(()=>t))}'
+)
+HIGHLIGHT = '...me("content").map(e=>V("search.highlight")?Ai(e,{index$:zi,location$:Kt}):y)'
 PAGE = """<body data-md-color-scheme="default" data-md-color-primary="indigo" data-md-color-accent="indigo">
 <input class="md-option" data-md-color-media="(prefers-color-scheme: dark)" data-md-color-scheme="slate"
  data-md-color-primary="indigo" data-md-color-accent="indigo"><div class="md-typeset"></div>"""
@@ -55,7 +60,11 @@ def test_plain_tables_are_wrapped_at_build_time_and_the_theme_leaves_them_alone(
     scripts = tmp_path / "assets" / "javascripts"
     scripts.mkdir(parents=True)
     bundle = scripts / "bundle.0.min.js"
-    bundle.write_text('M("pre",e),...M("table:not([class])",e).map(i=>ti(i)),M("a",e)')
+    bundle.write_text(
+        'M("pre",e),...M("table:not([class])",e).map(i=>ti(i)),M("a",e);'
+        + SEARCH_AT_LOAD
+        + HIGHLIGHT
+    )
     page = tmp_path / "index.html"
     page.write_text(
         "<article><table>\n<tr><td>a</td></tr></table><pre>&lt;table&gt;</pre>"
@@ -75,7 +84,42 @@ def test_plain_tables_are_wrapped_at_build_time_and_the_theme_leaves_them_alone(
 def test_a_theme_whose_script_names_tables_otherwise_fails_the_build(tmp_path: Path) -> None:
     scripts = tmp_path / "assets" / "javascripts"
     scripts.mkdir(parents=True)
-    (scripts / "bundle.0.min.js").write_text('M("table.plain",e).map(i=>ti(i))')
+    (scripts / "bundle.0.min.js").write_text(
+        'M("table.plain",e).map(i=>ti(i));' + SEARCH_AT_LOAD + HIGHLIGHT
+    )
     with pytest.raises(StepFailed, match="table selector") as failed:
         lighten(tmp_path)
     assert "_THEME_TABLES" in failed.value.fix
+
+
+def test_the_search_index_waits_for_the_first_search(tmp_path: Path) -> None:
+    """Every page fetched the 250 KB index at load (runbooks 07 and 09: 619 and 613 KB transferred,
+    over the 600 KB bar); the worker now asks when the dialog opens, the highlighter only on a page
+    opened from a search result."""
+    scripts = tmp_path / "assets" / "javascripts"
+    scripts.mkdir(parents=True)
+    bundle = scripts / "bundle.0.min.js"
+    bundle.write_text('M("table:not([class])",e);' + SEARCH_AT_LOAD + HIGHLIGHT)
+    lighten(tmp_path)
+    text = bundle.read_text()
+    assert 'return L($(!1),Je("search"))' in text and "location.protocol" not in text
+    assert (
+        'Ai(e,{index$:new URLSearchParams(location.search).has("h")?zi:new Promise(()=>{}),'
+        "location$:Kt})" in text
+    )
+
+
+@pytest.mark.parametrize(
+    ("fragment", "name"),
+    [(SEARCH_AT_LOAD, "_THEME_SEARCH_AT_LOAD"), (HIGHLIGHT, "_THEME_HIGHLIGHT_INDEX")],
+)
+def test_a_theme_whose_search_script_moved_fails_the_build(
+    tmp_path: Path, fragment: str, name: str
+) -> None:
+    scripts = tmp_path / "assets" / "javascripts"
+    scripts.mkdir(parents=True)
+    rest = (SEARCH_AT_LOAD + HIGHLIGHT).replace(fragment, "")
+    (scripts / "bundle.0.min.js").write_text('M("table:not([class])",e);' + rest)
+    with pytest.raises(StepFailed, match="once in its script") as failed:
+        lighten(tmp_path)
+    assert name in failed.value.fix and "0 in bundle.0.min.js" in failed.value.seen
