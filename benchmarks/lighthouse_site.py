@@ -93,6 +93,8 @@ def audit(url: str, form: str, scheme: str = "light") -> dict[str, object]:
     return {
         **scores,
         "lcp_s": audits["largest-contentful-paint"]["numericValue"] / 1000,
+        "tbt_ms": audits["total-blocking-time"]["numericValue"],
+        "cls": audits["cumulative-layout-shift"]["numericValue"],
         "transfer_kb": audits["total-byte-weight"]["numericValue"] / 1024,
         "seen": seen_scheme(report),
         "failed": failed,
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"--scheme: {', '.join(sorted(unknown))} is not one of {', '.join(SCHEME_FLAGS)}"
         )
-    print(f"{'page':38} {'form':8} {'scheme':6} {'seen':5} perf a11y  bp  seo   LCP   HTML KB  transfer KB  failed audits")  # fmt: skip
+    print(f"{'page':38} {'form':8} {'scheme':6} {'seen':5} perf a11y  bp  seo   LCP    TBT   CLS  HTML KB  transfer KB  failed audits")  # fmt: skip
     with serve_directory(args.site) as origin:
         for page in selected:
             html_kb = (args.site / page / "index.html").stat().st_size / 1024
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                         len(runs) // 2
                     ]  # the median run
                     print(f"{page or '(home)':38} {form:8} {scheme:6} {r['seen']:5} {r['performance']:4} "
-                          f"{r['accessibility']:4} {r['best-practices']:4} {r['seo']:4} {r['lcp_s']:5.1f}s "
+                          f"{r['accessibility']:4} {r['best-practices']:4} {r['seo']:4} {r['lcp_s']:5.1f}s {r['tbt_ms']:4.0f}ms {r['cls']:5.2f} "
                           f"{html_kb:8.0f} {r['transfer_kb']:12.0f}  {' '.join(r['failed']) or '-'}", flush=True)  # fmt: skip
     return 0
 

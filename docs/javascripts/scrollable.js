@@ -4,17 +4,36 @@
 // at load. Measuring a box lays out the cell around it (long runbook pages lay out only what is
 // near the window, layout.css), so the boxes are measured in slices of 30 ms between other work:
 // the page answers input meanwhile. <html data-scrollables="marked"> says the pass is done.
+// A box that scrolls sideways also says on which side more is hidden (data-scroll-more "left",
+// "right" or both; layout.css fades that edge), so on a phone a cut-off column reads as "scroll
+// for more", not as lost text; the mark follows the box's scrolling.
 (() => {
   const CANDIDATES = ".md-content :is(pre, code, table, figure, .highlight, .highlight-ipynb, .md-typeset__scrollwrap, .jp-OutputArea-output)";
   const FOCUSABLE = "a[href], button, input, select, textarea, [tabindex]";
   const root = document.documentElement;
   let pass = 0;
+  const watched = new WeakSet();
+  const edges = el => {
+    const more = [];
+    if (el.scrollLeft > 1) more.push("left");
+    if (el.scrollLeft + el.clientWidth < el.scrollWidth - 1) more.push("right");
+    if (more.length) el.setAttribute("data-scroll-more", more.join(" "));
+    else el.removeAttribute("data-scroll-more");
+  };
   const check = el => {
-    if (el.hasAttribute("tabindex") || el.scrollWidth <= el.clientWidth + 1 && el.scrollHeight <= el.clientHeight + 1) return;
-    const style = getComputedStyle(el);
-    if (/auto|scroll/.test(style.overflowX + style.overflowY) && !el.querySelector(FOCUSABLE)) {
-      el.setAttribute("tabindex", "0");
+    const wide = el.scrollWidth > el.clientWidth + 1;
+    if (!wide && el.scrollHeight <= el.clientHeight + 1) {
+      if (watched.has(el)) edges(el);  // a resize made it fit
+      return;
     }
+    const style = getComputedStyle(el);
+    if (!/auto|scroll/.test(style.overflowX + style.overflowY)) return;
+    if (!el.hasAttribute("tabindex") && !el.querySelector(FOCUSABLE)) el.setAttribute("tabindex", "0");
+    if (wide && /auto|scroll/.test(style.overflowX) && !watched.has(el)) {
+      watched.add(el);
+      el.addEventListener("scroll", () => edges(el), {passive: true});
+    }
+    if (watched.has(el)) edges(el);
   };
   const mark = () => {
     const mine = ++pass, queue = [...document.querySelectorAll(CANDIDATES)];

@@ -11,6 +11,9 @@ search dialog its accessible name, and makes the search index wait for the reade
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import hashlib
 import json
 import os
@@ -87,6 +90,13 @@ _THEME_SCRIPT_PATCHES = (
     ("search worker's index request", _THEME_SEARCH_AT_LOAD, _THEME_SEARCH_ON_OPEN, "_THEME_SEARCH_AT_LOAD"),
     ("search highlighter's index", _THEME_HIGHLIGHT_INDEX, _THEME_HIGHLIGHT_ON_RESULT, "_THEME_HIGHLIGHT_INDEX"),
 )  # fmt: skip
+# A chart a step drew (runbook 09's burst: 57 KB of PNG, 76 KB as base64) was inlined in the page as a
+# data: URI, so every reader downloaded it with the page's text before the first paint, though it sits
+# far below the fold. Pictures past this size become files of their own, loaded when scrolled near;
+# their width and height stay in the tag, so the page keeps its layout while they load.
+_INLINE_IMAGE_MAX = 4096
+_DATA_PNG = re.compile(r'<img ([^>]*?)src="data:image/png;base64,([A-Za-z0-9+/=\s]+)"([^>]*)>')
+IMAGES = "assets/images"
 _CLASS_ATTR = re.compile(r"""\bclass=["']([^"']*)["']""")
 _CLASS = re.compile(r"\.(-?[_a-zA-Z][\w-]*)")
 _NOT = re.compile(r":(?:not|where|is|has)\([^()]*\)")
@@ -131,8 +141,31 @@ def lighten(site: Path) -> dict[str, int]:
         text = text.replace(_VERSION_LABEL, '"select.version": ""', 1)
         text = _SCRIPT_SRC.sub(r"<script defer \1>", text)
         text = _PLAIN_TABLE.sub(lambda m: f"{_TABLE_WRAP}{m.group(0)}</div></div>", text)
+        text = _DATA_PNG.sub(functools.partial(_png_as_file, site=site, page=page), text)
         page.write_text(_indentation_dropped(_shared_icons(text)))
     return {"before": before, "after": _weight(site)}
+
+
+def _png_as_file(match: re.Match[str], *, site: Path, page: Path) -> str:
+    """A large inline PNG (see ``_INLINE_IMAGE_MAX``) as a lazily loaded file named by its digest."""
+    before, data, after = match.groups()
+    try:
+        png = base64.b64decode(data, validate=False)
+    except binascii.Error:
+        return match.group(0)
+    if len(png) <= _INLINE_IMAGE_MAX or png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        return match.group(0)
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    name = f"{IMAGES}/{hashlib.sha256(png).hexdigest()[:16]}.png"
+    (site / name).parent.mkdir(parents=True, exist_ok=True)
+    (site / name).write_bytes(png)
+    src = os.path.relpath(site / name, page.parent)
+    attrs = re.sub(r'\s*\b(?:width|height|loading|decoding)="[^"]*"', "", f"{before}{after}")
+    attrs = (
+        " ".join(attrs.split()).removesuffix("/").rstrip()
+    )  # <img ... /> as written by nbconvert
+    return (f'<img {attrs} src="{src}" width="{width}" height="{height}" loading="lazy" '
+            'decoding="async">')  # fmt: skip
 
 
 def _shared_icons(text: str) -> str:

@@ -160,6 +160,12 @@ def test_a_browser_reads_navigates_and_searches_the_site(
             ".join(' ')"
         )
         assert "wake" in marked.lower()
+        # The burst's chart is a file of its own, loaded when the reader scrolls to it
+        browser.goto(f"{origin}/runbooks/09-observability-ingress/")
+        chart = "document.querySelector('img[alt^=\"decisions by verdict\"]')"
+        assert browser.evaluate(f"{chart}.loading") == "lazy"
+        browser.evaluate(f"{chart}.scrollIntoView()")
+        assert browser.wait_for(f"{chart}.complete && {chart}.naturalWidth") > 0
         outside = [
             url
             for url in browser.requests
@@ -197,7 +203,7 @@ LAYOUT = """(() => {
     // the table, "reachable" when each one that does can scroll (overflow-x auto or scroll).
     // A box that scrolls shows what it cuts; beyond it, only its own box can be cut further.
     let r = t.getBoundingClientRect();
-    let shown = r.left >= -1 && r.right <= viewport + 1, reachable = true;
+    let shown = r.left >= -1 && r.right <= viewport + 1, reachable = true, cued = true;
     for (let a = t; a && a !== document.documentElement; a = a.parentElement) {
       const overflow = getComputedStyle(a).overflowX;
       if (overflow === 'visible') continue;
@@ -206,9 +212,13 @@ LAYOUT = """(() => {
       if (!cut) continue;
       shown = false;
       if (overflow !== 'auto' && overflow !== 'scroll') reachable = false;
+      // A box that scrolls says which edge hides more, and fades it (scrollable.js, layout.css)
+      const style = getComputedStyle(a), more = a.dataset.scrollMore || '';
+      if (a.scrollLeft + a.clientWidth < a.scrollWidth - 1
+          && (!more.includes('right') || (style.maskImage || style.webkitMaskImage) === 'none')) cued = false;
       r = {left, right};
     }
-    return {head: t.rows[0] ? t.rows[0].innerText.replace(/\\s+/g, ' ').slice(0, 60) : '', shown, reachable};
+    return {head: t.rows[0] ? t.rows[0].innerText.replace(/\\s+/g, ' ').slice(0, 60) : '', shown, reachable, cued};
   });
   return {
     article: Math.round(article.getBoundingClientRect().width),
@@ -217,6 +227,7 @@ LAYOUT = """(() => {
     broken: identifiers.filter(c => lines(c) > 1).map(c => c.textContent),
     hidden: layout.filter(t => !t.shown).map(t => t.head),
     clipped: layout.filter(t => !t.reachable).map(t => t.head),
+    uncued: layout.filter(t => !t.cued).map(t => t.head),
     sideways: document.documentElement.scrollWidth - viewport,
     // Text a reader can see, smaller than 12 px (the element and its size)
     small: [...document.querySelectorAll('body *')].filter(e => [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())
@@ -283,7 +294,8 @@ def test_reference_and_runbook_pages_are_comfortable_to_read(
 ) -> None:
     """Identifiers are never broken across lines; at 1400 px the content column takes most of the
     window and every table shows every column; on a phone a wide table scrolls, nothing is cut
-    and the page itself does not scroll sideways; no text is under 12 px; and axe-core finds no
+    and the edge where a table is cut fades ("scroll for more"), and the page itself does not
+    scroll sideways; no text is under 12 px; and axe-core finds no
     violation of any impact on any page, in the light scheme and, switched with the header's
     toggle, in the dark one (issue 31)."""
     problems: dict[str, dict[str, Any]] = {}
@@ -302,6 +314,7 @@ def test_reference_and_runbook_pages_are_comfortable_to_read(
                     "script errors": list(browser.errors),  # Lighthouse's best practices count them
                     "broken identifiers": page["broken"],
                     "tables cut with no way to scroll": page["clipped"],
+                    "tables cut with no fade at the cut edge": page["uncued"],
                     "page scrolls sideways (px)": page["sideways"] > 1 and page["sideways"],
                     "text under 12 px": page["small"],
                     "axe-core violations": browser.axe(),

@@ -123,3 +123,39 @@ def test_a_theme_whose_search_script_moved_fails_the_build(
     with pytest.raises(StepFailed, match="once in its script") as failed:
         lighten(tmp_path)
     assert name in failed.value.fix and "0 in bundle.0.min.js" in failed.value.seen
+
+
+def test_a_large_inline_picture_becomes_a_lazy_file_and_a_small_one_stays(tmp_path: Path) -> None:
+    """Runbook 09's chart was 76 KB of base64 in the page's HTML, before the first paint."""
+    import base64
+    import struct
+    import zlib
+
+    def png(width: int, height: int, payload: bytes) -> bytes:
+        ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+        chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + b"\0\0\0\0"  # noqa: E731
+        return (
+            b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(payload, 0))
+        )
+
+    big, small = png(768, 499, bytes(range(256)) * 40), png(2, 2, b"")
+    scripts = tmp_path / "assets" / "javascripts"
+    scripts.mkdir(parents=True)
+    (scripts / "bundle.0.min.js").write_text(
+        'M("table:not([class])",e);' + SEARCH_AT_LOAD + HIGHLIGHT
+    )
+    page = tmp_path / "runbooks" / "09" / "index.html"
+    page.parent.mkdir(parents=True)
+    page.write_text(
+        f'<p><img alt="decisions/s &amp; latency" src="data:image/png;base64,{base64.b64encode(big).decode()}"/></p>'
+        f'<img alt="dot" src="data:image/png;base64,{base64.b64encode(small).decode()}">'
+    )
+    lighten(tmp_path)
+    text = page.read_text()
+    [image] = (tmp_path / "assets" / "images").iterdir()
+    assert image.read_bytes() == big
+    assert (
+        f'<img alt="decisions/s &amp; latency" src="../../assets/images/{image.name}" width="768" '
+        'height="499" loading="lazy" decoding="async">' in text
+    )
+    assert text.count("data:image/png;base64,") == 1 and 'alt="dot"' in text
