@@ -42,6 +42,21 @@ def test_the_signer_signs_as_pynacl_does() -> None:
     assert signer.public_key_hex == bytes(SigningKey(b"\x07" * 32).verify_key).hex()
 
 
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=2048))
+def test_libsodium_called_directly_signs_byte_for_byte_as_pynacl(
+    seed: bytes, message: bytes
+) -> None:
+    signature = bytes.fromhex(Signer(SigningKey(seed)).sign_hex(message))
+    assert signature == SigningKey(seed).sign(message).signature
+    SigningKey(seed).verify_key.verify(message, signature)  # raises when it is not a signature
+
+
+def test_the_signer_refuses_what_is_not_bytes_as_pynacl_does() -> None:
+    signer = Signer(SigningKey(b"\x07" * 32))
+    with pytest.raises(TypeError):
+        signer.sign_hex("text")  # type: ignore[arg-type]
+
+
 def reference_input_values(value: Any) -> int:
     """The walk as it was written before its type shortcuts (isinstance on every value)."""
     count, text = 0, 0
