@@ -128,3 +128,33 @@ def nested_tuples(depth: int) -> tuple[Any, ...]:
 )  # fmt: skip
 def test_each_limit_holds_for_other_types_too(value: Any, limit: str) -> None:
     assert outcome(cel_input_values, value) == outcome(reference_input_values, value) == limit
+
+
+def refusal(fn: Any) -> Any:
+    try:
+        return fn()
+    except UnicodeEncodeError as exc:  # a lone surrogate has no UTF-8 bytes
+        return type(exc)
+
+
+@given(st.lists(st.text(st.characters(categories=None), max_size=12), min_size=9, max_size=9))
+def test_the_decision_record_text_is_the_jcs_of_the_record(texts: list[str]) -> None:
+    from helm_runbook.formats.canonical import canonical_json
+    from helm_runbook.runtime.guardian import Decision
+    from helm_runbook.runtime.kernel import decision_record, decision_record_json
+
+    decision = Decision(*texts[:7])
+    principal, args_hash = texts[7], texts[8]
+    expected = refusal(lambda: canonical_json(decision_record(decision, principal, args_hash)))
+    assert refusal(lambda: decision_record_json(decision, principal, args_hash)) == expected
+
+
+@pytest.mark.parametrize("principal", [7, None, Name("a")])
+def test_a_decision_record_field_of_another_type_is_canonicalised_as_before(principal: Any) -> None:
+    from helm_runbook.formats.canonical import canonical_json
+    from helm_runbook.runtime.guardian import Decision
+    from helm_runbook.runtime.kernel import decision_record, decision_record_json
+
+    decision = Decision("dec-1", "ALLOW", "", "", "file_read", "E1", "sha256:p")
+    expected = canonical_json(decision_record(decision, principal, "sha256:a"))
+    assert decision_record_json(decision, principal, "sha256:a") == expected
