@@ -6,8 +6,8 @@
 
 In-process: ``Kernel.evaluate`` (decide + CEL + sign decision + sign receipt + chain + SQLite
 commit), sequential, N iterations; between chunks of them, each stage the path is made of is
-timed on its own (the CEL rule on the runtime's input, JCS, Ed25519, the chain hash, the store's
-append of a ready receipt). Their sum, each counted as often as one evaluate needs it, is the
+timed on its own (the CEL rule on the fields of the input it reads, JCS, Ed25519, the chain
+hash, the store's append of a ready receipt). Their sum, each counted as often as one evaluate needs it, is the
 floor; ``runtime / floor`` is measured in one run, so machine load weighs on both sides.
 HTTP: ``helm-ai-kernel serve`` as a child process; a load generator in another process keeps C
 keep-alive connections busy with governed ``POST /api/v1/evaluate`` requests for D seconds, then
