@@ -6,8 +6,8 @@
 
 In-process: ``Kernel.evaluate`` (decide + CEL + sign decision + sign receipt + chain + SQLite
 commit), sequential, N iterations; between chunks of them, each stage the path is made of is
-timed on its own (the CEL rule on the runtime's input, JCS, Ed25519, the chain hash, the store's
-append of a ready receipt). Their sum, each counted as often as one evaluate needs it, is the
+timed on its own (the CEL rule on the fields of the input it reads, JCS, Ed25519, the chain
+hash, the store's append of a ready receipt). Their sum, each counted as often as one evaluate needs it, is the
 floor; ``runtime / floor`` is measured in one run, so machine load weighs on both sides.
 HTTP: ``helm-ai-kernel serve`` as a child process; a load generator in another process keeps C
 keep-alive connections busy with governed ``POST /api/v1/evaluate`` requests for D seconds, then
@@ -138,7 +138,7 @@ def in_process(iterations: int) -> None:
 
 
 # What one evaluate cannot do without, each as often as the path needs it: the rule's CEL on the
-# input the runtime builds, one canonicalisation of the whole receipt, three Ed25519 signatures
+# fields of the input the runtime builds that the rule reads (``compiler.fields_read``), one canonicalisation of the whole receipt, three Ed25519 signatures
 # (decision record, receipt.v5 preimage, envelope), the chain hash, and the store's append of a
 # ready receipt (head read, insert, WAL commit). The chain hash is timed as the SHA-256 seal
 # takes over the chain view's bytes (timing
@@ -151,16 +151,18 @@ class _Stages:
 
     def __init__(self, runtime: Any, ctx: dict[str, Any]) -> None:
         from helm_runbook.runtime.guardian import cel_input
+        from helm_runbook.runtime.policy.compiler import fields_read
         from helm_runbook.runtime.store.base import AppendedReceipt, ChainHead
 
         snapshot = runtime.kernel.snapshots.get(runtime.scope)
-        program = snapshot.policy.rules["file_read"].program
+        rule = snapshot.policy.rules["file_read"]
         signer = runtime.signer
         receipt = runtime.store.list(ReceiptQuery("default", limit=1)).items[0].receipt
         pre = receipts.preimage(receipt)
         store, chain = runtime.store, receipts.chain_hash(receipt)
         count = iter(range(1 << 62))
-        cel_in = cel_input("file_read", ctx, time.time_ns())
+        # The rule's program on what the runtime gives it: the fields of the input it reads.
+        cel_in = fields_read(rule, cel_input("file_read", ctx, time.time_ns()))
         # The chain view's JCS bytes: seal joins them from member texts it already has, so what
         # the chain hash adds to the path is one SHA-256 over them.
         chain_view = canonical_json({k: receipt[k] for k in receipts._chain_keys(receipt)})
@@ -176,7 +178,7 @@ class _Stages:
             )
 
         self.fns = {
-            "cel": lambda: program.execute(cel_in),
+            "cel": lambda: rule.program.execute(cel_in),
             "jcs(receipt)": lambda: canonical_json(receipt),
             "ed25519-sign": lambda: signer.sign_hex(pre),
             "chain-hash": lambda: sha256_hex(chain_view),

@@ -12,11 +12,16 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
+from nacl._sodium import ffi as _ffi  # PyNaCl's own libsodium binding
+from nacl._sodium import lib as _sodium
+from nacl.bindings import crypto_sign_seed_keypair
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_SIGNATURE_BYTES = 64
+# libsodium writes every byte of a signed message (signature, then the message): no zeroing.
+_new_bytes = _ffi.new_allocator(should_clear_after_alloc=False)
 
 
 class KeyMaterialError(Exception):
@@ -49,9 +54,15 @@ class Signer:
         return "ed25519:sha256:" + hashlib.sha256(bytes(verify_key)).hexdigest()[:12]
 
     def sign_hex(self, message: bytes) -> str:
-        """The detached signature in hex: ``key.sign(message).signature.hex()`` without the
-        SignedMessage it builds (three per receipt)."""
-        return crypto_sign(message, self._secret)[:64].hex()
+        """The detached signature in hex: ``key.sign(message).signature.hex()``, three per
+        receipt, called on libsodium itself: PyNaCl's ``crypto_sign`` wrapper zeroes a buffer,
+        allocates a length out-parameter and copies the whole signed message out (about 0.5 us
+        of each signature's 24 here)."""
+        signed = _new_bytes("unsigned char[]", len(message) + _SIGNATURE_BYTES)
+        if _sodium.crypto_sign(signed, _ffi.NULL, message, len(message), self._secret) != 0:
+            raise RuntimeError("libsodium crypto_sign failed")
+        signature: bytes = _ffi.buffer(signed, _SIGNATURE_BYTES)[:]
+        return signature.hex()
 
 
 def parse_seed_hex(text: str, *, source: str) -> bytes:

@@ -8,7 +8,9 @@ to both (docs/upstream-contract.md#receipts).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from helm_runbook.formats.canonical import (
@@ -117,51 +119,112 @@ def seal_stored(receipt: dict[str, Any], signer: Signer) -> tuple[str, str]:
     receipt), canonicalising each field once.
 
     The JCS text of an object is its members' texts in key order, so the receipt.v5 preimage,
-    the envelope view and the chain view are joined from one set of member texts instead of
-    three canonicalisations of the receipt. The bytes signed and hashed are those of
-    ``preimage``, ``envelope_material`` and ``chain_hash`` (a property test holds them equal);
-    a receipt with a key that is not an ASCII string takes those functions themselves."""
+    the envelope view and the chain view are joined from one list of member texts instead of
+    three canonicalisations of the receipt; where each member goes is worked out once per set
+    of keys (``_layout``). The bytes signed and hashed are those of ``preimage``,
+    ``envelope_material`` and ``chain_hash`` (a property test holds them equal); a receipt
+    with a key that is not an ASCII string takes those functions themselves."""
     receipt["signature_version"] = SIGNATURE_VERSION
     receipt["signature_profile"] = "classical"
     receipt["signature_algorithm"] = "ed25519"
     receipt["key_id"] = signer.key_id
     public_key = signer.public_key_hex
     receipt["public_key_set"] = {"ed25519": public_key}
-    if not _ascii_names(receipt):
+    layout = _layout(receipt)
+    if layout is None:
         receipt["signature"] = signer.sign_hex(preimage(receipt))
         receipt[ENVELOPE_SIGNATURE] = signer.sign_hex(envelope_material(receipt))
         return chain_hash(receipt), canonical_text(receipt)
-    quote, names = encode_string, _NAMES
-    members = {  # '"key":value' of each field, in JCS
-        key: (names.get(key) or canonical_text(key) + ":")
-        + (quote(value) if type(value) is str else canonical_text(value))
-        for key, value in receipt.items()
-        if key not in _SEALED_HERE
-    }
-    members["public_key_set"] = names["public_key_set"] + '{"ed25519":' + quote(public_key) + "}"
-    material = [members.get(key) or names[key] + '""' for key in _PREIMAGE_SORTED]
-    material[_PREIMAGE_LAMPORT] = names["lamport_clock"] + canonical_text(
+    quote = encode_string
+    members = [  # '"key":value' of each field, in JCS order
+        name + (quote(value) if type(value) is str else canonical_text(value))
+        for name, value in zip(layout.names, layout.values(receipt), strict=True)
+    ]
+    signed, enveloped = layout.signature, layout.envelope
+    # Into their places in key order: envelope_signature < public_key_set < signature.
+    members.insert(enveloped, "")  # filled below
+    members.insert(layout.public_key_set, _PUBLIC_KEY_SET + quote(public_key) + "}")
+    members.insert(signed, "")
+    material = [members[at] if at >= 0 else absent for at, absent in layout.preimage]
+    material[_PREIMAGE_LAMPORT] = _NAMES["lamport_clock"] + canonical_text(
         int(receipt.get("lamport_clock") or 0)
     )
     signature = signer.sign_hex(_object(material))
     receipt["signature"] = signature
-    members["signature"] = names["signature"] + quote(signature)
-    digest = hashlib.sha256(_object([members[key] for key in sorted(members)])).digest()
+    members[signed] = _NAMES["signature"] + quote(signature)
+    digest = hashlib.sha256(_object(members[:enveloped] + members[enveloped + 1 :])).digest()
     envelope = signer.sign_hex(_ENVELOPE_CONTEXT + digest)
     receipt[ENVELOPE_SIGNATURE] = envelope
-    members[ENVELOPE_SIGNATURE] = names[ENVELOPE_SIGNATURE] + quote(envelope)
-    chain = sha256_hex(_object([members[key] for key in sorted(_chain_keys(receipt))]))
-    return chain, "{" + ",".join([members[key] for key in sorted(members)]) + "}"
+    members[enveloped] = _NAMES[ENVELOPE_SIGNATURE] + quote(envelope)
+    kept = members if layout.chain is None else [members[at] for at in layout.chain]
+    chain = sha256_hex(_object([text for text in kept if not text.endswith(_EMPTY_MEMBER)]))
+    return chain, "{" + ",".join(members) + "}"
+
+
+# A member whose value is empty (``_EMPTY`` or ``{}``) ends so, and no other does: a value's JCS
+# text is "", null, 0, false or {} exactly then, and no other JSON text ends with these after
+# ':' (a string's quotes inside it are escaped, an object ends with '}', a list with ']').
+_EMPTY_MEMBER = (':""', ":null", ":0", ":false", ":{}")
+_PUBLIC_KEY_SET = _NAMES["public_key_set"] + '{"ed25519":'
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each member goes in the texts ``seal_stored`` joins, for one set of keys."""
+
+    values: Callable[[Mapping[str, Any]], Sequence[Any]]  # the fields seal does not write
+    names: tuple[str, ...]  # '"key":' of each of them, in JCS order
+    public_key_set: int  # where the members seal writes go among all of them
+    signature: int
+    envelope: int
+    preimage: tuple[tuple[int, str], ...]  # per preimage key: its member, or -1 and '"key":""'
+    chain: tuple[int, ...] | None  # the members the chain view keeps, None for all
+
+
+_LAYOUTS: dict[tuple[str, ...], _Layout] = {}
+_MAX_LAYOUTS = 64  # the kernel's receipts have one set of keys; any other is worked out per call
+
+
+def _layout(receipt: Mapping[Any, Any]) -> _Layout | None:
+    """The layout of ``receipt``'s keys; None when one is not an ASCII str (JCS then sorts by
+    UTF-16 code units, which Python's sort does not: the reference functions seal it)."""
+    keys = tuple(receipt)
+    layout = _LAYOUTS.get(keys)  # only ASCII str keys are stored, and what equals them
+    if layout is not None:
+        return layout
+    if set(map(type, keys)) != {str} or not "".join(keys).isascii():
+        return None
+    fields = sorted(key for key in keys if key not in _SEALED_HERE)
+    order = sorted([*fields, *_SEALED_HERE])
+    at = {key: index for index, key in enumerate(order)}
+    layout = _Layout(
+        values=_getter(fields),
+        names=tuple(_NAMES.get(key) or canonical_text(key) + ":" for key in fields),
+        public_key_set=at["public_key_set"],
+        signature=at["signature"],
+        envelope=at[ENVELOPE_SIGNATURE],
+        preimage=tuple((at.get(key, -1), _NAMES[key] + '""') for key in _PREIMAGE_SORTED),
+        chain=None
+        if _CHAIN_EXCLUDED.isdisjoint(order)
+        else tuple(at[key] for key in order if key not in _CHAIN_EXCLUDED),
+    )
+    if len(_LAYOUTS) < _MAX_LAYOUTS:
+        _LAYOUTS[keys] = layout
+    return layout
+
+
+def _getter(keys: list[str]) -> Callable[[Mapping[str, Any]], Sequence[Any]]:
+    """The values of ``keys`` in one C call (``itemgetter`` of one key gives no tuple)."""
+    if len(keys) == 1:
+        return lambda mapping: (mapping[keys[0]],)
+    if not keys:
+        return lambda mapping: ()
+    return operator.itemgetter(*keys)
 
 
 def _object(members: list[str]) -> bytes:
     """The JCS bytes of an object from its sorted ``"key":value`` member texts."""
     return ("{" + ",".join(members) + "}").encode("utf-8")
-
-
-def _ascii_names(receipt: Mapping[Any, Any]) -> bool:
-    """Every key is a str of ASCII characters (JCS then sorts them as Python does)."""
-    return set(map(type, receipt)) == {str} and "".join(receipt).isascii()
 
 
 def envelope_valid(receipt: Mapping[str, Any], public_key_hex: str) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from helm_runbook.formats import receipts
-from helm_runbook.formats.canonical import canonical_json, sha256_hex, sha256_ref
+from helm_runbook.formats.canonical import canonical_json, encode_string, sha256_hex, sha256_ref
 from helm_runbook.formats.keys import Signer
 from helm_runbook.runtime.guardian import Decision, DecisionRequest, decide, rfc3339_nano
 from helm_runbook.runtime.policy.compiler import blocks as cel_blocks
@@ -55,6 +55,27 @@ def decision_record(decision: Decision, principal: str, args_hash: str) -> dict[
         "threat_scan_hash": "",
         "verdict": decision.verdict,
     }
+
+
+# ``canonical_json(decision_record(...))`` with its nine variable fields' JCS texts in place.
+_RECORD_JSON = (
+    '{"action":%s,"effect_digest":%s,"id":%s,"phenotype_hash":"","policy_content_hash":%s,'
+    '"reason_code":%s,"reason_hash":%s,"resource":%s,"signature_type":"ed25519:root",'
+    '"signature_version":"decision_record.v4","subject_id":%s,"threat_scan_hash":"","verdict":%s}'
+)
+
+
+def decision_record_json(decision: Decision, principal: str, args_hash: str) -> bytes:
+    """The JCS bytes of ``decision_record``: its fields are strings, whose texts go into the
+    record's fixed text (no dict built, walked and sorted per decision); a field of another
+    type takes ``canonical_json`` (a test holds both to the same bytes)."""
+    fields = (
+        decision.action, args_hash, decision.id, decision.policy_hash, decision.reason_code,
+        sha256_hex(decision.reason.encode()), decision.resource, principal, decision.verdict,
+    )  # fmt: skip
+    if set(map(type, fields)) != {str}:
+        return canonical_json(decision_record(decision, principal, args_hash))
+    return (_RECORD_JSON % tuple(map(encode_string, fields))).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -147,7 +168,7 @@ class Kernel:
             now_ns,
         )
         args_hash = sha256_ref(canonical_json(args))
-        record = canonical_json(decision_record(decision, principal, args_hash))
+        record = decision_record_json(decision, principal, args_hash)
         decision_hash = sha256_ref(record)
         decision_signature = self.signer.sign_hex(record)
         signer = self.signer

@@ -96,3 +96,19 @@ def test_a_runtime_receipt_seals_as_the_reference_and_verifies() -> None:
     assert rc.envelope_valid(sealed, ROOT.public_key_hex)
     sealed["metadata"]["resource"] = "E2"  # a field only the envelope signature covers
     assert not rc.envelope_valid(sealed, ROOT.public_key_hex)
+
+
+RUNTIME_KEYS = ("receipt_id", "decision_id", "effect_id", "external_reference_id", "status",
+                "verdict", "reason_code", "decision_hash", "output_hash", "blob_hash", "args_hash",
+                "prev_hash", "lamport_clock", "timestamp", "executor_id", "policy_hash",
+                "session_id", "metadata")  # fmt: skip
+
+
+@settings(deadline=None)
+@given(st.fixed_dictionaries({key: values for key in RUNTIME_KEYS}))
+def test_receipts_with_one_set_of_keys_seal_as_the_reference_whatever_their_values(
+    fields: dict[str, Any],
+) -> None:
+    """Where each member goes is worked out once per set of keys: every later receipt with
+    those keys (empty, null, zero, nested or refused values) reuses it."""
+    check(fields)

@@ -42,6 +42,21 @@ def test_the_signer_signs_as_pynacl_does() -> None:
     assert signer.public_key_hex == bytes(SigningKey(b"\x07" * 32).verify_key).hex()
 
 
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=2048))
+def test_libsodium_called_directly_signs_byte_for_byte_as_pynacl(
+    seed: bytes, message: bytes
+) -> None:
+    signature = bytes.fromhex(Signer(SigningKey(seed)).sign_hex(message))
+    assert signature == SigningKey(seed).sign(message).signature
+    SigningKey(seed).verify_key.verify(message, signature)  # raises when it is not a signature
+
+
+def test_the_signer_refuses_what_is_not_bytes_as_pynacl_does() -> None:
+    signer = Signer(SigningKey(b"\x07" * 32))
+    with pytest.raises(TypeError):
+        signer.sign_hex("text")  # type: ignore[arg-type]
+
+
 def reference_input_values(value: Any) -> int:
     """The walk as it was written before its type shortcuts (isinstance on every value)."""
     count, text = 0, 0
@@ -113,3 +128,33 @@ def nested_tuples(depth: int) -> tuple[Any, ...]:
 )  # fmt: skip
 def test_each_limit_holds_for_other_types_too(value: Any, limit: str) -> None:
     assert outcome(cel_input_values, value) == outcome(reference_input_values, value) == limit
+
+
+def refusal(fn: Any) -> Any:
+    try:
+        return fn()
+    except UnicodeEncodeError as exc:  # a lone surrogate has no UTF-8 bytes
+        return type(exc)
+
+
+@given(st.lists(st.text(st.characters(categories=None), max_size=12), min_size=9, max_size=9))
+def test_the_decision_record_text_is_the_jcs_of_the_record(texts: list[str]) -> None:
+    from helm_runbook.formats.canonical import canonical_json
+    from helm_runbook.runtime.guardian import Decision
+    from helm_runbook.runtime.kernel import decision_record, decision_record_json
+
+    decision = Decision(*texts[:7])
+    principal, args_hash = texts[7], texts[8]
+    expected = refusal(lambda: canonical_json(decision_record(decision, principal, args_hash)))
+    assert refusal(lambda: decision_record_json(decision, principal, args_hash)) == expected
+
+
+@pytest.mark.parametrize("principal", [7, None, Name("a")])
+def test_a_decision_record_field_of_another_type_is_canonicalised_as_before(principal: Any) -> None:
+    from helm_runbook.formats.canonical import canonical_json
+    from helm_runbook.runtime.guardian import Decision
+    from helm_runbook.runtime.kernel import decision_record, decision_record_json
+
+    decision = Decision("dec-1", "ALLOW", "", "", "file_read", "E1", "sha256:p")
+    expected = canonical_json(decision_record(decision, principal, "sha256:a"))
+    assert decision_record_json(decision, principal, "sha256:a") == expected
