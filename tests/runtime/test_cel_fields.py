@@ -101,7 +101,9 @@ def test_the_benchmark_rule_reads_one_path_and_a_method_keeps_its_receiver_whole
 @pytest.mark.parametrize(
     "expression",
     ['input["effect"].params', "input.?effect.orValue(1)", "size(input) > 0", "dyn(input).action",
-     "input", "input.`effect`", '[1].all(input, input > 0) && input.action == "x"'],
+     "input", "input.`effect`", '[1].all(input, input > 0) && input.action == "x"',
+     # "input" inside a string or a comment: the rule gets it all, whatever the tokenizer saw
+     'input.action == "input.effect"', "input.action == 'x' // input.effect"],
 )  # fmt: skip
 def test_input_read_other_than_by_selection_is_given_whole(expression: str) -> None:
     assert input_fields(expression) is None

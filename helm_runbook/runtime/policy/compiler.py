@@ -215,6 +215,10 @@ def input_fields(expression: str) -> Fields | None:
     value reached is kept whole. A rule never sees the maps above the fields it reads other
     than through those selections, so it decides as it would on the whole input."""
     code = _code_outside_strings(expression)
+    if len(_INPUT.findall(code)) != len(_INPUT.findall(expression)):
+        # "input" in a string or a comment: if the tokenizer ever took code for a string, the
+        # reference it hid would be cut from what the rule sees, so such a rule gets it all.
+        return None
     fields: Fields = {}
     for found in _INPUT.finditer(code):
         path: list[str] = []
