@@ -73,10 +73,12 @@ def test_plain_tables_are_wrapped_at_build_time_and_the_theme_leaves_them_alone(
     lighten(tmp_path)
     text = page.read_text()
     assert (
-        text.count('<div class="md-typeset__scrollwrap"><div class="md-typeset__table"><table>')
+        text.count(
+            '<div class="helm-lazy"><div class="md-typeset__scrollwrap"><div class="md-typeset__table"><table>'
+        )
         == 1
     )
-    assert "</table></div></div><pre>" in text  # closed right after its own table
+    assert "</table></div></div></div><pre>" in text  # closed right after its own table
     assert '<table class="dataframe">' in text and text.count("md-typeset__scrollwrap") == 1
     assert '":not(.md-typeset__table)>table:not([class])"' in bundle.read_text()
 

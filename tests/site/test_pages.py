@@ -165,6 +165,14 @@ def test_values_page_documents_every_value_with_schema_enums() -> None:
         '| `helm.policy.source.kind`{.helm-identifier} | string | `"mountedFile"` | `controlplane`, `crd`, `mountedFile` |'
         in page
     )
+    # a table per section of values.yaml, in its order, each with its own header row
+    sections = re.findall(r"^## (.+)$", page, re.M)
+    assert sections[:3] == ["Top level", "image", "serviceAccount"]
+    assert {"probes", "helm.policy", "helm.storage"} <= set(sections)
+    assert page.count("| Key | Type | Default | Allowed | Description |") == len(sections)
+    assert reference.values_section("replicaCount") == "Top level"
+    assert reference.values_section("helm.production") == "helm"
+    assert reference.values_section("helm.policy.source.kind") == "helm.policy"
 
 
 def test_guards_page_shows_every_guard_refusing() -> None:
@@ -200,13 +208,17 @@ def test_results_page_and_banner_from_a_report() -> None:
     }  # fmt: skip
     page = results.results_page(report)
     passed, failed, skipped = ":material-check-circle:{ .helm-ok }", ":material-close-circle:{ .helm-failed }", ":material-skip-next-circle:{ .helm-skipped }"  # fmt: skip
-    assert f"| 01-a | 3 | `chart.lint`{{.helm-identifier}} | {passed} passed | 0.50 s |" in page
-    assert f"| 02-b | 4 | StepFailed | {failed} failed | — |" in page
+    # a table per runbook, under its name (a phone lays out only the tables near the window)
+    first, second = page.split("### 01-a\n")[1].split("### 02-b\n")
+    assert f"| 3 | `chart.lint`{{.helm-identifier}} | {passed} passed | 0.50 s |" in first
+    assert f"| 4 | StepFailed | {failed} failed | — |" in second
     # a step skipped on a cluster says so, never "passed"
     assert (
-        f"| 01-a | 5 | `policy.wake`{{.helm-identifier}} | {skipped} skipped: needs the stand-in control plane | 0.00 s |"
-        in page
+        f"| 5 | `policy.wake`{{.helm-identifier}} | {skipped} skipped: needs the stand-in control plane | 0.00 s |"
+        in first
     )
+    empty = results.results_page({"notebooks": [{"notebook": "03-c", "status": "passed", "duration_s": 0, "steps": []}]})  # fmt: skip
+    assert "### 03-c\n\nNo step recorded." in empty
     assert not any(mark in page for mark in "✅❌⏭")  # icons, never emoji a font may lack
     ok = results.banner_html(report["notebooks"][0], report["run"])
     failed = results.banner_html(report["notebooks"][1], report["run"])
