@@ -68,10 +68,12 @@ _VERSION_LABEL = '"select.version": "Select version"'
 # largest paint then (Lighthouse: guards 86, security 87). The wrapper is written at build time
 # and the theme's script told to leave wrapped tables alone.
 _PLAIN_TABLE = re.compile(r"<table>(?:(?!<table\b).)*?</table>", re.S)
-_TABLE_WRAP = (
-    '<div class="helm-lazy"><div class="md-typeset__scrollwrap"><div class="md-typeset__table">'
-)
-_TABLE_WRAP_END = "</div></div></div>"  # helm-lazy: what a page lays out only near the window
+_TABLE_WRAP = '<div class="{}"><div class="md-typeset__scrollwrap"><div class="md-typeset__table">'
+_TABLE_WRAP_END = "</div></div></div>"
+# A page's first tables are laid out with the page; later ones ("helm-lazy", layout.css) only near
+# the window. A skipped table near the top took its real height after the first paint and moved
+# what followed it (the guards page's layout shift: 0.11 with every table lazy).
+_EAGER_TABLES = 2
 _THEME_TABLES = re.compile(re.escape('"table:not([class])"'))
 _THEME_TABLES_UNWRAPPED = '":not(.md-typeset__table)>table:not([class])"'
 # The search index (about 250 KB, half a runbook page's weight) is fetched by every page at load,
@@ -143,10 +145,22 @@ def lighten(site: Path) -> dict[str, int]:
                              fix="update _SEARCH_DIALOG in helm_runbook/site/lighten.py to the theme's markup")  # fmt: skip
         text = text.replace(_VERSION_LABEL, '"select.version": ""', 1)
         text = _SCRIPT_SRC.sub(r"<script defer \1>", text)
-        text = _PLAIN_TABLE.sub(lambda m: f"{_TABLE_WRAP}{m.group(0)}{_TABLE_WRAP_END}", text)
+        text = _wrap_tables(text)
         text = _DATA_PNG.sub(functools.partial(_png_as_file, site=site, page=page), text)
         page.write_text(_indentation_dropped(_shared_icons(text)))
     return {"before": before, "after": _weight(site)}
+
+
+def _wrap_tables(text: str) -> str:
+    """Each plain table in its scroll wrapper, as the theme's script would put it (see
+    ``_PLAIN_TABLE``), inside a box that is "helm-lazy" from the ``_EAGER_TABLES``-th table on."""
+    count = iter(range(1 << 30))
+
+    def wrap(match: re.Match[str]) -> str:
+        kind = "helm-table" if next(count) < _EAGER_TABLES else "helm-table helm-lazy"
+        return f"{_TABLE_WRAP.format(kind)}{match.group(0)}{_TABLE_WRAP_END}"
+
+    return _PLAIN_TABLE.sub(wrap, text)
 
 
 def _png_as_file(match: re.Match[str], *, site: Path, page: Path) -> str:
