@@ -15,6 +15,7 @@ import base64
 import binascii
 import functools
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -68,8 +69,7 @@ _VERSION_LABEL = '"select.version": "Select version"'
 # largest paint then (Lighthouse: guards 86, security 87). The wrapper is written at build time
 # and the theme's script told to leave wrapped tables alone.
 _PLAIN_TABLE = re.compile(r"<table>(?:(?!<table\b).)*?</table>", re.S)
-_TABLE_WRAP = '<div class="{}"><div class="md-typeset__scrollwrap"><div class="md-typeset__table">'
-_TABLE_WRAP_END = "</div></div></div>"
+_TABLE_WRAP = '<div class="md-typeset__scrollwrap"><div class="md-typeset__table">'
 # A page's first tables are laid out with the page; later ones ("helm-lazy", layout.css) only near
 # the window. A skipped table near the top took its real height after the first paint and moved
 # what followed it (the guards page's layout shift: 0.11 with every table lazy).
@@ -153,12 +153,12 @@ def lighten(site: Path) -> dict[str, int]:
 
 def _wrap_tables(text: str) -> str:
     """Each plain table in its scroll wrapper, as the theme's script would put it (see
-    ``_PLAIN_TABLE``), inside a box that is "helm-lazy" from the ``_EAGER_TABLES``-th table on."""
-    count = iter(range(1 << 30))
+    ``_PLAIN_TABLE``); from the ``_EAGER_TABLES``-th table on, inside a "helm-lazy" box."""
+    count = itertools.count()
 
     def wrap(match: re.Match[str]) -> str:
-        kind = "helm-table" if next(count) < _EAGER_TABLES else "helm-table helm-lazy"
-        return f"{_TABLE_WRAP.format(kind)}{match.group(0)}{_TABLE_WRAP_END}"
+        wrapped = f"{_TABLE_WRAP}{match.group(0)}</div></div>"
+        return wrapped if next(count) < _EAGER_TABLES else f'<div class="helm-lazy">{wrapped}</div>'
 
     return _PLAIN_TABLE.sub(wrap, text)
 
@@ -178,9 +178,8 @@ def _png_as_file(match: re.Match[str], *, site: Path, page: Path) -> str:
     (site / name).write_bytes(png)
     src = os.path.relpath(site / name, page.parent)
     attrs = re.sub(r'\s*\b(?:width|height|loading|decoding)="[^"]*"', "", f"{before}{after}")
-    attrs = (
-        " ".join(attrs.split()).removesuffix("/").rstrip()
-    )  # <img ... /> as written by nbconvert
+    # nbconvert writes <img ... />
+    attrs = " ".join(attrs.split()).removesuffix("/").rstrip()
     return (f'<img {attrs} src="{src}" width="{width}" height="{height}" loading="lazy" '
             'decoding="async">')  # fmt: skip
 
