@@ -101,7 +101,7 @@ _THEME_SCRIPT_PATCHES = (
 # their width and height stay in the tag, so the page keeps its layout while they load.
 _INLINE_IMAGE_MAX = 4096
 _DATA_PNG = re.compile(r'<img ([^>]*?)src="data:image/png;base64,([A-Za-z0-9+/=\s]+)"([^>]*)>')
-IMAGES = "assets/images"
+_IMAGES = "assets/images"  # where _png_as_file writes the pictures it takes out of pages
 _CLASS_ATTR = re.compile(r"""\bclass=["']([^"']*)["']""")
 _CLASS = re.compile(r"\.(-?[_a-zA-Z][\w-]*)")
 _NOT = re.compile(r":(?:not|where|is|has)\([^()]*\)")
@@ -173,7 +173,7 @@ def _png_as_file(match: re.Match[str], *, site: Path, page: Path) -> str:
     if len(png) <= _INLINE_IMAGE_MAX or png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
         return match.group(0)
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    name = f"{IMAGES}/{hashlib.sha256(png).hexdigest()[:16]}.png"
+    name = f"{_IMAGES}/{hashlib.sha256(png).hexdigest()[:16]}.png"
     (site / name).parent.mkdir(parents=True, exist_ok=True)
     (site / name).write_bytes(png)
     src = os.path.relpath(site / name, page.parent)
